@@ -1,0 +1,13 @@
+#pragma once
+// The gemel subcommands. Each takes its arguments (without the command name) and returns the
+// process exit code; user errors are thrown as gemel::Error and reported by main().
+#include <string>
+#include <vector>
+
+namespace gemel::cli {
+
+using Args = std::vector<std::string>;
+
+int runInspect(const Args& args);
+
+}  // namespace gemel::cli

@@ -1,0 +1,26 @@
+#pragma once
+// Helpers shared by the subcommands' option parsing (Boost.Program_options stays in .cpp files).
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include <boost/program_options.hpp>
+
+#include "gemel/cli/commands.h"
+
+namespace gemel::cli {
+
+namespace po = boost::program_options;
+
+// Parses `args` against `desc` plus the common options (--help, --log-level). Returns false
+// when --help was given (the help text is then printed). Throws UsageError on bad options.
+bool parseCommandLine(const std::string& command, const std::string& synopsis,
+                      po::options_description desc, const Args& args, po::variables_map& vm);
+
+// "resnet50:3" -> {"resnet50", 3}; "vgg16" -> {"vgg16", 1000}. Throws UsageError.
+std::pair<std::string, int> parseArchSpec(const std::string& spec);
+
+// 1536 -> "1.5 KiB"
+std::string humanBytes(int64_t bytes);
+
+}  // namespace gemel::cli

@@ -1,0 +1,78 @@
+#pragma once
+// The workload schema: what a user writes in a workload YAML file, after defaults are applied
+// and paths are resolved. Plain data; parsing lives in parser.h, checks in validator.h.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace gemel::config {
+
+enum class TaskKind { kClassification, kDetection };
+std::string toString(TaskKind kind);
+
+// Per-task input pipeline. Images are stored as uint8 and normalised on the device.
+struct Transforms {
+  std::vector<double> mean{0.485, 0.456, 0.406};
+  std::vector<double> std{0.229, 0.224, 0.225};
+  bool hflip = true;      // random horizontal flip while training
+  int crop_padding = 0;   // random crop after zero padding by this many pixels (0: off)
+};
+
+struct TaskConfig {
+  std::string name;
+  std::string arch;
+  TaskKind kind = TaskKind::kClassification;
+  int num_classes = 0;
+  std::string weights;       // absolute path, or empty: train from scratch
+  bool skip_head = false;    // load weights without the final classifier layer
+  std::string dataset;       // absolute path of the task's HDF5 dataset
+  bool dataset_explicit = false;
+  std::optional<double> unmerged_acc;
+  double accuracy_target = 0.95;  // fraction of unmerged accuracy to keep
+  int batch_size = 32;
+  int image_size = 224;
+  Transforms transforms;
+};
+
+struct SearchConfig {
+  std::string strategy = "greedy";  // greedy | all | manual
+  int epochs_per_trial = 4;
+  double seconds_per_trial = 0;     // 0: no time limit
+  double lr = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  int seed = 0;
+  std::vector<int> groups;          // manual: group indices as `gemel inspect` numbers them
+};
+
+struct Defaults {
+  double accuracy_target = 0.95;
+  int batch_size = 32;
+  int image_size = 224;
+};
+
+// Where each key came from, for error messages: "tasks[1].arch" -> line (1-based).
+using SourceLines = std::map<std::string, int>;
+
+struct Workload {
+  std::string name;
+  std::string source_file;   // the YAML file as the user named it
+  std::string base_dir;      // its directory: relative paths resolve against it
+  std::string datasets_dir;  // absolute
+  Defaults defaults;
+  SearchConfig search;
+  std::vector<TaskConfig> tasks;
+  SourceLines lines;
+
+  // "file:line" for a key path, or just the file when the key is absent from it.
+  std::string where(const std::string& key) const;
+  const TaskConfig* findTask(const std::string& name) const;
+};
+
+// The default dataset file name: the task name with its final "_<arch>" replaced by "_CL"
+// (classification) or "_OD" (detection), plus ".h5" — the convention of the original tool.
+std::string defaultDatasetName(const std::string& task_name, const std::string& arch,
+                               TaskKind kind);
+
+}  // namespace gemel::config

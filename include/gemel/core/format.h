@@ -1,0 +1,35 @@
+#pragma once
+// A tiny "{}" formatter for log lines and error messages. It exists so that public headers need
+// neither fmt nor spdlog (PyTorch 2.x ships a fmt that clashes with the system one); each "{}"
+// is replaced by the next argument written with operator<<.
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace gemel {
+namespace detail {
+
+inline void formatInto(std::ostringstream& out, std::string_view fmt) { out << fmt; }
+
+template <typename T, typename... Rest>
+void formatInto(std::ostringstream& out, std::string_view fmt, const T& first, const Rest&... rest) {
+  const auto pos = fmt.find("{}");
+  if (pos == std::string_view::npos) {
+    out << fmt;
+    return;
+  }
+  out << fmt.substr(0, pos) << first;
+  formatInto(out, fmt.substr(pos + 2), rest...);
+}
+
+}  // namespace detail
+
+template <typename... Args>
+std::string format(std::string_view fmt, const Args&... args) {
+  std::ostringstream out;
+  detail::formatInto(out, fmt, args...);
+  return out.str();
+}
+
+}  // namespace gemel

@@ -1,0 +1,22 @@
+#pragma once
+// The names of the architectures gemel knows, without LibTorch: the config validator and the
+// CLI use these to check user input before any model is built.
+#include <string>
+#include <vector>
+
+namespace gemel::models {
+
+// The arch name of a task whose model is a TorchScript module given by its weights file.
+inline constexpr const char* kTorchScriptArch = "torchscript";
+
+// Zoo architectures (torchvision-compatible), in the order they are listed to users.
+const std::vector<std::string>& zooArchs();
+bool isZooArch(const std::string& arch);
+// Zoo archs plus "torchscript".
+std::string knownArchList();
+// The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
+std::string headPrefix(const std::string& arch);
+// Smallest input side the arch accepts (five stride-2 stages need at least 32 pixels).
+int minImageSize(const std::string& arch);
+
+}  // namespace gemel::models

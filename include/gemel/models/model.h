@@ -1,0 +1,58 @@
+#pragma once
+// A task's network: a zoo architecture (torchvision-compatible names) or a TorchScript module.
+// The rest of gemel sees only this interface: forward, named tensors, and the layers with
+// weights that may be shared.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "gemel/models/layer_info.h"
+#include "gemel/models/state_dict.h"
+
+namespace gemel::models {
+
+struct LoadStateOptions {
+  bool skip_head = false;  // leave the final classifier layer as initialised (fine-tuning)
+  std::string source;      // file name for error messages
+};
+
+class Model {
+ public:
+  explicit Model(std::string arch) : arch_(std::move(arch)) {}
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const std::string& arch() const { return arch_; }
+
+  // images [N, 3, H, W] float, normalised -> logits [N, num_classes]
+  virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  virtual void train(bool on) = 0;
+  virtual void to(const torch::Device& device) = 0;
+
+  // Trainable parameters, then buffers (BatchNorm statistics), with torchvision's names.
+  virtual StateDict namedParameters() const = 0;
+  virtual StateDict namedBuffers() const = 0;
+  StateDict stateDict() const;
+  // Conv and Linear layers in definition order.
+  virtual std::vector<LayerInfo> layers() const = 0;
+  // The parameter-name prefix of the classifier head ("fc."), empty when unknown.
+  virtual std::string headPrefix() const = 0;
+
+  // Copies `state` into this model. Every missing, unexpected or wrongly shaped key is an
+  // InputError naming the key (head keys are skipped with options.skip_head).
+  void loadStateDict(const StateDict& state, const LoadStateOptions& options);
+  void loadWeightsFile(const std::string& path, bool skip_head);
+  void saveWeightsFile(const std::string& path) const;
+
+  int64_t parameterCount() const;
+  int64_t stateBytes() const;  // parameters and buffers
+
+ private:
+  std::string arch_;
+};
+
+}  // namespace gemel::models

@@ -1,0 +1,71 @@
+#include "gemel/cli/options.h"
+
+#include <cstdio>
+
+#include "gemel/core/error.h"
+#include "gemel/models/archs.h"
+
+namespace gemel::cli {
+
+std::pair<std::string, int> parseArchSpec(const std::string& spec) {
+  const auto colon = spec.find(':');
+  const auto arch = spec.substr(0, colon);
+  GEMEL_THROW_IF_NOT(models::isZooArch(arch), UsageError,
+                     "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "
+                     "followed by :num_classes)", spec, arch, models::knownArchList());
+  if (colon == std::string::npos) return {arch, 1000};
+  const auto count = spec.substr(colon + 1);
+  std::size_t used = 0;
+  int n = 0;
+  try {
+    n = std::stoi(count, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  GEMEL_THROW_IF_NOT(used == count.size() && n >= 1, UsageError,
+                     "--arch '{}': '{}' is not a number of classes; expected ARCH[:N] with N >= 1, "
+                     "e.g. resnet50:3", spec, count);
+  return {arch, n};
+}
+
+std::string humanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace gemel::cli
+
+#include <iostream>
+
+#include "gemel/core/log.h"
+
+namespace gemel::cli {
+
+bool parseCommandLine(const std::string& command, const std::string& synopsis,
+                      po::options_description desc, const Args& args, po::variables_map& vm) {
+  desc.add_options()
+      ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error or off")
+      ("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(std::string(e.what()) + "; run 'gemel " + command + " --help' for the options");
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: gemel " << command << " " << synopsis << "\n\n" << desc << "\n";
+    return false;
+  }
+  log::setLevel(log::parseLevel(vm["log-level"].as<std::string>()));
+  return true;
+}
+
+}  // namespace gemel::cli

@@ -1,0 +1,72 @@
+#include "gemel/config/dump.h"
+
+#include <yaml-cpp/yaml.h>
+
+namespace gemel::config {
+namespace {
+
+void emitNumbers(YAML::Emitter& out, const std::vector<double>& values) {
+  out << YAML::Flow << YAML::BeginSeq;
+  for (const double v : values) out << v;
+  out << YAML::EndSeq;
+}
+
+}  // namespace
+
+std::string dumpWorkload(const Workload& w) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << w.name;
+  out << YAML::Key << "datasets_dir" << YAML::Value << w.datasets_dir;
+  out << YAML::Key << "defaults" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "accuracy_target" << YAML::Value << w.defaults.accuracy_target;
+  out << YAML::Key << "batch_size" << YAML::Value << w.defaults.batch_size;
+  out << YAML::Key << "image_size" << YAML::Value << w.defaults.image_size;
+  out << YAML::EndMap;
+
+  const auto& s = w.search;
+  out << YAML::Key << "search" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "strategy" << YAML::Value << s.strategy;
+  out << YAML::Key << "epochs_per_trial" << YAML::Value << s.epochs_per_trial;
+  out << YAML::Key << "seconds_per_trial" << YAML::Value << s.seconds_per_trial;
+  out << YAML::Key << "lr" << YAML::Value << s.lr;
+  out << YAML::Key << "momentum" << YAML::Value << s.momentum;
+  out << YAML::Key << "weight_decay" << YAML::Value << s.weight_decay;
+  out << YAML::Key << "seed" << YAML::Value << s.seed;
+  if (!s.groups.empty()) {
+    out << YAML::Key << "groups" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const int g : s.groups) out << g;
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+
+  out << YAML::Key << "tasks" << YAML::Value << YAML::BeginSeq;
+  for (const auto& t : w.tasks) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << t.name;
+    out << YAML::Key << "arch" << YAML::Value << t.arch;
+    out << YAML::Key << "kind" << YAML::Value << toString(t.kind);
+    if (t.num_classes > 0) out << YAML::Key << "num_classes" << YAML::Value << t.num_classes;
+    if (!t.weights.empty()) out << YAML::Key << "weights" << YAML::Value << t.weights;
+    if (t.skip_head) out << YAML::Key << "skip_head" << YAML::Value << true;
+    out << YAML::Key << "dataset" << YAML::Value << t.dataset;
+    if (t.unmerged_acc) out << YAML::Key << "unmerged_acc" << YAML::Value << *t.unmerged_acc;
+    out << YAML::Key << "accuracy_target" << YAML::Value << t.accuracy_target;
+    out << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
+    out << YAML::Key << "image_size" << YAML::Value << t.image_size;
+    out << YAML::Key << "transforms" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "mean" << YAML::Value;
+    emitNumbers(out, t.transforms.mean);
+    out << YAML::Key << "std" << YAML::Value;
+    emitNumbers(out, t.transforms.std);
+    out << YAML::Key << "hflip" << YAML::Value << t.transforms.hflip;
+    out << YAML::Key << "crop_padding" << YAML::Value << t.transforms.crop_padding;
+    out << YAML::EndMap;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace gemel::config

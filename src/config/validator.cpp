@@ -1,0 +1,173 @@
+#include "gemel/config/validator.h"
+
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "gemel/models/archs.h"
+
+namespace fs = std::filesystem;
+
+namespace gemel::config {
+namespace {
+
+bool validName(const std::string& name) {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+template <typename T>
+std::string show(const T& value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+class Checker {
+ public:
+  Checker(const Workload& w, Problems& problems) : w_(w), problems_(problems) {}
+
+  void add(const std::string& key, const std::string& message) {
+    problems_.push_back(w_.where(key) + ": " + key + ": " + message);
+  }
+
+  void fraction(const std::string& key, double value) {
+    if (!(value > 0.0 && value <= 1.0)) {
+      add(key, "got " + show(value) + "; expected a fraction in (0, 1], e.g. 0.95");
+    }
+  }
+
+  void positive(const std::string& key, int value) {
+    if (value < 1) add(key, "got " + show(value) + "; expected a positive integer");
+  }
+
+ private:
+  const Workload& w_;
+  Problems& problems_;
+};
+
+void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
+               const LoadOptions& options) {
+  if (t.name.empty()) {
+    c.add(path + ".name", "missing; every task needs a unique name");
+  } else if (!validName(t.name)) {
+    c.add(path + ".name", "got '" + t.name + "'; expected letters, digits, '_', '-' or '.' only");
+  }
+  const bool script = t.arch == models::kTorchScriptArch;
+  if (t.arch.empty()) {
+    c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
+  } else if (!script && !models::isZooArch(t.arch)) {
+    c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
+                              models::knownArchList());
+  }
+  if (t.kind == TaskKind::kDetection && !t.arch.empty()) {
+    c.add(path + ".kind", "got 'detection', but arch '" + t.arch +
+                              "' is a classification model; use kind: classification");
+  }
+  if (!script && t.num_classes < 1) {
+    c.add(path + ".num_classes",
+          t.num_classes == 0 ? std::string("missing; expected the number of classes (>= 1)")
+                             : "got " + show(t.num_classes) + "; expected an integer >= 1");
+  }
+  if (script && t.weights.empty()) {
+    c.add(path + ".weights", "missing; arch 'torchscript' needs weights: the TorchScript module file");
+  }
+  if (!t.weights.empty()) {
+    if (!fs::exists(t.weights)) {
+      c.add(path + ".weights", "file '" + t.weights +
+                                   "' does not exist; fix the path (relative paths start at the "
+                                   "workload file's directory) or remove the key to train from scratch");
+    } else if (fs::is_directory(t.weights)) {
+      c.add(path + ".weights", "'" + t.weights + "' is a directory; expected a .pt file");
+    }
+  }
+  if (t.skip_head && t.weights.empty()) {
+    c.add(path + ".skip_head", "is true but the task has no weights; remove skip_head or add weights");
+  }
+  if (options.require_datasets && !t.dataset.empty() && !fs::exists(t.dataset)) {
+    c.add(path + (t.dataset_explicit ? ".dataset" : ".name"),
+          "dataset '" + t.dataset + "' does not exist; build it with gemel-data" +
+              (t.dataset_explicit ? std::string() : " or set the task's dataset key"));
+  }
+  if (t.unmerged_acc) c.fraction(path + ".unmerged_acc", *t.unmerged_acc);
+  c.fraction(path + ".accuracy_target", t.accuracy_target);
+  c.positive(path + ".batch_size", t.batch_size);
+  const int min_size = models::minImageSize(t.arch);
+  if (t.image_size < min_size) {
+    c.add(path + ".image_size", "got " + show(t.image_size) + "; expected at least " +
+                                    show(min_size) + " pixels for arch '" + t.arch + "'");
+  }
+  const auto& tr = t.transforms;
+  if (tr.mean.size() != 3) {
+    c.add(path + ".transforms.mean", "got " + show(tr.mean.size()) + " values; expected 3 (R, G, B)");
+  }
+  if (tr.std.size() != 3) {
+    c.add(path + ".transforms.std", "got " + show(tr.std.size()) + " values; expected 3 (R, G, B)");
+  }
+  for (const double s : tr.std) {
+    if (!(s > 0)) {
+      c.add(path + ".transforms.std", "got " + show(s) + "; expected positive values");
+      break;
+    }
+  }
+  if (tr.crop_padding < 0) {
+    c.add(path + ".transforms.crop_padding", "got " + show(tr.crop_padding) + "; expected >= 0");
+  }
+}
+
+}  // namespace
+
+void validateWorkload(const Workload& w, const LoadOptions& options, Problems& problems) {
+  Checker c(w, problems);
+  if (w.name.empty()) {
+    c.add("name", "missing; give the workload a name");
+  } else if (!validName(w.name)) {
+    c.add("name", "got '" + w.name + "'; expected letters, digits, '_', '-' or '.' only");
+  }
+  c.fraction("defaults.accuracy_target", w.defaults.accuracy_target);
+  c.positive("defaults.batch_size", w.defaults.batch_size);
+  c.positive("defaults.image_size", w.defaults.image_size);
+
+  const auto& s = w.search;
+  if (s.strategy != "greedy" && s.strategy != "all" && s.strategy != "manual") {
+    c.add("search.strategy", "got '" + s.strategy + "'; expected greedy, all or manual");
+  }
+  if (s.strategy == "manual" && s.groups.empty()) {
+    c.add("search.groups", "missing; strategy 'manual' needs the group numbers to share "
+                           "(as `gemel inspect` lists them)");
+  }
+  for (const int g : s.groups) {
+    if (g < 0) c.add("search.groups", "got " + show(g) + "; expected group numbers >= 0");
+  }
+  c.positive("search.epochs_per_trial", s.epochs_per_trial);
+  if (s.seconds_per_trial < 0) {
+    c.add("search.seconds_per_trial", "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");
+  }
+  if (!(s.lr > 0)) c.add("search.lr", "got " + show(s.lr) + "; expected a positive learning rate");
+  if (s.momentum < 0 || s.momentum >= 1) c.add("search.momentum", "got " + show(s.momentum) + "; expected a value in [0, 1)");
+  if (s.weight_decay < 0) c.add("search.weight_decay", "got " + show(s.weight_decay) + "; expected >= 0");
+
+  if (w.tasks.empty()) {
+    c.add("tasks", "missing or empty; expected a list of tasks, each with name, arch and num_classes");
+    return;
+  }
+  std::map<std::string, std::string> seen;  // task name -> key of its first use
+  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+    const auto path = "tasks[" + std::to_string(i) + "]";
+    const auto& t = w.tasks[i];
+    checkTask(c, t, path, options);
+    if (t.name.empty()) continue;
+    const auto [it, inserted] = seen.emplace(t.name, path);
+    if (!inserted) {
+      c.add(path + ".name", "duplicate task name '" + t.name + "' (first used by " + it->second +
+                                " at " + w.where(it->second + ".name") + "); task names must be unique");
+    }
+  }
+}
+
+}  // namespace gemel::config

@@ -1,0 +1,35 @@
+#include "gemel/models/archs.h"
+
+#include <algorithm>
+
+namespace gemel::models {
+
+const std::vector<std::string>& zooArchs() {
+  static const std::vector<std::string> archs = {
+      "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+      "vgg11",    "vgg11_bn", "vgg13",    "vgg13_bn",  "vgg16",
+      "vgg16_bn", "vgg19",    "vgg19_bn", "mobilenet_v2"};
+  return archs;
+}
+
+bool isZooArch(const std::string& arch) {
+  const auto& a = zooArchs();
+  return std::find(a.begin(), a.end(), arch) != a.end();
+}
+
+std::string knownArchList() {
+  std::string out;
+  for (const auto& a : zooArchs()) out += a + ", ";
+  return out + kTorchScriptArch;
+}
+
+std::string headPrefix(const std::string& arch) {
+  if (arch.rfind("resnet", 0) == 0) return "fc.";
+  if (arch.rfind("vgg", 0) == 0) return "classifier.6.";
+  if (arch == "mobilenet_v2") return "classifier.1.";
+  return "";
+}
+
+int minImageSize(const std::string& arch) { return isZooArch(arch) ? 32 : 1; }
+
+}  // namespace gemel::models

@@ -1,0 +1,163 @@
+#include "gemel/models/model.h"
+
+#include <torch/torch.h>
+
+#include <map>
+#include <sstream>
+
+#include "gemel/core/error.h"
+#include "gemel/models/archs.h"
+#include "gemel/models/torch_compat.h"
+#include "model_impl.h"
+
+namespace gemel::models {
+namespace {
+
+std::string shapeOf(const torch::Tensor& t) { return shapeString(t.sizes().vec()); }
+
+std::string listSome(const std::vector<std::string>& names) {
+  std::ostringstream out;
+  const std::size_t shown = std::min<std::size_t>(names.size(), 3);
+  for (std::size_t i = 0; i < shown; ++i) out << (i ? ", " : "") << "'" << names[i] << "'";
+  if (names.size() > shown) out << " and " << names.size() - shown << " more";
+  return out.str();
+}
+
+bool startsWith(const std::string& s, const std::string& prefix) {
+  return !prefix.empty() && s.rfind(prefix, 0) == 0;
+}
+
+}  // namespace
+
+LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const std::string& hyper) {
+  LayerInfo info;
+  info.module = module;
+  info.kind = kind;
+  info.params.push_back("weight");
+  info.shapes.push_back(weight.sizes().vec());
+  info.bytes = weight.numel() * static_cast<int64_t>(weight.element_size());
+  if (bias.defined()) {
+    info.params.push_back("bias");
+    info.shapes.push_back(bias.sizes().vec());
+    info.bytes += bias.numel() * static_cast<int64_t>(bias.element_size());
+  }
+  info.hyper = hyper;
+  return info;
+}
+
+StateDict Model::stateDict() const {
+  auto out = namedParameters();
+  for (auto& b : namedBuffers()) out.push_back(std::move(b));
+  return out;
+}
+
+void Model::loadStateDict(const StateDict& state, const LoadStateOptions& options) {
+  const auto source = options.source.empty() ? std::string("state_dict") : options.source;
+  const auto head = headPrefix();
+  GEMEL_THROW_IF_NOT(!options.skip_head || !head.empty(), InputError,
+                     "{}: skip_head is not available for arch '{}' (its head is unknown)", source, arch());
+  std::map<std::string, torch::Tensor> given(state.begin(), state.end());
+  std::vector<std::string> missing, mismatched;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (destination, source)
+  bool head_mismatch = false;
+  for (const auto& [name, dest] : stateDict()) {
+    const bool in_head = startsWith(name, head);
+    const auto it = given.find(name);
+    if (it == given.end()) {
+      if (!(options.skip_head && in_head)) missing.push_back(name);
+      continue;
+    }
+    const auto src = it->second;
+    given.erase(it);
+    if (options.skip_head && in_head) continue;
+    if (src.sizes() != dest.sizes()) {
+      mismatched.push_back(name + " (file " + shapeOf(src) + ", model " + shapeOf(dest) + ")");
+      head_mismatch = head_mismatch || in_head;
+      continue;
+    }
+    copies.emplace_back(dest, src);
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& kv : given) {
+    if (!(options.skip_head && startsWith(kv.first, head))) unexpected.push_back(kv.first);
+  }
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+    std::ostringstream out;
+    out << source << ": does not fit arch '" << arch() << "':";
+    if (!missing.empty()) out << " missing key " << listSome(missing) << ";";
+    if (!unexpected.empty()) out << " unexpected key " << listSome(unexpected) << ";";
+    if (!mismatched.empty()) out << " wrong shape for " << listSome(mismatched) << ";";
+    if (head_mismatch && missing.empty() && unexpected.empty() && mismatched.size() <= 2) {
+      out << " only the classifier head differs: check num_classes, or set skip_head: true to "
+             "fine-tune from these weights";
+    } else if (missing.size() + unexpected.size() > 2) {
+      out << " is it a weights file for another architecture? expected a state_dict of "
+             "torchvision's " << arch();
+    } else {
+      out << " fix the file or the task's arch/num_classes";
+    }
+    throw InputError(out.str());
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [dest, src] : copies) dest.copy_(src);
+}
+
+void Model::loadWeightsFile(const std::string& path, bool skip_head) {
+  loadStateDict(readStateDict(path), LoadStateOptions{skip_head, path});
+}
+
+void Model::saveWeightsFile(const std::string& path) const { writeStateDict(path, stateDict()); }
+
+int64_t Model::parameterCount() const {
+  int64_t n = 0;
+  for (const auto& kv : namedParameters()) n += kv.second.numel();
+  return n;
+}
+
+int64_t Model::stateBytes() const {
+  int64_t n = 0;
+  for (const auto& kv : stateDict()) n += kv.second.numel() * static_cast<int64_t>(kv.second.element_size());
+  return n;
+}
+
+// --- zoo models ---
+
+ZooModel::ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net)
+    : Model(arch), net_(std::move(net)) {}
+
+torch::Tensor ZooModel::forward(const torch::Tensor& images) { return net_->forward(images); }
+void ZooModel::train(bool on) { net_->train(on); }
+void ZooModel::to(const torch::Device& device) { net_->to(device); }
+
+StateDict ZooModel::namedParameters() const {
+  StateDict out;
+  for (const auto& kv : net_->named_parameters(true)) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+StateDict ZooModel::namedBuffers() const {
+  StateDict out;
+  for (const auto& kv : net_->named_buffers(true)) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+std::vector<LayerInfo> ZooModel::layers() const {
+  std::vector<LayerInfo> out;
+  for (const auto& kv : net_->named_modules("", false)) {
+    const auto& m = kv.value();
+    if (const auto* c = m->as<torch::nn::Conv2d>()) {
+      const auto& o = c->options;
+      std::string hyper = "p" + compat::convPadding(o) + " d" + std::to_string((*o.dilation())[0]) +
+                          "," + std::to_string((*o.dilation())[1]) + " g" + std::to_string(o.groups());
+      out.push_back(makeLayerInfo(kv.key(), LayerKind::kConv2d, c->weight, c->bias, hyper));
+    } else if (const auto* l = m->as<torch::nn::Linear>()) {
+      out.push_back(makeLayerInfo(kv.key(), LayerKind::kLinear, l->weight, l->bias, ""));
+    }
+  }
+  return out;
+}
+
+std::string ZooModel::headPrefix() const { return models::headPrefix(arch()); }
+
+}  // namespace gemel::models

@@ -1,0 +1,49 @@
+#pragma once
+// The two Model implementations, internal to the models module.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include "gemel/models/model.h"
+#include "nets.h"
+
+namespace gemel::models {
+
+LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const std::string& hyper);
+
+class ZooModel final : public Model {
+ public:
+  ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net);
+  torch::Tensor forward(const torch::Tensor& images) override;
+  void train(bool on) override;
+  void to(const torch::Device& device) override;
+  StateDict namedParameters() const override;
+  StateDict namedBuffers() const override;
+  std::vector<LayerInfo> layers() const override;
+  std::string headPrefix() const override;
+
+ private:
+  std::shared_ptr<NetImpl> net_;
+};
+
+// A TorchScript module (torch.jit.script or torch.jit.trace output). Its Conv2d and Linear
+// submodules are found by type name; hyper-parameters come from the module's constants, which
+// scripted modules keep and traced ones do not ("hp?" then, so traced layers only share with
+// traced layers of the same shape).
+class ScriptModel final : public Model {
+ public:
+  ScriptModel(std::string path, torch::jit::Module module);
+  torch::Tensor forward(const torch::Tensor& images) override;
+  void train(bool on) override;
+  void to(const torch::Device& device) override;
+  StateDict namedParameters() const override;
+  StateDict namedBuffers() const override;
+  std::vector<LayerInfo> layers() const override;
+  std::string headPrefix() const override;
+
+ private:
+  std::string path_;
+  mutable torch::jit::Module module_;
+};
+
+}  // namespace gemel::models

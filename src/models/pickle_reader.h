@@ -1,0 +1,41 @@
+#pragma once
+// A strict reader for the pickles inside torch.save archives (data.pkl). LibTorch's own
+// torch::pickle_load cannot read a state_dict saved from Python (it trips on the OrderedDict's
+// _metadata attribute), so we run the small subset of the pickle machine that torch.save emits:
+// containers, scalars, the tensor rebuild functions and persistent storage ids. Anything else
+// is an error naming the opcode and offset, never a guess.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace gemel::models::pickle {
+
+struct Value;
+using ValuePtr = std::shared_ptr<Value>;
+
+struct Value {
+  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTuple, kList, kDict, kGlobal,
+                    kStorage, kTensor, kObject };
+  Kind kind = Kind::kNone;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;                                  // string, bytes, global "module.name", object type
+  std::vector<ValuePtr> items;                    // tuple, list, object args
+  std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // ordered
+  torch::Tensor tensor;                           // storage (1-D) or tensor
+};
+
+// Loads the storage with the given key and dtype holding `numel` elements.
+using StorageLoader = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype,
+                                                  int64_t numel)>;
+
+// Runs the pickle in `data`; throws InputError mentioning `source` on anything unsupported.
+ValuePtr unpickle(const std::vector<char>& data, const StorageLoader& load_storage,
+                  const std::string& source);
+
+}  // namespace gemel::models::pickle

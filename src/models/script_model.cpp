@@ -1,0 +1,107 @@
+#include <sstream>
+
+#include "gemel/core/error.h"
+#include "model_impl.h"
+
+namespace gemel::models {
+namespace {
+
+bool endsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string typeName(const torch::jit::Module& m) {
+  const auto name = m.type()->name();
+  return name ? name->qualifiedName() : "";
+}
+
+// A conv hyper-parameter from the module's constants (scripted) or attributes; "?" if neither.
+std::string hyperValue(const torch::jit::Module& m, const std::string& key) {
+  c10::IValue v;
+  if (m.type()->hasConstant(key)) {
+    v = m.type()->getConstant(key);
+  } else if (m.hasattr(key)) {
+    v = m.attr(key);
+  } else {
+    return "?";
+  }
+  std::ostringstream out;
+  if (v.isTuple()) {
+    const auto& elems = v.toTupleRef().elements();
+    for (std::size_t i = 0; i < elems.size(); ++i) out << (i ? "," : "") << elems[i];
+  } else if (v.isIntList()) {
+    const auto list = v.toIntVector();
+    for (std::size_t i = 0; i < list.size(); ++i) out << (i ? "," : "") << list[i];
+  } else {
+    out << v;
+  }
+  return out.str();
+}
+
+torch::Tensor optionalTensor(const torch::jit::Module& m, const std::string& key) {
+  if (!m.hasattr(key)) return {};
+  const auto v = m.attr(key);
+  return v.isTensor() ? v.toTensor() : torch::Tensor();
+}
+
+}  // namespace
+
+ScriptModel::ScriptModel(std::string path, torch::jit::Module module)
+    : Model("torchscript"), path_(std::move(path)), module_(std::move(module)) {}
+
+torch::Tensor ScriptModel::forward(const torch::Tensor& images) {
+  const auto out = module_.forward({images});
+  GEMEL_THROW_IF_NOT(out.isTensor(), InputError,
+                     "{}: the TorchScript module's forward returned {}, not a tensor of logits; "
+                     "a classification module must return [N, num_classes]", path_, out.tagKind());
+  return out.toTensor();
+}
+
+void ScriptModel::train(bool on) { module_.train(on); }
+void ScriptModel::to(const torch::Device& device) { module_.to(device); }
+
+StateDict ScriptModel::namedParameters() const {
+  StateDict out;
+  for (const auto& p : module_.named_parameters(true)) out.emplace_back(p.name, p.value);
+  return out;
+}
+
+StateDict ScriptModel::namedBuffers() const {
+  StateDict out;
+  for (const auto& b : module_.named_buffers(true)) out.emplace_back(b.name, b.value);
+  return out;
+}
+
+std::vector<LayerInfo> ScriptModel::layers() const {
+  std::vector<LayerInfo> out;
+  for (const auto& item : module_.named_modules()) {
+    const auto type = typeName(item.value);
+    const bool conv = endsWith(type, "torch.nn.modules.conv.Conv2d");
+    const bool linear = endsWith(type, "torch.nn.modules.linear.Linear");
+    if (!conv && !linear) continue;
+    const auto weight = optionalTensor(item.value, "weight");
+    if (!weight.defined()) continue;
+    const auto bias = optionalTensor(item.value, "bias");
+    std::string hyper;
+    if (conv) {
+      const auto p = hyperValue(item.value, "padding");
+      const auto d = hyperValue(item.value, "dilation");
+      const auto g = hyperValue(item.value, "groups");
+      hyper = (p == "?" || d == "?" || g == "?") ? "hp?" : "p" + p + " d" + d + " g" + g;
+    }
+    out.push_back(makeLayerInfo(item.name, conv ? LayerKind::kConv2d : LayerKind::kLinear, weight,
+                                bias, hyper));
+  }
+  return out;
+}
+
+std::string ScriptModel::headPrefix() const {
+  // The last Linear layer is the classifier head.
+  std::string head;
+  for (const auto& layer : layers()) {
+    if (layer.kind == LayerKind::kLinear) head = layer.module + ".";
+  }
+  return head;
+}
+
+}  // namespace gemel::models

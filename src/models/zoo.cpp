@@ -1,0 +1,51 @@
+#include "gemel/models/zoo.h"
+
+#include "gemel/config/workload.h"
+#include "gemel/core/error.h"
+#include "gemel/models/archs.h"
+#include "model_impl.h"
+
+namespace gemel::models {
+
+std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) {
+  GEMEL_THROW_IF_NOT(isZooArch(arch), ConfigError, "arch '{}' is not a zoo architecture; known: {}",
+                     arch, knownArchList());
+  GEMEL_THROW_IF_NOT(num_classes >= 1, ConfigError,
+                     "arch '{}': num_classes is {}; expected an integer >= 1", arch, num_classes);
+  std::shared_ptr<NetImpl> net;
+  if (arch.rfind("resnet", 0) == 0) {
+    net = makeResNet(arch, num_classes);
+  } else if (arch.rfind("vgg", 0) == 0) {
+    net = makeVgg(arch, num_classes);
+  } else {
+    net = makeMobileNetV2(num_classes);
+  }
+  return std::make_unique<ZooModel>(arch, std::move(net));
+}
+
+std::unique_ptr<Model> loadScriptModel(const std::string& path) {
+  GEMEL_THROW_IF_NOT(isTorchScriptFile(path), InputError,
+                     "{}: is not a TorchScript module (it looks like a torch.save file); save the "
+                     "model with torch.jit.save(torch.jit.script(model), path), or give its arch",
+                     path);
+  try {
+    return std::make_unique<ScriptModel>(path, torch::jit::load(path, torch::kCPU));
+  } catch (const c10::Error& e) {
+    throw InputError(format("{}: the TorchScript module cannot be loaded: {}", path, e.what_without_backtrace()));
+  }
+}
+
+std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
+  if (task.arch == kTorchScriptArch) return loadScriptModel(task.weights);
+  auto model = createZooModel(task.arch, task.num_classes);
+  if (!task.weights.empty()) {
+    try {
+      model->loadWeightsFile(task.weights, task.skip_head);
+    } catch (const InputError& e) {
+      throw InputError(format("task '{}' (key weights): {}", task.name, e.what()));
+    }
+  }
+  return model;
+}
+
+}  // namespace gemel::models

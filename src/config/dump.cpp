@@ -15,6 +15,7 @@ void emitNumbers(YAML::Emitter& out, const std::vector<double>& values) {
 
 std::string dumpWorkload(const Workload& w) {
   YAML::Emitter out;
+  out.SetDoublePrecision(10);  // 0.95, not 0.94999999999999996
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << w.name;
   out << YAML::Key << "datasets_dir" << YAML::Value << w.datasets_dir;

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "gemel/core/error.h"
@@ -58,6 +59,7 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
   GEMEL_THROW_IF_NOT(!options.skip_head || !head.empty(), InputError,
                      "{}: skip_head is not available for arch '{}' (its head is unknown)", source, arch());
   std::map<std::string, torch::Tensor> given(state.begin(), state.end());
+  std::set<std::string> used;
   std::vector<std::string> missing, mismatched;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (destination, source)
   bool head_mismatch = false;
@@ -68,9 +70,9 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
       if (!(options.skip_head && in_head)) missing.push_back(name);
       continue;
     }
-    const auto src = it->second;
-    given.erase(it);
+    used.insert(name);
     if (options.skip_head && in_head) continue;
+    const auto& src = it->second;
     if (src.sizes() != dest.sizes()) {
       mismatched.push_back(name + " (file " + shapeOf(src) + ", model " + shapeOf(dest) + ")");
       head_mismatch = head_mismatch || in_head;
@@ -78,9 +80,11 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
     }
     copies.emplace_back(dest, src);
   }
-  std::vector<std::string> unexpected;
-  for (const auto& kv : given) {
-    if (!(options.skip_head && startsWith(kv.first, head))) unexpected.push_back(kv.first);
+  std::vector<std::string> unexpected;  // in the file's order
+  for (const auto& kv : state) {
+    if (!used.count(kv.first) && !(options.skip_head && startsWith(kv.first, head))) {
+      unexpected.push_back(kv.first);
+    }
   }
   if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
     std::ostringstream out;

@@ -10,6 +10,8 @@ bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
 std::string typeName(const torch::jit::Module& m) {
   const auto name = m.type()->name();
   return name ? name->qualifiedName() : "";
@@ -76,8 +78,10 @@ std::vector<LayerInfo> ScriptModel::layers() const {
   std::vector<LayerInfo> out;
   for (const auto& item : module_.named_modules()) {
     const auto type = typeName(item.value);
-    const bool conv = endsWith(type, "torch.nn.modules.conv.Conv2d");
-    const bool linear = endsWith(type, "torch.nn.modules.linear.Linear");
+    // Scripting mangles the names of differently-configured copies of a class:
+    // "__torch__.torch.nn.modules.conv.___torch_mangle_3.Conv2d".
+    const bool conv = contains(type, "torch.nn.modules.conv.") && endsWith(type, ".Conv2d");
+    const bool linear = contains(type, "torch.nn.modules.linear.") && endsWith(type, ".Linear");
     if (!conv && !linear) continue;
     const auto weight = optionalTensor(item.value, "weight");
     if (!weight.defined()) continue;

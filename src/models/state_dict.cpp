@@ -1,7 +1,9 @@
 #include "gemel/models/state_dict.h"
 
-#include <torch/serialize.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "gemel/core/error.h"
@@ -116,13 +118,141 @@ StateDict readStateDict(const std::string& path) {
   return out;
 }
 
-void writeStateDict(const std::string& path, const StateDict& state) {
-  c10::Dict<std::string, torch::Tensor> dict;
-  for (const auto& [name, tensor] : state) {
-    dict.insert(name, tensor.detach().to(torch::kCPU).contiguous().clone());
+namespace {
+
+// Writes the pickle that Python's torch.save(model.state_dict()) writes (protocol 2): an
+// OrderedDict of torch._utils._rebuild_tensor_v2 calls over persistent storage ids. We do not
+// use torch::pickle_save: it wraps the dict in torch.jit._pickle.restore_type_tag, which
+// torch.load's default weights_only mode (PyTorch >= 2.6) refuses.
+class StateDictPickler {
+ public:
+  void proto() { out_ += "\x80\x02"; }
+  void global(const std::string& module, const std::string& name) { out_ += "c" + module + "\n" + name + "\n"; }
+  void mark() { out_ += '('; }
+  void op(char code) { out_ += code; }
+  void string(const std::string& s) {
+    out_ += 'X';
+    appendLittle(static_cast<uint32_t>(s.size()));
+    out_ += s;
   }
-  const auto bytes = torch::pickle_save(dict);
-  writeFileAtomic(path, bytes.data(), bytes.size());
+  void integer(int64_t v) {
+    if (v >= 0 && v < 256) {
+      out_ += 'K';
+      out_ += static_cast<char>(v);
+    } else if (v >= 0 && v < 65536) {
+      out_ += 'M';
+      appendLittle(static_cast<uint16_t>(v));
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+      out_ += 'J';
+      appendLittle(static_cast<int32_t>(v));
+    } else {
+      out_ += "\x8a\x08";  // LONG1, 8 bytes two's complement
+      appendLittle(v);
+    }
+  }
+  void ints(const std::vector<int64_t>& values) {
+    mark();
+    for (const auto v : values) integer(v);
+    op('t');
+  }
+  void emptyOrderedDict() {
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+  }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  template <typename T>
+  void appendLittle(T v) {
+    char buf[sizeof(T)];
+    std::memcpy(buf, &v, sizeof(T));  // little-endian hosts only (x86-64, aarch64)
+    out_.append(buf, sizeof(T));
+  }
+  std::string out_;
+};
+
+std::string storageTypeName(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat: return "FloatStorage";
+    case torch::kDouble: return "DoubleStorage";
+    case torch::kHalf: return "HalfStorage";
+    case torch::kBFloat16: return "BFloat16Storage";
+    case torch::kLong: return "LongStorage";
+    case torch::kInt: return "IntStorage";
+    case torch::kShort: return "ShortStorage";
+    case torch::kChar: return "CharStorage";
+    case torch::kByte: return "ByteStorage";
+    case torch::kBool: return "BoolStorage";
+    default: break;
+  }
+  throw InputError(format("cannot save a tensor of dtype {} in a state_dict file", c10::toString(dtype)));
+}
+
+}  // namespace
+
+void writeStateDict(const std::string& path, const StateDict& state) {
+  std::vector<torch::Tensor> tensors;
+  StateDictPickler p;
+  p.proto();
+  p.emptyOrderedDict();
+  p.mark();
+  for (const auto& [name, tensor] : state) {
+    GEMEL_ASSERT(tensor.defined(), "state_dict entry '{}' is undefined", name);
+    const auto t = tensor.detach().to(torch::kCPU).contiguous();
+    const auto key = std::to_string(tensors.size());
+    p.string(name);
+    p.global("torch._utils", "_rebuild_tensor_v2");
+    p.mark();
+    p.mark();
+    p.string("storage");
+    p.global("torch", storageTypeName(t.scalar_type()));
+    p.string(key);
+    p.string("cpu");
+    p.integer(t.numel());
+    p.op('t');
+    p.op('Q');           // BINPERSID
+    p.integer(0);        // storage offset
+    p.ints(t.sizes().vec());
+    p.ints(t.strides().vec());
+    p.op('\x89');        // requires_grad = False
+    p.emptyOrderedDict();  // backward hooks
+    p.op('t');
+    p.op('R');
+    tensors.push_back(t);
+  }
+  p.op('u');  // SETITEMS
+  p.op('.');  // STOP
+
+  const auto parent = std::filesystem::path(path).parent_path();
+  GEMEL_THROW_IF_NOT(parent.empty() || std::filesystem::is_directory(parent), InputError,
+                     "{}: cannot be written: directory '{}' does not exist; create it first", path,
+                     parent.string());
+  const auto temp = tempPathFor(path);
+  TempFileGuard guard(temp);
+  std::FILE* file = std::fopen(temp.c_str(), "wb");
+  GEMEL_THROW_IF_NOT(file != nullptr, InputError,
+                     "{}: cannot be written; check that its directory is writable", path);
+  bool ok = true;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+      ok = ok && std::fwrite(data, 1, size, file) == size;
+      return size;
+    });
+    writer.writeRecord("data.pkl", p.bytes().data(), p.bytes().size());
+    writer.writeRecord("byteorder", "little", 6);
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+      const auto& t = tensors[i];
+      writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.numel() * t.element_size());
+    }
+    writer.writeEndOfFile();
+  }
+  ok = std::fflush(file) == 0 && ok;
+  ok = ::fsync(::fileno(file)) == 0 && ok;
+  ok = std::fclose(file) == 0 && ok;
+  GEMEL_THROW_IF_NOT(ok, InputError, "{}: write failed; is the disk full?", path);
+  commitTempFile(temp, path);
+  guard.release();
 }
 
 }  // namespace gemel::models

@@ -1,0 +1,163 @@
+// The gemel executable as a user runs it: bad inputs give one clear message and their exit
+// code; good inputs print the inspect table or JSON.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "gemel/models/zoo.h"
+#include "test_support.h"
+
+namespace gemel {
+namespace {
+
+using gemel::testing::run;
+using gemel::testing::shellQuote;
+using gemel::testing::TempDir;
+using gemel::testing::writeText;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    models::createZooModel("resnet18", 2)->saveWeightsFile(dir_->file("r18_2.pt"));
+    models::createZooModel("mobilenet_v2", 2)->saveWeightsFile(dir_->file("mnv2_2.pt"));
+    // a weights file cut in half, as an interrupted copy leaves it
+    std::filesystem::copy_file(dir_->file("r18_2.pt"), dir_->file("cut.pt"));
+    std::filesystem::resize_file(dir_->file("cut.pt"), std::filesystem::file_size(dir_->file("cut.pt")) / 2);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  // Writes `yaml` as a workload next to the weight files and runs gemel with `args`.
+  static testing::CommandResult gemel(const std::string& args, const std::string& yaml = "") {
+    if (!yaml.empty()) writeText(dir_->file("w.yaml"), yaml);
+    return run(shellQuote(GEMEL_BINARY) + " " + args);
+  }
+  static std::string config() { return "inspect --config " + shellQuote(dir_->file("w.yaml")); }
+
+  static TempDir* dir_;
+};
+TempDir* Cli::dir_ = nullptr;
+
+// Each bad input: its exit code and the words the message must contain.
+struct BadInput {
+  const char* name;
+  const char* yaml;  // empty: args only
+  const char* args;  // appended; "@" stands for the config flags
+  int exit_code;
+  std::vector<const char*> says;
+};
+
+// gtest prints the case's name instead of its bytes.
+void PrintTo(const BadInput& input, std::ostream* os) { *os << input.name; }
+
+class CliBadInput : public Cli, public ::testing::WithParamInterface<BadInput> {};
+
+TEST_P(CliBadInput, GivesOneClearErrorAndItsExitCode) {
+  const auto& c = GetParam();
+  std::string args = c.args;
+  if (args == "@") args = config();
+  const auto r = gemel(args, c.yaml);
+  EXPECT_EQ(r.exit_code, c.exit_code) << r.output;
+  for (const char* s : c.says) EXPECT_NE(r.output.find(s), std::string::npos) << "missing '" << s << "' in:\n" << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+}
+
+const char* kTask = "name: w\ntasks:\n  - name: cars_resnet18\n    arch: resnet18\n    num_classes: 2\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Inputs, CliBadInput,
+    ::testing::Values(
+        BadInput{"MalformedYaml", "name: w\ntasks:\n  - name: a\n   arch: [resnet18\n", "@", 3,
+                 {"error:", "w.yaml:", "malformed YAML"}},
+        BadInput{"UnknownArch", "name: w\ntasks:\n  - {name: a, arch: resnet51, num_classes: 2}\n", "@", 3,
+                 {"w.yaml:3: tasks[0].arch: got 'resnet51', which is not a known arch; expected one of: resnet18, resnet34"}},
+        BadInput{"DuplicateTaskNames",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n  - {name: a, arch: vgg11, num_classes: 2}\n",
+                 "@", 3, {"w.yaml:4: tasks[1].name: duplicate task name 'a' (first used by tasks[0]"}},
+        BadInput{"TargetOutOfRange", "name: w\ndefaults: {accuracy_target: 0}\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n",
+                 "@", 3, {"defaults.accuracy_target: got 0; expected a fraction in (0, 1]"}},
+        BadInput{"MissingWeightsFile", "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: gone.pt}\n",
+                 "@", 3, {"tasks[0].weights: file '", "gone.pt' does not exist"}},
+        BadInput{"UnknownKey", "name: w\ntasks:\n  - {name: a, arch: resnet18, num_class: 2}\n", "@", 3,
+                 {"tasks[0].num_class: unknown key; expected one of: name, arch", "tasks[0].num_classes: missing"}},
+        BadInput{"WrongType", "name: w\ndefaults:\n  batch_size: lots\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n",
+                 "@", 3, {"w.yaml:3: defaults.batch_size: got 'lots'; expected an integer"}},
+        BadInput{"EveryProblemAtOnce",
+                 "name: w\nsearch: {strategy: fastest}\ntasks:\n  - {name: 'bad name', arch: vgg, num_classes: -1}\n",
+                 "@", 3, {"4 problems in workload", "search.strategy: got 'fastest'", "tasks[0].name: got 'bad name'",
+                          "tasks[0].arch: got 'vgg'", "tasks[0].num_classes: got -1"}},
+        BadInput{"MissingConfigFile", "", "inspect --config /nonexistent/workload.yaml", 3,
+                 {"/nonexistent/workload.yaml: no such workload file"}},
+        BadInput{"NoTasks", "name: w\n", "@", 3, {"tasks: missing or empty"}},
+        BadInput{"WeightsOfAnotherArch",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: mnv2_2.pt}\n", "@", 4,
+                 {"task 'a' (key weights):", "mnv2_2.pt: does not fit arch 'resnet18': missing key 'conv1.weight'",
+                  "another architecture"}},
+        BadInput{"HeadOfAnotherSize",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: r18_2.pt}\n", "@", 4,
+                 {"wrong shape for 'fc.weight (file [2,512], model [5,512])'", "skip_head: true"}},
+        BadInput{"TruncatedWeights",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: cut.pt}\n", "@", 4,
+                 {"cut.pt: not a PyTorch zip archive"}},
+        BadInput{"ConfigGivenAsWeights",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: w.yaml}\n", "@", 4,
+                 {"w.yaml: not a PyTorch zip archive"}},
+        BadInput{"StateDictAsTorchScript",
+                 "name: w\ntasks:\n  - {name: a, arch: torchscript, weights: r18_2.pt}\n", "@", 4,
+                 {"r18_2.pt: is not a TorchScript module"}},
+        BadInput{"BadArchSpec", "", "inspect --arch resnet50:zero", 2, {"--arch 'resnet50:zero'", "ARCH[:N]"}},
+        BadInput{"UnknownArchSpec", "", "inspect --arch alexnet", 2, {"'alexnet' is not a zoo arch"}},
+        BadInput{"ConfigAndArch", "", "inspect --arch vgg11 --config x.yaml", 2, {"not both"}},
+        BadInput{"UnknownOption", "", "inspect --arhc vgg11", 2, {"unrecognised option '--arhc'", "gemel inspect --help"}},
+        BadInput{"UnknownCommand", "", "merg", 2, {"'merg' is not a gemel command"}}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(Cli, SkipHeadLoadsWeightsWithAnotherHead) {
+  const auto r = gemel(config(), "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: r18_2.pt, skip_head: true}\n");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+TEST_F(Cli, InspectPrintsTotalsAndGroupsLargestFirst) {
+  const auto r = gemel("inspect --arch resnet18 --arch resnet34:3 --top 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("total weight bytes:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sharing every shareable layer saves"), std::string::npos) << r.output;
+  // resnet18's three 512x512 convs pair with resnet34's first three: the largest group
+  EXPECT_NE(r.output.find("27.0 MiB     3  resnet18,resnet34                        conv2d weight[512,512,3,3]"),
+            std::string::npos) << r.output;
+}
+
+TEST_F(Cli, InspectJsonIsValidAndConsistent) {
+  const auto json_file = dir_->file("inspect.json");
+  const auto r = run(shellQuote(GEMEL_BINARY) + " inspect --json --arch resnet50:3 --arch vgg16:2 --arch resnet50 > " +
+                     shellQuote(json_file));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Python's json module checks the syntax; the sums are checked against the groups.
+  const auto check = run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(R"(
+import json, sys
+d = json.load(open(sys.argv[1]))
+groups = d['groups']
+assert d['total_bytes'] > 0 and len(d['models']) == 3, d['models']
+assert [m['name'] for m in d['models']] == ['resnet50_1', 'vgg16', 'resnet50_2'], d['models']
+assert sum(g['bytes_saved'] for g in groups) == d['savings_bytes']
+assert all(a['bytes_saved'] >= b['bytes_saved'] for a, b in zip(groups, groups[1:]))
+for g in groups:
+    assert set(g) >= {'signature', 'models', 'instances', 'bytes_saved'}, g
+    for inst in g['instances']:
+        assert [m.split(':')[0] for m in inst] == g['models'], (inst, g['models'])
+    assert g['bytes_saved'] == (len(g['models']) - 1) * g['layer_bytes'] * len(g['instances'])
+print(d['savings_bytes'], d['total_bytes'])
+)") + " " + shellQuote(json_file));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+TEST_F(Cli, DumpConfigPrintsTheResolvedWorkload) {
+  const auto r = gemel(config() + " --dump-config", kTask);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("accuracy_target: 0.95"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dataset: " + dir_->file("cars_CL.h5")), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace gemel

@@ -1,0 +1,173 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "gemel/config/dump.h"
+#include "gemel/config/parser.h"
+#include "gemel/core/error.h"
+#include "test_support.h"
+
+namespace gemel::config {
+namespace {
+
+using gemel::testing::TempDir;
+using gemel::testing::writeText;
+
+// Loads YAML text from a temp file; returns the ConfigError message ("" if it loaded).
+std::string loadError(const TempDir& dir, const std::string& yaml) {
+  const auto path = dir.file("w.yaml");
+  writeText(path, yaml);
+  try {
+    loadWorkload(path);
+    return "";
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+}
+
+constexpr const char* kValid = R"(name: demo
+defaults:
+  accuracy_target: 0.9
+  batch_size: 8
+tasks:
+  - name: cars_main_resnet18
+    arch: resnet18
+    num_classes: 2
+  - name: people_vgg11
+    arch: vgg11
+    num_classes: 3
+    batch_size: 4
+    dataset: custom/people.h5
+)";
+
+TEST(Config, ExamplesLoad) {
+  for (const char* name : {"small.yaml", "mixed.yaml"}) {
+    const auto w = loadWorkload(std::string(GEMEL_SOURCE_DIR) + "/configs/examples/" + name);
+    EXPECT_GE(w.tasks.size(), 4u) << name;
+  }
+}
+
+TEST(Config, AppliesDefaultsAndOverrides) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"), kValid);
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  ASSERT_EQ(w.tasks.size(), 2u);
+  EXPECT_DOUBLE_EQ(w.tasks[0].accuracy_target, 0.9);
+  EXPECT_EQ(w.tasks[0].batch_size, 8);
+  EXPECT_EQ(w.tasks[1].batch_size, 4);
+  EXPECT_EQ(w.tasks[0].image_size, 224);
+  EXPECT_FALSE(w.tasks[0].unmerged_acc.has_value());
+  EXPECT_EQ(w.search.strategy, "greedy");
+}
+
+TEST(Config, DefaultDatasetFollowsTheNamingConvention) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"), kValid);
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  const auto base = std::filesystem::path(dir.path());
+  EXPECT_EQ(w.tasks[0].dataset, (base / "cars_main_CL.h5").string());
+  EXPECT_EQ(w.tasks[1].dataset, (base / "custom/people.h5").string());
+  EXPECT_EQ(defaultDatasetName("peds_yolov3", "yolov3", TaskKind::kDetection), "peds_OD.h5");
+  EXPECT_EQ(defaultDatasetName("plain", "resnet18", TaskKind::kClassification), "plain_CL.h5");
+}
+
+TEST(Config, DatasetsDirOverrideResolvesDatasets) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"), kValid);
+  LoadOptions options;
+  options.datasets_dir = dir.file("elsewhere");
+  const auto w = loadWorkload(dir.file("w.yaml"), options);
+  EXPECT_EQ(w.tasks[0].dataset, dir.file("elsewhere") + "/cars_main_CL.h5");
+}
+
+TEST(Config, DumpLoadsBackToTheSameWorkload) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"), kValid);
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  const auto dumped = dumpWorkload(w);
+  writeText(dir.file("dumped.yaml"), dumped);
+  const auto again = loadWorkload(dir.file("dumped.yaml"));
+  EXPECT_EQ(dumpWorkload(again), dumped);
+  EXPECT_NE(dumped.find("accuracy_target: 0.9\n"), std::string::npos) << dumped;
+}
+
+TEST(Config, ReportsEveryProblemWithLineKeyValueAndExpectation) {
+  TempDir dir;
+  const auto msg = loadError(dir, R"(name: demo
+defaults:
+  accuracy_target: 1.5
+tasks:
+  - name: a_resnet18
+    arch: resnet5
+    num_classes: 2
+  - name: a_resnet18
+    arch: resnet18
+    num_clases: 2
+    batch_size: many
+)");
+  EXPECT_NE(msg.find("problems in workload"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:3: defaults.accuracy_target: got 1.5; expected a fraction in (0, 1]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:6: tasks[0].arch: got 'resnet5', which is not a known arch; expected one of: resnet18"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:8: tasks[1].name: duplicate task name 'a_resnet18'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:10: tasks[1].num_clases: unknown key"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:11: tasks[1].batch_size: got 'many'; expected an integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tasks[1].num_classes: missing"), std::string::npos) << msg;
+}
+
+TEST(Config, MalformedYamlNamesLineAndColumn) {
+  TempDir dir;
+  const auto msg = loadError(dir, "name: demo\ntasks: [\n  - name: x\n");
+  EXPECT_NE(msg.find("malformed YAML"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:"), std::string::npos) << msg;
+}
+
+TEST(Config, MissingWeightsAndDatasetsAreReported) {
+  TempDir dir;
+  const std::string yaml = R"(name: demo
+tasks:
+  - name: cars_resnet18
+    arch: resnet18
+    num_classes: 2
+    weights: nowhere/cars.pt
+)";
+  const auto msg = loadError(dir, yaml);
+  EXPECT_NE(msg.find("w.yaml:6: tasks[0].weights: file '" + dir.path() + "/nowhere/cars.pt' does not exist"),
+            std::string::npos) << msg;
+  writeText(dir.file("w2.yaml"), "name: demo\ntasks:\n  - {name: cars_resnet18, arch: resnet18, num_classes: 2}\n");
+  LoadOptions options;
+  options.require_datasets = true;
+  try {
+    loadWorkload(dir.file("w2.yaml"), options);
+    FAIL() << "missing dataset accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("cars_CL.h5' does not exist"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, StructuralMistakes) {
+  TempDir dir;
+  EXPECT_NE(loadError(dir, "- just\n- a list\n").find("expected a mapping"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks: []\n").find("tasks: missing or empty"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks: {a: 1}\n").find("expected a list of tasks"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\nsearch: {strategy: manual}\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2}\n")
+                .find("search.groups: missing"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: torchscript}\n")
+                .find("tasks[0].weights: missing; arch 'torchscript' needs weights"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, kind: detection}\n")
+                .find("is a classification model"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, image_size: 16}\n")
+                .find("expected at least 32 pixels"), std::string::npos);
+}
+
+TEST(Config, MissingFileIsAConfigError) {
+  try {
+    loadWorkload("/nonexistent/w.yaml");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/w.yaml: no such workload file"), std::string::npos);
+    EXPECT_EQ(e.code(), ExitCode::kConfig);
+  }
+}
+
+}  // namespace
+}  // namespace gemel::config

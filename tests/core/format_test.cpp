@@ -1,0 +1,33 @@
+#include <gtest/gtest.h>
+
+#include "gemel/core/error.h"
+#include "gemel/core/format.h"
+
+namespace gemel {
+namespace {
+
+TEST(Format, ReplacesPlaceholdersInOrder) {
+  EXPECT_EQ(format("{} has {} layers ({}%)", "resnet18", 21, 2.5), "resnet18 has 21 layers (2.5%)");
+}
+
+TEST(Format, ExtraPlaceholdersStayAndExtraArgumentsAreDropped) {
+  EXPECT_EQ(format("a {} b {}", 1), "a 1 b {}");
+  EXPECT_EQ(format("no placeholder", 1, 2), "no placeholder");
+}
+
+TEST(Error, ThrowIfNotCarriesMessageAndExitCode) {
+  try {
+    GEMEL_THROW_IF_NOT(1 + 1 == 3, ConfigError, "{}: key {} is bad", "w.yaml", "tasks");
+    FAIL() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "w.yaml: key tasks is bad");
+    EXPECT_EQ(e.code(), ExitCode::kConfig);
+  }
+}
+
+TEST(ErrorDeathTest, AssertAbortsWithExpressionAndLocation) {
+  EXPECT_DEATH(GEMEL_ASSERT(2 < 1, "value {}", 7), "assertion '2 < 1' failed at .*format_test.cpp:[0-9]+: value 7");
+}
+
+}  // namespace
+}  // namespace gemel

@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Reference side of the parity tests, run with Debian's python3-torch and python3-torchvision.
+
+  make ARCH NUM_CLASSES DIR    torchvision model -> DIR/py_weights.pt (torch.save(state_dict)),
+                               DIR/py_io.pt ({input, output, num_params}) in eval mode
+  check ARCH NUM_CLASSES DIR   loads DIR/cpp_weights.pt (written by gemel) into the torchvision
+                               model with strict load_state_dict, runs DIR/py_io.pt's input and
+                               compares with DIR/cpp_io.pt's output; also compares gemel's
+                               default initialisation with torchvision's, tensor by tensor
+  script ARCH NUM_CLASSES OUT  torch.jit.script of the torchvision model -> OUT
+  trace ARCH NUM_CLASSES OUT   torch.jit.trace of it -> OUT
+
+Exit status 0 on success, 1 with a message on stderr on any mismatch.
+"""
+import sys
+
+import torch
+import torchvision
+
+TOLERANCE = 1e-4  # max |a - b| / max |b|
+INPUT_SIZE = 96
+
+
+def build(arch, num_classes, seed):
+    torch.manual_seed(seed)
+    return torchvision.models.__dict__[arch](num_classes=num_classes)
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def make(arch, num_classes, out_dir):
+    model = build(arch, num_classes, seed=0).eval()
+    x = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x)
+    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
+    num_params = sum(p.numel() for p in model.parameters())
+    torch.save({"input": x, "output": y, "num_params": torch.tensor(num_params)}, f"{out_dir}/py_io.pt")
+
+
+def check_init(arch, num_classes, cpp_state):
+    """gemel's fresh model must be initialised like torchvision's: same statistics per tensor."""
+    ref = build(arch, num_classes, seed=2).state_dict()
+    for name, expected in ref.items():
+        got = cpp_state[name]
+        if not expected.is_floating_point():
+            if not torch.equal(got, expected):
+                fail(f"{arch}: initial {name} is {got.tolist()}, torchvision has {expected.tolist()}")
+            continue
+        if expected.numel() < 256 or expected.std() == 0:
+            # constants (BatchNorm 1/0, zero biases, running statistics) must match exactly;
+            # small random tensors (nn.Linear's default bias) must stay in torchvision's range
+            if expected.std() == 0 and not torch.equal(got, expected):
+                fail(f"{arch}: initial {name} differs from torchvision's constant init")
+            if got.abs().max() > expected.abs().max() * 1.5 + 1e-6 and expected.std() != 0:
+                fail(f"{arch}: initial {name} range {got.abs().max():.4g} vs torchvision {expected.abs().max():.4g}")
+            continue
+        ratio = (got.std() / expected.std()).item()
+        if not 0.85 < ratio < 1.15 or abs(got.mean() - expected.mean()) > 5 * expected.std() / expected.numel() ** 0.5:
+            fail(f"{arch}: initial {name} has std {got.std():.4g} mean {got.mean():.3g}, "
+                 f"torchvision {expected.std():.4g} mean {expected.mean():.3g}")
+
+
+def check(arch, num_classes, in_dir):
+    cpp_state = torch.load(f"{in_dir}/cpp_weights.pt")
+    if not isinstance(cpp_state, dict):
+        fail(f"cpp_weights.pt holds {type(cpp_state)}, not a dict")
+    model = build(arch, num_classes, seed=3)
+    model.load_state_dict(cpp_state, strict=True)  # raises on any missing/unexpected key or shape
+    model.eval()
+    io = torch.load(f"{in_dir}/py_io.pt")
+    with torch.no_grad():
+        y = model(io["input"])
+    expected = torch.load(f"{in_dir}/cpp_io.pt")["output"]
+    err = rel_err(y, expected)
+    if not err <= TOLERANCE:
+        fail(f"{arch}: torchvision output from gemel's weights differs from gemel's output: rel err {err:.3g}")
+    check_init(arch, num_classes, cpp_state)
+    print(f"{arch}: python side ok (rel err {err:.3g})")
+
+
+def save_script(arch, num_classes, out, trace):
+    model = build(arch, num_classes, seed=0).eval()
+    if trace:
+        module = torch.jit.trace(model, torch.randn(1, 3, 64, 64))
+    else:
+        module = torch.jit.script(model)
+    torch.jit.save(module, out)
+
+
+def main():
+    command, arch, num_classes, path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    torch.set_num_threads(2)
+    if command == "make":
+        make(arch, num_classes, path)
+    elif command == "check":
+        check(arch, num_classes, path)
+    elif command in ("script", "trace"):
+        save_script(arch, num_classes, path, trace=command == "trace")
+    else:
+        fail(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()

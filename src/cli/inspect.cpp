@@ -54,13 +54,15 @@ void printTable(const Inspected& in, int top) {
                 in.num_classes[m], model.layers.size(), humanBytes(model.total_bytes).c_str());
   }
   const double pct = cat.totalBytes() > 0 ? 100.0 * cat.savingsBytes() / cat.totalBytes() : 0.0;
-  std::printf("\ntotal weight bytes:       %14lld  (%s)\n", static_cast<long long>(cat.totalBytes()),
-              humanBytes(cat.totalBytes()).c_str());
+  std::printf("\ntotal weight bytes:       %14lld  (%s)\n",
+              static_cast<long long>(cat.totalBytes()), humanBytes(cat.totalBytes()).c_str());
   std::printf("sharing every shareable layer saves %lld bytes (%s, %.1f%% of the total)\n",
-              static_cast<long long>(cat.savingsBytes()), humanBytes(cat.savingsBytes()).c_str(), pct);
+              static_cast<long long>(cat.savingsBytes()), humanBytes(cat.savingsBytes()).c_str(),
+              pct);
   std::printf("\nshareable groups, largest first (%zu in all):\n", cat.groups().size());
   std::printf("  %4s %11s %5s  %-40s %s\n", "#", "saved", "inst", "models", "signature");
-  const std::size_t shown = top > 0 ? std::min<std::size_t>(top, cat.groups().size()) : cat.groups().size();
+  const std::size_t shown =
+      top > 0 ? std::min<std::size_t>(top, cat.groups().size()) : cat.groups().size();
   for (std::size_t i = 0; i < shown; ++i) {
     const auto& g = cat.groups()[i];
     std::string models;
@@ -81,7 +83,8 @@ void printJson(const Inspected& in) {
   j.key("workload").value(in.workload);
   j.key("total_bytes").value(cat.totalBytes());
   j.key("savings_bytes").value(cat.savingsBytes());
-  j.key("savings_fraction").value(cat.totalBytes() > 0 ? double(cat.savingsBytes()) / cat.totalBytes() : 0.0);
+  j.key("savings_fraction")
+      .value(cat.totalBytes() > 0 ? double(cat.savingsBytes()) / cat.totalBytes() : 0.0);
   j.key("models").beginArray();
   for (std::size_t m = 0; m < cat.models().size(); ++m) {
     const auto& model = cat.models()[m];
@@ -122,16 +125,16 @@ void printJson(const Inspected& in) {
 
 int runInspect(const Args& args) {
   po::options_description desc("inspect options");
-  desc.add_options()
-      ("config", po::value<std::string>(), "workload YAML file")
-      ("arch", po::value<std::vector<std::string>>()->composing(),
-       "a model ARCH[:num_classes] (repeatable; instead of --config)")
-      ("datasets-dir", po::value<std::string>(), "override the workload's datasets_dir")
-      ("dump-config", po::bool_switch(), "print the resolved workload configuration and exit")
-      ("json", po::bool_switch(), "print one JSON object instead of the table")
-      ("top", po::value<int>()->default_value(25), "groups to list in the table (0: all)");
+  desc.add_options()("config", po::value<std::string>(), "workload YAML file")(
+      "arch", po::value<std::vector<std::string>>()->composing(),
+      "a model ARCH[:num_classes] (repeatable; instead of --config)")(
+      "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir")(
+      "dump-config", po::bool_switch(), "print the resolved workload configuration and exit")(
+      "json", po::bool_switch(), "print one JSON object instead of the table")(
+      "top", po::value<int>()->default_value(25), "groups to list in the table (0: all)");
   po::variables_map vm;
-  if (!parseCommandLine("inspect", "(--config FILE | --arch ARCH[:N] ...) [options]", desc, args, vm)) {
+  if (!parseCommandLine("inspect", "(--config FILE | --arch ARCH[:N] ...) [options]", desc, args,
+                        vm)) {
     return 0;
   }
   const bool has_config = vm.count("config") > 0;
@@ -156,8 +159,8 @@ int runInspect(const Args& args) {
     workload_name = workload.name;
     for (std::size_t i = 0; i < workload.tasks.size(); ++i) {
       const auto& task = workload.tasks[i];
-      log::info("inspect", "building model {}/{}: {} ({}{})", i + 1, workload.tasks.size(), task.name,
-                task.arch, task.weights.empty() ? "" : ", weights " + task.weights);
+      log::info("inspect", "building model {}/{}: {} ({}{})", i + 1, workload.tasks.size(),
+                task.name, task.arch, task.weights.empty() ? "" : ", weights " + task.weights);
       const auto model = models::buildTaskModel(task);
       described.push_back(merge::describeModel(task.name, *model));
       classes.push_back(task.num_classes);

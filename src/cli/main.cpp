@@ -22,7 +22,8 @@ constexpr const char* kUsage =
 
 int dispatch(const std::string& command, const gemel::cli::Args& args) {
   if (command == "inspect") return gemel::cli::runInspect(args);
-  throw gemel::UsageError("'" + command + "' is not a gemel command; run 'gemel --help' for the list");
+  throw gemel::UsageError("'" + command +
+                          "' is not a gemel command; run 'gemel --help' for the list");
 }
 
 }  // namespace

@@ -12,7 +12,8 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
   const auto arch = spec.substr(0, colon);
   GEMEL_THROW_IF_NOT(models::isZooArch(arch), UsageError,
                      "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "
-                     "followed by :num_classes)", spec, arch, models::knownArchList());
+                     "followed by :num_classes)",
+                     spec, arch, models::knownArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
   std::size_t used = 0;
@@ -24,7 +25,8 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
   }
   GEMEL_THROW_IF_NOT(used == count.size() && n >= 1, UsageError,
                      "--arch '{}': '{}' is not a number of classes; expected ARCH[:N] with N >= 1, "
-                     "e.g. resnet50:3", spec, count);
+                     "e.g. resnet50:3",
+                     spec, count);
   return {arch, n};
 }
 
@@ -51,14 +53,14 @@ namespace gemel::cli {
 
 bool parseCommandLine(const std::string& command, const std::string& synopsis,
                       po::options_description desc, const Args& args, po::variables_map& vm) {
-  desc.add_options()
-      ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error or off")
-      ("help,h", "show this help");
+  desc.add_options()("log-level", po::value<std::string>()->default_value("info"),
+                     "trace, debug, info, warn, error or off")("help,h", "show this help");
   try {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + "; run 'gemel " + command + " --help' for the options");
+    throw UsageError(std::string(e.what()) + "; run 'gemel " + command +
+                     " --help' for the options");
   }
   if (vm.count("help")) {
     std::cout << "usage: gemel " << command << " " << synopsis << "\n\n" << desc << "\n";

@@ -17,19 +17,35 @@ namespace {
 
 std::string typeName(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "nothing";
-    default: return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "nothing";
+    default:
+      return "'" + node.Scalar() + "'";
   }
 }
 
 template <typename T>
 const char* expectedName();
-template <> const char* expectedName<int>() { return "an integer"; }
-template <> const char* expectedName<double>() { return "a number"; }
-template <> const char* expectedName<bool>() { return "true or false"; }
-template <> const char* expectedName<std::string>() { return "a string"; }
+template <>
+const char* expectedName<int>() {
+  return "an integer";
+}
+template <>
+const char* expectedName<double>() {
+  return "a number";
+}
+template <>
+const char* expectedName<bool>() {
+  return "true or false";
+}
+template <>
+const char* expectedName<std::string>() {
+  return "a string";
+}
 
 // Reads typed values out of YAML maps, recording each key's line and every problem.
 class Reader {
@@ -139,8 +155,9 @@ void parseDefaults(Reader& r, const YAML::Node& node, Defaults& d) {
 
 void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   if (!r.expectMap(node, "search")) return;
-  r.checkKeys(node, "search", {"strategy", "epochs_per_trial", "seconds_per_trial", "lr",
-                               "momentum", "weight_decay", "seed", "groups"});
+  r.checkKeys(node, "search",
+              {"strategy", "epochs_per_trial", "seconds_per_trial", "lr", "momentum",
+               "weight_decay", "seed", "groups"});
   r.read(node, "search", "strategy", s.strategy);
   r.read(node, "search", "epochs_per_trial", s.epochs_per_trial);
   r.read(node, "search", "seconds_per_trial", s.seconds_per_trial);
@@ -177,13 +194,14 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   t.batch_size = w.defaults.batch_size;
   t.image_size = w.defaults.image_size;
   if (!node.IsMap()) {
-    r.problem(node, path, "got " + typeName(node) + "; expected a task (a mapping with name, arch, ...)");
+    r.problem(node, path,
+              "got " + typeName(node) + "; expected a task (a mapping with name, arch, ...)");
     return t;
   }
   r.record(path, node);
-  r.checkKeys(node, path, {"name", "arch", "kind", "num_classes", "weights", "skip_head",
-                           "dataset", "unmerged_acc", "accuracy_target", "batch_size",
-                           "image_size", "transforms"});
+  r.checkKeys(node, path,
+              {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset",
+               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   std::string kind = "classification";
@@ -200,7 +218,8 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   r.read(node, path, "num_classes", t.num_classes);
   const fs::path base(w.base_dir);
   std::string weights;
-  if (r.read(node, path, "weights", weights) && !weights.empty()) t.weights = resolvePath(base, weights);
+  if (r.read(node, path, "weights", weights) && !weights.empty())
+    t.weights = resolvePath(base, weights);
   r.read(node, path, "skip_head", t.skip_head);
   std::string dataset;
   if (r.read(node, path, "dataset", dataset) && !dataset.empty()) {
@@ -212,7 +231,8 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   r.read(node, path, "accuracy_target", t.accuracy_target);
   r.read(node, path, "batch_size", t.batch_size);
   r.read(node, path, "image_size", t.image_size);
-  if (node["transforms"].IsDefined()) parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
+  if (node["transforms"].IsDefined())
+    parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
   if (!t.dataset_explicit && !t.name.empty()) {
     t.dataset = (fs::path(w.datasets_dir) / defaultDatasetName(t.name, t.arch, t.kind)).string();
   }
@@ -225,9 +245,11 @@ Workload parseWorkload(const std::string& path, const std::string& datasets_dir_
                        Problems& problems) {
   GEMEL_THROW_IF_NOT(fs::exists(path), ConfigError,
                      "{}: no such workload file; pass --config with the path of a workload YAML "
-                     "(see configs/examples/)", path);
+                     "(see configs/examples/)",
+                     path);
   GEMEL_THROW_IF_NOT(!fs::is_directory(path), ConfigError,
-                     "{}: is a directory; pass --config with the path of a workload YAML file", path);
+                     "{}: is a directory; pass --config with the path of a workload YAML file",
+                     path);
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -243,8 +265,9 @@ Workload parseWorkload(const std::string& path, const std::string& datasets_dir_
   w.base_dir = fs::absolute(fs::path(path)).parent_path().lexically_normal().string();
   Reader r(path, problems, w.lines);
   if (!root.IsMap()) {
-    r.problem(root, "(top level)",
-              "got " + typeName(root) + "; expected a mapping with name, defaults, search and tasks");
+    r.problem(
+        root, "(top level)",
+        "got " + typeName(root) + "; expected a mapping with name, defaults, search and tasks");
     return w;
   }
   r.checkKeys(root, "", {"name", "datasets_dir", "defaults", "search", "tasks"});

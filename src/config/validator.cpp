@@ -70,24 +70,27 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                               "' is a classification model; use kind: classification");
   }
   if (!script && t.num_classes < 1) {
-    c.add(path + ".num_classes",
-          t.num_classes == 0 ? std::string("missing; expected the number of classes (>= 1)")
-                             : "got " + show(t.num_classes) + "; expected an integer >= 1");
+    c.add(path + ".num_classes", t.num_classes == 0
+                                     ? std::string("missing; expected the number of classes (>= 1)")
+                                     : "got " + show(t.num_classes) + "; expected an integer >= 1");
   }
   if (script && t.weights.empty()) {
-    c.add(path + ".weights", "missing; arch 'torchscript' needs weights: the TorchScript module file");
+    c.add(path + ".weights",
+          "missing; arch 'torchscript' needs weights: the TorchScript module file");
   }
   if (!t.weights.empty()) {
     if (!fs::exists(t.weights)) {
-      c.add(path + ".weights", "file '" + t.weights +
-                                   "' does not exist; fix the path (relative paths start at the "
-                                   "workload file's directory) or remove the key to train from scratch");
+      c.add(path + ".weights",
+            "file '" + t.weights +
+                "' does not exist; fix the path (relative paths start at the "
+                "workload file's directory) or remove the key to train from scratch");
     } else if (fs::is_directory(t.weights)) {
       c.add(path + ".weights", "'" + t.weights + "' is a directory; expected a .pt file");
     }
   }
   if (t.skip_head && t.weights.empty()) {
-    c.add(path + ".skip_head", "is true but the task has no weights; remove skip_head or add weights");
+    c.add(path + ".skip_head",
+          "is true but the task has no weights; remove skip_head or add weights");
   }
   if (options.require_datasets && !t.dataset.empty() && !fs::exists(t.dataset)) {
     c.add(path + (t.dataset_explicit ? ".dataset" : ".name"),
@@ -104,7 +107,8 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
   }
   const auto& tr = t.transforms;
   if (tr.mean.size() != 3) {
-    c.add(path + ".transforms.mean", "got " + show(tr.mean.size()) + " values; expected 3 (R, G, B)");
+    c.add(path + ".transforms.mean",
+          "got " + show(tr.mean.size()) + " values; expected 3 (R, G, B)");
   }
   if (tr.std.size() != 3) {
     c.add(path + ".transforms.std", "got " + show(tr.std.size()) + " values; expected 3 (R, G, B)");
@@ -138,22 +142,27 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
     c.add("search.strategy", "got '" + s.strategy + "'; expected greedy, all or manual");
   }
   if (s.strategy == "manual" && s.groups.empty()) {
-    c.add("search.groups", "missing; strategy 'manual' needs the group numbers to share "
-                           "(as `gemel inspect` lists them)");
+    c.add("search.groups",
+          "missing; strategy 'manual' needs the group numbers to share "
+          "(as `gemel inspect` lists them)");
   }
   for (const int g : s.groups) {
     if (g < 0) c.add("search.groups", "got " + show(g) + "; expected group numbers >= 0");
   }
   c.positive("search.epochs_per_trial", s.epochs_per_trial);
   if (s.seconds_per_trial < 0) {
-    c.add("search.seconds_per_trial", "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");
+    c.add("search.seconds_per_trial",
+          "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");
   }
   if (!(s.lr > 0)) c.add("search.lr", "got " + show(s.lr) + "; expected a positive learning rate");
-  if (s.momentum < 0 || s.momentum >= 1) c.add("search.momentum", "got " + show(s.momentum) + "; expected a value in [0, 1)");
-  if (s.weight_decay < 0) c.add("search.weight_decay", "got " + show(s.weight_decay) + "; expected >= 0");
+  if (s.momentum < 0 || s.momentum >= 1)
+    c.add("search.momentum", "got " + show(s.momentum) + "; expected a value in [0, 1)");
+  if (s.weight_decay < 0)
+    c.add("search.weight_decay", "got " + show(s.weight_decay) + "; expected >= 0");
 
   if (w.tasks.empty()) {
-    c.add("tasks", "missing or empty; expected a list of tasks, each with name, arch and num_classes");
+    c.add("tasks",
+          "missing or empty; expected a list of tasks, each with name, arch and num_classes");
     return;
   }
   std::map<std::string, std::string> seen;  // task name -> key of its first use
@@ -165,7 +174,8 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
     const auto [it, inserted] = seen.emplace(t.name, path);
     if (!inserted) {
       c.add(path + ".name", "duplicate task name '" + t.name + "' (first used by " + it->second +
-                                " at " + w.where(it->second + ".name") + "); task names must be unique");
+                                " at " + w.where(it->second + ".name") +
+                                "); task names must be unique");
     }
   }
 }

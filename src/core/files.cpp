@@ -28,7 +28,8 @@ void commitTempFile(const std::string& temp, const std::string& path) {
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(temp.c_str());
-    throw InputError(format("{}: cannot be written ({}); check that its directory is writable", path, why));
+    throw InputError(
+        format("{}: cannot be written ({}); check that its directory is writable", path, why));
   }
 }
 
@@ -40,8 +41,9 @@ void writeFileAtomic(const std::string& path, const char* data, std::size_t size
   const auto temp = tempPathFor(path);
   TempFileGuard guard(temp);
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  GEMEL_THROW_IF_NOT(fd >= 0, InputError, "{}: cannot be written ({}); check that its directory is writable",
-                     path, std::strerror(errno));
+  GEMEL_THROW_IF_NOT(fd >= 0, InputError,
+                     "{}: cannot be written ({}); check that its directory is writable", path,
+                     std::strerror(errno));
   std::size_t done = 0;
   while (done < size) {
     const auto n = ::write(fd, data + done, size - done);
@@ -56,16 +58,20 @@ void writeFileAtomic(const std::string& path, const char* data, std::size_t size
   }
   const bool synced = ::fsync(fd) == 0;
   ::close(fd);
-  GEMEL_THROW_IF_NOT(synced, InputError, "{}: cannot be flushed to disk ({})", path, std::strerror(errno));
+  GEMEL_THROW_IF_NOT(synced, InputError, "{}: cannot be flushed to disk ({})", path,
+                     std::strerror(errno));
   commitTempFile(temp, path);
   guard.release();
 }
 
 std::vector<char> readFile(const std::string& path, const std::string& what) {
-  GEMEL_THROW_IF_NOT(fs::exists(path), InputError, "{}: {} does not exist; check the path", path, what);
-  GEMEL_THROW_IF_NOT(!fs::is_directory(path), InputError, "{}: {} is a directory; expected a file", path, what);
+  GEMEL_THROW_IF_NOT(fs::exists(path), InputError, "{}: {} does not exist; check the path", path,
+                     what);
+  GEMEL_THROW_IF_NOT(!fs::is_directory(path), InputError, "{}: {} is a directory; expected a file",
+                     path, what);
   std::ifstream in(path, std::ios::binary);
-  GEMEL_THROW_IF_NOT(in.good(), InputError, "{}: {} cannot be opened; check its permissions", path, what);
+  GEMEL_THROW_IF_NOT(in.good(), InputError, "{}: {} cannot be opened; check its permissions", path,
+                     what);
   return std::vector<char>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 

@@ -20,12 +20,18 @@ std::mutex g_mutex;  // guards logger creation and progress output
 
 spdlog::level::level_enum toSpd(Level level) {
   switch (level) {
-    case Level::kTrace: return spdlog::level::trace;
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
-    case Level::kOff: return spdlog::level::off;
+    case Level::kTrace:
+      return spdlog::level::trace;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
+    case Level::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -61,7 +67,8 @@ Level parseLevel(const std::string& name) {
   if (name == "warn") return Level::kWarn;
   if (name == "error") return Level::kError;
   if (name == "off") return Level::kOff;
-  throw UsageError("--log-level '" + name + "' is not a level; use trace, debug, info, warn, error or off");
+  throw UsageError("--log-level '" + name +
+                   "' is not a level; use trace, debug, info, warn, error or off");
 }
 
 void write(Level level, std::string_view module, const std::string& message) {

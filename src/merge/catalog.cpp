@@ -58,7 +58,8 @@ LayerCatalog::LayerCatalog(std::vector<CatalogModel> models) : models_(std::move
     }
   }
   std::stable_sort(pending.begin(), pending.end(), [](const Pending& a, const Pending& b) {
-    if (a.group.bytes_saved != b.group.bytes_saved) return a.group.bytes_saved > b.group.bytes_saved;
+    if (a.group.bytes_saved != b.group.bytes_saved)
+      return a.group.bytes_saved > b.group.bytes_saved;
     return a.order < b.order;
   });
   for (auto& p : pending) {

@@ -6,9 +6,8 @@ namespace gemel::models {
 
 const std::vector<std::string>& zooArchs() {
   static const std::vector<std::string> archs = {
-      "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-      "vgg11",    "vgg11_bn", "vgg13",    "vgg13_bn",  "vgg16",
-      "vgg16_bn", "vgg19",    "vgg19_bn", "mobilenet_v2"};
+      "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11",    "vgg11_bn",
+      "vgg13",    "vgg13_bn", "vgg16",    "vgg16_bn",  "vgg19",     "vgg19_bn", "mobilenet_v2"};
   return archs;
 }
 

@@ -44,7 +44,7 @@ class MobileNetV2Impl : public NetImpl {
  public:
   explicit MobileNetV2Impl(int num_classes) {
     // expansion t, output channels c, repeats n, first stride s
-    const int64_t settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+    const int64_t settings[7][4] = {{1, 16, 1, 1}, {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
                                     {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
     int64_t in = 32;
     features_->push_back(convBnAct(3, in, 3, 2, 1));

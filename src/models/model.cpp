@@ -57,7 +57,8 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
   const auto source = options.source.empty() ? std::string("state_dict") : options.source;
   const auto head = headPrefix();
   GEMEL_THROW_IF_NOT(!options.skip_head || !head.empty(), InputError,
-                     "{}: skip_head is not available for arch '{}' (its head is unknown)", source, arch());
+                     "{}: skip_head is not available for arch '{}' (its head is unknown)", source,
+                     arch());
   std::map<std::string, torch::Tensor> given(state.begin(), state.end());
   std::set<std::string> used;
   std::vector<std::string> missing, mismatched;
@@ -97,7 +98,8 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
              "fine-tune from these weights";
     } else if (missing.size() + unexpected.size() > 2) {
       out << " is it a weights file for another architecture? expected a state_dict of "
-             "torchvision's " << arch();
+             "torchvision's "
+          << arch();
     } else {
       out << " fix the file or the task's arch/num_classes";
     }
@@ -121,7 +123,8 @@ int64_t Model::parameterCount() const {
 
 int64_t Model::stateBytes() const {
   int64_t n = 0;
-  for (const auto& kv : stateDict()) n += kv.second.numel() * static_cast<int64_t>(kv.second.element_size());
+  for (const auto& kv : stateDict())
+    n += kv.second.numel() * static_cast<int64_t>(kv.second.element_size());
   return n;
 }
 
@@ -153,7 +156,8 @@ std::vector<LayerInfo> ZooModel::layers() const {
     if (const auto* c = m->as<torch::nn::Conv2d>()) {
       const auto& o = c->options;
       std::string hyper = "p" + compat::convPadding(o) + " d" + std::to_string((*o.dilation())[0]) +
-                          "," + std::to_string((*o.dilation())[1]) + " g" + std::to_string(o.groups());
+                          "," + std::to_string((*o.dilation())[1]) + " g" +
+                          std::to_string(o.groups());
       out.push_back(makeLayerInfo(kv.key(), LayerKind::kConv2d, c->weight, c->bias, hyper));
     } else if (const auto* l = m->as<torch::nn::Linear>()) {
       out.push_back(makeLayerInfo(kv.key(), LayerKind::kLinear, l->weight, l->bias, ""));

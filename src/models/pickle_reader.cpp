@@ -19,11 +19,11 @@ ValuePtr make(Kind kind) {
 
 torch::ScalarType storageDtype(const std::string& name, bool& known) {
   static const std::map<std::string, torch::ScalarType> types = {
-      {"torch.FloatStorage", torch::kFloat},   {"torch.DoubleStorage", torch::kDouble},
-      {"torch.HalfStorage", torch::kHalf},     {"torch.BFloat16Storage", torch::kBFloat16},
-      {"torch.LongStorage", torch::kLong},     {"torch.IntStorage", torch::kInt},
-      {"torch.ShortStorage", torch::kShort},   {"torch.CharStorage", torch::kChar},
-      {"torch.ByteStorage", torch::kByte},     {"torch.BoolStorage", torch::kBool},
+      {"torch.FloatStorage", torch::kFloat},  {"torch.DoubleStorage", torch::kDouble},
+      {"torch.HalfStorage", torch::kHalf},    {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kLong},    {"torch.IntStorage", torch::kInt},
+      {"torch.ShortStorage", torch::kShort},  {"torch.CharStorage", torch::kChar},
+      {"torch.ByteStorage", torch::kByte},    {"torch.BoolStorage", torch::kBool},
       {"torch.UntypedStorage", torch::kByte},
   };
   const auto it = types.find(name);
@@ -62,9 +62,10 @@ class Machine {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw InputError(format("{}: cannot read the pickled state_dict: {} (at byte {}); the file may "
-                            "be corrupt or not written by torch.save",
-                            source_, what, pos_));
+    throw InputError(
+        format("{}: cannot read the pickled state_dict: {} (at byte {}); the file may "
+               "be corrupt or not written by torch.save",
+               source_, what, pos_));
   }
   void require(bool cond, const std::string& what) const {
     if (!cond) fail(what);
@@ -136,7 +137,8 @@ class Machine {
   }
 
   std::vector<int64_t> ints(const ValuePtr& v, const char* what) {
-    require(v->kind == Kind::kTuple || v->kind == Kind::kList, std::string(what) + " is not a tuple");
+    require(v->kind == Kind::kTuple || v->kind == Kind::kList,
+            std::string(what) + " is not a tuple");
     std::vector<int64_t> out;
     for (const auto& item : v->items) {
       require(item->kind == Kind::kInt, std::string(what) + " holds a non-integer");
@@ -198,7 +200,8 @@ class Machine {
   ValuePtr persistentLoad(const ValuePtr& pid) {
     require(pid->kind == Kind::kTuple && pid->items.size() >= 5, "unknown persistent id");
     const auto& it = pid->items;
-    require(it[0]->kind == Kind::kString && it[0]->s == "storage", "persistent id is not a storage");
+    require(it[0]->kind == Kind::kString && it[0]->s == "storage",
+            "persistent id is not a storage");
     require(it[1]->kind == Kind::kGlobal, "storage without a type");
     require(it[2]->kind == Kind::kString, "storage without a key");
     require(it[4]->kind == Kind::kInt, "storage without a size");
@@ -217,30 +220,46 @@ class Machine {
 
   void step(uint8_t op, std::size_t at) {
     switch (op) {
-      case 0x80: byte(); break;                                     // PROTO
-      case 0x95: take(8); break;                                    // FRAME
-      case '(': marks_.push_back(stack_.size()); break;             // MARK
-      case 'N': push(make(Kind::kNone)); break;                     // NONE
-      case 0x88: case 0x89: {                                       // NEWTRUE / NEWFALSE
+      case 0x80:
+        byte();
+        break;  // PROTO
+      case 0x95:
+        take(8);
+        break;  // FRAME
+      case '(':
+        marks_.push_back(stack_.size());
+        break;  // MARK
+      case 'N':
+        push(make(Kind::kNone));
+        break;  // NONE
+      case 0x88:
+      case 0x89: {  // NEWTRUE / NEWFALSE
         auto v = make(Kind::kBool);
         v->i = op == 0x88;
         push(v);
         break;
       }
-      case 'K': push(integer(static_cast<uint8_t>(byte()))); break;  // BININT1
-      case 'M': push(integer(little<uint16_t>())); break;           // BININT2
-      case 'J': push(integer(little<int32_t>())); break;            // BININT
-      case 0x8a: {                                                  // LONG1
+      case 'K':
+        push(integer(static_cast<uint8_t>(byte())));
+        break;  // BININT1
+      case 'M':
+        push(integer(little<uint16_t>()));
+        break;  // BININT2
+      case 'J':
+        push(integer(little<int32_t>()));
+        break;      // BININT
+      case 0x8a: {  // LONG1
         const auto n = static_cast<uint8_t>(byte());
         require(n <= 8, "integer too large");
         const char* p = take(n);
         int64_t value = 0;
         for (int i = n - 1; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(p[i]);
-        if (n > 0 && n < 8 && (static_cast<uint8_t>(p[n - 1]) & 0x80)) value -= int64_t(1) << (8 * n);
+        if (n > 0 && n < 8 && (static_cast<uint8_t>(p[n - 1]) & 0x80))
+          value -= int64_t(1) << (8 * n);
         push(integer(value));
         break;
       }
-      case 'G': {                                                   // BINFLOAT (big-endian)
+      case 'G': {  // BINFLOAT (big-endian)
         const char* p = take(8);
         uint64_t bits = 0;
         for (int i = 0; i < 8; ++i) bits = (bits << 8) | static_cast<uint8_t>(p[i]);
@@ -249,51 +268,146 @@ class Machine {
         push(v);
         break;
       }
-      case 'X': { const auto n = little<uint32_t>(); push(string(std::string(take(n), n))); break; }
-      case 0x8c: { const auto n = static_cast<uint8_t>(byte()); push(string(std::string(take(n), n))); break; }
-      case 'T': { const auto n = little<int32_t>(); require(n >= 0, "negative length"); push(string(std::string(take(n), n))); break; }
-      case 'U': { const auto n = static_cast<uint8_t>(byte()); push(string(std::string(take(n), n))); break; }
-      case 'B': { const auto n = little<uint32_t>(); push(string(std::string(take(n), n), Kind::kBytes)); break; }
-      case 'C': { const auto n = static_cast<uint8_t>(byte()); push(string(std::string(take(n), n), Kind::kBytes)); break; }
-      case ')': push(tuple({})); break;                             // EMPTY_TUPLE
-      case 't': push(tuple(popToMark())); break;                    // TUPLE
-      case 0x85: { auto a = pop(); push(tuple({a})); break; }       // TUPLE1
-      case 0x86: { auto b = pop(); auto a = pop(); push(tuple({a, b})); break; }
-      case 0x87: { auto c = pop(); auto b = pop(); auto a = pop(); push(tuple({a, b, c})); break; }
-      case ']': push(make(Kind::kList)); break;                     // EMPTY_LIST
-      case 'l': { auto v = make(Kind::kList); v->items = popToMark(); push(v); break; }
-      case 'a': { auto item = pop(); require(top()->kind == Kind::kList, "APPEND to a non-list"); top()->items.push_back(item); break; }
-      case 'e': { auto items = popToMark(); require(top()->kind == Kind::kList, "APPENDS to a non-list"); for (auto& i : items) top()->items.push_back(i); break; }
-      case '}': push(make(Kind::kDict)); break;                     // EMPTY_DICT
-      case 'd': { auto v = make(Kind::kDict); setItems(v, popToMark()); push(v); break; }
-      case 's': { auto value = pop(); auto key = pop(); setItems(top(), {key, value}); break; }
-      case 'u': { auto kv = popToMark(); setItems(top(), kv); break; }
-      case 'q': memo_[static_cast<uint8_t>(byte())] = top(); break;  // BINPUT
-      case 'r': memo_[little<uint32_t>()] = top(); break;           // LONG_BINPUT
-      case 0x94: memo_[memo_.size()] = top(); break;                // MEMOIZE
-      case 'h': case 'j': {                                         // BINGET / LONG_BINGET
+      case 'X': {
+        const auto n = little<uint32_t>();
+        push(string(std::string(take(n), n)));
+        break;
+      }
+      case 0x8c: {
+        const auto n = static_cast<uint8_t>(byte());
+        push(string(std::string(take(n), n)));
+        break;
+      }
+      case 'T': {
+        const auto n = little<int32_t>();
+        require(n >= 0, "negative length");
+        push(string(std::string(take(n), n)));
+        break;
+      }
+      case 'U': {
+        const auto n = static_cast<uint8_t>(byte());
+        push(string(std::string(take(n), n)));
+        break;
+      }
+      case 'B': {
+        const auto n = little<uint32_t>();
+        push(string(std::string(take(n), n), Kind::kBytes));
+        break;
+      }
+      case 'C': {
+        const auto n = static_cast<uint8_t>(byte());
+        push(string(std::string(take(n), n), Kind::kBytes));
+        break;
+      }
+      case ')':
+        push(tuple({}));
+        break;  // EMPTY_TUPLE
+      case 't':
+        push(tuple(popToMark()));
+        break;  // TUPLE
+      case 0x85: {
+        auto a = pop();
+        push(tuple({a}));
+        break;
+      }  // TUPLE1
+      case 0x86: {
+        auto b = pop();
+        auto a = pop();
+        push(tuple({a, b}));
+        break;
+      }
+      case 0x87: {
+        auto c = pop();
+        auto b = pop();
+        auto a = pop();
+        push(tuple({a, b, c}));
+        break;
+      }
+      case ']':
+        push(make(Kind::kList));
+        break;  // EMPTY_LIST
+      case 'l': {
+        auto v = make(Kind::kList);
+        v->items = popToMark();
+        push(v);
+        break;
+      }
+      case 'a': {
+        auto item = pop();
+        require(top()->kind == Kind::kList, "APPEND to a non-list");
+        top()->items.push_back(item);
+        break;
+      }
+      case 'e': {
+        auto items = popToMark();
+        require(top()->kind == Kind::kList, "APPENDS to a non-list");
+        for (auto& i : items) top()->items.push_back(i);
+        break;
+      }
+      case '}':
+        push(make(Kind::kDict));
+        break;  // EMPTY_DICT
+      case 'd': {
+        auto v = make(Kind::kDict);
+        setItems(v, popToMark());
+        push(v);
+        break;
+      }
+      case 's': {
+        auto value = pop();
+        auto key = pop();
+        setItems(top(), {key, value});
+        break;
+      }
+      case 'u': {
+        auto kv = popToMark();
+        setItems(top(), kv);
+        break;
+      }
+      case 'q':
+        memo_[static_cast<uint8_t>(byte())] = top();
+        break;  // BINPUT
+      case 'r':
+        memo_[little<uint32_t>()] = top();
+        break;  // LONG_BINPUT
+      case 0x94:
+        memo_[memo_.size()] = top();
+        break;  // MEMOIZE
+      case 'h':
+      case 'j': {  // BINGET / LONG_BINGET
         const uint32_t id = op == 'h' ? static_cast<uint8_t>(byte()) : little<uint32_t>();
         const auto it = memo_.find(id);
         require(it != memo_.end(), "memo entry " + std::to_string(id) + " missing");
         push(it->second);
         break;
       }
-      case 'c': {                                                   // GLOBAL
+      case 'c': {  // GLOBAL
         auto module = line();
         auto name = line();
         push(string(module + "." + name, Kind::kGlobal));
         break;
       }
-      case 0x93: {                                                  // STACK_GLOBAL
+      case 0x93: {  // STACK_GLOBAL
         auto name = pop();
         auto module = pop();
         require(name->kind == Kind::kString && module->kind == Kind::kString, "bad STACK_GLOBAL");
         push(string(module->s + "." + name->s, Kind::kGlobal));
         break;
       }
-      case 'R': { auto args = pop(); auto callable = pop(); push(reduce(callable, args)); break; }
-      case 'Q': { auto pid = pop(); push(persistentLoad(pid)); break; }  // BINPERSID
-      case 'b': pop(); break;  // BUILD: object state (e.g. the state_dict's _metadata) is not needed
+      case 'R': {
+        auto args = pop();
+        auto callable = pop();
+        push(reduce(callable, args));
+        break;
+      }
+      case 'Q': {
+        auto pid = pop();
+        push(persistentLoad(pid));
+        break;
+      }  // BINPERSID
+      case 'b':
+        pop();
+        break;  // BUILD: object state (e.g. the state_dict's _metadata) is not needed
       default: {
         pos_ = at;
         char hex[8];

@@ -19,20 +19,33 @@ struct Value;
 using ValuePtr = std::shared_ptr<Value>;
 
 struct Value {
-  enum class Kind { kNone, kBool, kInt, kFloat, kString, kBytes, kTuple, kList, kDict, kGlobal,
-                    kStorage, kTensor, kObject };
+  enum class Kind {
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kBytes,
+    kTuple,
+    kList,
+    kDict,
+    kGlobal,
+    kStorage,
+    kTensor,
+    kObject
+  };
   Kind kind = Kind::kNone;
   int64_t i = 0;
   double f = 0;
-  std::string s;                                  // string, bytes, global "module.name", object type
-  std::vector<ValuePtr> items;                    // tuple, list, object args
+  std::string s;                // string, bytes, global "module.name", object type
+  std::vector<ValuePtr> items;  // tuple, list, object args
   std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // ordered
-  torch::Tensor tensor;                           // storage (1-D) or tensor
+  torch::Tensor tensor;                             // storage (1-D) or tensor
 };
 
 // Loads the storage with the given key and dtype holding `numel` elements.
-using StorageLoader = std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype,
-                                                  int64_t numel)>;
+using StorageLoader =
+    std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
 
 // Runs the pickle in `data`; throws InputError mentioning `source` on anything unsupported.
 ValuePtr unpickle(const std::vector<char>& data, const StorageLoader& load_storage,

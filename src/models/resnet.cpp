@@ -35,7 +35,8 @@ class BlockImpl : public nn::Module {
       bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
     }
     if (downsample) {
-      downsample_ = register_module("downsample", Seq(conv(in, out, 1, stride, 0), nn::BatchNorm2d(out)));
+      downsample_ =
+          register_module("downsample", Seq(conv(in, out, 1, stride, 0), nn::BatchNorm2d(out)));
     }
   }
 

@@ -7,10 +7,13 @@ namespace gemel::models {
 namespace {
 
 bool endsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
 
 std::string typeName(const torch::jit::Module& m) {
   const auto name = m.type()->name();
@@ -55,7 +58,8 @@ torch::Tensor ScriptModel::forward(const torch::Tensor& images) {
   const auto out = module_.forward({images});
   GEMEL_THROW_IF_NOT(out.isTensor(), InputError,
                      "{}: the TorchScript module's forward returned {}, not a tensor of logits; "
-                     "a classification module must return [N, num_classes]", path_, out.tagKind());
+                     "a classification module must return [N, num_classes]",
+                     path_, out.tagKind());
   return out.toTensor();
 }
 

@@ -24,7 +24,8 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open(const std::string& 
   } catch (const c10::Error&) {
     throw InputError(format(
         "{}: not a PyTorch zip archive (it may be truncated, corrupt, or saved with the legacy "
-        "format); re-save it in Python with torch.save(model.state_dict(), path)", path));
+        "format); re-save it in Python with torch.save(model.state_dict(), path)",
+        path));
   }
 }
 
@@ -39,19 +40,32 @@ bool isScriptArchive(caffe2::serialize::PyTorchStreamReader& reader) {
 const char* kindName(pickle::Value::Kind kind) {
   using K = pickle::Value::Kind;
   switch (kind) {
-    case K::kNone: return "None";
-    case K::kBool: return "a bool";
-    case K::kInt: return "an int";
-    case K::kFloat: return "a float";
-    case K::kString: return "a string";
-    case K::kBytes: return "bytes";
-    case K::kTuple: return "a tuple";
-    case K::kList: return "a list";
-    case K::kDict: return "a dict";
-    case K::kGlobal: return "a class";
-    case K::kStorage: return "a storage";
-    case K::kTensor: return "a tensor";
-    case K::kObject: return "an object";
+    case K::kNone:
+      return "None";
+    case K::kBool:
+      return "a bool";
+    case K::kInt:
+      return "an int";
+    case K::kFloat:
+      return "a float";
+    case K::kString:
+      return "a string";
+    case K::kBytes:
+      return "bytes";
+    case K::kTuple:
+      return "a tuple";
+    case K::kList:
+      return "a list";
+    case K::kDict:
+      return "a dict";
+    case K::kGlobal:
+      return "a class";
+    case K::kStorage:
+      return "a storage";
+    case K::kTensor:
+      return "a tensor";
+    case K::kObject:
+      return "an object";
   }
   return "a value";
 }
@@ -65,9 +79,11 @@ bool isTorchScriptFile(const std::string& path) {
 
 StateDict readStateDict(const std::string& path) {
   auto reader = open(path);
-  GEMEL_THROW_IF_NOT(!isScriptArchive(*reader), InputError,
-                     "{}: is a TorchScript module, not a state_dict; use it with arch: torchscript, "
-                     "or save the weights with torch.save(model.state_dict(), path)", path);
+  GEMEL_THROW_IF_NOT(
+      !isScriptArchive(*reader), InputError,
+      "{}: is a TorchScript module, not a state_dict; use it with arch: torchscript, "
+      "or save the weights with torch.save(model.state_dict(), path)",
+      path);
   GEMEL_THROW_IF_NOT(reader->hasRecord("data.pkl"), InputError,
                      "{}: holds no data.pkl record; expected a file written by torch.save", path);
   std::vector<char> pkl;
@@ -76,14 +92,16 @@ StateDict readStateDict(const std::string& path) {
     const auto* bytes = static_cast<const char*>(ptr.get());
     pkl.assign(bytes, bytes + size);
   } catch (const c10::Error&) {
-    throw InputError(format("{}: data.pkl cannot be read (corrupt archive); re-save the file", path));
+    throw InputError(
+        format("{}: data.pkl cannot be read (corrupt archive); re-save the file", path));
   }
 
   const pickle::StorageLoader loader = [&](const std::string& key, torch::ScalarType dtype,
                                            int64_t numel) {
     const auto record = "data/" + key;
     GEMEL_THROW_IF_NOT(reader->hasRecord(record), InputError,
-                       "{}: tensor data '{}' is missing from the archive (truncated file?)", path, record);
+                       "{}: tensor data '{}' is missing from the archive (truncated file?)", path,
+                       record);
     try {
       auto [ptr, size] = reader->getRecord(record);
       const auto need = static_cast<size_t>(numel) * torch::elementSize(dtype);
@@ -92,27 +110,29 @@ StateDict readStateDict(const std::string& path) {
                          record, size, need);
       return torch::from_blob(ptr.get(), {numel}, torch::TensorOptions().dtype(dtype)).clone();
     } catch (const c10::Error&) {
-      throw InputError(format("{}: tensor data '{}' cannot be read (corrupt archive)", path, record));
+      throw InputError(
+          format("{}: tensor data '{}' cannot be read (corrupt archive)", path, record));
     }
   };
   const auto root = pickle::unpickle(pkl, loader, path);
 
   using K = pickle::Value::Kind;
   GEMEL_THROW_IF_NOT(root->kind == K::kDict, InputError,
-                     "{}: holds {}, not a state_dict; save model.state_dict() with torch.save", path,
-                     kindName(root->kind));
+                     "{}: holds {}, not a state_dict; save model.state_dict() with torch.save",
+                     path, kindName(root->kind));
   StateDict out;
   for (const auto& [key, value] : root->dict) {
     GEMEL_THROW_IF_NOT(key->kind == K::kString, InputError,
                        "{}: a state_dict key is {}, not a string", path, kindName(key->kind));
     if (value->kind == K::kDict) {
-      throw InputError(format("{}: key '{}' holds a nested dict: this looks like a training "
-                              "checkpoint; save checkpoint['{}'] (the model's state_dict) on its own",
-                              path, key->s, key->s));
+      throw InputError(
+          format("{}: key '{}' holds a nested dict: this looks like a training "
+                 "checkpoint; save checkpoint['{}'] (the model's state_dict) on its own",
+                 path, key->s, key->s));
     }
     GEMEL_THROW_IF_NOT(value->kind == K::kTensor, InputError,
-                       "{}: key '{}' holds {}, not a tensor; expected a state_dict of tensors", path,
-                       key->s, kindName(value->kind));
+                       "{}: key '{}' holds {}, not a tensor; expected a state_dict of tensors",
+                       path, key->s, kindName(value->kind));
     out.emplace_back(key->s, value->tensor);
   }
   return out;
@@ -127,7 +147,9 @@ namespace {
 class StateDictPickler {
  public:
   void proto() { out_ += "\x80\x02"; }
-  void global(const std::string& module, const std::string& name) { out_ += "c" + module + "\n" + name + "\n"; }
+  void global(const std::string& module, const std::string& name) {
+    out_ += "c" + module + "\n" + name + "\n";
+  }
   void mark() { out_ += '('; }
   void op(char code) { out_ += code; }
   void string(const std::string& s) {
@@ -174,19 +196,31 @@ class StateDictPickler {
 
 std::string storageTypeName(torch::ScalarType dtype) {
   switch (dtype) {
-    case torch::kFloat: return "FloatStorage";
-    case torch::kDouble: return "DoubleStorage";
-    case torch::kHalf: return "HalfStorage";
-    case torch::kBFloat16: return "BFloat16Storage";
-    case torch::kLong: return "LongStorage";
-    case torch::kInt: return "IntStorage";
-    case torch::kShort: return "ShortStorage";
-    case torch::kChar: return "CharStorage";
-    case torch::kByte: return "ByteStorage";
-    case torch::kBool: return "BoolStorage";
-    default: break;
+    case torch::kFloat:
+      return "FloatStorage";
+    case torch::kDouble:
+      return "DoubleStorage";
+    case torch::kHalf:
+      return "HalfStorage";
+    case torch::kBFloat16:
+      return "BFloat16Storage";
+    case torch::kLong:
+      return "LongStorage";
+    case torch::kInt:
+      return "IntStorage";
+    case torch::kShort:
+      return "ShortStorage";
+    case torch::kChar:
+      return "CharStorage";
+    case torch::kByte:
+      return "ByteStorage";
+    case torch::kBool:
+      return "BoolStorage";
+    default:
+      break;
   }
-  throw InputError(format("cannot save a tensor of dtype {} in a state_dict file", c10::toString(dtype)));
+  throw InputError(
+      format("cannot save a tensor of dtype {} in a state_dict file", c10::toString(dtype)));
 }
 
 }  // namespace
@@ -211,11 +245,11 @@ void writeStateDict(const std::string& path, const StateDict& state) {
     p.string("cpu");
     p.integer(t.numel());
     p.op('t');
-    p.op('Q');           // BINPERSID
-    p.integer(0);        // storage offset
+    p.op('Q');     // BINPERSID
+    p.integer(0);  // storage offset
     p.ints(t.sizes().vec());
     p.ints(t.strides().vec());
-    p.op('\x89');        // requires_grad = False
+    p.op('\x89');          // requires_grad = False
     p.emptyOrderedDict();  // backward hooks
     p.op('t');
     p.op('R');

@@ -17,10 +17,11 @@ const std::vector<int>& vggConfig(const std::string& depth) {
   static const std::map<std::string, std::vector<int>> cfgs = {
       {"11", {64, kPool, 128, kPool, 256, 256, kPool, 512, 512, kPool, 512, 512, kPool}},
       {"13", {64, 64, kPool, 128, 128, kPool, 256, 256, kPool, 512, 512, kPool, 512, 512, kPool}},
-      {"16", {64, 64, kPool, 128, 128, kPool, 256, 256, 256, kPool, 512, 512, 512, kPool, 512, 512,
-              512, kPool}},
-      {"19", {64, 64, kPool, 128, 128, kPool, 256, 256, 256, 256, kPool, 512, 512, 512, 512, kPool,
-              512, 512, 512, 512, kPool}},
+      {"16",
+       {64, 64, kPool, 128, 128, kPool, 256, 256, 256, kPool, 512, 512, 512, kPool, 512, 512, 512,
+        kPool}},
+      {"19", {64,  64,  kPool, 128, 128,   kPool, 256, 256, 256, 256,  kPool,
+              512, 512, 512,   512, kPool, 512,   512, 512, 512, kPool}},
   };
   const auto it = cfgs.find(depth);
   GEMEL_ASSERT(it != cfgs.end(), "no VGG depth '{}'", depth);

@@ -31,7 +31,8 @@ std::unique_ptr<Model> loadScriptModel(const std::string& path) {
   try {
     return std::make_unique<ScriptModel>(path, torch::jit::load(path, torch::kCPU));
   } catch (const c10::Error& e) {
-    throw InputError(format("{}: the TorchScript module cannot be loaded: {}", path, e.what_without_backtrace()));
+    throw InputError(format("{}: the TorchScript module cannot be loaded: {}", path,
+                            e.what_without_backtrace()));
   }
 }
 

@@ -24,7 +24,8 @@ class Cli : public ::testing::Test {
     models::createZooModel("mobilenet_v2", 2)->saveWeightsFile(dir_->file("mnv2_2.pt"));
     // a weights file cut in half, as an interrupted copy leaves it
     std::filesystem::copy_file(dir_->file("r18_2.pt"), dir_->file("cut.pt"));
-    std::filesystem::resize_file(dir_->file("cut.pt"), std::filesystem::file_size(dir_->file("cut.pt")) / 2);
+    std::filesystem::resize_file(dir_->file("cut.pt"),
+                                 std::filesystem::file_size(dir_->file("cut.pt")) / 2);
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -59,62 +60,123 @@ TEST_P(CliBadInput, GivesOneClearErrorAndItsExitCode) {
   if (args == "@") args = config();
   const auto r = gemel(args, c.yaml);
   EXPECT_EQ(r.exit_code, c.exit_code) << r.output;
-  for (const char* s : c.says) EXPECT_NE(r.output.find(s), std::string::npos) << "missing '" << s << "' in:\n" << r.output;
+  for (const char* s : c.says)
+    EXPECT_NE(r.output.find(s), std::string::npos) << "missing '" << s << "' in:\n" << r.output;
   EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
 }
 
-const char* kTask = "name: w\ntasks:\n  - name: cars_resnet18\n    arch: resnet18\n    num_classes: 2\n";
+const char* kTask =
+    "name: w\ntasks:\n  - name: cars_resnet18\n    arch: resnet18\n    num_classes: 2\n";
 
 INSTANTIATE_TEST_SUITE_P(
     Inputs, CliBadInput,
     ::testing::Values(
-        BadInput{"MalformedYaml", "name: w\ntasks:\n  - name: a\n   arch: [resnet18\n", "@", 3,
+        BadInput{"MalformedYaml",
+                 "name: w\ntasks:\n  - name: a\n   arch: [resnet18\n",
+                 "@",
+                 3,
                  {"error:", "w.yaml:", "malformed YAML"}},
-        BadInput{"UnknownArch", "name: w\ntasks:\n  - {name: a, arch: resnet51, num_classes: 2}\n", "@", 3,
-                 {"w.yaml:3: tasks[0].arch: got 'resnet51', which is not a known arch; expected one of: resnet18, resnet34"}},
+        BadInput{"UnknownArch",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet51, num_classes: 2}\n",
+                 "@",
+                 3,
+                 {"w.yaml:3: tasks[0].arch: got 'resnet51', which is not a known arch; expected "
+                  "one of: resnet18, resnet34"}},
         BadInput{"DuplicateTaskNames",
-                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n  - {name: a, arch: vgg11, num_classes: 2}\n",
-                 "@", 3, {"w.yaml:4: tasks[1].name: duplicate task name 'a' (first used by tasks[0]"}},
-        BadInput{"TargetOutOfRange", "name: w\ndefaults: {accuracy_target: 0}\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n",
-                 "@", 3, {"defaults.accuracy_target: got 0; expected a fraction in (0, 1]"}},
-        BadInput{"MissingWeightsFile", "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: gone.pt}\n",
-                 "@", 3, {"tasks[0].weights: file '", "gone.pt' does not exist"}},
-        BadInput{"UnknownKey", "name: w\ntasks:\n  - {name: a, arch: resnet18, num_class: 2}\n", "@", 3,
-                 {"tasks[0].num_class: unknown key; expected one of: name, arch", "tasks[0].num_classes: missing"}},
-        BadInput{"WrongType", "name: w\ndefaults:\n  batch_size: lots\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n",
-                 "@", 3, {"w.yaml:3: defaults.batch_size: got 'lots'; expected an integer"}},
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n  - {name: a, "
+                 "arch: vgg11, num_classes: 2}\n",
+                 "@",
+                 3,
+                 {"w.yaml:4: tasks[1].name: duplicate task name 'a' (first used by tasks[0]"}},
+        BadInput{"TargetOutOfRange",
+                 "name: w\ndefaults: {accuracy_target: 0}\ntasks:\n  - {name: a, arch: resnet18, "
+                 "num_classes: 2}\n",
+                 "@",
+                 3,
+                 {"defaults.accuracy_target: got 0; expected a fraction in (0, 1]"}},
+        BadInput{
+            "MissingWeightsFile",
+            "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: gone.pt}\n",
+            "@",
+            3,
+            {"tasks[0].weights: file '", "gone.pt' does not exist"}},
+        BadInput{"UnknownKey",
+                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_class: 2}\n",
+                 "@",
+                 3,
+                 {"tasks[0].num_class: unknown key; expected one of: name, arch",
+                  "tasks[0].num_classes: missing"}},
+        BadInput{"WrongType",
+                 "name: w\ndefaults:\n  batch_size: lots\ntasks:\n  - {name: a, arch: resnet18, "
+                 "num_classes: 2}\n",
+                 "@",
+                 3,
+                 {"w.yaml:3: defaults.batch_size: got 'lots'; expected an integer"}},
         BadInput{"EveryProblemAtOnce",
-                 "name: w\nsearch: {strategy: fastest}\ntasks:\n  - {name: 'bad name', arch: vgg, num_classes: -1}\n",
-                 "@", 3, {"4 problems in workload", "search.strategy: got 'fastest'", "tasks[0].name: got 'bad name'",
-                          "tasks[0].arch: got 'vgg'", "tasks[0].num_classes: got -1"}},
-        BadInput{"MissingConfigFile", "", "inspect --config /nonexistent/workload.yaml", 3,
+                 "name: w\nsearch: {strategy: fastest}\ntasks:\n  - {name: 'bad name', arch: vgg, "
+                 "num_classes: -1}\n",
+                 "@",
+                 3,
+                 {"4 problems in workload", "search.strategy: got 'fastest'",
+                  "tasks[0].name: got 'bad name'", "tasks[0].arch: got 'vgg'",
+                  "tasks[0].num_classes: got -1"}},
+        BadInput{"MissingConfigFile",
+                 "",
+                 "inspect --config /nonexistent/workload.yaml",
+                 3,
                  {"/nonexistent/workload.yaml: no such workload file"}},
         BadInput{"NoTasks", "name: w\n", "@", 3, {"tasks: missing or empty"}},
-        BadInput{"WeightsOfAnotherArch",
-                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: mnv2_2.pt}\n", "@", 4,
-                 {"task 'a' (key weights):", "mnv2_2.pt: does not fit arch 'resnet18': missing key 'conv1.weight'",
-                  "another architecture"}},
-        BadInput{"HeadOfAnotherSize",
-                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: r18_2.pt}\n", "@", 4,
-                 {"wrong shape for 'fc.weight (file [2,512], model [5,512])'", "skip_head: true"}},
-        BadInput{"TruncatedWeights",
-                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: cut.pt}\n", "@", 4,
-                 {"cut.pt: not a PyTorch zip archive"}},
-        BadInput{"ConfigGivenAsWeights",
-                 "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: w.yaml}\n", "@", 4,
-                 {"w.yaml: not a PyTorch zip archive"}},
+        BadInput{
+            "WeightsOfAnotherArch",
+            "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: mnv2_2.pt}\n",
+            "@",
+            4,
+            {"task 'a' (key weights):",
+             "mnv2_2.pt: does not fit arch 'resnet18': missing key 'conv1.weight'",
+             "another architecture"}},
+        BadInput{
+            "HeadOfAnotherSize",
+            "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: r18_2.pt}\n",
+            "@",
+            4,
+            {"wrong shape for 'fc.weight (file [2,512], model [5,512])'", "skip_head: true"}},
+        BadInput{
+            "TruncatedWeights",
+            "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: cut.pt}\n",
+            "@",
+            4,
+            {"cut.pt: not a PyTorch zip archive"}},
+        BadInput{
+            "ConfigGivenAsWeights",
+            "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2, weights: w.yaml}\n",
+            "@",
+            4,
+            {"w.yaml: not a PyTorch zip archive"}},
         BadInput{"StateDictAsTorchScript",
-                 "name: w\ntasks:\n  - {name: a, arch: torchscript, weights: r18_2.pt}\n", "@", 4,
+                 "name: w\ntasks:\n  - {name: a, arch: torchscript, weights: r18_2.pt}\n",
+                 "@",
+                 4,
                  {"r18_2.pt: is not a TorchScript module"}},
-        BadInput{"BadArchSpec", "", "inspect --arch resnet50:zero", 2, {"--arch 'resnet50:zero'", "ARCH[:N]"}},
-        BadInput{"UnknownArchSpec", "", "inspect --arch alexnet", 2, {"'alexnet' is not a zoo arch"}},
+        BadInput{"BadArchSpec",
+                 "",
+                 "inspect --arch resnet50:zero",
+                 2,
+                 {"--arch 'resnet50:zero'", "ARCH[:N]"}},
+        BadInput{
+            "UnknownArchSpec", "", "inspect --arch alexnet", 2, {"'alexnet' is not a zoo arch"}},
         BadInput{"ConfigAndArch", "", "inspect --arch vgg11 --config x.yaml", 2, {"not both"}},
-        BadInput{"UnknownOption", "", "inspect --arhc vgg11", 2, {"unrecognised option '--arhc'", "gemel inspect --help"}},
+        BadInput{"UnknownOption",
+                 "",
+                 "inspect --arhc vgg11",
+                 2,
+                 {"unrecognised option '--arhc'", "gemel inspect --help"}},
         BadInput{"UnknownCommand", "", "merg", 2, {"'merg' is not a gemel command"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(Cli, SkipHeadLoadsWeightsWithAnotherHead) {
-  const auto r = gemel(config(), "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: r18_2.pt, skip_head: true}\n");
+  const auto r = gemel(config(),
+                       "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 5, weights: "
+                       "r18_2.pt, skip_head: true}\n");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
@@ -124,13 +186,17 @@ TEST_F(Cli, InspectPrintsTotalsAndGroupsLargestFirst) {
   EXPECT_NE(r.output.find("total weight bytes:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("sharing every shareable layer saves"), std::string::npos) << r.output;
   // resnet18's three 512x512 convs pair with resnet34's first three: the largest group
-  EXPECT_NE(r.output.find("27.0 MiB     3  resnet18,resnet34                        conv2d weight[512,512,3,3]"),
-            std::string::npos) << r.output;
+  EXPECT_NE(
+      r.output.find(
+          "27.0 MiB     3  resnet18,resnet34                        conv2d weight[512,512,3,3]"),
+      std::string::npos)
+      << r.output;
 }
 
 TEST_F(Cli, InspectJsonIsValidAndConsistent) {
   const auto json_file = dir_->file("inspect.json");
-  const auto r = run(shellQuote(GEMEL_BINARY) + " inspect --json --arch resnet50:3 --arch vgg16:2 --arch resnet50 > " +
+  const auto r = run(shellQuote(GEMEL_BINARY) +
+                     " inspect --json --arch resnet50:3 --arch vgg16:2 --arch resnet50 > " +
                      shellQuote(json_file));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Python's json module checks the syntax; the sums are checked against the groups.

@@ -106,11 +106,20 @@ tasks:
     batch_size: many
 )");
   EXPECT_NE(msg.find("problems in workload"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("w.yaml:3: defaults.accuracy_target: got 1.5; expected a fraction in (0, 1]"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("w.yaml:6: tasks[0].arch: got 'resnet5', which is not a known arch; expected one of: resnet18"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("w.yaml:8: tasks[1].name: duplicate task name 'a_resnet18'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:3: defaults.accuracy_target: got 1.5; expected a fraction in (0, 1]"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("w.yaml:6: tasks[0].arch: got 'resnet5', which is not a known arch; expected "
+                     "one of: resnet18"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("w.yaml:8: tasks[1].name: duplicate task name 'a_resnet18'"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("w.yaml:10: tasks[1].num_clases: unknown key"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("w.yaml:11: tasks[1].batch_size: got 'many'; expected an integer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("w.yaml:11: tasks[1].batch_size: got 'many'; expected an integer"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("tasks[1].num_classes: missing"), std::string::npos) << msg;
 }
 
@@ -131,32 +140,48 @@ tasks:
     weights: nowhere/cars.pt
 )";
   const auto msg = loadError(dir, yaml);
-  EXPECT_NE(msg.find("w.yaml:6: tasks[0].weights: file '" + dir.path() + "/nowhere/cars.pt' does not exist"),
-            std::string::npos) << msg;
-  writeText(dir.file("w2.yaml"), "name: demo\ntasks:\n  - {name: cars_resnet18, arch: resnet18, num_classes: 2}\n");
+  EXPECT_NE(msg.find("w.yaml:6: tasks[0].weights: file '" + dir.path() +
+                     "/nowhere/cars.pt' does not exist"),
+            std::string::npos)
+      << msg;
+  writeText(dir.file("w2.yaml"),
+            "name: demo\ntasks:\n  - {name: cars_resnet18, arch: resnet18, num_classes: 2}\n");
   LoadOptions options;
   options.require_datasets = true;
   try {
     loadWorkload(dir.file("w2.yaml"), options);
     FAIL() << "missing dataset accepted";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("cars_CL.h5' does not exist"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cars_CL.h5' does not exist"), std::string::npos)
+        << e.what();
   }
 }
 
 TEST(Config, StructuralMistakes) {
   TempDir dir;
   EXPECT_NE(loadError(dir, "- just\n- a list\n").find("expected a mapping"), std::string::npos);
-  EXPECT_NE(loadError(dir, "name: demo\ntasks: []\n").find("tasks: missing or empty"), std::string::npos);
-  EXPECT_NE(loadError(dir, "name: demo\ntasks: {a: 1}\n").find("expected a list of tasks"), std::string::npos);
-  EXPECT_NE(loadError(dir, "name: demo\nsearch: {strategy: manual}\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2}\n")
-                .find("search.groups: missing"), std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks: []\n").find("tasks: missing or empty"),
+            std::string::npos);
+  EXPECT_NE(loadError(dir, "name: demo\ntasks: {a: 1}\n").find("expected a list of tasks"),
+            std::string::npos);
+  EXPECT_NE(loadError(dir,
+                      "name: demo\nsearch: {strategy: manual}\ntasks:\n  - {name: t, arch: vgg11, "
+                      "num_classes: 2}\n")
+                .find("search.groups: missing"),
+            std::string::npos);
   EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: torchscript}\n")
-                .find("tasks[0].weights: missing; arch 'torchscript' needs weights"), std::string::npos);
-  EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, kind: detection}\n")
-                .find("is a classification model"), std::string::npos);
-  EXPECT_NE(loadError(dir, "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, image_size: 16}\n")
-                .find("expected at least 32 pixels"), std::string::npos);
+                .find("tasks[0].weights: missing; arch 'torchscript' needs weights"),
+            std::string::npos);
+  EXPECT_NE(
+      loadError(dir,
+                "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, kind: detection}\n")
+          .find("is a classification model"),
+      std::string::npos);
+  EXPECT_NE(
+      loadError(dir,
+                "name: demo\ntasks:\n  - {name: t, arch: vgg11, num_classes: 2, image_size: 16}\n")
+          .find("expected at least 32 pixels"),
+      std::string::npos);
 }
 
 TEST(Config, MissingFileIsAConfigError) {
@@ -164,7 +189,8 @@ TEST(Config, MissingFileIsAConfigError) {
     loadWorkload("/nonexistent/w.yaml");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/w.yaml: no such workload file"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/w.yaml: no such workload file"),
+              std::string::npos);
     EXPECT_EQ(e.code(), ExitCode::kConfig);
   }
 }

@@ -26,7 +26,8 @@ TEST(Error, ThrowIfNotCarriesMessageAndExitCode) {
 }
 
 TEST(ErrorDeathTest, AssertAbortsWithExpressionAndLocation) {
-  EXPECT_DEATH(GEMEL_ASSERT(2 < 1, "value {}", 7), "assertion '2 < 1' failed at .*format_test.cpp:[0-9]+: value 7");
+  EXPECT_DEATH(GEMEL_ASSERT(2 < 1, "value {}", 7),
+               "assertion '2 < 1' failed at .*format_test.cpp:[0-9]+: value 7");
 }
 
 }  // namespace

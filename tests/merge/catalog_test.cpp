@@ -64,8 +64,8 @@ TEST(LayerCatalog, OrdersGroupsByBytesSavedAndNumbersThem) {
 TEST(LayerCatalog, DifferentHyperParametersOrShapesDoNotShare) {
   auto dilated = conv("d", 8, 8, 3);
   dilated.hyper = "p2,2 d2,2 g1";
-  LayerCatalog cat({model("A", {conv("x", 8, 8, 3)}), model("B", {dilated}),
-                    model("C", {conv("y", 8, 8, 1)})});
+  LayerCatalog cat(
+      {model("A", {conv("x", 8, 8, 3)}), model("B", {dilated}), model("C", {conv("y", 8, 8, 1)})});
   EXPECT_TRUE(cat.groups().empty());
   EXPECT_EQ(cat.savingsBytes(), 0);
 }

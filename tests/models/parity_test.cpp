@@ -71,10 +71,11 @@ INSTANTIATE_TEST_SUITE_P(Zoo, TorchvisionParity, ::testing::ValuesIn(zooArchs())
 
 TEST(TorchvisionParity, DefaultParameterCountsMatchTorchvision) {
   // 1000 classes, as torchvision's defaults; counts printed by the reference itself.
-  const auto listed = run(shellQuote(GEMEL_PYTHON) +
-                          " -c \"import torchvision,sys\nfor a in sys.argv[1:]: "
-                          "print(a, sum(p.numel() for p in torchvision.models.__dict__[a]().parameters()))\" "
-                          "resnet50 vgg16 mobilenet_v2");
+  const auto listed =
+      run(shellQuote(GEMEL_PYTHON) +
+          " -c \"import torchvision,sys\nfor a in sys.argv[1:]: "
+          "print(a, sum(p.numel() for p in torchvision.models.__dict__[a]().parameters()))\" "
+          "resnet50 vgg16 mobilenet_v2");
   ASSERT_EQ(listed.exit_code, 0) << listed.output;
   std::istringstream lines(listed.output);
   std::string arch;

@@ -26,7 +26,8 @@ std::string errorOf(const std::string& path) {
 }
 
 void python(const std::string& code, const std::string& dir) {
-  const auto r = run("cd " + shellQuote(dir) + " && " + shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(code));
+  const auto r =
+      run("cd " + shellQuote(dir) + " && " + shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(code));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 }
 
@@ -61,7 +62,8 @@ sd['param'] = torch.nn.Parameter(torch.ones(2, 2))
 sd['half'] = torch.full((3,), 1.5, dtype=torch.float16)
 sd._metadata = {'': {'version': 1}}
 torch.save(sd, 'views.pt')
-)", dir.path());
+)",
+         dir.path());
   const auto sd = readStateDict(dir.file("views.pt"));
   ASSERT_EQ(sd.size(), 5u);
   const auto base = torch::arange(24, torch::kFloat).reshape({4, 6});
@@ -81,20 +83,24 @@ import torch
 d = torch.load('c.pt', weights_only=True)  # the strict loader: plain torch.save format only
 assert isinstance(d, dict) and list(d) == ['w'], d
 assert torch.equal(d['w'], torch.arange(6.).reshape(2, 3)), d
-)", dir.path());
+)",
+         dir.path());
 }
 
 TEST(StateDict, BadFilesGiveOneClearError) {
   TempDir dir;
-  EXPECT_NE(errorOf(dir.file("none.pt")).find("none.pt: weights file does not exist"), std::string::npos);
+  EXPECT_NE(errorOf(dir.file("none.pt")).find("none.pt: weights file does not exist"),
+            std::string::npos);
   writeText(dir.file("text.pt"), "not a zip archive at all");
-  EXPECT_NE(errorOf(dir.file("text.pt")).find("text.pt: not a PyTorch zip archive"), std::string::npos);
+  EXPECT_NE(errorOf(dir.file("text.pt")).find("text.pt: not a PyTorch zip archive"),
+            std::string::npos);
 
   writeStateDict(dir.file("ok.pt"), {{"w", torch::randn({64, 64})}});
   const auto size = std::filesystem::file_size(dir.file("ok.pt"));
   std::filesystem::copy_file(dir.file("ok.pt"), dir.file("cut.pt"));
   std::filesystem::resize_file(dir.file("cut.pt"), size / 2);
-  EXPECT_NE(errorOf(dir.file("cut.pt")).find("cut.pt: not a PyTorch zip archive"), std::string::npos)
+  EXPECT_NE(errorOf(dir.file("cut.pt")).find("cut.pt: not a PyTorch zip archive"),
+            std::string::npos)
       << errorOf(dir.file("cut.pt"));
 
   python(R"(
@@ -103,12 +109,17 @@ torch.save({'model': {'w': torch.ones(1)}, 'epoch': 3}, 'checkpoint.pt')
 torch.save({'w': torch.ones(1), 'note': 'hello'}, 'mixed.pt')
 torch.save([torch.ones(1)], 'list.pt')
 torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), 'script.pt')
-)", dir.path());
-  EXPECT_NE(errorOf(dir.file("checkpoint.pt")).find("looks like a training checkpoint; save checkpoint['model']"),
-            std::string::npos) << errorOf(dir.file("checkpoint.pt"));
-  EXPECT_NE(errorOf(dir.file("mixed.pt")).find("key 'note' holds a string, not a tensor"), std::string::npos);
+)",
+         dir.path());
+  EXPECT_NE(errorOf(dir.file("checkpoint.pt"))
+                .find("looks like a training checkpoint; save checkpoint['model']"),
+            std::string::npos)
+      << errorOf(dir.file("checkpoint.pt"));
+  EXPECT_NE(errorOf(dir.file("mixed.pt")).find("key 'note' holds a string, not a tensor"),
+            std::string::npos);
   EXPECT_NE(errorOf(dir.file("list.pt")).find("holds a list, not a state_dict"), std::string::npos);
-  EXPECT_NE(errorOf(dir.file("script.pt")).find("is a TorchScript module, not a state_dict"), std::string::npos);
+  EXPECT_NE(errorOf(dir.file("script.pt")).find("is a TorchScript module, not a state_dict"),
+            std::string::npos);
   EXPECT_TRUE(isTorchScriptFile(dir.file("script.pt")));
   EXPECT_FALSE(isTorchScriptFile(dir.file("ok.pt")));
 }

@@ -42,9 +42,11 @@ TEST(Zoo, LayersAreConvAndLinearInDefinitionOrder) {
 TEST(Zoo, StrideIsNotPartOfTheSignature) {
   const auto layers = createZooModel("resnet50", 1000)->layers();
   // layer2.0.conv2 has stride 2, layer2.1.conv2 stride 1: same weights shape, shareable.
-  EXPECT_EQ(layer(layers, "layer2.0.conv2").signature(), layer(layers, "layer2.1.conv2").signature());
+  EXPECT_EQ(layer(layers, "layer2.0.conv2").signature(),
+            layer(layers, "layer2.1.conv2").signature());
   const auto mobile = createZooModel("mobilenet_v2", 1000)->layers();
-  EXPECT_EQ(layer(mobile, "features.1.conv.0.0").signature(), "conv2d weight[32,1,3,3] p1,1 d1,1 g32");
+  EXPECT_EQ(layer(mobile, "features.1.conv.0.0").signature(),
+            "conv2d weight[32,1,3,3] p1,1 d1,1 g32");
 }
 
 TEST(Zoo, UnknownArchOrBadClassCountIsAConfigError) {
@@ -57,7 +59,9 @@ TEST(Zoo, HeadMismatchNeedsSkipHead) {
   createZooModel("resnet18", 10)->saveWeightsFile(dir.file("r18_10.pt"));
   auto three = createZooModel("resnet18", 3);
   const auto msg = loadError(*three, dir.file("r18_10.pt"), false);
-  EXPECT_NE(msg.find("wrong shape for 'fc.weight (file [10,512], model [3,512])'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("wrong shape for 'fc.weight (file [10,512], model [3,512])'"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("set skip_head: true"), std::string::npos) << msg;
 
   // With skip_head the backbone loads and the head keeps its own initialisation.
@@ -73,7 +77,9 @@ TEST(Zoo, WeightsOfAnotherArchitectureNameTheKeys) {
   createZooModel("mobilenet_v2", 10)->saveWeightsFile(dir.file("mnv2.pt"));
   auto resnet = createZooModel("resnet18", 10);
   const auto msg = loadError(*resnet, dir.file("mnv2.pt"), false);
-  EXPECT_NE(msg.find("mnv2.pt: does not fit arch 'resnet18': missing key 'conv1.weight'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("mnv2.pt: does not fit arch 'resnet18': missing key 'conv1.weight'"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("unexpected key 'features.0.0.weight'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("another architecture"), std::string::npos) << msg;
 }
@@ -83,9 +89,10 @@ class ScriptModels : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     for (const char* how : {"script", "trace"}) {
-      const auto r = run(shellQuote(GEMEL_PYTHON) + " " +
-                         shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/torchvision_ref.py") +
-                         " " + how + " resnet18 10 " + shellQuote(dir_->file(std::string(how) + ".pt")));
+      const auto r =
+          run(shellQuote(GEMEL_PYTHON) + " " +
+              shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/torchvision_ref.py") + " " +
+              how + " resnet18 10 " + shellQuote(dir_->file(std::string(how) + ".pt")));
       ASSERT_EQ(r.exit_code, 0) << r.output;
     }
   }
@@ -111,7 +118,8 @@ TEST_F(ScriptModels, ScriptedModuleExposesTheSameLayersAsTheZoo) {
   EXPECT_EQ(script->forward(torch::randn({1, 3, 64, 64})).sizes(), (std::vector<int64_t>{1, 10}));
 
   // Every layer of the scripted model can share with the zoo model.
-  merge::LayerCatalog cat({merge::describeModel("script", *script), merge::describeModel("zoo", *zoo)});
+  merge::LayerCatalog cat(
+      {merge::describeModel("script", *script), merge::describeModel("zoo", *zoo)});
   int64_t layer_bytes = 0;
   for (const auto& l : b) layer_bytes += l.bytes;
   EXPECT_EQ(cat.savingsBytes(), layer_bytes);
@@ -123,7 +131,8 @@ TEST_F(ScriptModels, TracedModuleLayersShareOnlyWithTracedLayers) {
   ASSERT_EQ(layers.size(), 21u);
   EXPECT_EQ(layers[0].signature(), "conv2d weight[64,3,7,7] hp?");
   EXPECT_EQ(layers[20].signature(), "linear weight[10,512] bias[10]");
-  EXPECT_THROW(loadScriptModel(std::string(GEMEL_SOURCE_DIR) + "/configs/examples/small.yaml"), InputError);
+  EXPECT_THROW(loadScriptModel(std::string(GEMEL_SOURCE_DIR) + "/configs/examples/small.yaml"),
+               InputError);
 }
 
 }  // namespace

@@ -11,8 +11,8 @@
 namespace gemel::config {
 
 struct LoadOptions {
-  std::string datasets_dir;      // overrides the file's datasets_dir when not empty
-  bool require_datasets = false; // dataset files must exist (commands that train or evaluate)
+  std::string datasets_dir;       // overrides the file's datasets_dir when not empty
+  bool require_datasets = false;  // dataset files must exist (commands that train or evaluate)
 };
 
 // Problems found so far, each already formatted as "file:line: key: message".

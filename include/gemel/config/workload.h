@@ -15,8 +15,8 @@ std::string toString(TaskKind kind);
 struct Transforms {
   std::vector<double> mean{0.485, 0.456, 0.406};
   std::vector<double> std{0.229, 0.224, 0.225};
-  bool hflip = true;      // random horizontal flip while training
-  int crop_padding = 0;   // random crop after zero padding by this many pixels (0: off)
+  bool hflip = true;     // random horizontal flip while training
+  int crop_padding = 0;  // random crop after zero padding by this many pixels (0: off)
 };
 
 struct TaskConfig {
@@ -24,9 +24,9 @@ struct TaskConfig {
   std::string arch;
   TaskKind kind = TaskKind::kClassification;
   int num_classes = 0;
-  std::string weights;       // absolute path, or empty: train from scratch
-  bool skip_head = false;    // load weights without the final classifier layer
-  std::string dataset;       // absolute path of the task's HDF5 dataset
+  std::string weights;     // absolute path, or empty: train from scratch
+  bool skip_head = false;  // load weights without the final classifier layer
+  std::string dataset;     // absolute path of the task's HDF5 dataset
   bool dataset_explicit = false;
   std::optional<double> unmerged_acc;
   double accuracy_target = 0.95;  // fraction of unmerged accuracy to keep
@@ -38,12 +38,12 @@ struct TaskConfig {
 struct SearchConfig {
   std::string strategy = "greedy";  // greedy | all | manual
   int epochs_per_trial = 4;
-  double seconds_per_trial = 0;     // 0: no time limit
+  double seconds_per_trial = 0;  // 0: no time limit
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
   int seed = 0;
-  std::vector<int> groups;          // manual: group indices as `gemel inspect` numbers them
+  std::vector<int> groups;  // manual: group indices as `gemel inspect` numbers them
 };
 
 struct Defaults {

@@ -53,13 +53,14 @@ class InputError : public Error {
 }  // namespace gemel
 
 // Throw ErrorType(format(...)) unless cond holds. For user errors only.
-#define GEMEL_THROW_IF_NOT(cond, ErrorType, ...)           \
-  do {                                                     \
+#define GEMEL_THROW_IF_NOT(cond, ErrorType, ...)                \
+  do {                                                          \
     if (!(cond)) throw ErrorType(::gemel::format(__VA_ARGS__)); \
   } while (0)
 
 // Abort with the expression, file:line and a message unless cond holds. For invariants only.
 #define GEMEL_ASSERT(cond, ...)                                                          \
   do {                                                                                   \
-    if (!(cond)) ::gemel::assertionFailed(#cond, __FILE__, __LINE__, ::gemel::format(__VA_ARGS__)); \
+    if (!(cond))                                                                         \
+      ::gemel::assertionFailed(#cond, __FILE__, __LINE__, ::gemel::format(__VA_ARGS__)); \
   } while (0)

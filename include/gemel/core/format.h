@@ -13,7 +13,8 @@ namespace detail {
 inline void formatInto(std::ostringstream& out, std::string_view fmt) { out << fmt; }
 
 template <typename T, typename... Rest>
-void formatInto(std::ostringstream& out, std::string_view fmt, const T& first, const Rest&... rest) {
+void formatInto(std::ostringstream& out, std::string_view fmt, const T& first,
+                const Rest&... rest) {
   const auto pos = fmt.find("{}");
   if (pos == std::string_view::npos) {
     out << fmt;

@@ -39,13 +39,13 @@ struct Instance {
 };
 
 struct Group {
-  int id = 0;                     // position in LayerCatalog::groups()
+  int id = 0;  // position in LayerCatalog::groups()
   std::string signature;
   models::LayerKind kind = models::LayerKind::kConv2d;
-  std::vector<int> models;        // model indices, ascending
+  std::vector<int> models;  // model indices, ascending
   std::vector<Instance> instances;
-  int64_t layer_bytes = 0;        // bytes of one layer
-  int64_t bytes_saved = 0;        // (models - 1) x layer_bytes x instances
+  int64_t layer_bytes = 0;  // bytes of one layer
+  int64_t bytes_saved = 0;  // (models - 1) x layer_bytes x instances
 };
 
 class LayerCatalog {

@@ -16,7 +16,8 @@
 namespace gemel::models::compat {
 
 // Opens a PyTorch zip archive (torch.save / torch.jit.save output).
-inline std::unique_ptr<caffe2::serialize::PyTorchStreamReader> openArchive(const std::string& path) {
+inline std::unique_ptr<caffe2::serialize::PyTorchStreamReader> openArchive(
+    const std::string& path) {
   return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
 }
 

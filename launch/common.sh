@@ -8,9 +8,10 @@ GEMEL_BUILD_DIR="${GEMEL_BUILD_DIR:-$GEMEL_ROOT/build}"
 # Debian packages the build, the tests and the parity reference (torchvision) need.
 GEMEL_PACKAGES=(
   cmake ninja-build g++ ccache
-  libtorch-dev libspdlog-dev libyaml-cpp-dev libboost-program-options-dev
+  libtorch-dev libspdlog-dev libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libgtest-dev libgmock-dev
-  python3-torch python3-torchvision
+  python3-torch python3-torchvision python3-h5py
+  dataset-fashion-mnist opencv-doc
 )
 
 gemel_install_deps() {

@@ -52,19 +52,25 @@ std::string humanBytes(int64_t bytes) {
 namespace gemel::cli {
 
 bool parseCommandLine(const std::string& command, const std::string& synopsis,
-                      po::options_description desc, const Args& args, po::variables_map& vm) {
+                      po::options_description desc, const Args& args, po::variables_map& vm,
+                      const std::string& program,
+                      const po::positional_options_description* positional) {
   desc.add_options()("log-level", po::value<std::string>()->default_value("info"),
                      "trace, debug, info, warn, error or off")("help,h", "show this help");
   try {
-    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::command_line_parser parser(args);
+    parser.options(desc);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: " << program << " " << command << " " << synopsis << "\n\n"
+                << desc << "\n";
+      return false;
+    }
     po::notify(vm);
   } catch (const po::error& e) {
-    throw UsageError(std::string(e.what()) + "; run 'gemel " + command +
+    throw UsageError(std::string(e.what()) + "; run '" + program + " " + command +
                      " --help' for the options");
-  }
-  if (vm.count("help")) {
-    std::cout << "usage: gemel " << command << " " << synopsis << "\n\n" << desc << "\n";
-    return false;
   }
   log::setLevel(log::parseLevel(vm["log-level"].as<std::string>()));
   return true;

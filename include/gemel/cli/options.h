@@ -15,7 +15,9 @@ namespace po = boost::program_options;
 // Parses `args` against `desc` plus the common options (--help, --log-level). Returns false
 // when --help was given (the help text is then printed). Throws UsageError on bad options.
 bool parseCommandLine(const std::string& command, const std::string& synopsis,
-                      po::options_description desc, const Args& args, po::variables_map& vm);
+                      po::options_description desc, const Args& args, po::variables_map& vm,
+                      const std::string& program = "gemel",
+                      const po::positional_options_description* positional = nullptr);
 
 // "resnet50:3" -> {"resnet50", 3}; "vgg16" -> {"vgg16", 1000}. Throws UsageError.
 std::pair<std::string, int> parseArchSpec(const std::string& spec);

@@ -1,0 +1,99 @@
+#pragma once
+// The HDF5 C API, wrapped once (as HighFive does): RAII handles, and every failing call turned
+// into an InputError that names the file, the object and the call. Only the data and io
+// modules include this header.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gemel::h5 {
+
+// An owned hid_t, closed with the matching H5*close on destruction.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~Handle() { reset(); }
+  Handle(Handle&& other) noexcept : id_(other.id_), closer_(other.closer_) { other.id_ = -1; }
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  hid_t id() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset();
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+// Silences HDF5's own error printing (we report errors ourselves); idempotent.
+void quietErrors();
+
+class File {
+ public:
+  // Creates (truncating) a file for writing.
+  static File create(const std::string& path);
+  // Opens an existing file; throws InputError if it is missing or not HDF5.
+  static File open(const std::string& path, bool writable = false);
+
+  const std::string& path() const { return path_; }
+  hid_t id() const { return handle_.id(); }
+  bool exists(const std::string& object) const;  // "/train/images"
+  void createGroup(const std::string& name);
+  void close();
+
+  // Attributes on an object ("/" for the root).
+  void setAttr(const std::string& object, const std::string& name, const std::string& value);
+  void setAttr(const std::string& object, const std::string& name, int64_t value);
+  void setAttr(const std::string& object, const std::string& name, double value);
+  void setAttr(const std::string& object, const std::string& name,
+               const std::vector<std::string>& values);
+  bool hasAttr(const std::string& object, const std::string& name) const;
+  std::string attrString(const std::string& object, const std::string& name) const;
+  int64_t attrInt(const std::string& object, const std::string& name) const;
+  double attrDouble(const std::string& object, const std::string& name) const;
+  std::vector<std::string> attrStrings(const std::string& object, const std::string& name) const;
+
+  // [[noreturn]] helper: "file: what (object)" as an InputError.
+  [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+
+ private:
+  File(std::string path, Handle handle) : path_(std::move(path)), handle_(std::move(handle)) {}
+  Handle openObject(const std::string& object) const;
+  std::string path_;
+  Handle handle_;
+};
+
+// An n-dimensional dataset of a fixed element type.
+class Dataset {
+ public:
+  // Creates a dataset whose first dimension can grow; chunks of `chunk` elements.
+  static Dataset create(File& file, const std::string& name, hid_t type,
+                        const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
+                        bool extendible);
+  static Dataset open(const File& file, const std::string& name);
+
+  std::vector<hsize_t> dims() const;
+  bool hasType(hid_t native) const;  // stored type equals `native`
+  void extend(hsize_t first_dim);
+  // Reads/writes rows [start, start + count) of the first dimension; `buffer` holds them all.
+  void readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffer) const;
+  void writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void* buffer);
+  // Reads the whole dataset.
+  void readAll(hid_t mem_type, void* buffer) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  Dataset(const File* file, std::string name, Handle handle)
+      : file_(file), name_(std::move(name)), handle_(std::move(handle)) {}
+  Handle selectRows(hsize_t start, hsize_t count, Handle& memspace) const;
+  const File* file_;
+  std::string name_;
+  Handle handle_;
+};
+
+}  // namespace gemel::h5

@@ -1,0 +1,62 @@
+#pragma once
+// ShardedLoader: reads this rank's shard of one split of a dataset in the background and hands
+// out uint8 batches. A prefetch thread keeps up to `prefetch` batches ready (in pinned memory
+// when CUDA is present), so a training step never waits on disk. Normalisation and
+// augmentation happen later, on the device (transforms.h).
+//
+// Reading: when the shard's images fit in `cache_bytes` they are read once, in one contiguous
+// block, and every later batch is a memory gather; otherwise each batch reads its images.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "gemel/data/dataset.h"
+
+namespace gemel::data {
+
+struct LoaderOptions {
+  std::string split = "train";
+  int64_t batch_size = 32;
+  int rank = 0;
+  int world_size = 1;
+  bool shuffle = true;
+  bool drop_last = false;
+  uint64_t seed = 0;
+  int prefetch = 4;                        // batches ready ahead
+  bool pin_memory = true;                  // only when CUDA is available
+  int64_t cache_bytes = int64_t(2) << 30;  // cache the shard in memory up to this size
+};
+
+struct Batch {
+  torch::Tensor images;                 // uint8 [B, H, W, C]
+  torch::Tensor labels;                 // int64 [B] (classification)
+  std::vector<std::vector<Box>> boxes;  // per image (detection)
+  std::vector<int64_t> indices;         // dataset indices, in batch order
+};
+
+class ShardedLoader {
+ public:
+  ShardedLoader(std::shared_ptr<const DatasetReader> reader, LoaderOptions options);
+  ~ShardedLoader();
+  ShardedLoader(const ShardedLoader&) = delete;
+  ShardedLoader& operator=(const ShardedLoader&) = delete;
+
+  // Starts reading an epoch (ends any epoch in progress).
+  void startEpoch(int64_t epoch);
+  // The next batch of the epoch, or nullopt at its end.
+  std::optional<Batch> next();
+
+  int64_t shardSize() const;
+  int64_t batchesPerEpoch() const;
+  const DatasetInfo& info() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gemel::data

@@ -1,0 +1,30 @@
+#pragma once
+// Turning loader batches (uint8 NHWC on the host) into model inputs on the device: transfer,
+// NCHW float in [0, 1], training augmentation (random crop after zero padding, horizontal flip),
+// then per-channel normalisation. All of it runs as batched tensor ops on the target device.
+#include <vector>
+
+#include <torch/types.h>
+
+#include "gemel/config/workload.h"
+#include "gemel/data/dataset.h"
+
+namespace gemel::data {
+
+struct Augmentation {
+  std::vector<int64_t> dx, dy;  // per image: crop offset minus padding (pixels the image moved)
+  std::vector<bool> flipped;    // per image
+};
+
+// images: uint8 [B, H, W, C]. Returns float [B, C, H, W] on `device`. When `train` is true the
+// augmentation is drawn from torch's default generator and reported in `applied` (if given).
+torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& transforms,
+                            bool train, const torch::Device& device,
+                            Augmentation* applied = nullptr);
+
+// Moves boxes the way prepareImages moved their image (flip, then shift; clipped; boxes that
+// leave the image are dropped).
+std::vector<Box> augmentBoxes(const std::vector<Box>& boxes, const Augmentation& a,
+                              std::size_t image, int64_t height, int64_t width);
+
+}  // namespace gemel::data

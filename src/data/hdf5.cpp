@@ -1,0 +1,308 @@
+#include "gemel/data/hdf5.h"
+
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "gemel/core/error.h"
+
+namespace gemel::h5 {
+
+Handle& Handle::operator=(Handle&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    closer_ = other.closer_;
+    other.id_ = -1;
+  }
+  return *this;
+}
+
+void Handle::reset() {
+  if (id_ >= 0 && closer_) closer_(id_);
+  id_ = -1;
+}
+
+void quietErrors() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+void File::fail(const std::string& object, const std::string& what) const {
+  throw InputError(format("{}: {}{}", path_, what, object.empty() ? "" : " (" + object + ")"));
+}
+
+File File::create(const std::string& path) {
+  quietErrors();
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  GEMEL_THROW_IF_NOT(
+      id >= 0, InputError,
+      "{}: cannot create the HDF5 file; check that its directory exists and is writable", path);
+  return File(path, Handle(id, H5Fclose));
+}
+
+File File::open(const std::string& path, bool writable) {
+  quietErrors();
+  GEMEL_THROW_IF_NOT(std::filesystem::exists(path), InputError, "{}: no such file; check the path",
+                     path);
+  GEMEL_THROW_IF_NOT(H5Fis_hdf5(path.c_str()) > 0, InputError,
+                     "{}: not an HDF5 file (or a truncated one); rebuild it", path);
+  const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  GEMEL_THROW_IF_NOT(id >= 0, InputError,
+                     "{}: cannot be opened as HDF5 (corrupt or truncated?); rebuild it", path);
+  return File(path, Handle(id, H5Fclose));
+}
+
+void File::close() { handle_.reset(); }
+
+bool File::exists(const std::string& object) const {
+  if (object == "/") return true;
+  // Check each level: H5Lexists fails on a path whose parent is missing.
+  std::string prefix;
+  std::size_t pos = 1;
+  while (pos <= object.size()) {
+    const auto next = object.find('/', pos);
+    prefix = object.substr(0, next);
+    if (H5Lexists(id(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (next == std::string::npos) break;
+    pos = next + 1;
+  }
+  return true;
+}
+
+void File::createGroup(const std::string& name) {
+  Handle g(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) fail(name, "cannot create group");
+}
+
+Handle File::openObject(const std::string& object) const {
+  Handle h(H5Oopen(id(), object.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!h.valid()) fail(object, "missing object");
+  return h;
+}
+
+namespace {
+
+void writeAttr(const File& f, hid_t obj, const std::string& object, const std::string& name,
+               hid_t type, hid_t space, const void* data) {
+  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  Handle attr(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  if (!attr.valid() || H5Awrite(attr.id(), type, data) < 0)
+    f.fail(object, "cannot write attribute '" + name + "'");
+}
+
+// Variable-length UTF-8 strings: h5py reads them as str (fixed-length ones come back as bytes).
+Handle stringType() {
+  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t.id(), H5T_VARIABLE);
+  H5Tset_cset(t.id(), H5T_CSET_UTF8);
+  return t;
+}
+
+}  // namespace
+
+void File::setAttr(const std::string& object, const std::string& name, const std::string& value) {
+  auto obj = openObject(object);
+  auto type = stringType();
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  const char* data = value.c_str();
+  writeAttr(*this, obj.id(), object, name, type.id(), space.id(), &data);
+}
+
+void File::setAttr(const std::string& object, const std::string& name, int64_t value) {
+  auto obj = openObject(object);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, H5T_NATIVE_INT64, space.id(), &value);
+}
+
+void File::setAttr(const std::string& object, const std::string& name, double value) {
+  auto obj = openObject(object);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), &value);
+}
+
+void File::setAttr(const std::string& object, const std::string& name,
+                   const std::vector<std::string>& values) {
+  auto obj = openObject(object);
+  std::vector<const char*> data;
+  for (const auto& v : values) data.push_back(v.c_str());
+  auto type = stringType();
+  const hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, type.id(), space.id(), data.data());
+}
+
+bool File::hasAttr(const std::string& object, const std::string& name) const {
+  if (!exists(object)) return false;
+  auto obj = openObject(object);
+  return H5Aexists(obj.id(), name.c_str()) > 0;
+}
+
+namespace {
+
+struct OpenAttr {
+  Handle obj, attr, type, space;
+};
+
+OpenAttr openAttr(const File& f, const std::string& object, const std::string& name, Handle obj) {
+  OpenAttr a;
+  a.obj = std::move(obj);
+  a.attr = Handle(H5Aopen(a.obj.id(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  if (!a.attr.valid()) f.fail(object, "missing attribute '" + name + "'");
+  a.type = Handle(H5Aget_type(a.attr.id()), H5Tclose);
+  a.space = Handle(H5Aget_space(a.attr.id()), H5Sclose);
+  return a;
+}
+
+}  // namespace
+
+std::string File::attrString(const std::string& object, const std::string& name) const {
+  auto a = openAttr(*this, object, name, openObject(object));
+  if (H5Tget_class(a.type.id()) != H5T_STRING)
+    fail(object, "attribute '" + name + "' is not a string");
+  if (H5Tis_variable_str(a.type.id()) > 0) {
+    char* value = nullptr;  // read with the stored type: HDF5 will not convert charsets
+    if (H5Aread(a.attr.id(), a.type.id(), &value) < 0)
+      fail(object, "cannot read attribute '" + name + "'");
+    std::string out = value ? value : "";
+    H5free_memory(value);
+    return out;
+  }
+  const auto size = H5Tget_size(a.type.id());
+  std::vector<char> buf(size + 1, '\0');
+  if (H5Aread(a.attr.id(), a.type.id(), buf.data()) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  return std::string(buf.data());
+}
+
+int64_t File::attrInt(const std::string& object, const std::string& name) const {
+  auto a = openAttr(*this, object, name, openObject(object));
+  if (H5Tget_class(a.type.id()) != H5T_INTEGER)
+    fail(object, "attribute '" + name + "' is not an integer");
+  int64_t v = 0;
+  if (H5Aread(a.attr.id(), H5T_NATIVE_INT64, &v) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  return v;
+}
+
+double File::attrDouble(const std::string& object, const std::string& name) const {
+  auto a = openAttr(*this, object, name, openObject(object));
+  double v = 0;
+  if (H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, &v) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  return v;
+}
+
+std::vector<std::string> File::attrStrings(const std::string& object,
+                                           const std::string& name) const {
+  auto a = openAttr(*this, object, name, openObject(object));
+  if (H5Tget_class(a.type.id()) != H5T_STRING)
+    fail(object, "attribute '" + name + "' is not a list of strings");
+  const auto n = H5Sget_simple_extent_npoints(a.space.id());
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(a.type.id()) > 0) {
+    std::vector<char*> ptrs(n, nullptr);
+    if (H5Aread(a.attr.id(), a.type.id(), ptrs.data()) < 0)
+      fail(object, "cannot read attribute '" + name + "'");
+    for (auto* p : ptrs) {
+      out.emplace_back(p ? p : "");
+      H5free_memory(p);
+    }
+    return out;
+  }
+  const auto width = H5Tget_size(a.type.id());
+  std::vector<char> buf(width * n + 1, '\0');
+  if (H5Aread(a.attr.id(), a.type.id(), buf.data()) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  for (hssize_t i = 0; i < n; ++i)
+    out.emplace_back(std::string(&buf[i * width], strnlen(&buf[i * width], width)));
+  return out;
+}
+
+// --- Dataset ---
+
+Dataset Dataset::create(File& file, const std::string& name, hid_t type,
+                        const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
+                        bool extendible) {
+  std::vector<hsize_t> max = dims;
+  if (extendible) max[0] = H5S_UNLIMITED;
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()), H5Sclose);
+  Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (!chunk.empty()) H5Pset_chunk(props.id(), static_cast<int>(chunk.size()), chunk.data());
+  Handle ds(
+      H5Dcreate2(file.id(), name.c_str(), type, space.id(), H5P_DEFAULT, props.id(), H5P_DEFAULT),
+      H5Dclose);
+  if (!ds.valid()) file.fail(name, "cannot create dataset");
+  return Dataset(&file, name, std::move(ds));
+}
+
+Dataset Dataset::open(const File& file, const std::string& name) {
+  if (!file.exists(name))
+    file.fail(name, "missing dataset; the file is incomplete or not a gemel dataset");
+  Handle ds(H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!ds.valid()) file.fail(name, "cannot open dataset");
+  return Dataset(&file, name, std::move(ds));
+}
+
+std::vector<hsize_t> Dataset::dims() const {
+  Handle space(H5Dget_space(handle_.id()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> d(rank > 0 ? rank : 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.id(), d.data(), nullptr);
+  return d;
+}
+
+bool Dataset::hasType(hid_t native) const {
+  Handle t(H5Dget_type(handle_.id()), H5Tclose);
+  Handle n(H5Tget_native_type(t.id(), H5T_DIR_ASCEND), H5Tclose);
+  return H5Tequal(n.id(), native) > 0;
+}
+
+void Dataset::extend(hsize_t first_dim) {
+  auto d = dims();
+  d[0] = first_dim;
+  if (H5Dset_extent(handle_.id(), d.data()) < 0) file_->fail(name_, "cannot extend dataset");
+}
+
+Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const {
+  auto d = dims();
+  if (d.empty() || start + count > d[0]) {
+    file_->fail(name_, "rows " + std::to_string(start) + ".." + std::to_string(start + count) +
+                           " are out of range (" + std::to_string(d.empty() ? 0 : d[0]) + " rows)");
+  }
+  Handle space(H5Dget_space(handle_.id()), H5Sclose);
+  std::vector<hsize_t> offset(d.size(), 0), extent = d;
+  offset[0] = start;
+  extent[0] = count;
+  H5Sselect_hyperslab(space.id(), H5S_SELECT_SET, offset.data(), nullptr, extent.data(), nullptr);
+  memspace =
+      Handle(H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr), H5Sclose);
+  return space;
+}
+
+void Dataset::readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffer) const {
+  if (count == 0) return;
+  Handle memspace;
+  auto space = selectRows(start, count, memspace);
+  if (H5Dread(handle_.id(), mem_type, memspace.id(), space.id(), H5P_DEFAULT, buffer) < 0) {
+    file_->fail(name_, "cannot read rows " + std::to_string(start) + ".." +
+                           std::to_string(start + count) + " (corrupt or truncated file?)");
+  }
+}
+
+void Dataset::writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void* buffer) {
+  if (count == 0) return;
+  Handle memspace;
+  auto space = selectRows(start, count, memspace);
+  if (H5Dwrite(handle_.id(), mem_type, memspace.id(), space.id(), H5P_DEFAULT, buffer) < 0) {
+    file_->fail(name_, "cannot write rows (disk full?)");
+  }
+}
+
+void Dataset::readAll(hid_t mem_type, void* buffer) const {
+  if (H5Dread(handle_.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0) {
+    file_->fail(name_, "cannot read dataset (corrupt or truncated file?)");
+  }
+}
+
+}  // namespace gemel::h5

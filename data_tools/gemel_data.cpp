@@ -1,5 +1,4 @@
 // gemel-data: builds, inspects and checks gemel datasets (HDF5), and measures the loader.
-#include <c10/util/Exception.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -8,6 +7,7 @@
 #include <sstream>
 
 #include "gemel/cli/options.h"
+#include "gemel/cli/run_main.h"
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
@@ -38,6 +38,10 @@ std::vector<int> parseClasses(const std::string& text) {
   return out;
 }
 
+void reportCounts(const std::string& out, const std::vector<int64_t>& counts) {
+  log::info("data", "{}: {} train and {} val images", out, counts[0], counts[1]);
+}
+
 int runFashionMnist(const Args& args) {
   po::options_description desc("fashion-mnist options");
   desc.add_options()("out", po::value<std::string>()->required(), "output dataset (.h5)")(
@@ -61,8 +65,101 @@ int runFashionMnist(const Args& args) {
   o.max_val = vm["max-val"].as<int64_t>();
   o.seed = vm["seed"].as<uint64_t>();
   const auto out = vm["out"].as<std::string>();
-  const auto counts = convertFashionMnist(o, out);
-  log::info("data", "{}: {} train and {} val images", out, counts[0], counts[1]);
+  reportCounts(out, convertFashionMnist(o, out));
+  return 0;
+}
+
+// --size/--height/--width/--channels, shared by the OpenCV converters.
+void addConvertOptions(po::options_description& desc) {
+  desc.add_options()("out", po::value<std::string>()->required(), "output dataset (.h5)")(
+      "size", po::value<int>(), "resize every image to SIZE x SIZE")(
+      "height", po::value<int>(), "resize to this height (with --width)")(
+      "width", po::value<int>(), "resize to this width (with --height)")(
+      "channels", po::value<int>()->default_value(3), "3 (RGB) or 1 (grey)");
+}
+
+void readConvertOptions(const po::variables_map& vm, ConvertOptions& o) {
+  if (vm.count("size")) {
+    GEMEL_THROW_IF_NOT(!vm.count("height") && !vm.count("width"), UsageError,
+                       "give --size or --height/--width, not both");
+    o.height = o.width = vm["size"].as<int>();
+    GEMEL_THROW_IF_NOT(o.height > 0, UsageError, "--size {} must be positive", o.height);
+  } else if (vm.count("height") || vm.count("width")) {
+    GEMEL_THROW_IF_NOT(vm.count("height") && vm.count("width"), UsageError,
+                       "--height and --width go together");
+    o.height = vm["height"].as<int>();
+    o.width = vm["width"].as<int>();
+    GEMEL_THROW_IF_NOT(o.height > 0 && o.width > 0, UsageError,
+                       "--height and --width must be positive");
+  }
+  o.channels = vm["channels"].as<int>();
+}
+
+int runImageFolder(const Args& args) {
+  po::options_description desc("imagefolder options");
+  desc.add_options()("src", po::value<std::string>()->required(),
+                     "folder laid out as <name>_CL/{train,val}/<class>/<image>");
+  addConvertOptions(desc);
+  po::variables_map vm;
+  if (!cli::parseCommandLine("imagefolder", "--src DIR --out FILE [options]", desc, args, vm,
+                             "gemel-data"))
+    return 0;
+  ImageFolderOptions o;
+  readConvertOptions(vm, o);
+  o.root = vm["src"].as<std::string>();
+  const auto out = vm["out"].as<std::string>();
+  reportCounts(out, convertImageFolder(o, out));
+  return 0;
+}
+
+int runYolo(const Args& args) {
+  po::options_description desc("yolo options");
+  desc.add_options()("src", po::value<std::string>()->required(),
+                     "folder laid out as <name>_OD/{train,val}/{images,annotations}")(
+      "classes", po::value<std::string>(), "class names in label order, e.g. car,person")(
+      "names", po::value<std::string>(), "file of class names, one per line");
+  addConvertOptions(desc);
+  po::variables_map vm;
+  if (!cli::parseCommandLine("yolo", "--src DIR --out FILE [options]", desc, args, vm,
+                             "gemel-data"))
+    return 0;
+  YoloOptions o;
+  readConvertOptions(vm, o);
+  o.root = vm["src"].as<std::string>();
+  if (vm.count("classes")) o.classes = splitList(vm["classes"].as<std::string>());
+  if (vm.count("names")) o.names = vm["names"].as<std::string>();
+  const auto out = vm["out"].as<std::string>();
+  reportCounts(out, convertYolo(o, out));
+  return 0;
+}
+
+int runVideo(const Args& args) {
+  po::options_description desc("video options");
+  desc.add_options()("video", po::value<std::string>()->required(), "video file (OpenCV)")(
+      "stride", po::value<int>()->default_value(1), "keep every STRIDE-th frame (0, S, 2S, ...)")(
+      "labels", po::value<std::string>(), "classification: CSV of 'frame,label' lines")(
+      "annotations", po::value<std::string>(),
+      "detection: folder of YOLO files named by frame number (000120.txt)")(
+      "classes", po::value<std::string>(), "class names in label order (default: sorted CSV labels)")(
+      "names", po::value<std::string>(), "file of class names, one per line")(
+      "val-fraction", po::value<double>()->default_value(0.2),
+      "the last fraction of kept frames, in time, that forms the val split");
+  addConvertOptions(desc);
+  po::variables_map vm;
+  if (!cli::parseCommandLine("video", "--video FILE (--labels CSV | --annotations DIR) --out FILE",
+                             desc, args, vm, "gemel-data"))
+    return 0;
+  VideoOptions o;
+  readConvertOptions(vm, o);
+  o.video = vm["video"].as<std::string>();
+  o.stride = vm["stride"].as<int>();
+  if (vm.count("labels")) o.labels = vm["labels"].as<std::string>();
+  if (vm.count("annotations")) o.annotations = vm["annotations"].as<std::string>();
+  if (vm.count("classes")) o.classes = splitList(vm["classes"].as<std::string>());
+  if (vm.count("names")) o.names = vm["names"].as<std::string>();
+  o.val_fraction = vm["val-fraction"].as<double>();
+  const auto out = vm["out"].as<std::string>();
+  reportCounts(out, convertVideo(o, out));
   return 0;
 }
 
@@ -178,6 +275,9 @@ int runBench(const Args& args) {
 constexpr const char* kUsage =
     "usage: gemel-data <command> [options]\n\n"
     "commands:\n"
+    "  imagefolder    convert a classification folder <name>_CL/{train,val}/<class>/<image>\n"
+    "  yolo           convert a detection folder <name>_OD/{train,val}/{images,annotations}\n"
+    "  video          convert frames of a video, labelled by a CSV or YOLO files\n"
     "  fashion-mnist  convert Debian's Fashion-MNIST (a class subset, resized) to a dataset\n"
     "  demo           build the example camera workload (datasets + demo.yaml)\n"
     "  info FILE      summarise a dataset\n"
@@ -185,33 +285,21 @@ constexpr const char* kUsage =
     "  bench FILE     measure the loader's images/s\n\n"
     "Run 'gemel-data <command> --help' for the options of a command.\n";
 
+int dispatch(const std::string& command, const Args& args) {
+  if (command == "imagefolder") return runImageFolder(args);
+  if (command == "yolo") return runYolo(args);
+  if (command == "video") return runVideo(args);
+  if (command == "fashion-mnist") return runFashionMnist(args);
+  if (command == "demo") return runDemo(args);
+  if (command == "info") return runInfo(args);
+  if (command == "verify") return runVerify(args);
+  if (command == "bench") return runBench(args);
+  throw UsageError("'" + command + "' is not a gemel-data command; run 'gemel-data --help'");
+}
+
 }  // namespace
 }  // namespace gemel::data
 
 int main(int argc, char** argv) {
-  using namespace gemel;
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::fputs(data::kUsage, argc < 2 ? stderr : stdout);
-    return argc < 2 ? static_cast<int>(ExitCode::kUsage) : 0;
-  }
-  const std::string command = argv[1];
-  const cli::Args args(argv + 2, argv + argc);
-  try {
-    if (command == "fashion-mnist") return data::runFashionMnist(args);
-    if (command == "demo") return data::runDemo(args);
-    if (command == "info") return data::runInfo(args);
-    if (command == "verify") return data::runVerify(args);
-    if (command == "bench") return data::runBench(args);
-    throw UsageError("'" + command + "' is not a gemel-data command; run 'gemel-data --help'");
-  } catch (const Error& e) {
-    std::fprintf(stderr, "gemel-data %s: error: %s\n", command.c_str(), e.what());
-    return static_cast<int>(e.code());
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "gemel-data %s: internal error (LibTorch): %s\n", command.c_str(),
-                 e.what_without_backtrace());
-    return static_cast<int>(ExitCode::kInternal);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "gemel-data %s: internal error: %s\n", command.c_str(), e.what());
-    return static_cast<int>(ExitCode::kInternal);
-  }
+  return gemel::cli::runMain("gemel-data", gemel::data::kUsage, argc, argv, gemel::data::dispatch);
 }

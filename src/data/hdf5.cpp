@@ -221,6 +221,29 @@ std::vector<std::string> File::attrStrings(const std::string& object,
 
 // --- Dataset ---
 
+Dataset::Dataset(const File* file, std::string name, Handle handle)
+    : file_(file), name_(std::move(name)), handle_(std::move(handle)) {
+  // Raw chunk reads apply when every chunk is one whole row and no filter transforms it.
+  Handle props(H5Dget_create_plist(handle_.id()), H5Pclose);
+  if (!props.valid() || H5Pget_layout(props.id()) != H5D_CHUNKED || H5Pget_nfilters(props.id()) != 0)
+    return;
+  const auto d = dims();
+  std::vector<hsize_t> chunk(d.size(), 0);
+  if (d.empty() || H5Pget_chunk(props.id(), static_cast<int>(d.size()), chunk.data()) !=
+                       static_cast<int>(d.size()) || chunk[0] != 1)
+    return;
+  Handle stored(H5Dget_type(handle_.id()), H5Tclose);
+  Handle native(H5Tget_native_type(stored.id(), H5T_DIR_ASCEND), H5Tclose);
+  if (!native.valid() || H5Tequal(stored.id(), native.id()) <= 0) return;  // byte order differs
+  std::size_t bytes = H5Tget_size(native.id());
+  for (std::size_t i = 1; i < d.size(); ++i) {
+    if (chunk[i] != d[i]) return;
+    bytes *= d[i];
+  }
+  row_type_ = std::move(native);
+  row_bytes_ = bytes;
+}
+
 Dataset Dataset::create(File& file, const std::string& name, hid_t type,
                         const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
                         bool extendible) {
@@ -264,12 +287,17 @@ void Dataset::extend(hsize_t first_dim) {
   if (H5Dset_extent(handle_.id(), d.data()) < 0) file_->fail(name_, "cannot extend dataset");
 }
 
-Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const {
+std::vector<hsize_t> Dataset::checkRows(hsize_t start, hsize_t count) const {
   auto d = dims();
   if (d.empty() || start + count > d[0]) {
     file_->fail(name_, "rows " + std::to_string(start) + ".." + std::to_string(start + count) +
                            " are out of range (" + std::to_string(d.empty() ? 0 : d[0]) + " rows)");
   }
+  return d;
+}
+
+Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const {
+  const auto d = checkRows(start, count);
   Handle space(H5Dget_space(handle_.id()), H5Sclose);
   std::vector<hsize_t> offset(d.size(), 0), extent = d;
   offset[0] = start;
@@ -282,6 +310,21 @@ Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const
 
 void Dataset::readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffer) const {
   if (count == 0) return;
+  if (row_bytes_ > 0 && H5Tequal(row_type_.id(), mem_type) > 0) {
+    const auto d = checkRows(start, count);
+    std::vector<hsize_t> offset(d.size(), 0);
+    auto* out = static_cast<unsigned char*>(buffer);
+    for (hsize_t row = start; row < start + count; ++row) {
+      offset[0] = row;
+      uint32_t filters = 0;
+      if (H5Dread_chunk(handle_.id(), H5P_DEFAULT, offset.data(), &filters, out) < 0) {
+        file_->fail(name_, "cannot read row " + std::to_string(row) +
+                               " (corrupt or truncated file?)");
+      }
+      out += row_bytes_;
+    }
+    return;
+  }
   Handle memspace;
   auto space = selectRows(start, count, memspace);
   if (H5Dread(handle_.id(), mem_type, memspace.id(), space.id(), H5P_DEFAULT, buffer) < 0) {

@@ -2,53 +2,139 @@
 
 #include <torch/torch.h>
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
+#include <cstdlib>
+
+#include "gemel/core/error.h"
 
 namespace gemel::data {
 
-torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t, bool train,
-                            const torch::Device& device, Augmentation* applied) {
-  const int64_t b = images.size(0), h = images.size(1), w = images.size(2), c = images.size(3);
-  auto x =
-      images.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2}).to(torch::kFloat).div_(255.0);
-  Augmentation aug;
-  if (train) {
-    const int64_t p = t.crop_padding;
-    if (p > 0) {
-      // Zero-pad (black, as torchvision's RandomCrop pads the raw image), then take an HxW window
-      // at a random offset per image with two gathers.
-      auto padded = torch::constant_pad_nd(x, {p, p, p, p}, 0.0);
-      auto oy = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
-      auto ox = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
-      auto ar_h = torch::arange(h, torch::kLong), ar_w = torch::arange(w, torch::kLong);
-      auto rows = (oy.view({b, 1}) + ar_h.view({1, h})).to(device);  // [B, H]
-      auto cols = (ox.view({b, 1}) + ar_w.view({1, w})).to(device);  // [B, W]
-      const int64_t wp = w + 2 * p;
-      padded = padded.gather(2, rows.view({b, 1, h, 1}).expand({b, c, h, wp}));
-      x = padded.gather(3, cols.view({b, 1, 1, w}).expand({b, c, h, w}));
-      auto oy_a = oy.accessor<int64_t, 1>(), ox_a = ox.accessor<int64_t, 1>();
-      for (int64_t i = 0; i < b; ++i) {
-        aug.dy.push_back(p - oy_a[i]);
-        aug.dx.push_back(p - ox_a[i]);
+namespace {
+
+// Per-channel affine map from a uint8 pixel to the model input: v * scale + shift.
+void normalisation(const config::Transforms& t, int64_t c, std::vector<float>& scale,
+                   std::vector<float>& shift) {
+  scale.resize(c);
+  shift.resize(c);
+  GEMEL_ASSERT(!t.mean.empty() && !t.std.empty(), "normalisation without mean or std");
+  for (int64_t k = 0; k < c; ++k) {
+    const auto m = static_cast<float>(t.mean[std::min<std::size_t>(k, t.mean.size() - 1)]);
+    const auto s = static_cast<float>(t.std[std::min<std::size_t>(k, t.std.size() - 1)]);
+    scale[k] = 1.0f / (255.0f * s);
+    shift[k] = -m / s;
+  }
+}
+
+// CPU: one pass over the output, reading each pixel from its source (crop offset and flip
+// folded into the index), parallel over image rows.
+torch::Tensor applyCpu(const torch::Tensor& images, const config::Transforms& t,
+                       const Augmentation& a) {
+  const auto in = images.contiguous();
+  const int64_t b = in.size(0), h = in.size(1), w = in.size(2), c = in.size(3);
+  std::vector<float> scale, shift;
+  normalisation(t, c, scale, shift);
+  auto out = torch::empty({b, c, h, w}, torch::kFloat);
+  const uint8_t* src = in.data_ptr<uint8_t>();
+  float* dst = out.data_ptr<float>();
+  const bool moved = !a.dx.empty(), flips = !a.flipped.empty();
+  at::parallel_for(0, b * h, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t i = row / h, y = row % h;
+      const int64_t dy = moved ? a.dy[i] : 0, dx = moved ? a.dx[i] : 0;
+      const bool flip = flips && a.flipped[i];
+      const int64_t sy = y - dy;
+      const uint8_t* image = src + i * h * w * c;
+      for (int64_t k = 0; k < c; ++k) {
+        float* o = dst + ((i * c + k) * h + y) * w;
+        if (sy < 0 || sy >= h) {
+          std::fill(o, o + w, shift[k]);
+          continue;
+        }
+        const uint8_t* line = image + sy * w * c + k;
+        const float sc = scale[k], sh = shift[k];
+        for (int64_t x = 0; x < w; ++x) {
+          const int64_t sx = (flip ? w - 1 - x : x) - dx;
+          o[x] = (sx >= 0 && sx < w) ? line[sx * c] * sc + sh : sh;
+        }
       }
-    } else {
-      aug.dx.assign(b, 0);
-      aug.dy.assign(b, 0);
     }
-    if (t.hflip) {
-      auto flip = torch::rand({b}) < 0.5;  // [B] bool
-      x = torch::where(flip.to(device).view({b, 1, 1, 1}), x.flip({3}), x);
-      auto f = flip.accessor<bool, 1>();
-      for (int64_t i = 0; i < b; ++i) aug.flipped.push_back(f[i]);
-    } else {
-      aug.flipped.assign(b, false);
+  });
+  return out;
+}
+
+// Other devices: batched tensor ops (pad, two gathers for the per-image crop, a masked flip).
+torch::Tensor applyTensorOps(const torch::Tensor& images, const config::Transforms& t,
+                             const Augmentation& a, const torch::Device& device) {
+  const int64_t b = images.size(0), h = images.size(1), w = images.size(2), c = images.size(3);
+  auto x = images.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2}).to(torch::kFloat);
+  if (!a.dx.empty()) {
+    int64_t p = 0;
+    for (int64_t i = 0; i < b; ++i) p = std::max({p, std::abs(a.dx[i]), std::abs(a.dy[i])});
+    if (p > 0) {
+      auto padded = torch::constant_pad_nd(x, {p, p, p, p}, 0.0);
+      auto oy = torch::tensor(a.dy, torch::kLong).neg_().add_(p);
+      auto ox = torch::tensor(a.dx, torch::kLong).neg_().add_(p);
+      auto rows = (oy.view({b, 1}) + torch::arange(h, torch::kLong).view({1, h})).to(device);
+      auto cols = (ox.view({b, 1}) + torch::arange(w, torch::kLong).view({1, w})).to(device);
+      padded = padded.gather(2, rows.view({b, 1, h, 1}).expand({b, c, h, w + 2 * p}));
+      x = padded.gather(3, cols.view({b, 1, 1, w}).expand({b, c, h, w}));
     }
   }
-  std::vector<float> mean(t.mean.begin(), t.mean.begin() + std::min<std::size_t>(c, t.mean.size()));
-  std::vector<float> stdv(t.std.begin(), t.std.begin() + std::min<std::size_t>(c, t.std.size()));
-  auto m = torch::tensor(mean).view({1, -1, 1, 1}).to(device);
-  auto s = torch::tensor(stdv).view({1, -1, 1, 1}).to(device);
-  x = (x - m) / s;
+  if (!a.flipped.empty()) {
+    std::vector<uint8_t> f(a.flipped.begin(), a.flipped.end());
+    auto mask = torch::tensor(f, torch::kBool).to(device).view({b, 1, 1, 1});
+    x = torch::where(mask, x.flip({3}), x);
+  }
+  std::vector<float> scale, shift;
+  normalisation(t, c, scale, shift);
+  auto sc = torch::tensor(scale).view({1, -1, 1, 1}).to(device);
+  auto sh = torch::tensor(shift).view({1, -1, 1, 1}).to(device);
+  return x.mul_(sc).add_(sh);
+}
+
+}  // namespace
+
+torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Transforms& t,
+                                const Augmentation& a, const torch::Device& device) {
+  GEMEL_THROW_IF_NOT(images.dim() == 4 && images.scalar_type() == torch::kUInt8, InputError,
+                     "images must be uint8 [B, H, W, C], got {} of {} dimensions",
+                     std::string(c10::toString(images.scalar_type())), images.dim());
+  const auto b = static_cast<std::size_t>(images.size(0));
+  GEMEL_ASSERT((a.dx.empty() || (a.dx.size() == b && a.dy.size() == b)) &&
+                   (a.flipped.empty() || a.flipped.size() == b),
+               "augmentation drawn for another batch size");
+  return device.is_cpu() ? applyCpu(images, t, a) : applyTensorOps(images, t, a, device);
+}
+
+torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t, bool train,
+                            const torch::Device& device, Augmentation* applied) {
+  const int64_t b = images.size(0);
+  Augmentation aug;
+  if (train) {
+    // Drawn on the host from torch's default generator: crop offsets within the zero padding
+    // (black, as torchvision's RandomCrop pads the raw image), then a coin per image for the flip.
+    const int64_t p = t.crop_padding;
+    aug.dx.assign(b, 0);
+    aug.dy.assign(b, 0);
+    if (p > 0) {
+      auto oy = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
+      auto ox = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
+      auto oy_a = oy.accessor<int64_t, 1>(), ox_a = ox.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < b; ++i) {
+        aug.dy[i] = p - oy_a[i];
+        aug.dx[i] = p - ox_a[i];
+      }
+    }
+    aug.flipped.assign(b, false);
+    if (t.hflip) {
+      auto flip = torch::rand({b}) < 0.5;
+      auto f = flip.accessor<bool, 1>();
+      for (int64_t i = 0; i < b; ++i) aug.flipped[i] = f[i];
+    }
+  }
+  auto x = applyAugmentation(images, t, aug, device);
   if (applied) *applied = std::move(aug);
   return x;
 }

@@ -28,6 +28,30 @@ bool startsWith(const std::string& s, const std::string& prefix) {
   return !prefix.empty() && s.rfind(prefix, 0) == 0;
 }
 
+// nn::Module keeps its parameter registry protected. Naming the member through a derived class
+// yields a pointer-to-member of Module, which may then be applied to any Module (well-defined,
+// unlike casting a module to a type it is not).
+struct ParameterSlots : torch::nn::Module {
+  static torch::OrderedDict<std::string, torch::Tensor>& of(torch::nn::Module& m) {
+    return m.*(&ParameterSlots::parameters_);
+  }
+};
+
+// "layer1.0.conv1.weight" -> ("layer1.0.conv1", "weight").
+std::pair<std::string, std::string> splitParameterName(const std::string& name) {
+  const auto dot = name.rfind('.');
+  if (dot == std::string::npos) return {"", name};
+  return {name.substr(0, dot), name.substr(dot + 1)};
+}
+
+void checkReplacement(const std::string& name, const torch::Tensor& current,
+                      const torch::Tensor& tensor) {
+  GEMEL_THROW_IF_NOT(current.defined(), InputError, "'{}' is not a parameter of the model", name);
+  GEMEL_THROW_IF_NOT(current.sizes() == tensor.sizes(), InputError,
+                     "cannot set '{}' of shape {} to a tensor of shape {}", name,
+                     shapeOf(current), shapeOf(tensor));
+}
+
 }  // namespace
 
 LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::Tensor& weight,
@@ -147,6 +171,28 @@ StateDict ZooModel::namedBuffers() const {
   StateDict out;
   for (const auto& kv : net_->named_buffers(true)) out.emplace_back(kv.key(), kv.value());
   return out;
+}
+
+void ZooModel::setParameter(const std::string& name, const torch::Tensor& tensor) {
+  const auto [module_name, leaf] = splitParameterName(name);
+  std::shared_ptr<torch::nn::Module> module;
+  for (const auto& kv : net_->named_modules("", true)) {
+    if (kv.key() == module_name) module = kv.value();
+  }
+  GEMEL_THROW_IF_NOT(module != nullptr, InputError, "'{}': the model has no module '{}'", name,
+                     module_name);
+  auto& slots = ParameterSlots::of(*module);
+  const auto* slot = slots.find(leaf);
+  checkReplacement(name, slot ? *slot : torch::Tensor(), tensor);
+  // The layer's own member (what forward reads) and the registry must both hold the tensor.
+  if (auto* c = module->as<torch::nn::Conv2d>()) {
+    (leaf == "weight" ? c->weight : c->bias) = tensor;
+  } else if (auto* l = module->as<torch::nn::Linear>()) {
+    (leaf == "weight" ? l->weight : l->bias) = tensor;
+  } else {
+    throw InputError(format("'{}': only Conv2d and Linear parameters can be shared", name));
+  }
+  slots[leaf] = tensor;
 }
 
 std::vector<LayerInfo> ZooModel::layers() const {

@@ -19,6 +19,7 @@ class ZooModel final : public Model {
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;
   StateDict namedBuffers() const override;
+  void setParameter(const std::string& name, const torch::Tensor& tensor) override;
   std::vector<LayerInfo> layers() const override;
   std::string headPrefix() const override;
 
@@ -38,6 +39,7 @@ class ScriptModel final : public Model {
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;
   StateDict namedBuffers() const override;
+  void setParameter(const std::string& name, const torch::Tensor& tensor) override;
   std::vector<LayerInfo> layers() const override;
   std::string headPrefix() const override;
 

@@ -78,6 +78,26 @@ StateDict ScriptModel::namedBuffers() const {
   return out;
 }
 
+void ScriptModel::setParameter(const std::string& name, const torch::Tensor& tensor) {
+  const auto dot = name.rfind('.');
+  const std::string module_name = dot == std::string::npos ? "" : name.substr(0, dot);
+  const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+  for (const auto& item : module_.named_modules()) {
+    if (item.name != module_name) continue;
+    auto m = item.value;
+    GEMEL_THROW_IF_NOT(m.hasattr(leaf) && m.attr(leaf).isTensor(), InputError,
+                       "{}: '{}' is not a parameter of the TorchScript module", path_, name);
+    const auto current = m.attr(leaf).toTensor();
+    GEMEL_THROW_IF_NOT(current.sizes() == tensor.sizes(), InputError,
+                       "{}: cannot set '{}' of shape {} to a tensor of shape {}", path_, name,
+                       shapeString(current.sizes().vec()), shapeString(tensor.sizes().vec()));
+    // A TorchScript attribute slot: the module's code reads the slot, so replacing it ties.
+    m.setattr(leaf, tensor);
+    return;
+  }
+  throw InputError(format("{}: the TorchScript module has no submodule '{}'", path_, module_name));
+}
+
 std::vector<LayerInfo> ScriptModel::layers() const {
   std::vector<LayerInfo> out;
   for (const auto& item : module_.named_modules()) {

@@ -29,6 +29,51 @@ std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& options,
 void resizeBilinear(const uint8_t* src, int src_h, int src_w, int channels, uint8_t* dst, int dst_h,
                     int dst_w);
 
+// Options shared by the OpenCV-based converters. Images are stored RGB (channels 3) or grey.
+// height/width 0: keep the source size, which every image must then share.
+struct ConvertOptions {
+  int height = 0, width = 0;
+  int channels = 3;
+};
+
+// `<root>/{train,val}/<class>/<image>` (JPEG, PNG, BMP). Classes are train's directory names,
+// sorted (as torchvision's ImageFolder numbers them). Returns images per split {train, val}.
+struct ImageFolderOptions : ConvertOptions {
+  std::string root;
+};
+std::vector<int64_t> convertImageFolder(const ImageFolderOptions& options, const std::string& out);
+
+// `<root>/{train,val}/{images,annotations}/`: annotations/<image stem>.txt holds YOLO lines
+// `class x_center y_center width height` (normalised); stored as pixel boxes of the output
+// image. Class names: `classes`, else the `names` file, else <root>/classes.txt or obj.names.
+struct YoloOptions : ConvertOptions {
+  std::string root;
+  std::vector<std::string> classes;
+  std::string names;
+};
+std::vector<int64_t> convertYolo(const YoloOptions& options, const std::string& out);
+
+// Frames of a video at a stride, labelled either by a CSV of `frame,label` lines (label: a
+// class name) or by a folder of YOLO files named by frame number (`000120.txt`). Only labelled
+// frames on the stride are kept; the last `val_fraction` of them (in time) form the val split.
+struct VideoOptions : ConvertOptions {
+  std::string video;
+  int stride = 1;
+  std::string labels;       // CSV (classification)
+  std::string annotations;  // YOLO folder (detection)
+  std::vector<std::string> classes;  // order of the classes; default: sorted names in the CSV
+  std::string names;
+  double val_fraction = 0.2;
+};
+std::vector<int64_t> convertVideo(const VideoOptions& options, const std::string& out);
+
+// Whether this build has the OpenCV converters.
+bool haveOpenCV();
+// "a, b,c" -> {"a", "b", "c"}.
+std::vector<std::string> splitList(const std::string& text);
+// One class name per non-empty line.
+std::vector<std::string> readClassNames(const std::string& path);
+
 // The bundled example: several camera tasks cut from Fashion-MNIST with different class subsets,
 // sizes and image sizes, and a workload YAML naming them. Returns the YAML's path.
 std::string buildDemo(const std::string& out_dir,

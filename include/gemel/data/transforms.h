@@ -22,6 +22,12 @@ torch::Tensor prepareImages(const torch::Tensor& images, const config::Transform
                             bool train, const torch::Device& device,
                             Augmentation* applied = nullptr);
 
+// Applies a given augmentation (empty vectors: none) and the normalisation. On the CPU this is a
+// single pass over the output; elsewhere it is batched tensor ops. prepareImages draws `a` and
+// calls this; tests call it to compare the two paths.
+torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Transforms& transforms,
+                                const Augmentation& a, const torch::Device& device);
+
 // Moves boxes the way prepareImages moved their image (flip, then shift; clipped; boxes that
 // leave the image are dropped).
 std::vector<Box> augmentBoxes(const std::vector<Box>& boxes, const Augmentation& a,

@@ -37,6 +37,11 @@ class Model {
   virtual StateDict namedParameters() const = 0;
   virtual StateDict namedBuffers() const = 0;
   StateDict stateDict() const;
+  // Makes `tensor` the parameter `name` ("layer1.0.conv1.weight") itself: forward uses it and
+  // namedParameters() returns it. Two models given the same tensor share it (one TensorImpl,
+  // one autograd leaf, one .grad); this is how merging ties weights. Conv and Linear
+  // parameters only, with the shape the model has; throws InputError otherwise.
+  virtual void setParameter(const std::string& name, const torch::Tensor& tensor) = 0;
   // Conv and Linear layers in definition order.
   virtual std::vector<LayerInfo> layers() const = 0;
   // The parameter-name prefix of the classifier head ("fc."), empty when unknown.

@@ -1,0 +1,17 @@
+#pragma once
+// The main() shared by gemel's executables: usage, --help and --version, then one command,
+// with every exception turned into one line on stderr and the exit code its type stands for
+// (core/error.h).
+#include <functional>
+#include <string>
+
+#include "gemel/cli/options.h"
+
+namespace gemel::cli {
+
+using Dispatch = std::function<int(const std::string& command, const Args& args)>;
+
+int runMain(const char* program, const char* usage, int argc, char** argv,
+            const Dispatch& dispatch);
+
+}  // namespace gemel::cli

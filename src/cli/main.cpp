@@ -16,11 +16,19 @@ constexpr const char* kUsage =
     "\n"
     "commands:\n"
     "  inspect   list the layers a workload's models can share and the bytes sharing saves\n"
+    "  train     train each task's unmerged model; writes weights and a workload naming them\n"
+    "  merge     search for the layers to share, retraining jointly; writes results.h5\n"
+    "  eval      re-measure every task from results.h5 (shared tensors loaded once)\n"
+    "  export    write a task's full state_dict (.pt) from results.h5, loadable by PyTorch\n"
     "\n"
     "Run 'gemel <command> --help' for the options of a command.\n";
 
 int dispatch(const std::string& command, const gemel::cli::Args& args) {
   if (command == "inspect") return gemel::cli::runInspect(args);
+  if (command == "train") return gemel::cli::runTrain(args);
+  if (command == "merge") return gemel::cli::runMerge(args);
+  if (command == "eval") return gemel::cli::runEval(args);
+  if (command == "export") return gemel::cli::runExport(args);
   throw gemel::UsageError("'" + command +
                           "' is not a gemel command; run 'gemel --help' for the list");
 }

@@ -34,6 +34,7 @@ std::string dumpWorkload(const Workload& w) {
   out << YAML::Key << "momentum" << YAML::Value << s.momentum;
   out << YAML::Key << "weight_decay" << YAML::Value << s.weight_decay;
   out << YAML::Key << "seed" << YAML::Value << s.seed;
+  if (s.max_trials > 0) out << YAML::Key << "max_trials" << YAML::Value << s.max_trials;
   if (!s.groups.empty()) {
     out << YAML::Key << "groups" << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const int g : s.groups) out << g;

@@ -157,7 +157,7 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   if (!r.expectMap(node, "search")) return;
   r.checkKeys(node, "search",
               {"strategy", "epochs_per_trial", "seconds_per_trial", "lr", "momentum",
-               "weight_decay", "seed", "groups"});
+               "weight_decay", "seed", "groups", "max_trials"});
   r.read(node, "search", "strategy", s.strategy);
   r.read(node, "search", "epochs_per_trial", s.epochs_per_trial);
   r.read(node, "search", "seconds_per_trial", s.seconds_per_trial);
@@ -165,6 +165,7 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   r.read(node, "search", "momentum", s.momentum);
   r.read(node, "search", "weight_decay", s.weight_decay);
   r.read(node, "search", "seed", s.seed);
+  r.read(node, "search", "max_trials", s.max_trials);
   std::vector<double> groups;
   if (r.readNumbers(node, "search", "groups", groups)) {
     for (const double g : groups) {

@@ -150,6 +150,8 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
     if (g < 0) c.add("search.groups", "got " + show(g) + "; expected group numbers >= 0");
   }
   c.positive("search.epochs_per_trial", s.epochs_per_trial);
+  if (s.max_trials < 0)
+    c.add("search.max_trials", "got " + show(s.max_trials) + "; expected >= 0 (0: no limit)");
   if (s.seconds_per_trial < 0) {
     c.add("search.seconds_per_trial",
           "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");

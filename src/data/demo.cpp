@@ -45,6 +45,8 @@ std::string buildDemo(const std::string& out_dir, const std::string& fashion_dir
       "search:\n"
       "  strategy: greedy\n"
       "  epochs_per_trial: 2\n"
+      "  seconds_per_trial: 150\n"
+      "  max_trials: 3           # the largest groups hold most of the savings\n"
       "  lr: 0.05\n"
       "tasks:\n";
   for (const auto& t : demoTasks()) {

@@ -132,6 +132,27 @@ void File::setAttr(const std::string& object, const std::string& name,
   writeAttr(*this, obj.id(), object, name, type.id(), space.id(), data.data());
 }
 
+void File::setAttr(const std::string& object, const std::string& name,
+                   const std::vector<double>& values) {
+  auto obj = openObject(object);
+  const hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
+}
+
+std::vector<std::string> File::children(const std::string& group) const {
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  };
+  hsize_t index = 0;
+  if (H5Literate_by_name(id(), group.c_str(), H5_INDEX_NAME, H5_ITER_INC, &index, collect, &names,
+                         H5P_DEFAULT) < 0)
+    fail(group, "cannot list the group");
+  return names;
+}
+
 bool File::hasAttr(const std::string& object, const std::string& name) const {
   if (!exists(object)) return false;
   auto obj = openObject(object);
@@ -219,6 +240,16 @@ std::vector<std::string> File::attrStrings(const std::string& object,
   return out;
 }
 
+std::vector<double> File::attrDoubles(const std::string& object, const std::string& name) const {
+  auto a = openAttr(*this, object, name, openObject(object));
+  if (H5Tget_class(a.type.id()) != H5T_FLOAT)
+    fail(object, "attribute '" + name + "' is not a list of numbers");
+  std::vector<double> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
+  if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, v.data()) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  return v;
+}
+
 // --- Dataset ---
 
 Dataset::Dataset(const File* file, std::string name, Handle handle)
@@ -249,7 +280,10 @@ Dataset Dataset::create(File& file, const std::string& name, hid_t type,
                         bool extendible) {
   std::vector<hsize_t> max = dims;
   if (extendible) max[0] = H5S_UNLIMITED;
-  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()), H5Sclose);
+  Handle space(dims.empty()
+                   ? H5Screate(H5S_SCALAR)
+                   : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), max.data()),
+               H5Sclose);
   Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!chunk.empty()) H5Pset_chunk(props.id(), static_cast<int>(chunk.size()), chunk.data());
   Handle ds(
@@ -340,6 +374,11 @@ void Dataset::writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void
   if (H5Dwrite(handle_.id(), mem_type, memspace.id(), space.id(), H5P_DEFAULT, buffer) < 0) {
     file_->fail(name_, "cannot write rows (disk full?)");
   }
+}
+
+void Dataset::writeAll(hid_t mem_type, const void* buffer) {
+  if (H5Dwrite(handle_.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0)
+    file_->fail(name_, "cannot write dataset (disk full?)");
 }
 
 void Dataset::readAll(hid_t mem_type, void* buffer) const {

@@ -9,5 +9,9 @@ namespace gemel::cli {
 using Args = std::vector<std::string>;
 
 int runInspect(const Args& args);
+int runTrain(const Args& args);
+int runMerge(const Args& args);
+int runEval(const Args& args);
+int runExport(const Args& args);
 
 }  // namespace gemel::cli

@@ -43,6 +43,7 @@ struct SearchConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   int seed = 0;
+  int max_trials = 0;       // stop the search after this many trials (0: when no group is left)
   std::vector<int> groups;  // manual: group indices as `gemel inspect` numbers them
 };
 

@@ -52,11 +52,16 @@ class File {
   void setAttr(const std::string& object, const std::string& name, double value);
   void setAttr(const std::string& object, const std::string& name,
                const std::vector<std::string>& values);
+  void setAttr(const std::string& object, const std::string& name,
+               const std::vector<double>& values);
   bool hasAttr(const std::string& object, const std::string& name) const;
   std::string attrString(const std::string& object, const std::string& name) const;
   int64_t attrInt(const std::string& object, const std::string& name) const;
   double attrDouble(const std::string& object, const std::string& name) const;
   std::vector<std::string> attrStrings(const std::string& object, const std::string& name) const;
+  std::vector<double> attrDoubles(const std::string& object, const std::string& name) const;
+  // Names of a group's members, sorted.
+  std::vector<std::string> children(const std::string& group) const;
 
   // [[noreturn]] helper: "file: what (object)" as an InputError.
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
@@ -86,6 +91,8 @@ class Dataset {
   // faster than a hyperslab read for 224x224 images.
   void readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffer) const;
   void writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void* buffer);
+  // Writes the whole dataset (any rank, scalars included).
+  void writeAll(hid_t mem_type, const void* buffer);
   // Reads the whole dataset.
   void readAll(hid_t mem_type, void* buffer) const;
   const std::string& name() const { return name_; }

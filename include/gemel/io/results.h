@@ -1,0 +1,72 @@
+#pragma once
+// ResultsStore: the merge's results.h5 (DESIGN.md "Files"), written by rank 0 only, atomically
+// (temporary file + rename) after every trial, so the file on disk is always a complete,
+// readable result of the last finished trial.
+//   /                            attrs: format="gemel-results", version, workload (YAML text),
+//                                       workload_path, status (running | done)
+//   /tasks/<task>                attrs: arch, source, dataset, num_classes, unmerged_acc, target,
+//                                       final_acc, mean, std
+//   /tasks/<task>/params/<name>  tensors not shared, and buffers
+//   /shared/<id>/<param>         each shared tensor once; /shared/<id> attrs: signature, members
+//   /search/trials/<nnnn>        attrs: label, decision, models, met, trained, accuracy,
+//                                       bytes_saved, steps, seconds
+//   /search/state                attrs: plan (JSON: [group, instance, [models]] per instance)
+//   /memory                      attrs: total, possible_savings, achieved_savings;
+//                                dataset timeline [T, 2] (seconds, weight bytes)
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gemel/models/state_dict.h"
+
+namespace gemel::io {
+
+inline constexpr const char* kResultsFormat = "gemel-results";
+inline constexpr int64_t kResultsVersion = 1;
+
+struct TaskRecord {
+  std::string name, arch, source, dataset;
+  int num_classes = 0;
+  double unmerged_acc = 0, target_acc = 0, final_acc = 0;
+  std::vector<double> mean, std;
+  models::StateDict params;  // private parameters and buffers
+};
+
+struct SharedRecord {
+  std::string id;  // "g<group>_i<instance>"
+  std::string signature;
+  std::vector<std::string> members;  // "task:module"
+  models::StateDict tensors;         // "weight", "bias"
+};
+
+struct TrialRecord {
+  int number = 0;
+  std::string label, decision;
+  std::vector<std::string> models, met, trained;
+  std::vector<double> accuracy;  // parallel to `trained`
+  int64_t bytes_saved = 0;       // accepted savings after this trial
+  int64_t steps = 0;
+  double seconds = 0;
+};
+
+struct Results {
+  std::string workload_yaml, workload_path, status = "running";
+  std::vector<TaskRecord> tasks;
+  std::vector<SharedRecord> shared;
+  std::vector<TrialRecord> trials;
+  std::string plan_json = "[]";
+  int64_t total_bytes = 0, possible_savings = 0, achieved_savings = 0;
+  std::vector<std::pair<double, int64_t>> timeline;
+};
+
+void writeResults(const std::string& path, const Results& results);
+// Reads everything; each shared tensor is read once (members refer to SharedRecord::tensors).
+// Throws InputError naming the file and object when it is not a complete gemel results file.
+Results readResults(const std::string& path);
+
+// The full state_dict of one task: its private tensors plus the shared ones it uses, named as
+// the model names them.
+models::StateDict fullStateDict(const Results& results, const std::string& task);
+
+}  // namespace gemel::io

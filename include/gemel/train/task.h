@@ -1,0 +1,69 @@
+#pragma once
+// A task at training time: its model on the device, its dataset, an endless stream of training
+// batches (this rank's shard), validation, and the accuracy it must keep.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <torch/types.h>
+
+#include "gemel/config/workload.h"
+#include "gemel/data/dataset.h"
+#include "gemel/data/loader.h"
+#include "gemel/models/model.h"
+
+namespace gemel::train {
+
+struct Placement {
+  int rank = 0;        // this process's shard of the task's data
+  int world_size = 1;  // how many processes hold the task
+};
+
+struct Accuracy {
+  int64_t correct = 0, total = 0;
+  double value() const { return total > 0 ? double(correct) / double(total) : 0.0; }
+};
+
+class TaskRuntime {
+ public:
+  // Builds the model (with its weights, if any) on `device` and opens the dataset; throws
+  // ConfigError when the dataset does not fit the task (kind, classes).
+  TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device,
+              uint64_t seed, Placement placement = {});
+
+  const config::TaskConfig& config() const { return config_; }
+  int index() const { return index_; }  // position in the workload
+  const std::string& name() const { return config_.name; }
+  models::Model& model() { return *model_; }
+  const models::Model& model() const { return *model_; }
+  const data::DatasetReader& dataset() const { return *data_; }
+  const torch::Device& device() const { return device_; }
+
+  // Training batches from this rank's shard, epoch after epoch (reshuffled each epoch).
+  data::Batch nextTrainBatch();
+  int64_t batchesPerEpoch() const;
+  // Cross-entropy of the model on an augmented training batch (model in train mode).
+  torch::Tensor trainLoss(const data::Batch& batch);
+  // Top-1 accuracy on this rank's shard of the val split (model in eval mode, no grad).
+  Accuracy validate();
+
+  // Accuracies as fractions: unmerged (measured or given) and the target (fraction x unmerged).
+  double unmerged_acc = 0;
+  double target_acc = 0;
+
+ private:
+  config::TaskConfig config_;
+  int index_;
+  torch::Device device_;
+  Placement placement_;
+  std::unique_ptr<models::Model> model_;
+  std::shared_ptr<const data::DatasetReader> data_;
+  std::unique_ptr<data::ShardedLoader> train_;
+  int64_t epoch_ = 0;
+  bool epoch_open_ = false;
+};
+
+// The device for training: CUDA (the local rank's GPU) when present, else the CPU.
+torch::Device defaultDevice(int local_rank = 0);
+
+}  // namespace gemel::train

@@ -1,0 +1,258 @@
+// gemel train / merge / eval / export: from a workload to merged models and back to files
+// PyTorch loads.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "gemel/cli/commands.h"
+#include "gemel/cli/options.h"
+#include "gemel/config/dump.h"
+#include "gemel/config/parser.h"
+#include "gemel/core/error.h"
+#include "gemel/core/files.h"
+#include "gemel/core/json.h"
+#include "gemel/core/log.h"
+#include "gemel/io/results.h"
+#include "gemel/merge/search.h"
+#include "gemel/models/zoo.h"
+#include "gemel/train/joint_trainer.h"
+#include "gemel/train/task.h"
+
+namespace gemel::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+config::Workload loadForTraining(const po::variables_map& vm) {
+  config::LoadOptions options;
+  options.require_datasets = true;
+  if (vm.count("datasets-dir")) options.datasets_dir = vm["datasets-dir"].as<std::string>();
+  return config::loadWorkload(vm["config"].as<std::string>(), options);
+}
+
+void addWorkloadOptions(po::options_description& desc) {
+  desc.add_options()("config", po::value<std::string>()->required(), "workload YAML file")(
+      "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir");
+}
+
+// Builds a task's model from a results file: private tensors, then each shared tensor (read
+// once) tied into every model that uses it.
+struct LoadedTask {
+  config::TaskConfig config;
+  std::unique_ptr<train::TaskRuntime> runtime;
+};
+
+std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Device& device) {
+  std::vector<LoadedTask> out;
+  for (std::size_t i = 0; i < r.tasks.size(); ++i) {
+    const auto& t = r.tasks[i];
+    LoadedTask lt;
+    auto& c = lt.config;
+    c.name = t.name;
+    c.arch = t.arch;
+    c.num_classes = t.num_classes;
+    c.dataset = t.dataset;
+    c.weights = t.arch == "torchscript" ? t.source : "";
+    c.transforms.mean = t.mean;
+    c.transforms.std = t.std;
+    c.batch_size = 64;
+    GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
+                       "task '{}': its dataset {} (recorded in the results) is missing", c.name,
+                       c.dataset);
+    lt.runtime = std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0);
+    lt.runtime->model().loadStateDict(io::fullStateDict(r, t.name), {false, t.name});
+    out.push_back(std::move(lt));
+  }
+  // Tie: one device tensor per shared record, set into each member.
+  std::map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < out.size(); ++i) index[out[i].config.name] = i;
+  for (const auto& s : r.shared) {
+    for (const auto& [leaf, tensor] : s.tensors) {
+      auto shared = tensor.to(device).set_requires_grad(true);
+      for (const auto& m : s.members) {
+        const auto colon = m.find(':');
+        const auto it = index.find(m.substr(0, colon));
+        GEMEL_THROW_IF_NOT(it != index.end(), InputError, "shared tensor {} names unknown task '{}'",
+                           s.id, m.substr(0, colon));
+        out[it->second].runtime->model().setParameter(m.substr(colon + 1) + "." + leaf, shared);
+      }
+    }
+  }
+  return out;
+}
+
+int runTrainCmd(const Args& args) {
+  po::options_description desc("train options");
+  addWorkloadOptions(desc);
+  desc.add_options()("out", po::value<std::string>(), "output directory (default: <config dir>/trained)")(
+      "epochs", po::value<double>()->default_value(6), "epochs per task")(
+      "lr", po::value<double>(), "learning rate (default: the workload's search.lr)");
+  po::variables_map vm;
+  if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm)) return 0;
+  auto w = loadForTraining(vm);
+  const std::string out =
+      vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
+  fs::create_directories(out);
+  const auto device = train::defaultDevice();
+  torch::manual_seed(static_cast<uint64_t>(w.search.seed));
+  const auto start = std::chrono::steady_clock::now();
+  std::printf("%-28s %-10s %8s %8s %10s  %s\n", "task", "arch", "epochs", "seconds", "val acc",
+              "weights");
+  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+    auto& task = w.tasks[i];
+    const auto t0 = std::chrono::steady_clock::now();
+    train::TaskRuntime rt(task, static_cast<int>(i), device, static_cast<uint64_t>(w.search.seed));
+    train::TrainOptions o;
+    o.lr = vm.count("lr") ? vm["lr"].as<double>() : w.search.lr;
+    o.momentum = w.search.momentum;
+    o.weight_decay = w.search.weight_decay;
+    o.epochs = vm["epochs"].as<double>();
+    o.early_stop = false;
+    o.adaptive = false;
+    o.label = "train " + task.name;
+    rt.target_acc = 2.0;  // never met: train the whole budget
+    train::JointTrainer trainer({&rt}, o);
+    const auto result = trainer.run();
+    GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
+                       "task '{}': the loss diverged (NaN); lower --lr", task.name);
+    const double acc = result.accuracy[0];
+    const auto weights = (fs::path(out) / (task.name + ".pt")).string();
+    rt.model().saveWeightsFile(weights);
+    task.weights = fs::absolute(weights).string();
+    task.skip_head = false;
+    task.unmerged_acc = acc;
+    std::printf("%-28s %-10s %8.2f %8.1f %10.4f  %s\n", task.name.c_str(), task.arch.c_str(),
+                result.epochs,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), acc,
+                weights.c_str());
+    std::fflush(stdout);
+  }
+  const auto yaml = (fs::path(out) / (w.name + ".trained.yaml")).string();
+  const auto text = "# Written by gemel train from " + w.source_file +
+                    ": the same workload with each task's trained weights and accuracy.\n" +
+                    config::dumpWorkload(w);
+  writeFileAtomic(yaml, text.data(), text.size());
+  std::printf("\nworkload with the trained weights: %s  (%.0f s)\n", yaml.c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+int runMergeCmd(const Args& args) {
+  po::options_description desc("merge options");
+  addWorkloadOptions(desc);
+  desc.add_options()("out", po::value<std::string>()->required(), "output directory (results.h5)")(
+      "max-trials", po::value<int>()->default_value(0), "stop after this many trials (default: the workload's search.max_trials)")(
+      "max-steps", po::value<int64_t>()->default_value(0),
+      "cap on training steps per trial (0: the workload's budget)");
+  po::variables_map vm;
+  if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
+  const auto w = loadForTraining(vm);
+  merge::MergeOptions o;
+  o.out_dir = vm["out"].as<std::string>();
+  o.device = train::defaultDevice();
+  o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
+  o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
+  const auto start = std::chrono::steady_clock::now();
+  const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
+  std::vector<double> acc;
+  for (const auto& t : results.tasks) acc.push_back(t.final_acc);
+  merge::printSummary(results, acc);
+  std::printf("results: %s  (%.0f s)\n", (fs::path(o.out_dir) / "results.h5").string().c_str(),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return 0;
+}
+
+int runEvalCmd(const Args& args) {
+  po::options_description desc("eval options");
+  desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
+      "json", po::bool_switch(), "print JSON instead of a table");
+  po::variables_map vm;
+  if (!parseCommandLine("eval", "--results FILE [--json]", desc, args, vm)) return 0;
+  const auto path = vm["results"].as<std::string>();
+  const auto r = io::readResults(path);
+  auto tasks = loadResultsModels(r, train::defaultDevice());
+  std::vector<double> acc;
+  bool all_met = true;
+  for (auto& t : tasks) {
+    acc.push_back(t.runtime->validate().value());
+    all_met = all_met && acc.back() >= r.tasks[acc.size() - 1].target_acc;
+  }
+  if (vm["json"].as<bool>()) {
+    JsonWriter j;
+    j.beginObject();
+    j.key("results").value(path);
+    j.key("status").value(r.status);
+    j.key("total_bytes").value(r.total_bytes);
+    j.key("merged_bytes").value(r.total_bytes - r.achieved_savings);
+    j.key("saved_bytes").value(r.achieved_savings);
+    j.key("all_met").value(all_met);
+    j.key("tasks").beginArray();
+    for (std::size_t i = 0; i < r.tasks.size(); ++i) {
+      j.beginObject();
+      j.key("name").value(r.tasks[i].name);
+      j.key("unmerged_acc").value(r.tasks[i].unmerged_acc);
+      j.key("target").value(r.tasks[i].target_acc);
+      j.key("accuracy").value(acc[i]);
+      j.key("met").value(acc[i] >= r.tasks[i].target_acc);
+      j.endObject();
+    }
+    j.endArray();
+    j.endObject();
+    std::printf("%s\n", j.str().c_str());
+  } else {
+    std::printf("%s (%s)\n", path.c_str(), r.status.c_str());
+    merge::printSummary(r, acc);
+  }
+  return all_met ? 0 : 5;
+}
+
+int runExportCmd(const Args& args) {
+  po::options_description desc("export options");
+  desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
+      "task", po::value<std::string>(), "the task to export")(
+      "all", po::bool_switch(), "export every task into --out (a directory)")(
+      "out", po::value<std::string>()->required(), "output .pt (or directory with --all)");
+  po::variables_map vm;
+  if (!parseCommandLine("export", "--results FILE (--task NAME | --all) --out PATH", desc, args, vm))
+    return 0;
+  const bool all = vm["all"].as<bool>();
+  GEMEL_THROW_IF_NOT(all != (vm.count("task") > 0), UsageError, "give --task NAME or --all");
+  const auto r = io::readResults(vm["results"].as<std::string>());
+  const auto out = vm["out"].as<std::string>();
+  std::vector<std::pair<std::string, std::string>> jobs;  // task, file
+  if (all) {
+    fs::create_directories(out);
+    for (const auto& t : r.tasks) jobs.emplace_back(t.name, (fs::path(out) / (t.name + ".pt")).string());
+  } else {
+    jobs.emplace_back(vm["task"].as<std::string>(), out);
+  }
+  for (const auto& [task, file] : jobs) {
+    const io::TaskRecord* rec = nullptr;
+    for (const auto& t : r.tasks) rec = t.name == task ? &t : rec;
+    GEMEL_THROW_IF_NOT(rec != nullptr, UsageError, "--task '{}': not a task of {}", task,
+                       vm["results"].as<std::string>());
+    auto state = io::fullStateDict(r, task);
+    if (rec->arch != "torchscript") {
+      // Checked against the architecture, and written in the model's own key order.
+      auto model = models::createZooModel(rec->arch, rec->num_classes);
+      model->loadStateDict(state, {false, task});
+      model->saveWeightsFile(file);
+    } else {
+      models::writeStateDict(file, state);
+    }
+    std::printf("%s -> %s\n", task.c_str(), file.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int runTrain(const Args& args) { return runTrainCmd(args); }
+int runMerge(const Args& args) { return runMergeCmd(args); }
+int runEval(const Args& args) { return runEvalCmd(args); }
+int runExport(const Args& args) { return runExportCmd(args); }
+
+}  // namespace gemel::cli

@@ -1,0 +1,215 @@
+#include "gemel/io/results.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "gemel/core/error.h"
+#include "gemel/core/files.h"
+#include "gemel/data/hdf5.h"
+
+namespace gemel::io {
+namespace {
+
+hid_t h5Type(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat: return H5T_NATIVE_FLOAT;
+    case torch::kDouble: return H5T_NATIVE_DOUBLE;
+    case torch::kLong: return H5T_NATIVE_INT64;
+    case torch::kInt: return H5T_NATIVE_INT32;
+    case torch::kHalf: break;
+    default: break;
+  }
+  throw InputError(format("results.h5 cannot store tensors of type {}",
+                          std::string(c10::toString(t.scalar_type()))));
+}
+
+void writeTensor(h5::File& f, const std::string& name, const torch::Tensor& tensor) {
+  const auto t = tensor.detach().to(torch::kCPU).contiguous();
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  auto ds = h5::Dataset::create(f, name, h5Type(t), dims, {}, false);
+  ds.writeAll(h5Type(t), t.data_ptr());
+}
+
+torch::Tensor readTensor(const h5::File& f, const std::string& name) {
+  const auto ds = h5::Dataset::open(f, name);
+  const auto dims = ds.dims();
+  std::vector<int64_t> sizes(dims.begin(), dims.end());
+  torch::ScalarType type;
+  hid_t mem;
+  if (ds.hasType(H5T_NATIVE_FLOAT)) {
+    type = torch::kFloat, mem = H5T_NATIVE_FLOAT;
+  } else if (ds.hasType(H5T_NATIVE_DOUBLE)) {
+    type = torch::kDouble, mem = H5T_NATIVE_DOUBLE;
+  } else if (ds.hasType(H5T_NATIVE_INT64)) {
+    type = torch::kLong, mem = H5T_NATIVE_INT64;
+  } else if (ds.hasType(H5T_NATIVE_INT32)) {
+    type = torch::kInt, mem = H5T_NATIVE_INT32;
+  } else {
+    f.fail(name, "tensor of an unsupported element type");
+  }
+  auto t = torch::empty(sizes, torch::TensorOptions().dtype(type));
+  if (t.numel() > 0) ds.readAll(mem, t.data_ptr());
+  return t;
+}
+
+std::string trialName(int number) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d", number);
+  return buf;
+}
+
+}  // namespace
+
+void writeResults(const std::string& path, const Results& r) {
+  const auto temp = tempPathFor(path);
+  TempFileGuard guard(temp);
+  {
+    auto f = h5::File::create(temp);
+    f.setAttr("/", "format", std::string(kResultsFormat));
+    f.setAttr("/", "version", kResultsVersion);
+    f.setAttr("/", "workload", r.workload_yaml);
+    f.setAttr("/", "workload_path", r.workload_path);
+    f.setAttr("/", "status", r.status);
+    f.createGroup("/tasks");
+    for (const auto& t : r.tasks) {
+      const auto g = "/tasks/" + t.name;
+      f.createGroup(g);
+      f.setAttr(g, "arch", t.arch);
+      f.setAttr(g, "source", t.source);
+      f.setAttr(g, "dataset", t.dataset);
+      f.setAttr(g, "num_classes", static_cast<int64_t>(t.num_classes));
+      f.setAttr(g, "unmerged_acc", t.unmerged_acc);
+      f.setAttr(g, "target", t.target_acc);
+      f.setAttr(g, "final_acc", t.final_acc);
+      f.setAttr(g, "mean", t.mean);
+      f.setAttr(g, "std", t.std);
+      f.createGroup(g + "/params");
+      for (const auto& [name, tensor] : t.params) writeTensor(f, g + "/params/" + name, tensor);
+    }
+    f.createGroup("/shared");
+    for (const auto& s : r.shared) {
+      const auto g = "/shared/" + s.id;
+      f.createGroup(g);
+      f.setAttr(g, "signature", s.signature);
+      f.setAttr(g, "members", s.members);
+      for (const auto& [name, tensor] : s.tensors) writeTensor(f, g + "/" + name, tensor);
+    }
+    f.createGroup("/search");
+    f.createGroup("/search/trials");
+    for (const auto& t : r.trials) {
+      const auto g = "/search/trials/" + trialName(t.number);
+      f.createGroup(g);
+      f.setAttr(g, "number", static_cast<int64_t>(t.number));
+      f.setAttr(g, "label", t.label);
+      f.setAttr(g, "decision", t.decision);
+      f.setAttr(g, "models", t.models);
+      f.setAttr(g, "met", t.met);
+      f.setAttr(g, "trained", t.trained);
+      f.setAttr(g, "accuracy", t.accuracy);
+      f.setAttr(g, "bytes_saved", t.bytes_saved);
+      f.setAttr(g, "steps", t.steps);
+      f.setAttr(g, "seconds", t.seconds);
+    }
+    f.createGroup("/search/state");
+    f.setAttr("/search/state", "plan", r.plan_json);
+    f.createGroup("/memory");
+    f.setAttr("/memory", "total", r.total_bytes);
+    f.setAttr("/memory", "possible_savings", r.possible_savings);
+    f.setAttr("/memory", "achieved_savings", r.achieved_savings);
+    std::vector<double> timeline;
+    for (const auto& [s, b] : r.timeline) {
+      timeline.push_back(s);
+      timeline.push_back(static_cast<double>(b));
+    }
+    auto ds = h5::Dataset::create(f, "/memory/timeline", H5T_NATIVE_DOUBLE,
+                                  {static_cast<hsize_t>(r.timeline.size()), 2}, {}, false);
+    if (!timeline.empty()) ds.writeAll(H5T_NATIVE_DOUBLE, timeline.data());
+    f.close();
+  }
+  commitTempFile(temp, path);
+  guard.release();
+}
+
+Results readResults(const std::string& path) {
+  auto f = h5::File::open(path);
+  const bool ours = f.hasAttr("/", "format") && f.attrString("/", "format") == kResultsFormat;
+  GEMEL_THROW_IF_NOT(ours, InputError,
+                     "{}: not a gemel results file (no format=\"{}\" attribute); give the "
+                     "results.h5 that 'gemel merge' wrote",
+                     path, kResultsFormat);
+  const auto version = f.attrInt("/", "version");
+  GEMEL_THROW_IF_NOT(version == kResultsVersion, InputError,
+                     "{}: results format version {}; this gemel reads version {}", path, version,
+                     kResultsVersion);
+  Results r;
+  r.workload_yaml = f.attrString("/", "workload");
+  r.workload_path = f.attrString("/", "workload_path");
+  r.status = f.attrString("/", "status");
+  for (const auto& name : f.children("/tasks")) {
+    const auto g = "/tasks/" + name;
+    TaskRecord t;
+    t.name = name;
+    t.arch = f.attrString(g, "arch");
+    t.source = f.attrString(g, "source");
+    t.dataset = f.attrString(g, "dataset");
+    t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
+    t.unmerged_acc = f.attrDouble(g, "unmerged_acc");
+    t.target_acc = f.attrDouble(g, "target");
+    t.final_acc = f.attrDouble(g, "final_acc");
+    t.mean = f.attrDoubles(g, "mean");
+    t.std = f.attrDoubles(g, "std");
+    for (const auto& p : f.children(g + "/params"))
+      t.params.emplace_back(p, readTensor(f, g + "/params/" + p));
+    r.tasks.push_back(std::move(t));
+  }
+  for (const auto& id : f.children("/shared")) {
+    const auto g = "/shared/" + id;
+    SharedRecord s;
+    s.id = id;
+    s.signature = f.attrString(g, "signature");
+    s.members = f.attrStrings(g, "members");
+    for (const auto& p : f.children(g)) s.tensors.emplace_back(p, readTensor(f, g + "/" + p));
+    r.shared.push_back(std::move(s));
+  }
+  for (const auto& n : f.children("/search/trials")) {
+    const auto g = "/search/trials/" + n;
+    TrialRecord t;
+    t.number = static_cast<int>(f.attrInt(g, "number"));
+    t.label = f.attrString(g, "label");
+    t.decision = f.attrString(g, "decision");
+    t.models = f.attrStrings(g, "models");
+    t.met = f.attrStrings(g, "met");
+    t.trained = f.attrStrings(g, "trained");
+    t.accuracy = f.attrDoubles(g, "accuracy");
+    t.bytes_saved = f.attrInt(g, "bytes_saved");
+    t.steps = f.attrInt(g, "steps");
+    t.seconds = f.attrDouble(g, "seconds");
+    r.trials.push_back(std::move(t));
+  }
+  r.plan_json = f.attrString("/search/state", "plan");
+  r.total_bytes = f.attrInt("/memory", "total");
+  r.possible_savings = f.attrInt("/memory", "possible_savings");
+  r.achieved_savings = f.attrInt("/memory", "achieved_savings");
+  return r;
+}
+
+models::StateDict fullStateDict(const Results& r, const std::string& task) {
+  for (const auto& t : r.tasks) {
+    if (t.name != task) continue;
+    models::StateDict out = t.params;
+    const auto prefix = task + ":";
+    for (const auto& s : r.shared) {
+      for (const auto& m : s.members) {
+        if (m.rfind(prefix, 0) != 0) continue;
+        const auto module = m.substr(prefix.size());
+        for (const auto& [leaf, tensor] : s.tensors) out.emplace_back(module + "." + leaf, tensor);
+      }
+    }
+    return out;
+  }
+  throw UsageError(format("no task '{}' in the results", task));
+}
+
+}  // namespace gemel::io

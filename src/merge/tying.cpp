@@ -1,0 +1,89 @@
+#include "gemel/merge/tying.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+#include "gemel/core/error.h"
+
+namespace gemel::merge {
+
+Snapshot takeSnapshot(const std::vector<models::Model*>& models) {
+  torch::NoGradGuard no_grad;
+  Snapshot out;
+  for (const auto* m : models) {
+    models::StateDict state;
+    for (const auto& [name, t] : m->stateDict()) state.emplace_back(name, t.detach().clone());
+    out.push_back(std::move(state));
+  }
+  return out;
+}
+
+std::string memberName(const LayerCatalog& catalog, int model, const std::string& module) {
+  return catalog.models()[model].name + ":" + module;
+}
+
+void materialize(const std::vector<models::Model*>& models, const LayerCatalog& catalog,
+                 const SharingPlan& plan, const Snapshot& snapshot, const SharingPlan& previous,
+                 const std::vector<bool>& current) {
+  GEMEL_ASSERT(models.size() == catalog.models().size() && snapshot.size() == models.size(),
+               "materialize: models, catalog and snapshot disagree");
+  torch::NoGradGuard no_grad;
+  // 1. Untie: fresh private tensors for every shareable layer, then the snapshot's values.
+  for (std::size_t m = 0; m < models.size(); ++m) {
+    std::map<std::string, torch::Tensor> state(snapshot[m].begin(), snapshot[m].end());
+    for (const auto& layer : catalog.models()[m].layers) {
+      for (const auto& p : layer.params) {
+        const auto name = layer.module + "." + p;
+        const auto it = state.find(name);
+        GEMEL_ASSERT(it != state.end(), "snapshot lacks " + name);
+        auto fresh = it->second.detach().clone();
+        fresh.set_requires_grad(true);
+        models[m]->setParameter(name, fresh);
+      }
+    }
+    models[m]->loadStateDict(snapshot[m], {false, catalog.models()[m].name});
+  }
+  // 2. Tie: every member of a shared instance takes the source member's tensors.
+  std::vector<std::map<std::string, torch::Tensor>> params;
+  for (const auto* m : models) {
+    const auto named = m->namedParameters();
+    params.emplace_back(named.begin(), named.end());
+  }
+  for (const auto& [key, members] : plan.instances()) {
+    if (members.size() < 2) continue;
+    const auto& group = catalog.groups()[key.first];
+    const auto& instance = group.instances[key.second];
+    auto moduleOf = [&](int model) -> const std::string& {
+      for (const auto& ref : instance.members) {
+        if (ref.model == model) return ref.module;
+      }
+      throw Error(format("internal: model {} is not in group {}", model, group.id));
+    };
+    auto isCurrent = [&](int m) { return current.empty() || current[m]; };
+    const auto prev = previous.instances().find(key);
+    auto shared_before = [&](int m) {
+      return prev != previous.instances().end() && prev->second.count(m) > 0;
+    };
+    int source = -1;
+    for (const int m : members) {
+      if (source < 0 && shared_before(m) && isCurrent(m)) source = m;
+    }
+    for (const int m : members) {
+      if (source < 0 && isCurrent(m)) source = m;
+    }
+    if (source < 0) source = *members.begin();
+    for (const int m : members) {
+      if (m == source) continue;
+      for (const auto& leaf : {std::string("weight"), std::string("bias")}) {
+        const auto src = params[source].find(moduleOf(source) + "." + leaf);
+        if (src == params[source].end()) continue;
+        const auto dst_name = moduleOf(m) + "." + leaf;
+        models[m]->setParameter(dst_name, src->second);
+        params[m][dst_name] = src->second;
+      }
+    }
+  }
+}
+
+}  // namespace gemel::merge

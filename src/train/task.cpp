@@ -1,0 +1,91 @@
+#include "gemel/train/task.h"
+
+#include <torch/torch.h>
+
+#include "gemel/core/error.h"
+#include "gemel/data/transforms.h"
+#include "gemel/models/zoo.h"
+
+namespace gemel::train {
+
+TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device,
+                         uint64_t seed, Placement placement)
+    : config_(task), index_(index), device_(device), placement_(placement) {
+  GEMEL_THROW_IF_NOT(task.kind == config::TaskKind::kClassification, ConfigError,
+                     "task '{}': training detection tasks is not supported yet; gemel trains "
+                     "and merges classification tasks",
+                     task.name);
+  data_ = std::make_shared<const data::DatasetReader>(task.dataset);
+  const auto& info = data_->info();
+  GEMEL_THROW_IF_NOT(info.kind == data::DatasetKind::kClassification, ConfigError,
+                     "task '{}': dataset {} holds detection data, but the task is a "
+                     "classification task",
+                     task.name, task.dataset);
+  GEMEL_THROW_IF_NOT(static_cast<int>(info.classes.size()) == task.num_classes, ConfigError,
+                     "task '{}': num_classes is {} but dataset {} has {} classes; make them agree",
+                     task.name, task.num_classes, task.dataset, info.classes.size());
+  GEMEL_THROW_IF_NOT(data_->hasSplit("val") && data_->size("val") > 0, InputError,
+                     "{}: no val images; validation needs them", task.dataset);
+  model_ = models::buildTaskModel(task);
+  model_->to(device);
+  data::LoaderOptions o;
+  o.split = "train";
+  o.batch_size = task.batch_size;
+  o.rank = placement.rank;
+  o.world_size = placement.world_size;
+  o.seed = seed + static_cast<uint64_t>(index) * 1000003u;
+  o.drop_last = data_->size("train") / placement.world_size >= task.batch_size;
+  train_ = std::make_unique<data::ShardedLoader>(data_, o);
+}
+
+data::Batch TaskRuntime::nextTrainBatch() {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!epoch_open_) {
+      train_->startEpoch(epoch_++);
+      epoch_open_ = true;
+    }
+    if (auto batch = train_->next()) return std::move(*batch);
+    epoch_open_ = false;
+  }
+  throw InputError(format("{}: this rank's shard of the train split is empty", config_.dataset));
+}
+
+int64_t TaskRuntime::batchesPerEpoch() const { return std::max<int64_t>(1, train_->batchesPerEpoch()); }
+
+torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
+  model_->train(true);
+  const auto x = data::prepareImages(batch.images, config_.transforms, true, device_);
+  const auto logits = model_->forward(x);
+  return torch::nn::functional::cross_entropy(logits, batch.labels.to(device_));
+}
+
+Accuracy TaskRuntime::validate() {
+  data::LoaderOptions o;
+  o.split = "val";
+  o.batch_size = std::max(64, config_.batch_size * 4);
+  o.shuffle = false;
+  o.rank = placement_.rank;
+  o.world_size = placement_.world_size;
+  data::ShardedLoader loader(data_, o);
+  loader.startEpoch(0);
+  model_->train(false);
+  torch::NoGradGuard no_grad;
+  Accuracy acc;
+  while (auto batch = loader.next()) {
+    const auto x = data::prepareImages(batch->images, config_.transforms, false, device_);
+    const auto predicted = model_->forward(x).argmax(1).cpu();
+    acc.correct += predicted.eq(batch->labels).sum().item<int64_t>();
+    acc.total += batch->labels.size(0);
+  }
+  return acc;
+}
+
+torch::Device defaultDevice(int local_rank) {
+  if (torch::cuda::is_available()) {
+    const int n = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % std::max(1, n)));
+  }
+  return torch::Device(torch::kCPU);
+}
+
+}  // namespace gemel::train

@@ -1,0 +1,150 @@
+// The merge pipeline as a user runs it, on a tiny two-camera workload cut from Fashion-MNIST:
+// gemel train -> gemel merge -> gemel eval -> gemel export, then Python (Debian's torch and
+// torchvision) loads the exported weights and must measure the accuracy gemel eval printed.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <regex>
+
+#include "gemel/core/format.h"
+#include "gemel/data/sources.h"
+#include "test_support.h"
+
+namespace gemel {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::run;
+using testing::shellQuote;
+using testing::TempDir;
+using testing::writeText;
+
+CommandResult gemel(const std::string& args) {
+  return run(shellQuote(GEMEL_BINARY) + " " + args);
+}
+
+// Two resnet18 tasks on different class subsets, 16x16 images, a few hundred images each.
+std::string tinyWorkload(const TempDir& dir) {
+  const std::pair<const char*, std::vector<int>> tasks[] = {{"shoes_a_resnet18", {5, 7, 9}},
+                                                             {"bags_b_resnet18", {8, 1, 3}}};
+  std::string yaml =
+      "name: tiny\n"
+      "defaults: {batch_size: 32}\n"
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n"
+      "tasks:\n";
+  for (const auto& [name, classes] : tasks) {
+    data::FashionMnistOptions o;
+    o.classes = classes;
+    o.size = 16;
+    o.max_train = 320;
+    o.max_val = 120;
+    const std::string stem = std::string(name).substr(0, std::string(name).rfind('_'));
+    data::convertFashionMnist(o, dir.file(stem + "_CL.h5"));
+    yaml += format("  - {name: {}, arch: resnet18, num_classes: 3,\n", name);
+    yaml += "     transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}}\n";
+  }
+  writeText(dir.file("tiny.yaml"), yaml);
+  return dir.file("tiny.yaml");
+}
+
+double jsonNumber(const std::string& json, const std::string& after, const std::string& key) {
+  const auto at = json.find(after);
+  EXPECT_NE(at, std::string::npos) << after << " in " << json;
+  std::smatch m;
+  const std::string rest = json.substr(at);
+  EXPECT_TRUE(std::regex_search(rest, m, std::regex("\"" + key + "\":\\s*([0-9.eE+-]+)")));
+  return std::stod(m[1]);
+}
+
+TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
+  const auto start = std::chrono::steady_clock::now();
+  TempDir dir;
+  const auto yaml = tinyWorkload(dir);
+  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
+                        shellQuote(dir.file("trained"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto trained = dir.file("trained/tiny.trained.yaml");
+  ASSERT_TRUE(fs::exists(trained)) << r.output;
+  ASSERT_TRUE(fs::exists(dir.file("trained/shoes_a_resnet18.pt")));
+
+  r = gemel(format("merge --config {} --out {} --max-steps 8", shellQuote(trained),
+                   shellQuote(dir.file("merged"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("trial"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("weight bytes:"), std::string::npos) << r.output;
+  const auto results = dir.file("merged/results.h5");
+  ASSERT_TRUE(fs::exists(results));
+
+  // eval re-measures from the file: every task at or above its target (the accepted state
+  // always is), and the numbers match what merge recorded.
+  r = gemel(format("eval --results {} --json", shellQuote(results)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = r.output.substr(r.output.find('{'));
+  EXPECT_NE(json.find("\"all_met\":true"), std::string::npos) << json;
+  const double shoes = jsonNumber(json, "shoes_a_resnet18", "accuracy");
+  const double bags = jsonNumber(json, "bags_b_resnet18", "accuracy");
+  const double total = jsonNumber(json, "{", "total_bytes");
+  const double merged = jsonNumber(json, "{", "merged_bytes");
+
+  // results.h5 holds each shared tensor once: its size follows the merged bytes.
+  const double file_bytes = static_cast<double>(fs::file_size(results));
+  EXPECT_LT(file_bytes, merged + 2e6) << "total " << total << " merged " << merged;
+  EXPECT_GT(file_bytes, merged * 0.95);
+
+  r = gemel(format("export --results {} --all --out {}", shellQuote(results),
+                   shellQuote(dir.file("export"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // Python: h5py reads the results; torchvision loads each export and gets eval's accuracy.
+  const std::string script = R"PY(
+import sys, h5py, numpy as np, torch, torchvision
+results, export, dsdir = sys.argv[1:4]
+f = h5py.File(results, "r")
+assert f.attrs["format"] == "gemel-results", f.attrs["format"]
+assert f.attrs["status"] == "done"
+for g in f["shared"].values():
+    assert len(g.attrs["members"]) >= 2
+for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b")):
+    t = f["tasks"][task]
+    m = torchvision.models.resnet18(num_classes=3)
+    m.load_state_dict(torch.load(f"{export}/{task}.pt"))
+    m.eval()
+    d = h5py.File(f"{dsdir}/{stem}_CL.h5", "r")
+    x = torch.from_numpy(np.asarray(d["val/images"])).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(t.attrs["mean"]).view(1, -1, 1, 1).float()
+    std = torch.tensor(t.attrs["std"]).view(1, -1, 1, 1).float()
+    with torch.no_grad():
+        pred = m((x - mean) / std).argmax(1)
+    acc = (pred == torch.from_numpy(np.asarray(d["val/labels"]))).float().mean().item()
+    print(task, acc)
+)PY";
+  writeText(dir.file("check.py"), script);
+  r = run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("check.py")) + " " +
+          shellQuote(results) + " " + shellQuote(dir.file("export")) + " " +
+          shellQuote(dir.path()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("shoes_a_resnet18 ([0-9.]+)"))) << r.output;
+  EXPECT_NEAR(std::stod(m[1]), shoes, 1.5 / 120) << r.output;  // within one image of 120
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("bags_b_resnet18 ([0-9.]+)"))) << r.output;
+  EXPECT_NEAR(std::stod(m[1]), bags, 1.5 / 120) << r.output;
+
+  // Bad inputs: a file that is not a results file; an unknown task.
+  r = gemel(format("eval --results {}", shellQuote(dir.file("shoes_a_CL.h5"))));
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("not a gemel results file"), std::string::npos) << r.output;
+  r = gemel(format("export --results {} --task nope --out {}", shellQuote(results),
+                   shellQuote(dir.file("x.pt"))));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_FALSE(fs::exists(dir.file("x.pt")));
+
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  RecordProperty("seconds", std::to_string(seconds));
+  EXPECT_LT(seconds, 120) << "the tiny end-to-end merge should take well under a minute";
+}
+
+}  // namespace
+}  // namespace gemel

@@ -10,6 +10,7 @@ GEMEL_PACKAGES=(
   cmake ninja-build g++ ccache
   libtorch-dev libspdlog-dev libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libgtest-dev libgmock-dev
+  libopenmpi-dev openmpi-bin
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
   python3-torch python3-torchvision python3-h5py
   dataset-fashion-mnist opencv-doc

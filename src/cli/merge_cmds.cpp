@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <thread>
 
 #include "gemel/cli/commands.h"
 #include "gemel/cli/options.h"
@@ -15,6 +16,7 @@
 #include "gemel/core/files.h"
 #include "gemel/core/json.h"
 #include "gemel/core/log.h"
+#include "gemel/dist/cluster.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/search.h"
 #include "gemel/models/zoo.h"
@@ -113,8 +115,8 @@ int runTrainCmd(const Args& args) {
     o.early_stop = false;
     o.adaptive = false;
     o.label = "train " + task.name;
-    rt.target_acc = 2.0;  // never met: train the whole budget
-    train::JointTrainer trainer({&rt}, o);
+    // A target above 100%: never met, so the whole budget is trained.
+    train::JointTrainer trainer({{static_cast<int>(i), task.name, 2.0, &rt, 1.0}}, o);
     const auto result = trainer.run();
     GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
@@ -146,17 +148,30 @@ int runMergeCmd(const Args& args) {
   desc.add_options()("out", po::value<std::string>()->required(), "output directory (results.h5)")(
       "max-trials", po::value<int>()->default_value(0), "stop after this many trials (default: the workload's search.max_trials)")(
       "max-steps", po::value<int64_t>()->default_value(0),
-      "cap on training steps per trial (0: the workload's budget)");
+      "cap on training steps per trial (0: the workload's budget)")(
+      "fixed-steps", po::value<int64_t>()->default_value(0),
+      "train every trial exactly this many steps (no early stop): for equivalence checks")(
+      "backend", po::value<std::string>()->default_value("auto"),
+      "gradient all-reduce between ranks: auto, mpi, nccl or single");
   po::variables_map vm;
   if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
+  auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
   const auto w = loadForTraining(vm);
   merge::MergeOptions o;
   o.out_dir = vm["out"].as<std::string>();
-  o.device = train::defaultDevice();
+  o.device = train::defaultDevice(cluster.localRank());
+  o.backend = dist::parseBackend(vm["backend"].as<std::string>());
+  if (cluster.distributed() && o.device.is_cpu()) {
+    // CPU ranks on one node share its cores instead of each taking all of them.
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    torch::set_num_threads(std::max(1, cores / std::max(1, cluster.localSize())));
+  }
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
+  o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   const auto start = std::chrono::steady_clock::now();
   const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
+  if (cluster.rank() != 0) return 0;
   std::vector<double> acc;
   for (const auto& t : results.tasks) acc.push_back(t.final_acc);
   merge::printSummary(results, acc);
@@ -206,7 +221,7 @@ int runEvalCmd(const Args& args) {
     std::printf("%s (%s)\n", path.c_str(), r.status.c_str());
     merge::printSummary(r, acc);
   }
-  return all_met ? 0 : 5;
+  return static_cast<int>(all_met ? ExitCode::kOk : ExitCode::kBelowTarget);
 }
 
 int runExportCmd(const Args& args) {

@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "gemel/core/error.h"
+#include "gemel/dist/cluster.h"
 
 namespace gemel::cli {
 
@@ -25,19 +26,31 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
     return 0;
   }
   const Args args(argv + 2, argv + argc);
+  // One line per error, tagged with the rank in a multi-process job; then the whole job ends
+  // (MPI_Abort) so that no other rank waits forever on this one.
+  auto fail = [&](const std::string& kind, const char* what, int code) {
+    const auto& c = dist::Cluster::get();
+    const std::string where =
+        c.distributed() ? " [rank " + std::to_string(c.rank()) + "/" + std::to_string(c.size()) + "]" : "";
+    std::fprintf(stderr, "%s %s%s: %s: %s\n", program, command.c_str(), where.c_str(), kind.c_str(),
+                 what);
+    std::fflush(stderr);
+    dist::Cluster::abortJob(code);
+    return code;
+  };
+  int code = 0;
   try {
-    return dispatch(command, args);
+    code = dispatch(command, args);
   } catch (const Error& e) {
-    std::fprintf(stderr, "%s %s: error: %s\n", program, command.c_str(), e.what());
-    return static_cast<int>(e.code());
+    code = fail("error", e.what(), static_cast<int>(e.code()));
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "%s %s: internal error (LibTorch): %s\n", program, command.c_str(),
-                 e.what_without_backtrace());
-    return static_cast<int>(ExitCode::kInternal);
+    code = fail("internal error (LibTorch)", e.what_without_backtrace(),
+                static_cast<int>(ExitCode::kInternal));
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s %s: internal error: %s\n", program, command.c_str(), e.what());
-    return static_cast<int>(ExitCode::kInternal);
+    code = fail("internal error", e.what(), static_cast<int>(ExitCode::kInternal));
   }
+  dist::Cluster::finalize();
+  return code;
 }
 
 }  // namespace gemel::cli

@@ -87,7 +87,8 @@ void writeAttr(const File& f, hid_t obj, const std::string& object, const std::s
                hid_t type, hid_t space, const void* data) {
   if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
   Handle attr(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  if (!attr.valid() || H5Awrite(attr.id(), type, data) < 0)
+  const bool empty = H5Sget_simple_extent_type(space) == H5S_NULL;  // nothing to write
+  if (!attr.valid() || (!empty && H5Awrite(attr.id(), type, data) < 0))
     f.fail(object, "cannot write attribute '" + name + "'");
 }
 
@@ -128,7 +129,8 @@ void File::setAttr(const std::string& object, const std::string& name,
   for (const auto& v : values) data.push_back(v.c_str());
   auto type = stringType();
   const hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  // An empty list is a null dataspace (h5py reads it as h5py.Empty).
+  Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
   writeAttr(*this, obj.id(), object, name, type.id(), space.id(), data.data());
 }
 
@@ -136,7 +138,7 @@ void File::setAttr(const std::string& object, const std::string& name,
                    const std::vector<double>& values) {
   auto obj = openObject(object);
   const hsize_t n = values.size();
-  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
   writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
 }
 
@@ -221,6 +223,7 @@ std::vector<std::string> File::attrStrings(const std::string& object,
     fail(object, "attribute '" + name + "' is not a list of strings");
   const auto n = H5Sget_simple_extent_npoints(a.space.id());
   std::vector<std::string> out;
+  if (n <= 0) return out;
   if (H5Tis_variable_str(a.type.id()) > 0) {
     std::vector<char*> ptrs(n, nullptr);
     if (H5Aread(a.attr.id(), a.type.id(), ptrs.data()) < 0)

@@ -73,6 +73,9 @@ void writeResults(const std::string& path, const Results& r) {
     f.setAttr("/", "workload_path", r.workload_path);
     f.setAttr("/", "status", r.status);
     f.createGroup("/tasks");
+    std::vector<std::string> order;
+    for (const auto& t : r.tasks) order.push_back(t.name);
+    f.setAttr("/tasks", "order", order);  // the workload's order (HDF5 lists names sorted)
     for (const auto& t : r.tasks) {
       const auto g = "/tasks/" + t.name;
       f.createGroup(g);
@@ -147,7 +150,9 @@ Results readResults(const std::string& path) {
   r.workload_yaml = f.attrString("/", "workload");
   r.workload_path = f.attrString("/", "workload_path");
   r.status = f.attrString("/", "status");
-  for (const auto& name : f.children("/tasks")) {
+  const auto names = f.hasAttr("/tasks", "order") ? f.attrStrings("/tasks", "order")
+                                                  : f.children("/tasks");
+  for (const auto& name : names) {
     const auto g = "/tasks/" + name;
     TaskRecord t;
     t.name = name;

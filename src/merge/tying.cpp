@@ -13,7 +13,9 @@ Snapshot takeSnapshot(const std::vector<models::Model*>& models) {
   Snapshot out;
   for (const auto* m : models) {
     models::StateDict state;
-    for (const auto& [name, t] : m->stateDict()) state.emplace_back(name, t.detach().clone());
+    if (m) {
+      for (const auto& [name, t] : m->stateDict()) state.emplace_back(name, t.detach().clone());
+    }
     out.push_back(std::move(state));
   }
   return out;
@@ -23,14 +25,18 @@ std::string memberName(const LayerCatalog& catalog, int model, const std::string
   return catalog.models()[model].name + ":" + module;
 }
 
-void materialize(const std::vector<models::Model*>& models, const LayerCatalog& catalog,
-                 const SharingPlan& plan, const Snapshot& snapshot, const SharingPlan& previous,
-                 const std::vector<bool>& current) {
+std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& models,
+                                            const LayerCatalog& catalog, const SharingPlan& plan,
+                                            const Snapshot& snapshot,
+                                            const SharingPlan& previous,
+                                            const std::vector<bool>& current) {
+  std::map<SharingPlan::Key, int> sources;
   GEMEL_ASSERT(models.size() == catalog.models().size() && snapshot.size() == models.size(),
                "materialize: models, catalog and snapshot disagree");
   torch::NoGradGuard no_grad;
   // 1. Untie: fresh private tensors for every shareable layer, then the snapshot's values.
   for (std::size_t m = 0; m < models.size(); ++m) {
+    if (!models[m]) continue;
     std::map<std::string, torch::Tensor> state(snapshot[m].begin(), snapshot[m].end());
     for (const auto& layer : catalog.models()[m].layers) {
       for (const auto& p : layer.params) {
@@ -47,6 +53,10 @@ void materialize(const std::vector<models::Model*>& models, const LayerCatalog& 
   // 2. Tie: every member of a shared instance takes the source member's tensors.
   std::vector<std::map<std::string, torch::Tensor>> params;
   for (const auto* m : models) {
+    if (!m) {
+      params.emplace_back();
+      continue;
+    }
     const auto named = m->namedParameters();
     params.emplace_back(named.begin(), named.end());
   }
@@ -73,8 +83,17 @@ void materialize(const std::vector<models::Model*>& models, const LayerCatalog& 
       if (source < 0 && isCurrent(m)) source = m;
     }
     if (source < 0) source = *members.begin();
+    sources[key] = source;
+    // Locally, tie to the source when it is here, else to the first local member (whose values
+    // the caller then overwrites with the source's, broadcast from the source's rank).
+    int holder = models[source] ? source : -1;
     for (const int m : members) {
-      if (m == source) continue;
+      if (holder < 0 && models[m]) holder = m;
+    }
+    if (holder < 0) continue;
+    source = holder;
+    for (const int m : members) {
+      if (m == source || !models[m]) continue;
       for (const auto& leaf : {std::string("weight"), std::string("bias")}) {
         const auto src = params[source].find(moduleOf(source) + "." + leaf);
         if (src == params[source].end()) continue;
@@ -84,6 +103,7 @@ void materialize(const std::vector<models::Model*>& models, const LayerCatalog& 
       }
     }
   }
+  return sources;
 }
 
 }  // namespace gemel::merge

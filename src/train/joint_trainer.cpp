@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cmath>
 #include <unordered_set>
 
@@ -26,15 +27,26 @@ std::vector<torch::Tensor> uniqueParameters(const std::vector<models::Model*>& m
   return out;
 }
 
-JointTrainer::JointTrainer(std::vector<TaskRuntime*> tasks, TrainOptions options)
-    : tasks_(std::move(tasks)), options_(std::move(options)) {}
+JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
+                           Collectives collectives)
+    : tasks_(std::move(tasks)), options_(std::move(options)), coll_(std::move(collectives)) {
+  if (!coll_.sum) coll_.sum = [](std::vector<int64_t>&) {};
+  if (!coll_.max) coll_.max = [](int64_t v) { return v; };
+}
 
 std::vector<double> JointTrainer::validateAll() {
-  std::vector<Accuracy> counts;
-  for (auto* t : tasks_) counts.push_back(t->validate());
-  if (accuracy_hook_) accuracy_hook_(counts);
+  if (coll_.sync_buffers) coll_.sync_buffers();
+  std::vector<int64_t> counts(2 * tasks_.size(), 0);
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (!tasks_[i].local) continue;
+    const auto a = tasks_[i].local->validate();
+    counts[2 * i] = a.correct;
+    counts[2 * i + 1] = a.total;
+  }
+  coll_.sum(counts);
   std::vector<double> out;
-  for (const auto& c : counts) out.push_back(c.value());
+  for (std::size_t i = 0; i < tasks_.size(); ++i)
+    out.push_back(counts[2 * i + 1] > 0 ? double(counts[2 * i]) / double(counts[2 * i + 1]) : 0.0);
   return out;
 }
 
@@ -48,21 +60,27 @@ TrialResult JointTrainer::run() {
   auto metAll = [&](const std::vector<double>& acc, bool only_active) {
     for (std::size_t i = 0; i < n; ++i) {
       if (only_active && r.dropped[i]) continue;
-      if (acc[i] < tasks_[i]->target_acc) return false;
+      if (acc[i] < tasks_[i].target) return false;
     }
     return true;
   };
 
   std::vector<models::Model*> models;
-  int64_t steps_per_epoch = 1;
-  for (auto* t : tasks_) {
-    models.push_back(&t->model());
-    steps_per_epoch = std::max(steps_per_epoch, t->batchesPerEpoch());
+  int64_t local_steps = 1;
+  for (auto& t : tasks_) {
+    if (!t.local) continue;
+    models.push_back(&t.local->model());
+    local_steps = std::max(local_steps, t.local->batchesPerEpoch());
   }
-  const auto params = uniqueParameters(models);
-  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(options_.lr)
-                                          .momentum(options_.momentum)
-                                          .weight_decay(options_.weight_decay));
+  const int64_t steps_per_epoch = coll_.max(local_steps);
+  auto params = uniqueParameters(models);
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  if (!params.empty()) {
+    optimizer = std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(options_.lr)
+                    .momentum(options_.momentum)
+                    .weight_decay(options_.weight_decay));
+  }
   int64_t budget = static_cast<int64_t>(std::ceil(options_.epochs * steps_per_epoch));
   if (options_.max_steps > 0) budget = std::min(budget, options_.max_steps);
 
@@ -74,7 +92,7 @@ TrialResult JointTrainer::run() {
     if (!options_.adaptive) return;
     for (std::size_t i = 0; i < n; ++i) {
       const double a = std::max(acc[i], 1e-3);
-      weight[i] = std::min(std::pow(tasks_[i]->target_acc / a, 0.75), 10.0);
+      weight[i] = std::min(std::pow(tasks_[i].target / a, 0.75), 10.0);
     }
   };
   refreshWeights();
@@ -85,27 +103,39 @@ TrialResult JointTrainer::run() {
   int64_t loss_count = 0;
 
   while (!stop && r.steps < budget) {
-    if (options_.seconds > 0 && seconds() >= options_.seconds) break;
-    optimizer.zero_grad();
+    // Every rank must agree to go on: a time limit hit here, or a NaN there, stops all of them.
+    int64_t local_flag = options_.seconds > 0 && seconds() >= options_.seconds ? 1 : 0;
+    if (optimizer) optimizer->zero_grad();
     torch::Tensor total;
     for (std::size_t i = 0; i < n; ++i) {
-      if (r.dropped[i]) continue;
-      const auto batch = tasks_[i]->nextTrainBatch();
-      auto loss = tasks_[i]->trainLoss(batch) * weight[i];
+      if (r.dropped[i] || !tasks_[i].local) continue;
+      const auto batch = tasks_[i].local->nextTrainBatch();
+      auto loss = tasks_[i].local->trainLoss(batch) * (weight[i] * tasks_[i].loss_scale);
       total = total.defined() ? total + loss : loss;
     }
-    if (!total.defined()) break;  // every task dropped
-    const double value = total.item<double>();
-    if (!std::isfinite(value)) {
+    double value = 0;
+    if (total.defined()) {
+      value = total.item<double>();
+      if (!std::isfinite(value)) local_flag = 2;
+    }
+    const int64_t flag = coll_.max(local_flag);
+    if (flag == 2) {
       r.nan_loss = true;
-      log::warn("train", "{}: loss is {} at step {}; the trial fails", options_.label, value,
+      log::warn("train", "{}: the loss is not finite at step {}; the trial fails", options_.label,
                 r.steps);
       break;
     }
-    total.backward();
-    if (grad_hook_) grad_hook_(params);
-    optimizer.step();
+    if (flag == 1) break;
+    if (total.defined()) total.backward();
+    // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
+    // every rank and every LibTorch version steps the same set of tensors.
+    for (auto& p : params) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    }
+    if (coll_.reduce_gradients) coll_.reduce_gradients(params);
+    if (optimizer) optimizer->step();
     ++r.steps;
+    if (coll_.on_step) coll_.on_step(r.steps);
     loss_sum += value;
     ++loss_count;
 
@@ -132,15 +162,15 @@ TrialResult JointTrainer::run() {
     if (options_.early_stop && metAll(acc, true)) break;
     double interval = 1.0;
     for (std::size_t i = 0; i < n && options_.adaptive; ++i) {
-      if (r.dropped[i] || acc[i] >= tasks_[i]->target_acc) continue;
-      const double gap = tasks_[i]->target_acc - acc[i];
+      if (r.dropped[i] || acc[i] >= tasks_[i].target) continue;
+      const double gap = tasks_[i].target - acc[i];
       const double lift = (acc[i] - start_acc[i]) / std::max(epochs_done, 1e-9);  // per epoch
       if (epochs_done >= 1.0 && (lift <= 0 || gap / lift > epochs_left)) {
         r.dropped[i] = true;
         log::info("train",
                   "{}: dropping task {}: accuracy {} vs target {}; at {} per epoch it cannot "
                   "close the gap in the {} epochs left",
-                  options_.label, tasks_[i]->name(), round4(acc[i]), round4(tasks_[i]->target_acc),
+                  options_.label, tasks_[i].name, round4(acc[i]), round4(tasks_[i].target),
                   round4(lift), round4(epochs_left));
         continue;
       }
@@ -150,8 +180,8 @@ TrialResult JointTrainer::run() {
     for (std::size_t i = 0; i < n; ++i) any_active = any_active || !r.dropped[i];
     if (!any_active) break;
     refreshWeights();
-    next_validation =
-        r.steps + std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.1) * steps_per_epoch));
+    next_validation = r.steps + std::max<int64_t>(
+                                    1, static_cast<int64_t>(std::max(interval, 0.1) * steps_per_epoch));
   }
   if (r.steps > last_validated && !r.nan_loss) {
     acc = validateAll();
@@ -161,7 +191,7 @@ TrialResult JointTrainer::run() {
                                 std::round(seconds() * 10) / 10),
                 true);
   r.accuracy = acc;
-  for (std::size_t i = 0; i < n; ++i) r.met.push_back(!r.nan_loss && acc[i] >= tasks_[i]->target_acc);
+  for (std::size_t i = 0; i < n; ++i) r.met.push_back(!r.nan_loss && acc[i] >= tasks_[i].target);
   r.seconds = seconds();
   r.epochs = double(r.steps) / steps_per_epoch;
   return r;

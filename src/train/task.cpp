@@ -26,15 +26,18 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
                      task.name, task.num_classes, task.dataset, info.classes.size());
   GEMEL_THROW_IF_NOT(data_->hasSplit("val") && data_->size("val") > 0, InputError,
                      "{}: no val images; validation needs them", task.dataset);
+  seed_ = seed;
+  // A model without weights starts from its own seed, wherever it is placed.
+  torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(index));
   model_ = models::buildTaskModel(task);
   model_->to(device);
   data::LoaderOptions o;
   o.split = "train";
-  o.batch_size = task.batch_size;
+  o.batch_size = (task.batch_size + placement.world_size - 1) / placement.world_size;
   o.rank = placement.rank;
   o.world_size = placement.world_size;
   o.seed = seed + static_cast<uint64_t>(index) * 1000003u;
-  o.drop_last = data_->size("train") / placement.world_size >= task.batch_size;
+  o.drop_last = data_->size("train") / placement.world_size >= o.batch_size;
   train_ = std::make_unique<data::ShardedLoader>(data_, o);
 }
 
@@ -54,6 +57,8 @@ int64_t TaskRuntime::batchesPerEpoch() const { return std::max<int64_t>(1, train
 
 torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
   model_->train(true);
+  torch::manual_seed(seed_ * 1000003u + static_cast<uint64_t>(index_) * 7919u +
+                     static_cast<uint64_t>(step_++) * 104729u);
   const auto x = data::prepareImages(batch.images, config_.transforms, true, device_);
   const auto logits = model_->forward(x);
   return torch::nn::functional::cross_entropy(logits, batch.labels.to(device_));

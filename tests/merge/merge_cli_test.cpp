@@ -31,7 +31,7 @@ std::string tinyWorkload(const TempDir& dir) {
                                                              {"bags_b_resnet18", {8, 1, 3}}};
   std::string yaml =
       "name: tiny\n"
-      "defaults: {batch_size: 32}\n"
+      "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
       "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n"
       "tasks:\n";
   for (const auto& [name, classes] : tasks) {
@@ -69,7 +69,7 @@ TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
   ASSERT_TRUE(fs::exists(trained)) << r.output;
   ASSERT_TRUE(fs::exists(dir.file("trained/shoes_a_resnet18.pt")));
 
-  r = gemel(format("merge --config {} --out {} --max-steps 8", shellQuote(trained),
+  r = gemel(format("merge --config {} --out {} --fixed-steps 6", shellQuote(trained),
                    shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("trial"), std::string::npos) << r.output;
@@ -144,6 +144,36 @@ for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b"
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   RecordProperty("seconds", std::to_string(seconds));
   EXPECT_LT(seconds, 120) << "the tiny end-to-end merge should take well under a minute";
+}
+
+TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
+  TempDir dir;
+  const auto yaml = tinyWorkload(dir);
+  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
+                        shellQuote(dir.file("trained"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Same workload, with a learning rate that makes the loss overflow at once.
+  auto text = testing::readText(dir.file("trained/tiny.trained.yaml"));
+  const auto at = text.find("lr: 0.05");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 8, "lr: 1e30");
+  writeText(dir.file("diverge.yaml"), text);
+  r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
+                   shellQuote(dir.file("diverge.yaml")),
+                   shellQuote(dir.file("merged"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("failed (NaN)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("saved 0.0 MiB"), std::string::npos) << r.output;
+  // The accepted state is the unmerged models, at their measured accuracy.
+  r = gemel(format("eval --results {} --json", shellQuote(dir.file("merged/results.h5"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = r.output.substr(r.output.find('{'));
+  EXPECT_NE(json.find("\"saved_bytes\":0"), std::string::npos) << json;
+  for (const auto* task : {"shoes_a_resnet18", "bags_b_resnet18"}) {
+    // (unmerged_acc went through the trained YAML, written with 10 significant digits)
+    EXPECT_NEAR(jsonNumber(json, task, "accuracy"), jsonNumber(json, task, "unmerged_acc"), 1e-9)
+        << task;
+  }
 }
 
 }  // namespace

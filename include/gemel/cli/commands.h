@@ -13,5 +13,6 @@ int runTrain(const Args& args);
 int runMerge(const Args& args);
 int runEval(const Args& args);
 int runExport(const Args& args);
+int runBenchSync(const Args& args);
 
 }  // namespace gemel::cli

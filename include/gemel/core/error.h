@@ -19,6 +19,7 @@ enum class ExitCode : int {
   kUsage = 2,     // bad command line
   kConfig = 3,    // the workload configuration is malformed or inconsistent
   kInput = 4,     // an input file (weights, dataset, results) is missing or wrong
+  kBelowTarget = 5,  // gemel eval: a task measured below its accuracy target
 };
 
 class Error : public std::runtime_error {

@@ -51,10 +51,18 @@ class SharingPlan {
   std::set<int> models() const;
   // The plan with `trial` added (what a trial trains).
   SharingPlan with(const Trial& trial) const;
+  // Text form, for broadcasting from rank 0 and for results.h5: "g,i:m,m;g,i:m,m".
+  std::string serialize() const;
+  static SharingPlan parse(const std::string& text);
+  bool operator==(const SharingPlan& other) const { return members_ == other.members_; }
 
  private:
   std::map<Key, std::set<int>> members_;
 };
+
+// Text form of a trial (broadcast from rank 0, which runs the Planner).
+std::string serializeTrial(const Trial& trial);
+Trial parseTrial(const std::string& text);
 
 enum class Strategy { kGreedy, kAll, kManual };
 Strategy parseStrategy(const std::string& name);  // throws ConfigError

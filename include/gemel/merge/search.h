@@ -1,5 +1,7 @@
 #pragma once
-// MergeSearch: the whole merge on one process. Builds each task's model and data, measures the
+// MergeSearch: the whole merge, on one process or on every rank of an MPI job (the same code:
+// one process is a world of one). Tasks are placed on ranks (dist/placement.h); rank 0 runs
+// the Planner, broadcasts each trial and each decision, and alone writes results.h5. Builds each task's model and data, measures the
 // unmerged accuracies it is not given, asks the Planner for trials, ties each trial's layers,
 // retrains jointly, decides, and writes results.h5 after every trial. The accepted state always
 // has every task at or above its target: a trial is accepted (wholly, or for the models that
@@ -11,6 +13,7 @@
 #include <torch/types.h>
 
 #include "gemel/config/workload.h"
+#include "gemel/dist/communicator.h"
 #include "gemel/io/results.h"
 #include "gemel/train/joint_trainer.h"
 
@@ -20,8 +23,15 @@ struct MergeOptions {
   std::string out_dir;
   torch::Device device = torch::kCPU;
   int64_t max_steps_per_trial = 0;  // 0: the workload's epoch/second budget only
+  // > 0: every trial trains exactly this many steps (no early stop, no dropping, fixed loss
+  // weights), then is decided as usual: for checking that N ranks compute what 1 rank does.
+  int64_t fixed_steps = 0;
   int max_trials = 0;               // 0: until the planner is done
-  bool print_table = true;          // the trial table on stdout
+  bool print_table = true;          // the trial table on stdout (rank 0)
+  dist::Backend backend = dist::Backend::kAuto;
+  // Fault injection for tests: "RANK:STEP" throws on that rank at that training step of the
+  // first trial; "RANK:STEP:kill" kills the process instead. Also read from GEMEL_FAULT.
+  std::string fault;
 };
 
 io::Results runMerge(const config::Workload& workload, const std::string& workload_path,

@@ -4,6 +4,7 @@
 // tensor holding the snapshot's values, then each shared instance's members are given one
 // member's tensors (Model::setParameter), so the shared tensor is one TensorImpl: one autograd
 // leaf, one gradient (the sum over its uses), one optimizer entry.
+#include <map>
 #include <vector>
 
 #include "gemel/merge/catalog.h"
@@ -12,7 +13,8 @@
 
 namespace gemel::merge {
 
-// Per model (catalog order): a deep copy of its state (parameters and buffers).
+// Per model (catalog order): a deep copy of its state (parameters and buffers). A null model
+// (trained on another rank) has an empty entry.
 using Snapshot = std::vector<models::StateDict>;
 Snapshot takeSnapshot(const std::vector<models::Model*>& models);
 
@@ -20,9 +22,14 @@ Snapshot takeSnapshot(const std::vector<models::Model*>& models);
 // from a member that already shared it in `previous` (so accepted shared weights carry over)
 // and whose snapshot is current (`current[m]`, default all), else from its first current
 // member, else its first member.
-void materialize(const std::vector<models::Model*>& models, const LayerCatalog& catalog,
-                 const SharingPlan& plan, const Snapshot& snapshot,
-                 const SharingPlan& previous = {}, const std::vector<bool>& current = {});
+// Null models (on other ranks) are skipped; when an instance's source member is not local, the
+// local members are tied to one of them and the caller broadcasts the source's values.
+// Returns the source model of every shared instance.
+std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& models,
+                                            const LayerCatalog& catalog, const SharingPlan& plan,
+                                            const Snapshot& snapshot,
+                                            const SharingPlan& previous = {},
+                                            const std::vector<bool>& current = {});
 
 // "task:module" of one member of an instance, as results.h5 lists them.
 std::string memberName(const LayerCatalog& catalog, int model, const std::string& module);

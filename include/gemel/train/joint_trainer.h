@@ -1,11 +1,15 @@
 #pragma once
 // JointTrainer: one trial of joint retraining (DESIGN.md "Joint training"). Every task takes one
 // batch per step; the loss is sum_i w_i * L_i with w_i = min((target_i / acc_i)^0.75, 10)
-// refreshed at each validation; one backward, an optional gradient hook (GradSync), one SGD
+// refreshed at each validation; one backward, gradient synchronisation across ranks, one SGD
 // step over the unique parameters (a tied tensor is entered once). Validation comes after
 // min(1, gap / lift) of an epoch (at least 0.1); a task whose observed lift cannot close its gap
 // in the budget left is dropped; the trial ends when every remaining task meets its target or
 // the epoch/time budget is spent. A NaN or infinite loss ends the trial as a failure.
+//
+// Distributed: the trainer sees every task of the trial, but only trains those held by this
+// rank (`local`). Accuracy counts are summed over ranks and every stop decision is agreed on by
+// all ranks (Collectives), so all ranks take the same decisions at the same step.
 #include <functional>
 #include <string>
 #include <vector>
@@ -28,6 +32,14 @@ struct TrainOptions {
   std::string label = "trial";   // progress lines
 };
 
+struct TrialTask {
+  int index = 0;   // in the workload
+  std::string name;
+  double target = 0;
+  TaskRuntime* local = nullptr;  // null when another rank trains it
+  double loss_scale = 1;         // 1 / replicas for a replicated task
+};
+
 struct TrialResult {
   std::vector<double> accuracy;  // per task, in the order given, after the trial
   std::vector<bool> met;         // accuracy >= target
@@ -39,25 +51,26 @@ struct TrialResult {
   double epochs = 0;
 };
 
-// Called after backward, before the optimizer step: reduces gradients across ranks.
-using GradHook = std::function<void(const std::vector<torch::Tensor>& params)>;
-// Aggregates validation counts across ranks (identity on one process).
-using AccuracyHook = std::function<void(std::vector<Accuracy>& per_task)>;
+// How ranks agree. The defaults are for one process.
+struct Collectives {
+  std::function<void(std::vector<int64_t>&)> sum;  // element-wise over ranks, in place
+  std::function<int64_t(int64_t)> max;             // over ranks
+  std::function<void(const std::vector<torch::Tensor>&)> reduce_gradients;
+  std::function<void()> sync_buffers;              // before each validation
+  std::function<void(int64_t step)> on_step;       // after each optimizer step (fault tests)
+};
 
 class JointTrainer {
  public:
-  JointTrainer(std::vector<TaskRuntime*> tasks, TrainOptions options);
-  void setGradHook(GradHook hook) { grad_hook_ = std::move(hook); }
-  void setAccuracyHook(AccuracyHook hook) { accuracy_hook_ = std::move(hook); }
-  // Validates every task (through the accuracy hook).
+  JointTrainer(std::vector<TrialTask> tasks, TrainOptions options, Collectives collectives = {});
+  // Accuracies of every task (local counts summed over ranks).
   std::vector<double> validateAll();
   TrialResult run();
 
  private:
-  std::vector<TaskRuntime*> tasks_;
+  std::vector<TrialTask> tasks_;
   TrainOptions options_;
-  GradHook grad_hook_;
-  AccuracyHook accuracy_hook_;
+  Collectives coll_;
 };
 
 // Every trainable parameter of the models, each tensor once (tied tensors are one TensorImpl).

@@ -15,8 +15,8 @@
 namespace gemel::train {
 
 struct Placement {
-  int rank = 0;        // this process's shard of the task's data
-  int world_size = 1;  // how many processes hold the task
+  int rank = 0;        // this replica's shard of the task's data
+  int world_size = 1;  // how many replicas hold the task (each takes 1/world_size of a batch)
 };
 
 struct Accuracy {
@@ -42,7 +42,9 @@ class TaskRuntime {
   // Training batches from this rank's shard, epoch after epoch (reshuffled each epoch).
   data::Batch nextTrainBatch();
   int64_t batchesPerEpoch() const;
-  // Cross-entropy of the model on an augmented training batch (model in train mode).
+  // Cross-entropy of the model on an augmented training batch (model in train mode). The random
+  // draws (augmentation, dropout) come from torch's generator seeded by (seed, task, step), so
+  // they do not depend on which other tasks share this process.
   torch::Tensor trainLoss(const data::Batch& batch);
   // Top-1 accuracy on this rank's shard of the val split (model in eval mode, no grad).
   Accuracy validate();
@@ -59,7 +61,9 @@ class TaskRuntime {
   std::unique_ptr<models::Model> model_;
   std::shared_ptr<const data::DatasetReader> data_;
   std::unique_ptr<data::ShardedLoader> train_;
+  uint64_t seed_ = 0;
   int64_t epoch_ = 0;
+  int64_t step_ = 0;
   bool epoch_open_ = false;
 };
 

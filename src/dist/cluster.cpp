@@ -1,0 +1,137 @@
+#include "gemel/dist/cluster.h"
+
+// The C API only: Open MPI's deprecated C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdlib>
+
+#include "gemel/core/error.h"
+#include "gemel/core/log.h"
+
+namespace gemel::dist {
+namespace {
+
+Cluster* instance = nullptr;
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    throw Error(format("{} failed: {}", what, std::string(text, len)));
+  }
+}
+
+}  // namespace
+
+bool launchedByMpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"}) {
+    if (std::getenv(v)) return true;
+  }
+  return false;
+}
+
+Cluster& Cluster::get() {
+  if (!instance) instance = new Cluster();
+  return *instance;
+}
+
+Cluster& Cluster::init() {
+  auto& c = get();
+  if (c.mpi_ || !launchedByMpi()) return c;
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) {
+    int provided = 0;
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  }
+  // Errors come back as codes (and become exceptions) instead of aborting inside MPI.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  c.mpi_ = true;
+  MPI_Comm_rank(MPI_COMM_WORLD, &c.rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &c.size_);
+  MPI_Comm local;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c.rank_, MPI_INFO_NULL, &local),
+        "MPI_Comm_split_type");
+  MPI_Comm_rank(local, &c.local_rank_);
+  MPI_Comm_size(local, &c.local_size_);
+  MPI_Comm_free(&local);
+  log::setRank(c.rank_, c.size_);
+  return c;
+}
+
+void Cluster::finalize() {
+  auto& c = get();
+  if (!c.mpi_) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+  c.mpi_ = false;
+}
+
+void Cluster::abortJob(int exit_code) {
+  auto& c = get();
+  if (c.mpi_ && c.size_ > 1) MPI_Abort(MPI_COMM_WORLD, exit_code == 0 ? 1 : exit_code);
+}
+
+void Cluster::barrier() const {
+  if (mpi_) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
+void Cluster::broadcast(std::string& text, int root) const {
+  if (!mpi_ || size_ == 1) return;
+  int64_t n = static_cast<int64_t>(text.size());
+  check(MPI_Bcast(&n, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
+  text.resize(static_cast<std::size_t>(n));
+  if (n > 0) check(MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, root, MPI_COMM_WORLD), "MPI_Bcast");
+}
+
+void Cluster::sumInPlace(std::vector<int64_t>& values) const {
+  if (!mpi_ || size_ == 1 || values.empty()) return;
+  check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT64_T,
+                      MPI_SUM, MPI_COMM_WORLD),
+        "MPI_Allreduce");
+}
+
+int64_t Cluster::max(int64_t value) const {
+  if (!mpi_ || size_ == 1) return value;
+  check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
+        "MPI_Allreduce");
+  return value;
+}
+
+void Cluster::send(const std::vector<char>& bytes, int dest, int tag) const {
+  GEMEL_ASSERT(mpi_, "send without MPI");
+  int64_t n = static_cast<int64_t>(bytes.size());
+  check(MPI_Send(&n, 1, MPI_INT64_T, dest, tag, MPI_COMM_WORLD), "MPI_Send");
+  // In pieces below 2 GiB (MPI counts are int).
+  constexpr int64_t kPiece = int64_t(1) << 30;
+  for (int64_t off = 0; off < n; off += kPiece) {
+    const int count = static_cast<int>(std::min(kPiece, n - off));
+    check(MPI_Send(bytes.data() + off, count, MPI_CHAR, dest, tag, MPI_COMM_WORLD), "MPI_Send");
+  }
+}
+
+std::vector<char> Cluster::receive(int source, int tag) const {
+  GEMEL_ASSERT(mpi_, "receive without MPI");
+  int64_t n = 0;
+  check(MPI_Recv(&n, 1, MPI_INT64_T, source, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
+  std::vector<char> bytes(static_cast<std::size_t>(n));
+  constexpr int64_t kPiece = int64_t(1) << 30;
+  for (int64_t off = 0; off < n; off += kPiece) {
+    const int count = static_cast<int>(std::min(kPiece, n - off));
+    check(MPI_Recv(bytes.data() + off, count, MPI_CHAR, source, tag, MPI_COMM_WORLD,
+                   MPI_STATUS_IGNORE),
+          "MPI_Recv");
+  }
+  return bytes;
+}
+
+void* Cluster::worldHandle() const {
+  static MPI_Comm world = MPI_COMM_WORLD;
+  return &world;
+}
+
+}  // namespace gemel::dist

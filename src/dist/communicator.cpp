@@ -1,0 +1,268 @@
+#include "gemel/dist/communicator.h"
+
+// The C API only: Open MPI's deprecated C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#if __has_include(<mpi-ext.h>)
+#include <mpi-ext.h>
+#endif
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "gemel/core/error.h"
+#include "gemel/dist/cluster.h"
+
+#ifdef GEMEL_HAVE_NCCL
+#include <ATen/cuda/CUDAContext.h>
+#include <nccl.h>
+#endif
+
+namespace gemel::dist {
+namespace {
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    throw Error(format("{} failed: {}", what, std::string(text, len)));
+  }
+}
+
+MPI_Datatype mpiType(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat: return MPI_FLOAT;
+    case torch::kDouble: return MPI_DOUBLE;
+    case torch::kLong: return MPI_INT64_T;
+    case torch::kInt: return MPI_INT32_T;
+    default: break;
+  }
+  throw Error(format("MPI communicator: unsupported tensor type {}",
+                     std::string(c10::toString(t.scalar_type()))));
+}
+
+bool mpiCudaAware() {
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+  return MPIX_Query_cuda_support() == 1;
+#else
+  return false;
+#endif
+}
+
+class SingleCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "single"; }
+  void allreduceSum(torch::Tensor&) override {}
+  void broadcast(torch::Tensor&, int) override {}
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+    cuda_aware_ = mpiCudaAware();
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return cuda_aware_ ? "mpi (CUDA-aware)" : "mpi"; }
+
+  void allreduceSum(torch::Tensor& t) override {
+    run(t, [&](void* data, int count, MPI_Datatype type) {
+      check(MPI_Allreduce(MPI_IN_PLACE, data, count, type, MPI_SUM, comm_), "MPI_Allreduce");
+    });
+  }
+  void broadcast(torch::Tensor& t, int root) override {
+    run(t, [&](void* data, int count, MPI_Datatype type) {
+      check(MPI_Bcast(data, count, type, root, comm_), "MPI_Bcast");
+    });
+  }
+
+ private:
+  // Hands MPI host memory (or device memory when CUDA-aware), in pieces below INT_MAX elements.
+  template <typename Op>
+  void run(torch::Tensor& t, Op op) {
+    GEMEL_ASSERT(t.is_contiguous(), "MPI collectives need contiguous tensors");
+    torch::Tensor host = t;
+    const bool staged = t.is_cuda() && !cuda_aware_;
+    if (staged) host = t.to(torch::kCPU);
+    if (t.is_cuda() && !staged) torch::cuda::synchronize();
+    const auto type = mpiType(host);
+    const int64_t n = host.numel();
+    auto* base = static_cast<char*>(host.data_ptr());
+    const int64_t piece = INT_MAX / 2;
+    for (int64_t off = 0; off < n; off += piece) {
+      op(base + off * host.element_size(), static_cast<int>(std::min(piece, n - off)), type);
+    }
+    if (staged) t.copy_(host);
+  }
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  bool cuda_aware_ = false;
+};
+
+#ifdef GEMEL_HAVE_NCCL
+void ncclCheck(ncclResult_t rc, const char* what) {
+  if (rc != ncclSuccess) throw Error(format("{} failed: {}", what, ncclGetErrorString(rc)));
+}
+
+ncclDataType_t ncclType(const torch::Tensor& t) {
+  switch (t.scalar_type()) {
+    case torch::kFloat: return ncclFloat32;
+    case torch::kDouble: return ncclFloat64;
+    case torch::kHalf: return ncclFloat16;
+    case torch::kLong: return ncclInt64;
+    case torch::kInt: return ncclInt32;
+    default: break;
+  }
+  throw Error("NCCL communicator: unsupported tensor type");
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  // `mpi` spans the same ranks; it carries the NCCL id from its rank 0.
+  explicit NcclCommunicator(MPI_Comm mpi) {
+    MPI_Comm_rank(mpi, &rank_);
+    MPI_Comm_size(mpi, &size_);
+    ncclUniqueId id;
+    if (rank_ == 0) ncclCheck(ncclGetUniqueId(&id), "ncclGetUniqueId");
+    check(MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, mpi), "MPI_Bcast (NCCL id)");
+    ncclCheck(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+    MPI_Comm_free(&mpi);
+  }
+  ~NcclCommunicator() override { ncclCommDestroy(comm_); }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "nccl"; }
+  void allreduceSum(torch::Tensor& t) override {
+    GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
+    auto stream = at::cuda::getCurrentCUDAStream(t.device().index());
+    ncclCheck(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), ncclSum, comm_,
+                            stream.stream()),
+              "ncclAllReduce");
+  }
+  void broadcast(torch::Tensor& t, int root) override {
+    GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
+    auto stream = at::cuda::getCurrentCUDAStream(t.device().index());
+    ncclCheck(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), root, comm_,
+                            stream.stream()),
+              "ncclBroadcast");
+  }
+
+ private:
+  ncclComm_t comm_ = nullptr;
+  int rank_ = 0, size_ = 1;
+};
+#endif
+
+}  // namespace
+
+bool haveNccl() {
+#ifdef GEMEL_HAVE_NCCL
+  return true;
+#else
+  return false;
+#endif
+}
+
+Backend parseBackend(const std::string& name) {
+  if (name == "auto") return Backend::kAuto;
+  if (name == "mpi") return Backend::kMpi;
+  if (name == "nccl") return Backend::kNccl;
+  if (name == "single") return Backend::kSingle;
+  throw UsageError("--backend '" + name + "': expected auto, mpi, nccl or single");
+}
+
+std::string toString(Backend b) {
+  switch (b) {
+    case Backend::kAuto: return "auto";
+    case Backend::kMpi: return "mpi";
+    case Backend::kNccl: return "nccl";
+    case Backend::kSingle: return "single";
+  }
+  return "?";
+}
+
+Backend resolveBackend(Backend requested, const torch::Device& device) {
+  const auto& c = Cluster::get();
+  if (!c.distributed()) return Backend::kSingle;
+  if (requested == Backend::kSingle) {
+    throw UsageError("--backend single runs one process; this job has " +
+                     std::to_string(c.size()) + " ranks");
+  }
+  if (requested == Backend::kNccl) {
+    GEMEL_THROW_IF_NOT(haveNccl(), UsageError,
+                       "--backend nccl: this gemel was built without NCCL; use --backend mpi");
+    GEMEL_THROW_IF_NOT(device.is_cuda(), UsageError,
+                       "--backend nccl needs CUDA devices; this rank trains on the CPU");
+    return Backend::kNccl;
+  }
+  if (requested == Backend::kMpi) return Backend::kMpi;
+  // auto: NCCL refuses two ranks on one GPU, so it needs a GPU per local rank.
+  const bool own_gpu = device.is_cuda() &&
+                       c.localSize() <= static_cast<int>(torch::cuda::device_count());
+  return haveNccl() && own_gpu ? Backend::kNccl : Backend::kMpi;
+}
+
+double timeRawAllreduce(int64_t floats, int repeat) {
+  std::vector<float> buffer(static_cast<std::size_t>(floats), 1.0f);
+  auto once = [&] {
+    check(MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(floats), MPI_FLOAT, MPI_SUM,
+                        MPI_COMM_WORLD),
+          "MPI_Allreduce");
+  };
+  once();
+  check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  const double start = MPI_Wtime();
+  for (int i = 0; i < repeat; ++i) once();
+  return (MPI_Wtime() - start) / repeat;
+}
+
+CommunicatorCache::CommunicatorCache(Backend backend, torch::Device device)
+    : backend_(backend), device_(device) {}
+CommunicatorCache::~CommunicatorCache() = default;
+
+void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) {
+  const auto& c = Cluster::get();
+  for (const auto& set : rank_sets) {
+    if (comms_.count(set) || set.size() < 2) continue;
+    const bool member = std::binary_search(set.begin(), set.end(), c.rank());
+    if (backend_ == Backend::kSingle) {
+      comms_[set] = std::make_unique<SingleCommunicator>();
+      continue;
+    }
+    MPI_Comm comm = MPI_COMM_NULL;
+    check(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, c.rank(), &comm),
+          "MPI_Comm_split");
+    if (!member) {
+      comms_[set] = nullptr;
+      continue;
+    }
+#ifdef GEMEL_HAVE_NCCL
+    if (backend_ == Backend::kNccl) {
+      comms_[set] = std::make_unique<NcclCommunicator>(comm);
+      continue;
+    }
+#endif
+    comms_[set] = std::make_unique<MpiCommunicator>(comm);
+  }
+}
+
+Communicator* CommunicatorCache::get(const std::vector<int>& ranks) const {
+  const auto it = comms_.find(ranks);
+  return it == comms_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace gemel::dist

@@ -1,0 +1,157 @@
+// Distributed merging, run as users run it: the gemel binary under mpirun on the CPU.
+//  - equivalence: 1, 2 and 3 ranks take the same trial decisions and end with the same weights;
+//  - a fault on one rank ends the whole job promptly with a non-zero exit, never a hang;
+//  - placement and GradSync's bucketing, without MPI.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "gemel/core/format.h"
+#include "gemel/data/sources.h"
+#include "gemel/dist/placement.h"
+#include "gemel/io/results.h"
+#include "test_support.h"
+
+namespace gemel {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::CommandResult;
+using testing::run;
+using testing::shellQuote;
+using testing::TempDir;
+using testing::writeText;
+
+std::string mpirun(int np) {
+  return format("timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
+                "--mca btl_vader_single_copy_mechanism none ",
+                np);
+}
+
+// Three resnet18 tasks (16x16 images, a few hundred each), trained for one epoch.
+class DistWorkload : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    const std::pair<const char*, std::vector<int>> tasks[] = {
+        {"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}, {"tops_c_resnet18", {0, 2, 6}}};
+    std::string yaml =
+        "name: trio\n"
+        "defaults: {batch_size: 32, accuracy_target: 0.1}  # trials pass: their weights are kept\n"
+        "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n"
+        "tasks:\n";
+    for (const auto& [name, classes] : tasks) {
+      data::FashionMnistOptions o;
+      o.classes = classes;
+      o.size = 16;
+      o.max_train = 256;
+      o.max_val = 96;
+      const std::string stem = std::string(name).substr(0, std::string(name).rfind('_'));
+      data::convertFashionMnist(o, dir_->file(stem + "_CL.h5"));
+      yaml += format("  - {name: {}, arch: resnet18, num_classes: 3}\n", name);
+    }
+    writeText(dir_->file("trio.yaml"), yaml);
+    const auto r = run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
+                       shellQuote(dir_->file("trio.yaml")) + " --out " +
+                       shellQuote(dir_->file("trained")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string trained() { return dir_->file("trained/trio.trained.yaml"); }
+  static TempDir* dir_;
+};
+TempDir* DistWorkload::dir_ = nullptr;
+
+double relativeDifference(const torch::Tensor& a, const torch::Tensor& b) {
+  if (!torch::isFloatingType(a.scalar_type())) return torch::equal(a, b) ? 0.0 : 1.0;
+  const double scale = std::max(a.abs().max().item<double>(), 1e-6);
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
+  std::vector<io::Results> results;
+  for (const int np : {1, 2, 3}) {
+    const auto out = dir_->file(format("out{}", np));
+    const auto r = run(mpirun(np) + shellQuote(GEMEL_BINARY) + " merge --config " +
+                       shellQuote(trained()) + " --out " + shellQuote(out) + " --fixed-steps 4");
+    ASSERT_EQ(r.exit_code, 0) << "np " << np << "\n" << r.output;
+    if (np > 1) {
+      EXPECT_NE(r.output.find(format("placement on {} ranks", np)), std::string::npos) << r.output;
+    }
+    results.push_back(io::readResults(out + "/results.h5"));
+  }
+  const auto& base = results[0];
+  ASSERT_FALSE(base.trials.empty());
+  for (const auto& t : base.trials) {
+    EXPECT_EQ(t.steps, 4) << t.label;  // the weights compared below were trained
+    EXPECT_EQ(t.decision, "accepted") << t.label;
+  }
+  for (std::size_t k = 1; k < results.size(); ++k) {
+    const auto& other = results[k];
+    const int np = static_cast<int>(k) + 1;
+    ASSERT_EQ(other.trials.size(), base.trials.size()) << "np " << np;
+    for (std::size_t i = 0; i < base.trials.size(); ++i) {
+      EXPECT_EQ(other.trials[i].label, base.trials[i].label) << "np " << np;
+      EXPECT_EQ(other.trials[i].decision, base.trials[i].decision) << "np " << np;
+      EXPECT_EQ(other.trials[i].met, base.trials[i].met) << "np " << np;
+      EXPECT_EQ(other.trials[i].steps, base.trials[i].steps) << "np " << np;
+    }
+    EXPECT_EQ(other.plan_json, base.plan_json) << "np " << np;
+    ASSERT_EQ(other.tasks.size(), base.tasks.size());
+    double worst = 0;
+    std::string where;
+    for (std::size_t t = 0; t < base.tasks.size(); ++t) {
+      const auto a = io::fullStateDict(base, base.tasks[t].name);
+      const auto b = io::fullStateDict(other, base.tasks[t].name);
+      ASSERT_EQ(a.size(), b.size());
+      std::map<std::string, torch::Tensor> bm(b.begin(), b.end());
+      for (const auto& [name, tensor] : a) {
+        const double d = relativeDifference(tensor, bm.at(name));
+        if (d > worst) worst = d, where = base.tasks[t].name + ":" + name;
+      }
+    }
+    EXPECT_LE(worst, 1e-5) << "np " << np << ": largest relative difference at " << where;
+  }
+}
+
+TEST_F(DistWorkload, AFaultOnOneRankEndsTheJobPromptly) {
+  for (const std::string mode : {"", ":kill"}) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = run("GEMEL_FAULT=1:2" + mode + " " + mpirun(2) + shellQuote(GEMEL_BINARY) +
+                       " merge --config " + shellQuote(trained()) + " --out " +
+                       shellQuote(dir_->file("fault")) + " --fixed-steps 6");
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_NE(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.exit_code, 124) << "the job hung until the timeout\n" << r.output;
+    EXPECT_LT(seconds, 120) << r.output;
+    if (mode.empty()) {
+      EXPECT_NE(r.output.find("[rank 1/2]: error: fault injected at step 2"), std::string::npos)
+          << r.output;
+    }
+  }
+}
+
+TEST(Placement, SpreadsByCostAndReplicatesWhenRanksOutnumberTasks) {
+  const std::vector<dist::TaskCost> tasks = {{"a", 10}, {"b", 6}, {"c", 5}, {"d", 1}};
+  const dist::Placement two(tasks, 2);
+  // Largest first onto the least-loaded rank: a -> 0, b -> 1, c -> 1, d -> 0.
+  EXPECT_EQ(two.ranksOf(0), std::vector<int>{0});
+  EXPECT_EQ(two.ranksOf(2), std::vector<int>{1});
+  EXPECT_DOUBLE_EQ(two.load(0), 11);
+  EXPECT_DOUBLE_EQ(two.load(1), 11);
+  const dist::Placement six(tasks, 6);
+  // Two extra ranks go to a (10 -> 5 per replica), then b (6 -> 3) ahead of a again (5).
+  EXPECT_EQ(six.ranksOf(0), (std::vector<int>{0, 1}));
+  EXPECT_EQ(six.ranksOf(1), (std::vector<int>{2, 3}));
+  EXPECT_EQ(six.slotsOf(1).at(0).replica, 1);
+  EXPECT_EQ(six.slotsOf(1).at(0).replicas, 2);
+  for (int r = 0; r < 6; ++r) EXPECT_EQ(six.slotsOf(r).size(), 1u);
+  EXPECT_GT(dist::estimateTaskCost("resnet50", 0, 224, 224, 100),
+            dist::estimateTaskCost("resnet18", 0, 224, 224, 100));
+}
+
+}  // namespace
+}  // namespace gemel

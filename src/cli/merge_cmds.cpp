@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <cstdlib>
 #include <map>
 #include <thread>
 
@@ -161,7 +162,7 @@ int runMergeCmd(const Args& args) {
   o.out_dir = vm["out"].as<std::string>();
   o.device = train::defaultDevice(cluster.localRank());
   o.backend = dist::parseBackend(vm["backend"].as<std::string>());
-  if (cluster.distributed() && o.device.is_cpu()) {
+  if (cluster.distributed() && o.device.is_cpu() && !std::getenv("OMP_NUM_THREADS")) {
     // CPU ranks on one node share its cores instead of each taking all of them.
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     torch::set_num_threads(std::max(1, cores / std::max(1, cluster.localSize())));

@@ -216,12 +216,16 @@ Backend resolveBackend(Backend requested, const torch::Device& device) {
   return haveNccl() && own_gpu ? Backend::kNccl : Backend::kMpi;
 }
 
-double timeRawAllreduce(int64_t floats, int repeat) {
+double timeRawAllreduce(int64_t floats, int repeat, int64_t piece) {
   std::vector<float> buffer(static_cast<std::size_t>(floats), 1.0f);
+  if (piece <= 0) piece = floats;
   auto once = [&] {
-    check(MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(floats), MPI_FLOAT, MPI_SUM,
-                        MPI_COMM_WORLD),
-          "MPI_Allreduce");
+    for (int64_t at = 0; at < floats; at += piece) {
+      check(MPI_Allreduce(MPI_IN_PLACE, buffer.data() + at,
+                          static_cast<int>(std::min(piece, floats - at)), MPI_FLOAT, MPI_SUM,
+                          MPI_COMM_WORLD),
+            "MPI_Allreduce");
+    }
   };
   once();
   check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");

@@ -10,7 +10,7 @@
 namespace gemel::dist {
 
 GradSync::GradSync(const CommunicatorCache& cache, std::vector<SyncEntry> entries,
-                   int64_t bucket_bytes) {
+                   int64_t bucket_bytes, bool views) {
   // Same order on every rank of a set: by rank set, then dtype/device, then key.
   std::sort(entries.begin(), entries.end(), [](const SyncEntry& a, const SyncEntry& b) {
     return std::tie(a.ranks, a.key) < std::tie(b.ranks, b.key);
@@ -40,22 +40,47 @@ GradSync::GradSync(const CommunicatorCache& cache, std::vector<SyncEntry> entrie
     }
     if (!bucket.tensors.empty()) buckets_.push_back(std::move(bucket));
   }
+  for (auto& b : buckets_) {
+    int64_t n = 0;
+    for (const auto& t : b.tensors) n += t.numel();
+    b.flat = torch::zeros({n}, b.tensors[0].options().requires_grad(false));
+    if (!views) continue;
+    // Gradients as views into the bucket (as DDP does): backward accumulates straight into the
+    // buffer that is reduced, so a step copies nothing.
+    int64_t at = 0;
+    torch::NoGradGuard no_grad;
+    for (auto& t : b.tensors) {
+      if (t.requires_grad()) t.mutable_grad() = b.flat.narrow(0, at, t.numel()).view_as(t);
+      at += t.numel();
+    }
+  }
 }
 
 void GradSync::run(bool gradients) {
   torch::NoGradGuard no_grad;
   for (auto& b : buckets_) {
     if (!gradients && !torch::isFloatingType(b.tensors[0].scalar_type())) continue;
-    std::vector<torch::Tensor> parts;
+    auto& flat = b.flat;
+    // Gradients still viewing the bucket need no copies in or out.
+    bool viewing = gradients;
+    int64_t at = 0;
     for (auto& t : b.tensors) {
-      if (gradients) {
-        if (!t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
-        parts.push_back(t.grad().reshape({-1}));
-      } else {
-        parts.push_back(t.reshape({-1}));
-      }
+      viewing = viewing && t.grad().defined() &&
+                t.grad().data_ptr() == static_cast<void*>(static_cast<char*>(flat.data_ptr()) +
+                                                         at * flat.element_size());
+      at += t.numel();
     }
-    auto flat = torch::cat(parts);
+    if (viewing) {
+      b.comm->allreduceSum(flat);
+      continue;
+    }
+    at = 0;
+    for (auto& t : b.tensors) {
+      if (gradients && !t.grad().defined()) t.mutable_grad() = torch::zeros_like(t);
+      const auto& src = gradients ? t.grad() : t;
+      flat.narrow(0, at, src.numel()).copy_(src.reshape({-1}));
+      at += src.numel();
+    }
     b.comm->allreduceSum(flat);
     if (!gradients) flat.div_(b.ranks);
     int64_t offset = 0;

@@ -384,7 +384,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
         }
       }
     }
-    grads = std::make_shared<dist::GradSync>(comms, grad_entries);
+    grads = std::make_shared<dist::GradSync>(comms, grad_entries, int64_t(25) << 20, true);
     buffers = std::make_shared<dist::GradSync>(comms, buffer_entries);
     c.reduce_gradients = [grads](const std::vector<torch::Tensor>&) { grads->reduceGradients(); };
     c.sync_buffers = [buffers] { buffers->averageValues(); };

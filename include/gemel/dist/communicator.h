@@ -53,6 +53,7 @@ class CommunicatorCache {
 
 // Seconds per MPI_Allreduce (sum, in place) of `floats` float32 values over the whole world,
 // averaged over `repeat` calls after one warm-up: the yardstick for GradSync's bandwidth.
-double timeRawAllreduce(int64_t floats, int repeat);
+// piece > 0: as consecutive calls of at most `piece` values each.
+double timeRawAllreduce(int64_t floats, int repeat, int64_t piece = 0);
 
 }  // namespace gemel::dist

@@ -22,8 +22,10 @@ struct SyncEntry {
 
 class GradSync {
  public:
+  // views: make each parameter's .grad a view into its bucket (gradients only), so that backward
+  // writes the buffer the collective reduces. Gradients must then be zeroed in place, not reset.
   GradSync(const CommunicatorCache& cache, std::vector<SyncEntry> entries,
-           int64_t bucket_bytes = int64_t(25) << 20);
+           int64_t bucket_bytes = int64_t(25) << 20, bool views = false);
   // Sums each entry's .grad over its ranks (an undefined gradient counts as zeros).
   void reduceGradients();
   // Replaces each entry's values by their mean over its ranks (BatchNorm statistics of
@@ -37,6 +39,7 @@ class GradSync {
     Communicator* comm = nullptr;
     int ranks = 0;
     std::vector<torch::Tensor> tensors;
+    torch::Tensor flat;  // allocated once: no allocation (or page faults) per step
   };
   void run(bool gradients);
   std::vector<Bucket> buckets_;

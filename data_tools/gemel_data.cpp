@@ -140,7 +140,8 @@ int runVideo(const Args& args) {
       "labels", po::value<std::string>(), "classification: CSV of 'frame,label' lines")(
       "annotations", po::value<std::string>(),
       "detection: folder of YOLO files named by frame number (000120.txt)")(
-      "classes", po::value<std::string>(), "class names in label order (default: sorted CSV labels)")(
+      "classes", po::value<std::string>(),
+      "class names in label order (default: sorted CSV labels)")(
       "names", po::value<std::string>(), "file of class names, one per line")(
       "val-fraction", po::value<double>()->default_value(0.2),
       "the last fraction of kept frames, in time, that forms the val split");

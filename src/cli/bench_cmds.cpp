@@ -48,7 +48,8 @@ int runBenchSync(const Args& args) {
   cluster.barrier();
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < repeat; ++i) sync.reduceGradients();
-  const double ours = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeat;
+  const double ours =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeat;
   const double raw = dist::timeRawAllreduce(floats, repeat);
   const double raw_pieces = dist::timeRawAllreduce(floats, repeat, bucket / 4);
   if (cluster.rank() == 0) {
@@ -59,9 +60,10 @@ int runBenchSync(const Args& args) {
     std::printf("  raw MPI_Allreduce (one buffer): %8.2f ms  %8.1f MiB/s\n", raw * 1e3, mb / raw);
     std::printf("  raw MPI_Allreduce (bucket-sized pieces): %8.2f ms  %8.1f MiB/s\n",
                 raw_pieces * 1e3, mb / raw_pieces);
-    std::printf("  GradSync.reduceGradients:       %8.2f ms  %8.1f MiB/s  (%.0f%% of raw one-buffer, "
-                "%.0f%% of raw pieces)\n",
-                ours * 1e3, mb / ours, 100.0 * raw / ours, 100.0 * raw_pieces / ours);
+    std::printf(
+        "  GradSync.reduceGradients:       %8.2f ms  %8.1f MiB/s  (%.0f%% of raw one-buffer, "
+        "%.0f%% of raw pieces)\n",
+        ours * 1e3, mb / ours, 100.0 * raw / ours, 100.0 * raw_pieces / ours);
   }
   return 0;
 }

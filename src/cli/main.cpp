@@ -37,4 +37,6 @@ int dispatch(const std::string& command, const gemel::cli::Args& args) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return gemel::cli::runMain("gemel", kUsage, argc, argv, dispatch); }
+int main(int argc, char** argv) {
+  return gemel::cli::runMain("gemel", kUsage, argc, argv, dispatch);
+}

@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -78,8 +78,8 @@ std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Dev
       for (const auto& m : s.members) {
         const auto colon = m.find(':');
         const auto it = index.find(m.substr(0, colon));
-        GEMEL_THROW_IF_NOT(it != index.end(), InputError, "shared tensor {} names unknown task '{}'",
-                           s.id, m.substr(0, colon));
+        GEMEL_THROW_IF_NOT(it != index.end(), InputError,
+                           "shared tensor {} names unknown task '{}'", s.id, m.substr(0, colon));
         out[it->second].runtime->model().setParameter(m.substr(colon + 1) + "." + leaf, shared);
       }
     }
@@ -90,11 +90,13 @@ std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Dev
 int runTrainCmd(const Args& args) {
   po::options_description desc("train options");
   addWorkloadOptions(desc);
-  desc.add_options()("out", po::value<std::string>(), "output directory (default: <config dir>/trained)")(
+  desc.add_options()("out", po::value<std::string>(),
+                     "output directory (default: <config dir>/trained)")(
       "epochs", po::value<double>()->default_value(6), "epochs per task")(
       "lr", po::value<double>(), "learning rate (default: the workload's search.lr)");
   po::variables_map vm;
-  if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm)) return 0;
+  if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
+    return 0;
   auto w = loadForTraining(vm);
   const std::string out =
       vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
@@ -147,7 +149,8 @@ int runMergeCmd(const Args& args) {
   po::options_description desc("merge options");
   addWorkloadOptions(desc);
   desc.add_options()("out", po::value<std::string>()->required(), "output directory (results.h5)")(
-      "max-trials", po::value<int>()->default_value(0), "stop after this many trials (default: the workload's search.max_trials)")(
+      "max-trials", po::value<int>()->default_value(0),
+      "stop after this many trials (default: the workload's search.max_trials)")(
       "max-steps", po::value<int64_t>()->default_value(0),
       "cap on training steps per trial (0: the workload's budget)")(
       "fixed-steps", po::value<int64_t>()->default_value(0),
@@ -232,7 +235,8 @@ int runExportCmd(const Args& args) {
       "all", po::bool_switch(), "export every task into --out (a directory)")(
       "out", po::value<std::string>()->required(), "output .pt (or directory with --all)");
   po::variables_map vm;
-  if (!parseCommandLine("export", "--results FILE (--task NAME | --all) --out PATH", desc, args, vm))
+  if (!parseCommandLine("export", "--results FILE (--task NAME | --all) --out PATH", desc, args,
+                        vm))
     return 0;
   const bool all = vm["all"].as<bool>();
   GEMEL_THROW_IF_NOT(all != (vm.count("task") > 0), UsageError, "give --task NAME or --all");
@@ -241,7 +245,8 @@ int runExportCmd(const Args& args) {
   std::vector<std::pair<std::string, std::string>> jobs;  // task, file
   if (all) {
     fs::create_directories(out);
-    for (const auto& t : r.tasks) jobs.emplace_back(t.name, (fs::path(out) / (t.name + ".pt")).string());
+    for (const auto& t : r.tasks)
+      jobs.emplace_back(t.name, (fs::path(out) / (t.name + ".pt")).string());
   } else {
     jobs.emplace_back(vm["task"].as<std::string>(), out);
   }

@@ -30,8 +30,9 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
   // (MPI_Abort) so that no other rank waits forever on this one.
   auto fail = [&](const std::string& kind, const char* what, int code) {
     const auto& c = dist::Cluster::get();
-    const std::string where =
-        c.distributed() ? " [rank " + std::to_string(c.rank()) + "/" + std::to_string(c.size()) + "]" : "";
+    const std::string where = c.distributed() ? " [rank " + std::to_string(c.rank()) + "/" +
+                                                    std::to_string(c.size()) + "]"
+                                              : "";
     std::fprintf(stderr, "%s %s%s: %s: %s\n", program, command.c_str(), where.c_str(), kind.c_str(),
                  what);
     std::fflush(stderr);

@@ -259,12 +259,15 @@ Dataset::Dataset(const File* file, std::string name, Handle handle)
     : file_(file), name_(std::move(name)), handle_(std::move(handle)) {
   // Raw chunk reads apply when every chunk is one whole row and no filter transforms it.
   Handle props(H5Dget_create_plist(handle_.id()), H5Pclose);
-  if (!props.valid() || H5Pget_layout(props.id()) != H5D_CHUNKED || H5Pget_nfilters(props.id()) != 0)
+  if (!props.valid() || H5Pget_layout(props.id()) != H5D_CHUNKED ||
+      H5Pget_nfilters(props.id()) != 0)
     return;
   const auto d = dims();
   std::vector<hsize_t> chunk(d.size(), 0);
-  if (d.empty() || H5Pget_chunk(props.id(), static_cast<int>(d.size()), chunk.data()) !=
-                       static_cast<int>(d.size()) || chunk[0] != 1)
+  if (d.empty() ||
+      H5Pget_chunk(props.id(), static_cast<int>(d.size()), chunk.data()) !=
+          static_cast<int>(d.size()) ||
+      chunk[0] != 1)
     return;
   Handle stored(H5Dget_type(handle_.id()), H5Tclose);
   Handle native(H5Tget_native_type(stored.id(), H5T_DIR_ASCEND), H5Tclose);
@@ -355,8 +358,8 @@ void Dataset::readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffe
       offset[0] = row;
       uint32_t filters = 0;
       if (H5Dread_chunk(handle_.id(), H5P_DEFAULT, offset.data(), &filters, out) < 0) {
-        file_->fail(name_, "cannot read row " + std::to_string(row) +
-                               " (corrupt or truncated file?)");
+        file_->fail(name_,
+                    "cannot read row " + std::to_string(row) + " (corrupt or truncated file?)");
       }
       out += row_bytes_;
     }

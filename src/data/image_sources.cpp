@@ -55,7 +55,8 @@ namespace {
 
 bool isImageFile(const fs::path& p) {
   std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp";
 }
 
@@ -76,13 +77,17 @@ class Framer {
   Framer(const ConvertOptions& o) : o_(o) {
     GEMEL_THROW_IF_NOT(o.channels == 1 || o.channels == 3, UsageError,
                        "--channels must be 1 or 3, not {}", o.channels);
-    GEMEL_THROW_IF_NOT(o.height >= 0 && o.width >= 0 && (o.height > 0) == (o.width > 0),
-                       UsageError, "--size must be positive (or give both --height and --width)");
+    GEMEL_THROW_IF_NOT(o.height >= 0 && o.width >= 0 && (o.height > 0) == (o.width > 0), UsageError,
+                       "--size must be positive (or give both --height and --width)");
   }
-  // Fixes the output size from the first image when none was asked for.
-  void begin(const cv::Mat& first) {
+  // Fixes the output size from the first image when none was asked for, and records the
+  // output layout in `info`.
+  void begin(const cv::Mat& first, DatasetInfo& info) {
     height_ = o_.height > 0 ? o_.height : first.rows;
     width_ = o_.width > 0 ? o_.width : first.cols;
+    info.height = height_;
+    info.width = width_;
+    info.channels = o_.channels;
   }
   int height() const { return height_; }
   int width() const { return width_; }
@@ -93,15 +98,17 @@ class Framer {
   // Converts `m` (as decoded by OpenCV: BGR, BGRA or grey) into `row`; `what` names it in errors.
   void convert(const cv::Mat& m, const std::string& what, std::vector<uint8_t>& row) {
     if (o_.height == 0 && (m.rows != height_ || m.cols != width_)) {
-      throw InputError(format("{}: is {}x{} but the first image is {}x{}; pass --size (or "
-                              "--height/--width) to resize every image",
-                              what, m.rows, m.cols, height_, width_));
+      throw InputError(
+          format("{}: is {}x{} but the first image is {}x{}; pass --size (or "
+                 "--height/--width) to resize every image",
+                 what, m.rows, m.cols, height_, width_));
     }
     cv::Mat colour;
     if (o_.channels == 3) {
-      cv::cvtColor(m, colour, m.channels() == 1 ? cv::COLOR_GRAY2RGB
-                              : m.channels() == 4 ? cv::COLOR_BGRA2RGB
-                                                  : cv::COLOR_BGR2RGB);
+      cv::cvtColor(m, colour,
+                   m.channels() == 1   ? cv::COLOR_GRAY2RGB
+                   : m.channels() == 4 ? cv::COLOR_BGRA2RGB
+                                       : cv::COLOR_BGR2RGB);
     } else {
       if (m.channels() == 1) {
         colour = m;
@@ -175,9 +182,10 @@ std::vector<Box> readYoloBoxes(const fs::path& path, int64_t classes, int height
     double c = -1, xc, yc, w, h;
     std::string extra;
     if (!(ls >> c >> xc >> yc >> w >> h) || (ls >> extra)) {
-      throw InputError(format("{}:{}: expected 'class x_center y_center width height' "
-                              "(normalised), got '{}'",
-                              path.string(), number, line));
+      throw InputError(
+          format("{}:{}: expected 'class x_center y_center width height' "
+                 "(normalised), got '{}'",
+                 path.string(), number, line));
     }
     if (c < 0 || c != std::floor(c) || c >= classes) {
       throw InputError(format("{}:{}: class {} is not one of the {} classes (0..{})", path.string(),
@@ -185,9 +193,10 @@ std::vector<Box> readYoloBoxes(const fs::path& path, int64_t classes, int height
     }
     const double x1 = xc - w / 2, x2 = xc + w / 2, y1 = yc - h / 2, y2 = yc + h / 2;
     if (w <= 0 || h <= 0 || x1 < -kSlack || y1 < -kSlack || x2 > 1 + kSlack || y2 > 1 + kSlack) {
-      throw InputError(format("{}:{}: box ({} {} {} {}) is empty or outside the image; YOLO "
-                              "coordinates are normalised to 0..1",
-                              path.string(), number, xc, yc, w, h));
+      throw InputError(
+          format("{}:{}: box ({} {} {} {}) is empty or outside the image; YOLO "
+                 "coordinates are normalised to 0..1",
+                 path.string(), number, xc, yc, w, h));
     }
     Box b;
     b.cls = static_cast<float>(c);
@@ -201,8 +210,8 @@ std::vector<Box> readYoloBoxes(const fs::path& path, int64_t classes, int height
 }
 
 fs::path requireDir(const fs::path& dir, const std::string& what) {
-  GEMEL_THROW_IF_NOT(fs::is_directory(dir), InputError, "{}: missing directory ({})",
-                     dir.string(), what);
+  GEMEL_THROW_IF_NOT(fs::is_directory(dir), InputError, "{}: missing directory ({})", dir.string(),
+                     what);
   return dir;
 }
 
@@ -255,18 +264,14 @@ std::vector<int64_t> convertImageFolder(const ImageFolderOptions& o, const std::
   if (skipped > 0) log::warn("data", "{}: skipped {} files that are not images", o.root, skipped);
 
   Framer framer(o);
-  framer.begin(readImage(items["train"][0].path, "train image 0"));
-  info.height = framer.height();
-  info.width = framer.width();
-  info.channels = o.channels;
+  framer.begin(readImage(items["train"][0].path, "train image 0"), info);
   DatasetWriter writer(out, info);
   Progress progress(out, total);
   std::vector<uint8_t> row;
   for (const auto& [split, list] : items) {
     for (std::size_t i = 0; i < list.size(); ++i) {
       const auto what = format("{} image {}", split, i);
-      framer.convert(readImage(list[i].path, what), list[i].path.string() + " (" + what + ")",
-                     row);
+      framer.convert(readImage(list[i].path, what), list[i].path.string() + " (" + what + ")", row);
       writer.addClassified(split, row.data(), list[i].label);
       progress.step();
     }
@@ -303,10 +308,7 @@ std::vector<int64_t> convertYolo(const YoloOptions& o, const std::string& out) {
   GEMEL_THROW_IF_NOT(!images["train"].empty(), InputError, "{}: no images",
                      (root / "train" / "images").string());
   Framer framer(o);
-  framer.begin(readImage(images["train"][0], "train image 0"));
-  info.height = framer.height();
-  info.width = framer.width();
-  info.channels = o.channels;
+  framer.begin(readImage(images["train"][0], "train image 0"), info);
   DatasetWriter writer(out, info);
   Progress progress(out, total);
   std::vector<uint8_t> row;
@@ -370,8 +372,8 @@ std::map<int64_t, std::string> readFrameLabels(const std::string& path) {
     if (used != fields[0].size() || fields.size() != 2 || frame < 0) {
       if (number == 1 && fields.size() == 2) continue;  // header
       throw InputError(
-          format("{}:{}: expected 'frame,label' (a frame number and a class name), got '{}'",
-                 path, number, line));
+          format("{}:{}: expected 'frame,label' (a frame number and a class name), got '{}'", path,
+                 number, line));
     }
     GEMEL_THROW_IF_NOT(labels.emplace(frame, fields[1]).second, InputError,
                        "{}:{}: frame {} is labelled twice", path, number, frame);
@@ -397,8 +399,8 @@ std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out)
   const int64_t reported = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
 
   DatasetInfo info;
-  std::map<int64_t, int64_t> frame_label;      // classification: frame -> label
-  std::map<int64_t, fs::path> frame_boxes;     // detection: frame -> annotation file
+  std::map<int64_t, int64_t> frame_label;   // classification: frame -> label
+  std::map<int64_t, fs::path> frame_boxes;  // detection: frame -> annotation file
   if (!o.labels.empty()) {
     const auto labels = readFrameLabels(o.labels);
     info.classes = o.classes;
@@ -457,10 +459,7 @@ std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out)
     if (index != wanted[next]) continue;
     ++next;
     if (!writer) {
-      framer.begin(frame);
-      info.height = framer.height();
-      info.width = framer.width();
-      info.channels = o.channels;
+      framer.begin(frame, info);
       writer = std::make_unique<DatasetWriter>(out, info);
     }
     const std::string split = index >= first_val ? "val" : "train";
@@ -468,10 +467,10 @@ std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out)
     if (info.kind == DatasetKind::kClassification) {
       writer->addClassified(split, row.data(), frame_label.at(index));
     } else {
-      writer->addDetected(split, row.data(),
-                          readYoloBoxes(frame_boxes.at(index),
-                                        static_cast<int64_t>(info.classes.size()), framer.height(),
-                                        framer.width()));
+      writer->addDetected(
+          split, row.data(),
+          readYoloBoxes(frame_boxes.at(index), static_cast<int64_t>(info.classes.size()),
+                        framer.height(), framer.width()));
     }
     progress.step();
   }
@@ -487,10 +486,11 @@ std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out)
 
 namespace {
 [[noreturn]] void noOpenCV(const char* what) {
-  throw UsageError(format("{} needs OpenCV, and this gemel-data was built without it; install "
-                          "libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev "
-                          "libopencv-videoio-dev and rebuild",
-                          what));
+  throw UsageError(
+      format("{} needs OpenCV, and this gemel-data was built without it; install "
+             "libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev "
+             "libopencv-videoio-dev and rebuild",
+             what));
 }
 }  // namespace
 

@@ -90,7 +90,7 @@ struct ShardedLoader::Impl {
   LoaderOptions options;
   ShardRange shard;
   bool pin = false;
-  HostBuffer cache;  // the shard's images when they fit in cache_bytes
+  HostBuffer cache;                  // the shard's images when they fit in cache_bytes
   std::shared_ptr<BufferPool> pool;  // batch buffers (unpinned memory)
 
   std::mutex mutex;
@@ -113,7 +113,8 @@ struct ShardedLoader::Impl {
     Batch batch;
     if (pin) {
       // LibTorch's caching host allocator recycles pinned blocks itself.
-      batch.images = torch::empty(sizes, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+      batch.images =
+          torch::empty(sizes, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
     } else {
       if (!pool) pool = std::make_shared<BufferPool>(options.batch_size * bytes);
       batch.images = pool->tensor(sizes);

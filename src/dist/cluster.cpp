@@ -1,9 +1,6 @@
 #include "gemel/dist/cluster.h"
 
-// The C API only: Open MPI's deprecated C++ bindings would need libmpi_cxx.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "mpi_check.h"
 
 #include <cstdlib>
 
@@ -14,15 +11,6 @@ namespace gemel::dist {
 namespace {
 
 Cluster* instance = nullptr;
-
-void check(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    throw Error(format("{} failed: {}", what, std::string(text, len)));
-  }
-}
 
 }  // namespace
 
@@ -85,7 +73,8 @@ void Cluster::broadcast(std::string& text, int root) const {
   int64_t n = static_cast<int64_t>(text.size());
   check(MPI_Bcast(&n, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
   text.resize(static_cast<std::size_t>(n));
-  if (n > 0) check(MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, root, MPI_COMM_WORLD), "MPI_Bcast");
+  if (n > 0)
+    check(MPI_Bcast(text.data(), static_cast<int>(n), MPI_CHAR, root, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
 void Cluster::sumInPlace(std::vector<int64_t>& values) const {

@@ -1,9 +1,6 @@
 #include "gemel/dist/communicator.h"
 
-// The C API only: Open MPI's deprecated C++ bindings would need libmpi_cxx.
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
+#include "mpi_check.h"
 #if __has_include(<mpi-ext.h>)
 #include <mpi-ext.h>
 #endif
@@ -24,22 +21,18 @@
 namespace gemel::dist {
 namespace {
 
-void check(int rc, const char* what) {
-  if (rc != MPI_SUCCESS) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, text, &len);
-    throw Error(format("{} failed: {}", what, std::string(text, len)));
-  }
-}
-
 MPI_Datatype mpiType(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat: return MPI_FLOAT;
-    case torch::kDouble: return MPI_DOUBLE;
-    case torch::kLong: return MPI_INT64_T;
-    case torch::kInt: return MPI_INT32_T;
-    default: break;
+    case torch::kFloat:
+      return MPI_FLOAT;
+    case torch::kDouble:
+      return MPI_DOUBLE;
+    case torch::kLong:
+      return MPI_INT64_T;
+    case torch::kInt:
+      return MPI_INT32_T;
+    default:
+      break;
   }
   throw Error(format("MPI communicator: unsupported tensor type {}",
                      std::string(c10::toString(t.scalar_type()))));
@@ -120,12 +113,18 @@ void ncclCheck(ncclResult_t rc, const char* what) {
 
 ncclDataType_t ncclType(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat: return ncclFloat32;
-    case torch::kDouble: return ncclFloat64;
-    case torch::kHalf: return ncclFloat16;
-    case torch::kLong: return ncclInt64;
-    case torch::kInt: return ncclInt32;
-    default: break;
+    case torch::kFloat:
+      return ncclFloat32;
+    case torch::kDouble:
+      return ncclFloat64;
+    case torch::kHalf:
+      return ncclFloat16;
+    case torch::kLong:
+      return ncclInt64;
+    case torch::kInt:
+      return ncclInt32;
+    default:
+      break;
   }
   throw Error("NCCL communicator: unsupported tensor type");
 }
@@ -187,10 +186,14 @@ Backend parseBackend(const std::string& name) {
 
 std::string toString(Backend b) {
   switch (b) {
-    case Backend::kAuto: return "auto";
-    case Backend::kMpi: return "mpi";
-    case Backend::kNccl: return "nccl";
-    case Backend::kSingle: return "single";
+    case Backend::kAuto:
+      return "auto";
+    case Backend::kMpi:
+      return "mpi";
+    case Backend::kNccl:
+      return "nccl";
+    case Backend::kSingle:
+      return "single";
   }
   return "?";
 }
@@ -199,8 +202,8 @@ Backend resolveBackend(Backend requested, const torch::Device& device) {
   const auto& c = Cluster::get();
   if (!c.distributed()) return Backend::kSingle;
   if (requested == Backend::kSingle) {
-    throw UsageError("--backend single runs one process; this job has " +
-                     std::to_string(c.size()) + " ranks");
+    throw UsageError("--backend single runs one process; this job has " + std::to_string(c.size()) +
+                     " ranks");
   }
   if (requested == Backend::kNccl) {
     GEMEL_THROW_IF_NOT(haveNccl(), UsageError,
@@ -211,8 +214,8 @@ Backend resolveBackend(Backend requested, const torch::Device& device) {
   }
   if (requested == Backend::kMpi) return Backend::kMpi;
   // auto: NCCL refuses two ranks on one GPU, so it needs a GPU per local rank.
-  const bool own_gpu = device.is_cuda() &&
-                       c.localSize() <= static_cast<int>(torch::cuda::device_count());
+  const bool own_gpu =
+      device.is_cuda() && c.localSize() <= static_cast<int>(torch::cuda::device_count());
   return haveNccl() && own_gpu ? Backend::kNccl : Backend::kMpi;
 }
 

@@ -18,7 +18,8 @@ GradSync::GradSync(const CommunicatorCache& cache, std::vector<SyncEntry> entrie
   std::map<std::tuple<std::vector<int>, int, std::string>, std::vector<const SyncEntry*>> sets;
   for (const auto& e : entries) {
     GEMEL_ASSERT(e.ranks.size() >= 2, "a synced tensor needs two or more ranks");
-    sets[{e.ranks, static_cast<int>(e.tensor.scalar_type()), e.tensor.device().str()}].push_back(&e);
+    sets[{e.ranks, static_cast<int>(e.tensor.scalar_type()), e.tensor.device().str()}].push_back(
+        &e);
   }
   for (const auto& [key, list] : sets) {
     auto* comm = cache.get(std::get<0>(key));
@@ -67,7 +68,7 @@ void GradSync::run(bool gradients) {
     for (auto& t : b.tensors) {
       viewing = viewing && t.grad().defined() &&
                 t.grad().data_ptr() == static_cast<void*>(static_cast<char*>(flat.data_ptr()) +
-                                                         at * flat.element_size());
+                                                          at * flat.element_size());
       at += t.numel();
     }
     if (viewing) {

@@ -27,7 +27,8 @@ Placement::Placement(const std::vector<TaskCost>& tasks, int world_size)
       load_[r] += tasks[t].cost;
     }
     for (auto& slots : per_rank_) {
-      std::sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.task < b.task; });
+      std::sort(slots.begin(), slots.end(),
+                [](const Slot& a, const Slot& b) { return a.task < b.task; });
     }
     return;
   }
@@ -65,10 +66,10 @@ std::string Placement::describe(const std::vector<TaskCost>& tasks) const {
 
 double archGflops224(const std::string& arch) {
   static const std::map<std::string, double> gflops = {
-      {"resnet18", 1.81},  {"resnet34", 3.66},  {"resnet50", 4.09},    {"resnet101", 7.80},
-      {"resnet152", 11.51}, {"vgg11", 7.61},    {"vgg13", 11.31},      {"vgg16", 15.47},
-      {"vgg19", 19.63},    {"vgg11_bn", 7.61},  {"vgg13_bn", 11.31},   {"vgg16_bn", 15.47},
-      {"vgg19_bn", 19.63}, {"mobilenet_v2", 0.30}};
+      {"resnet18", 1.81},   {"resnet34", 3.66},    {"resnet50", 4.09},  {"resnet101", 7.80},
+      {"resnet152", 11.51}, {"vgg11", 7.61},       {"vgg13", 11.31},    {"vgg16", 15.47},
+      {"vgg19", 19.63},     {"vgg11_bn", 7.61},    {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
+      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}};
   const auto it = gflops.find(arch);
   return it == gflops.end() ? 0.0 : it->second;
 }

@@ -14,12 +14,18 @@ namespace {
 
 hid_t h5Type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat: return H5T_NATIVE_FLOAT;
-    case torch::kDouble: return H5T_NATIVE_DOUBLE;
-    case torch::kLong: return H5T_NATIVE_INT64;
-    case torch::kInt: return H5T_NATIVE_INT32;
-    case torch::kHalf: break;
-    default: break;
+    case torch::kFloat:
+      return H5T_NATIVE_FLOAT;
+    case torch::kDouble:
+      return H5T_NATIVE_DOUBLE;
+    case torch::kLong:
+      return H5T_NATIVE_INT64;
+    case torch::kInt:
+      return H5T_NATIVE_INT32;
+    case torch::kHalf:
+      break;
+    default:
+      break;
   }
   throw InputError(format("results.h5 cannot store tensors of type {}",
                           std::string(c10::toString(t.scalar_type()))));
@@ -150,8 +156,8 @@ Results readResults(const std::string& path) {
   r.workload_yaml = f.attrString("/", "workload");
   r.workload_path = f.attrString("/", "workload_path");
   r.status = f.attrString("/", "status");
-  const auto names = f.hasAttr("/tasks", "order") ? f.attrStrings("/tasks", "order")
-                                                  : f.children("/tasks");
+  const auto names =
+      f.hasAttr("/tasks", "order") ? f.attrStrings("/tasks", "order") : f.children("/tasks");
   for (const auto& name : names) {
     const auto g = "/tasks/" + name;
     TaskRecord t;

@@ -181,7 +181,9 @@ int64_t Planner::partBytes(const TrialPart& part) const {
       before = it->second.size();
       now.insert(it->second.begin(), it->second.end());
     }
-    const auto save = [&](std::size_t m) { return m >= 2 ? static_cast<int64_t>(m - 1) * layer : 0; };
+    const auto save = [&](std::size_t m) {
+      return m >= 2 ? static_cast<int64_t>(m - 1) * layer : 0;
+    };
     added += save(now.size()) - save(before);
   }
   return added;
@@ -231,7 +233,8 @@ std::vector<TrialPart> Planner::report(const Trial& trial, const std::set<int>& 
     retries.push_back(half);
   }
   // A retry goes first unless it would save less than the next group; then the search moves on.
-  const int64_t next_bytes = pending_.empty() ? 0 : makeTrial(pending_.front().parts, "").bytes_saved;
+  const int64_t next_bytes =
+      pending_.empty() ? 0 : makeTrial(pending_.front().parts, "").bytes_saved;
   for (auto it = retries.rbegin(); it != retries.rend(); ++it) {
     auto t = makeTrial({*it}, groupLabel(*it, ", half"));
     if (t.bytes_saved > 0 && t.bytes_saved >= next_bytes) pending_.insert(pending_.begin(), t);

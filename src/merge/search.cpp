@@ -4,9 +4,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -147,8 +147,8 @@ std::vector<char> packState(const models::StateDict& state) {
   put(&count, sizeof count);
   for (const auto& [name, tensor] : state) {
     const auto t = tensor.detach().to(torch::kCPU).contiguous();
-    const int64_t len = static_cast<int64_t>(name.size()), type = static_cast<int64_t>(t.scalar_type()),
-                  dims = t.dim();
+    const int64_t len = static_cast<int64_t>(name.size()),
+                  type = static_cast<int64_t>(t.scalar_type()), dims = t.dim();
     put(&len, sizeof len);
     put(name.data(), name.size());
     put(&type, sizeof type);
@@ -178,7 +178,8 @@ models::StateDict unpackState(const std::vector<char>& bytes) {
     get(&dims, sizeof dims);
     std::vector<int64_t> sizes(static_cast<std::size_t>(dims));
     for (auto& d : sizes) get(&d, sizeof d);
-    auto t = torch::empty(sizes, torch::TensorOptions().dtype(static_cast<torch::ScalarType>(type)));
+    auto t =
+        torch::empty(sizes, torch::TensorOptions().dtype(static_cast<torch::ScalarType>(type)));
     get(t.data_ptr(), t.numel() * t.element_size());
     state.emplace_back(std::move(name), std::move(t));
   }
@@ -202,8 +203,8 @@ Fault parseFault(std::string text) {
   if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
   if (text.empty()) return f;
   const auto a = text.find(':');
-  GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError, "GEMEL_FAULT '{}': expected RANK:STEP[:kill]",
-                     text);
+  GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError,
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill]", text);
   f.rank = std::stoi(text.substr(0, a));
   const auto b = text.find(':', a + 1);
   f.step = std::stoll(text.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
@@ -231,12 +232,12 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   for (const auto& t : w.tasks) {
     const data::DatasetReader header(t.dataset);
     const auto& info = header.info();
-    costs.push_back({t.name, dist::estimateTaskCost(t.arch, 0, info.height, info.width,
-                                                    header.size("train"))});
+    costs.push_back(
+        {t.name, dist::estimateTaskCost(t.arch, 0, info.height, info.width, header.size("train"))});
   }
   const dist::Placement placement(costs, cluster.size());
-  if (cluster.distributed()) log::info("merge", "placement on {} ranks:\n{}", cluster.size(),
-                                       placement.describe(costs));
+  if (cluster.distributed())
+    log::info("merge", "placement on {} ranks:\n{}", cluster.size(), placement.describe(costs));
 
   // This rank's tasks; the others are null here.
   std::vector<std::unique_ptr<train::TaskRuntime>> owned;
@@ -258,7 +259,8 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   std::vector<CatalogModel> described;
   for (int t = 0; t < n_tasks; ++t) {
     const int owner = placement.owner(t);
-    std::string text = rank == owner ? serializeModel(describeModel(w.tasks[t].name, *models[t])) : "";
+    std::string text =
+        rank == owner ? serializeModel(describeModel(w.tasks[t].name, *models[t])) : "";
     cluster.broadcast(text, owner);
     described.push_back(parseModel(text));
   }
@@ -280,8 +282,8 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
         unmerged[t] = *w.tasks[t].unmerged_acc;
       } else {
         unmerged[t] = counts[2 * t + 1] > 0 ? double(counts[2 * t]) / double(counts[2 * t + 1]) : 0;
-        log::info("merge", "{}: unmerged accuracy {} (measured on {} val images)",
-                  w.tasks[t].name, fixed(unmerged[t], 4), counts[2 * t + 1]);
+        log::info("merge", "{}: unmerged accuracy {} (measured on {} val images)", w.tasks[t].name,
+                  fixed(unmerged[t], 4), counts[2 * t + 1]);
       }
       target[t] = unmerged[t] * w.tasks[t].accuracy_target;
       if (local[t]) {
@@ -291,9 +293,10 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     }
   }
   std::unique_ptr<Planner> planner;
-  if (lead) planner = std::make_unique<Planner>(catalog, parseStrategy(w.search.strategy), w.search.groups);
-  log::info("merge", "{} tasks, {} weight bytes ({}); sharing could save {} in {} groups",
-            n_tasks, catalog.totalBytes(), mib(catalog.totalBytes()), mib(catalog.savingsBytes()),
+  if (lead)
+    planner = std::make_unique<Planner>(catalog, parseStrategy(w.search.strategy), w.search.groups);
+  log::info("merge", "{} tasks, {} weight bytes ({}); sharing could save {} in {} groups", n_tasks,
+            catalog.totalBytes(), mib(catalog.totalBytes()), mib(catalog.savingsBytes()),
             catalog.groups().size());
 
   dist::CommunicatorCache comms(dist::resolveBackend(o.backend, o.device), o.device);
@@ -631,10 +634,11 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     accuracy = checker.validateAll();
   }
   record("done");
-  log::info("merge", "{}: {} trials, {} saved ({}%), {} s", results_path, results.trials.size(),
-            mib(accepted.bytesSaved(catalog)),
-            fixed(100.0 * accepted.bytesSaved(catalog) / std::max<int64_t>(1, catalog.totalBytes()), 1),
-            fixed(elapsed(), 1));
+  log::info(
+      "merge", "{}: {} trials, {} saved ({}%), {} s", results_path, results.trials.size(),
+      mib(accepted.bytesSaved(catalog)),
+      fixed(100.0 * accepted.bytesSaved(catalog) / std::max<int64_t>(1, catalog.totalBytes()), 1),
+      fixed(elapsed(), 1));
   return results;
 }
 

@@ -27,8 +27,7 @@ std::string memberName(const LayerCatalog& catalog, int model, const std::string
 
 std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& models,
                                             const LayerCatalog& catalog, const SharingPlan& plan,
-                                            const Snapshot& snapshot,
-                                            const SharingPlan& previous,
+                                            const Snapshot& snapshot, const SharingPlan& previous,
                                             const std::vector<bool>& current) {
   std::map<SharingPlan::Key, int> sources;
   GEMEL_ASSERT(models.size() == catalog.models().size() && snapshot.size() == models.size(),

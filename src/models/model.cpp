@@ -48,8 +48,8 @@ void checkReplacement(const std::string& name, const torch::Tensor& current,
                       const torch::Tensor& tensor) {
   GEMEL_THROW_IF_NOT(current.defined(), InputError, "'{}' is not a parameter of the model", name);
   GEMEL_THROW_IF_NOT(current.sizes() == tensor.sizes(), InputError,
-                     "cannot set '{}' of shape {} to a tensor of shape {}", name,
-                     shapeOf(current), shapeOf(tensor));
+                     "cannot set '{}' of shape {} to a tensor of shape {}", name, shapeOf(current),
+                     shapeOf(tensor));
 }
 
 }  // namespace

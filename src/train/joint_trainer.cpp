@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cmath>
+#include <memory>
 #include <unordered_set>
 
 #include "gemel/core/error.h"
@@ -76,10 +76,10 @@ TrialResult JointTrainer::run() {
   auto params = uniqueParameters(models);
   std::unique_ptr<torch::optim::SGD> optimizer;
   if (!params.empty()) {
-    optimizer = std::make_unique<torch::optim::SGD>(
-        params, torch::optim::SGDOptions(options_.lr)
-                    .momentum(options_.momentum)
-                    .weight_decay(options_.weight_decay));
+    optimizer =
+        std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(options_.lr)
+                                                        .momentum(options_.momentum)
+                                                        .weight_decay(options_.weight_decay));
   }
   int64_t budget = static_cast<int64_t>(std::ceil(options_.epochs * steps_per_epoch));
   if (options_.max_steps > 0) budget = std::min(budget, options_.max_steps);
@@ -146,13 +146,13 @@ TrialResult JointTrainer::run() {
     const double s = seconds();
     if (r.steps % 5 == 0 || r.steps == budget) {
       const double rate = r.steps / std::max(s, 1e-9);
-      log::progress("train",
-                    format("{}: step {}/{} ({}%), {} steps/s, ETA {} s, loss {}", options_.label,
-                           r.steps, budget, 100 * r.steps / std::max<int64_t>(budget, 1),
-                           std::round(rate * 100) / 100,
-                           static_cast<int64_t>((budget - r.steps) / std::max(rate, 1e-9)),
-                           std::round(loss_sum / loss_count * 1000) / 1000),
-                    false);
+      log::progress(
+          "train",
+          format("{}: step {}/{} ({}%), {} steps/s, ETA {} s, loss {}", options_.label, r.steps,
+                 budget, 100 * r.steps / std::max<int64_t>(budget, 1), std::round(rate * 100) / 100,
+                 static_cast<int64_t>((budget - r.steps) / std::max(rate, 1e-9)),
+                 std::round(loss_sum / loss_count * 1000) / 1000),
+          false);
       loss_sum = 0;
       loss_count = 0;
     }
@@ -184,16 +184,18 @@ TrialResult JointTrainer::run() {
     for (std::size_t i = 0; i < n; ++i) any_active = any_active || !r.dropped[i];
     if (!any_active) break;
     refreshWeights();
-    next_validation = r.steps + std::max<int64_t>(
-                                    1, static_cast<int64_t>(std::max(interval, 0.1) * steps_per_epoch));
+    next_validation =
+        r.steps +
+        std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.1) * steps_per_epoch));
   }
   if (r.steps > last_validated && !r.nan_loss) {
     acc = validateAll();
     ++r.validations;
   }
-  log::progress("train", format("{}: {} steps in {} s", options_.label, r.steps,
-                                std::round(seconds() * 10) / 10),
-                true);
+  log::progress(
+      "train",
+      format("{}: {} steps in {} s", options_.label, r.steps, std::round(seconds() * 10) / 10),
+      true);
   r.accuracy = acc;
   for (std::size_t i = 0; i < n; ++i) r.met.push_back(!r.nan_loss && acc[i] >= tasks_[i].target);
   r.seconds = seconds();

@@ -53,7 +53,9 @@ data::Batch TaskRuntime::nextTrainBatch() {
   throw InputError(format("{}: this rank's shard of the train split is empty", config_.dataset));
 }
 
-int64_t TaskRuntime::batchesPerEpoch() const { return std::max<int64_t>(1, train_->batchesPerEpoch()); }
+int64_t TaskRuntime::batchesPerEpoch() const {
+  return std::max<int64_t>(1, train_->batchesPerEpoch());
+}
 
 torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
   model_->train(true);

@@ -5,14 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <opencv2/videoio.hpp>
+#include <sstream>
 
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
@@ -90,8 +90,8 @@ TEST(ImageFolder, DigitsRoundTrip) {
 
   // Grey, source size: every pixel exactly as the PNG holds it.
   const auto grey = dir.file("grey.h5");
-  auto r = gemelData(format("imagefolder --src {} --out {} --channels 1", shellQuote(root),
-                            shellQuote(grey)));
+  auto r = gemelData(
+      format("imagefolder --src {} --out {} --channels 1", shellQuote(root), shellQuote(grey)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("24 train and 9 val"), std::string::npos) << r.output;
   {
@@ -116,8 +116,8 @@ TEST(ImageFolder, DigitsRoundTrip) {
 
   // RGB, resized to 32x32: OpenCV's bilinear enlargement of each digit.
   const auto rgb = dir.file("rgb.h5");
-  r = gemelData(format("imagefolder --src {} --out {} --size 32", shellQuote(root),
-                       shellQuote(rgb)));
+  r = gemelData(
+      format("imagefolder --src {} --out {} --size 32", shellQuote(root), shellQuote(rgb)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const DatasetReader reader(rgb);
   EXPECT_EQ(reader.info().height, 32);
@@ -126,8 +126,8 @@ TEST(ImageFolder, DigitsRoundTrip) {
 
   // An undecodable image: one error naming it; the old dataset at the target is kept.
   writeText((root / "val" / "7" / "broken.png").string(), "this is not a PNG");
-  r = gemelData(format("imagefolder --src {} --out {} --size 32", shellQuote(root),
-                       shellQuote(rgb)));
+  r = gemelData(
+      format("imagefolder --src {} --out {} --size 32", shellQuote(root), shellQuote(rgb)));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("broken.png"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("cannot be decoded"), std::string::npos) << r.output;
@@ -136,8 +136,8 @@ TEST(ImageFolder, DigitsRoundTrip) {
 
   // A val class with no training images.
   fs::create_directories(root / "val" / "9");
-  r = gemelData(format("imagefolder --src {} --out {}", shellQuote(root),
-                       shellQuote(dir.file("x.h5"))));
+  r = gemelData(
+      format("imagefolder --src {} --out {}", shellQuote(root), shellQuote(dir.file("x.h5"))));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("class '9'"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.file("x.h5")));
@@ -166,7 +166,7 @@ TEST(Yolo, VideoFramesRoundTrip) {
   const std::vector<Item> items = {
       {0, "train", "0 0.5 0.5 0.2 0.4\n1 0.1 0.2 0.1 0.1\n"},
       {10, "train", "1 0.75 0.25 0.5 0.5\n"},
-      {20, "train", ""},  // annotated, no objects
+      {20, "train", ""},   // annotated, no objects
       {30, "train", "-"},  // no annotation file at all
       {40, "val", "0 0.3 0.6 0.2 0.3\n"},
       {50, "val", "\n0 0.9 0.9 0.2 0.2\n"},
@@ -183,8 +183,8 @@ TEST(Yolo, VideoFramesRoundTrip) {
   }
   writeText((root / "classes.txt").string(), "person\nbag\n");
   const auto out = dir.file("people.h5");
-  auto r = gemelData(format("yolo --src {} --out {} --height 144 --width 192", shellQuote(root),
-                            shellQuote(out)));
+  auto r = gemelData(
+      format("yolo --src {} --out {} --height 144 --width 192", shellQuote(root), shellQuote(out)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("1 images have no annotation file"), std::string::npos) << r.output;
   const DatasetReader reader(out);
@@ -237,9 +237,9 @@ TEST(Video, ClassifiedFramesAtStride) {
   for (int f = 0; f < 795; f += 5) csv += format("{},{}\n", f, f < 400 ? "early" : "late");
   writeText(dir.file("labels.csv"), csv);
   const auto out = dir.file("video.h5");
-  auto r = gemelData(format("video --video {} --labels {} --stride 10 --size 64 --out {}",
-                            shellQuote(kVideo), shellQuote(dir.file("labels.csv")),
-                            shellQuote(out)));
+  auto r =
+      gemelData(format("video --video {} --labels {} --stride 10 --size 64 --out {}",
+                       shellQuote(kVideo), shellQuote(dir.file("labels.csv")), shellQuote(out)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const DatasetReader reader(out);
   reader.verify();
@@ -273,8 +273,7 @@ TEST(Video, ClassifiedFramesAtStride) {
   r = gemelData(format("video --video {} --labels {} --out {}", shellQuote(dir.file("fake.avi")),
                        shellQuote(dir.file("labels.csv")), shellQuote(dir.file("f.h5"))));
   EXPECT_EQ(r.exit_code, 4) << r.output;
-  EXPECT_NE(r.output.find("fake.avi: cannot be opened as a video"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("fake.avi: cannot be opened as a video"), std::string::npos) << r.output;
 }
 
 TEST(Video, DetectedFramesFromYoloFolder) {
@@ -287,9 +286,10 @@ TEST(Video, DetectedFramesFromYoloFolder) {
               format("{} 0.5 0.5 0.25 0.5\n", f % 2));
   writeText(dir.file("ann/000030.txt"), "0 0.5 0.5 0.1 0.1\n");  // off the stride
   const auto out = dir.file("det.h5");
-  auto r = gemelData(format("video --video {} --annotations {} --classes person,bag --stride 25 "
-                            "--val-fraction 0.25 --out {}",
-                            shellQuote(kVideo), shellQuote(dir.file("ann")), shellQuote(out)));
+  auto r =
+      gemelData(format("video --video {} --annotations {} --classes person,bag --stride 25 "
+                       "--val-fraction 0.25 --out {}",
+                       shellQuote(kVideo), shellQuote(dir.file("ann")), shellQuote(out)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const DatasetReader reader(out);
   reader.verify();

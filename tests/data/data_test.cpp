@@ -203,8 +203,7 @@ TEST(Transforms, CpuSinglePassMatchesReferenceOps) {
   const auto c = augmentCase();
   const auto expect = referenceAugment(c.images, c.transforms, c.a);
   const auto cpu = applyAugmentation(c.images, c.transforms, c.a, torch::kCPU);
-  EXPECT_TRUE(torch::allclose(cpu, expect, 1e-5, 1e-5))
-      << (cpu - expect).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(cpu, expect, 1e-5, 1e-5)) << (cpu - expect).abs().max().item<float>();
 }
 
 TEST(Transforms, GpuBatchedOpsMatchReferenceOps) {
@@ -212,8 +211,7 @@ TEST(Transforms, GpuBatchedOpsMatchReferenceOps) {
   const auto c = augmentCase();
   const auto expect = referenceAugment(c.images, c.transforms, c.a);
   const auto gpu = applyAugmentation(c.images, c.transforms, c.a, torch::kCUDA).cpu();
-  EXPECT_TRUE(torch::allclose(gpu, expect, 1e-5, 1e-5))
-      << (gpu - expect).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(gpu, expect, 1e-5, 1e-5)) << (gpu - expect).abs().max().item<float>();
 }
 
 std::string openError(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
 #include "gemel/dist/placement.h"
@@ -25,9 +26,10 @@ using testing::TempDir;
 using testing::writeText;
 
 std::string mpirun(int np) {
-  return format("timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
-                "--mca btl_vader_single_copy_mechanism none ",
-                np);
+  return format(
+      "timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
+      "--mca btl_vader_single_copy_mechanism none ",
+      np);
 }
 
 // Three resnet18 tasks (16x16 images, a few hundred each), trained for one epoch.
@@ -35,27 +37,18 @@ class DistWorkload : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    const std::pair<const char*, std::vector<int>> tasks[] = {
-        {"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}, {"tops_c_resnet18", {0, 2, 6}}};
-    std::string yaml =
+    testing::FashionWorkload w;
+    w.header =
         "name: trio\n"
         "defaults: {batch_size: 32, accuracy_target: 0.1}  # trials pass: their weights are kept\n"
-        "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n"
-        "tasks:\n";
-    for (const auto& [name, classes] : tasks) {
-      data::FashionMnistOptions o;
-      o.classes = classes;
-      o.size = 16;
-      o.max_train = 256;
-      o.max_val = 96;
-      const std::string stem = std::string(name).substr(0, std::string(name).rfind('_'));
-      data::convertFashionMnist(o, dir_->file(stem + "_CL.h5"));
-      yaml += format("  - {name: {}, arch: resnet18, num_classes: 3}\n", name);
-    }
-    writeText(dir_->file("trio.yaml"), yaml);
-    const auto r = run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
-                       shellQuote(dir_->file("trio.yaml")) + " --out " +
-                       shellQuote(dir_->file("trained")));
+        "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
+    w.tasks = {{"shoes_a_resnet18", {5, 7, 9}},
+               {"bags_b_resnet18", {8, 1, 3}},
+               {"tops_c_resnet18", {0, 2, 6}}};
+    testing::writeFashionWorkload(*dir_, "trio.yaml", w);
+    const auto r =
+        run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
+            shellQuote(dir_->file("trio.yaml")) + " --out " + shellQuote(dir_->file("trained")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() { delete dir_; }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
 #include "test_support.h"
@@ -21,32 +22,20 @@ using testing::shellQuote;
 using testing::TempDir;
 using testing::writeText;
 
-CommandResult gemel(const std::string& args) {
-  return run(shellQuote(GEMEL_BINARY) + " " + args);
-}
+CommandResult gemel(const std::string& args) { return run(shellQuote(GEMEL_BINARY) + " " + args); }
 
 // Two resnet18 tasks on different class subsets, 16x16 images, a few hundred images each.
 std::string tinyWorkload(const TempDir& dir) {
-  const std::pair<const char*, std::vector<int>> tasks[] = {{"shoes_a_resnet18", {5, 7, 9}},
-                                                             {"bags_b_resnet18", {8, 1, 3}}};
-  std::string yaml =
+  testing::FashionWorkload w;
+  w.header =
       "name: tiny\n"
       "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
-      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n"
-      "tasks:\n";
-  for (const auto& [name, classes] : tasks) {
-    data::FashionMnistOptions o;
-    o.classes = classes;
-    o.size = 16;
-    o.max_train = 320;
-    o.max_val = 120;
-    const std::string stem = std::string(name).substr(0, std::string(name).rfind('_'));
-    data::convertFashionMnist(o, dir.file(stem + "_CL.h5"));
-    yaml += format("  - {name: {}, arch: resnet18, num_classes: 3,\n", name);
-    yaml += "     transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}}\n";
-  }
-  writeText(dir.file("tiny.yaml"), yaml);
-  return dir.file("tiny.yaml");
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
+  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}};
+  w.max_train = 320;
+  w.max_val = 120;
+  w.task_extra = ", transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
+  return testing::writeFashionWorkload(dir, "tiny.yaml", w);
 }
 
 double jsonNumber(const std::string& json, const std::string& after, const std::string& key) {
@@ -159,8 +148,7 @@ TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
   text.replace(at, 8, "lr: 1e30");
   writeText(dir.file("diverge.yaml"), text);
   r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
-                   shellQuote(dir.file("diverge.yaml")),
-                   shellQuote(dir.file("merged"))));
+                   shellQuote(dir.file("diverge.yaml")), shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("failed (NaN)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("saved 0.0 MiB"), std::string::npos) << r.output;

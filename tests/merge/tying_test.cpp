@@ -58,7 +58,8 @@ TEST(Tying, OneTensorPerSharedLayerAndOneOptimizerEntry) {
     }()));
   }
   // Unshared layers stay private.
-  EXPECT_NE(pa.at("conv1.weight").unsafeGetTensorImpl(), pb.at("conv1.weight").unsafeGetTensorImpl());
+  EXPECT_NE(pa.at("conv1.weight").unsafeGetTensorImpl(),
+            pb.at("conv1.weight").unsafeGetTensorImpl());
   const auto unique = train::uniqueParameters(p.models);
   EXPECT_EQ(unique.size(), before - 3);
   torch::optim::SGD sgd(unique, torch::optim::SGDOptions(0.1));

@@ -15,10 +15,10 @@ namespace gemel {
 // Exit codes of the gemel executables.
 enum class ExitCode : int {
   kOk = 0,
-  kInternal = 1,  // a bug or an unexpected failure
-  kUsage = 2,     // bad command line
-  kConfig = 3,    // the workload configuration is malformed or inconsistent
-  kInput = 4,     // an input file (weights, dataset, results) is missing or wrong
+  kInternal = 1,     // a bug or an unexpected failure
+  kUsage = 2,        // bad command line
+  kConfig = 3,       // the workload configuration is malformed or inconsistent
+  kInput = 4,        // an input file (weights, dataset, results) is missing or wrong
   kBelowTarget = 5,  // gemel eval: a task measured below its accuracy target
 };
 

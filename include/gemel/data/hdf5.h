@@ -104,7 +104,7 @@ class Dataset {
   const File* file_;
   std::string name_;
   Handle handle_;
-  Handle row_type_;        // native stored type, when rows can be read as raw chunks
+  Handle row_type_;  // native stored type, when rows can be read as raw chunks
   std::size_t row_bytes_ = 0;
 };
 

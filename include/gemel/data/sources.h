@@ -59,8 +59,8 @@ std::vector<int64_t> convertYolo(const YoloOptions& options, const std::string& 
 struct VideoOptions : ConvertOptions {
   std::string video;
   int stride = 1;
-  std::string labels;       // CSV (classification)
-  std::string annotations;  // YOLO folder (detection)
+  std::string labels;                // CSV (classification)
+  std::string annotations;           // YOLO folder (detection)
   std::vector<std::string> classes;  // order of the classes; default: sorted names in the CSV
   std::string names;
   double val_fraction = 0.2;

@@ -33,8 +33,8 @@ struct TrialPart {
 struct Trial {
   int number = 0;  // 1-based, in the order proposed
   std::vector<TrialPart> parts;
-  int64_t bytes_saved = 0;  // what accepting all of it would add to the savings
-  std::string label;        // "group 3 (8 layers)" / "group 3, half (4 layers)"
+  int64_t bytes_saved = 0;          // what accepting all of it would add to the savings
+  std::string label;                // "group 3 (8 layers)" / "group 3, half (4 layers)"
   std::vector<int> models() const;  // union of the parts' models, ascending
 };
 

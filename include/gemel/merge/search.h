@@ -1,11 +1,12 @@
 #pragma once
 // MergeSearch: the whole merge, on one process or on every rank of an MPI job (the same code:
 // one process is a world of one). Tasks are placed on ranks (dist/placement.h); rank 0 runs
-// the Planner, broadcasts each trial and each decision, and alone writes results.h5. Builds each task's model and data, measures the
-// unmerged accuracies it is not given, asks the Planner for trials, ties each trial's layers,
-// retrains jointly, decides, and writes results.h5 after every trial. The accepted state always
-// has every task at or above its target: a trial is accepted (wholly, or for the models that
-// met their targets) only when the resulting models are validated at target.
+// the Planner, broadcasts each trial and each decision, and alone writes results.h5. Builds each
+// task's model and data, measures the unmerged accuracies it is not given, asks the Planner for
+// trials, ties each trial's layers, retrains jointly, decides, and writes results.h5 after every
+// trial. The accepted state always has every task at or above its target: a trial is accepted
+// (wholly, or for the models that met their targets) only when the resulting models are validated
+// at target.
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,8 +27,8 @@ struct MergeOptions {
   // > 0: every trial trains exactly this many steps (no early stop, no dropping, fixed loss
   // weights), then is decided as usual: for checking that N ranks compute what 1 rank does.
   int64_t fixed_steps = 0;
-  int max_trials = 0;               // 0: until the planner is done
-  bool print_table = true;          // the trial table on stdout (rank 0)
+  int max_trials = 0;       // 0: until the planner is done
+  bool print_table = true;  // the trial table on stdout (rank 0)
   dist::Backend backend = dist::Backend::kAuto;
   // Fault injection for tests: "RANK:STEP" throws on that rank at that training step of the
   // first trial; "RANK:STEP:kill" kills the process instead. Also read from GEMEL_FAULT.

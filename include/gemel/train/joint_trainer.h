@@ -24,16 +24,16 @@ struct TrainOptions {
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  double epochs = 4;   // budget: epochs of the largest task's shard
-  double seconds = 0;  // budget: wall seconds (0: none)
-  bool early_stop = true;        // end once every task meets its target
-  bool adaptive = true;          // loss weights, validation cadence, dropping
-  int64_t max_steps = 0;         // hard cap (0: none), for tests and benchmarks
-  std::string label = "trial";   // progress lines
+  double epochs = 4;            // budget: epochs of the largest task's shard
+  double seconds = 0;           // budget: wall seconds (0: none)
+  bool early_stop = true;       // end once every task meets its target
+  bool adaptive = true;         // loss weights, validation cadence, dropping
+  int64_t max_steps = 0;        // hard cap (0: none), for tests and benchmarks
+  std::string label = "trial";  // progress lines
 };
 
 struct TrialTask {
-  int index = 0;   // in the workload
+  int index = 0;  // in the workload
   std::string name;
   double target = 0;
   TaskRuntime* local = nullptr;  // null when another rank trains it
@@ -56,8 +56,8 @@ struct Collectives {
   std::function<void(std::vector<int64_t>&)> sum;  // element-wise over ranks, in place
   std::function<int64_t(int64_t)> max;             // over ranks
   std::function<void(const std::vector<torch::Tensor>&)> reduce_gradients;
-  std::function<void()> sync_buffers;              // before each validation
-  std::function<void(int64_t step)> on_step;       // after each optimizer step (fault tests)
+  std::function<void()> sync_buffers;         // before each validation
+  std::function<void(int64_t step)> on_step;  // after each optimizer step (fault tests)
 };
 
 class JointTrainer {

@@ -28,8 +28,8 @@ class TaskRuntime {
  public:
   // Builds the model (with its weights, if any) on `device` and opens the dataset; throws
   // ConfigError when the dataset does not fit the task (kind, classes).
-  TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device,
-              uint64_t seed, Placement placement = {});
+  TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device, uint64_t seed,
+              Placement placement = {});
 
   const config::TaskConfig& config() const { return config_; }
   int index() const { return index_; }  // position in the workload

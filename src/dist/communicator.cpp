@@ -14,7 +14,8 @@
 #include "gemel/dist/cluster.h"
 
 #ifdef GEMEL_HAVE_NCCL
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAStream.h>
 #include <nccl.h>
 #endif
 
@@ -131,8 +132,11 @@ ncclDataType_t ncclType(const torch::Tensor& t) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  // `mpi` spans the same ranks; it carries the NCCL id from its rank 0.
-  explicit NcclCommunicator(MPI_Comm mpi) {
+  // `mpi` spans the same ranks; it carries the NCCL id from its rank 0. NCCL binds the
+  // communicator to the current CUDA device, so that is made this rank's device first.
+  NcclCommunicator(MPI_Comm mpi, const torch::Device& device) {
+    GEMEL_ASSERT(device.is_cuda(), "the NCCL backend needs this rank's CUDA device");
+    c10::cuda::set_device(device.has_index() ? device.index() : 0);
     MPI_Comm_rank(mpi, &rank_);
     MPI_Comm_size(mpi, &size_);
     ncclUniqueId id;
@@ -147,14 +151,14 @@ class NcclCommunicator final : public Communicator {
   std::string backend() const override { return "nccl"; }
   void allreduceSum(torch::Tensor& t) override {
     GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
-    auto stream = at::cuda::getCurrentCUDAStream(t.device().index());
+    auto stream = c10::cuda::getCurrentCUDAStream(t.device().index());
     ncclCheck(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), ncclSum, comm_,
                             stream.stream()),
               "ncclAllReduce");
   }
   void broadcast(torch::Tensor& t, int root) override {
     GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
-    auto stream = at::cuda::getCurrentCUDAStream(t.device().index());
+    auto stream = c10::cuda::getCurrentCUDAStream(t.device().index());
     ncclCheck(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), root, comm_,
                             stream.stream()),
               "ncclBroadcast");
@@ -259,7 +263,7 @@ void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) 
     }
 #ifdef GEMEL_HAVE_NCCL
     if (backend_ == Backend::kNccl) {
-      comms_[set] = std::make_unique<NcclCommunicator>(comm);
+      comms_[set] = std::make_unique<NcclCommunicator>(comm, device_);
       continue;
     }
 #endif

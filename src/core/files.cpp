@@ -33,35 +33,53 @@ void commitTempFile(const std::string& temp, const std::string& path) {
   }
 }
 
-void writeFileAtomic(const std::string& path, const char* data, std::size_t size) {
-  const auto parent = fs::path(path).parent_path();
+AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
+  const auto parent = fs::path(path_).parent_path();
   GEMEL_THROW_IF_NOT(parent.empty() || fs::is_directory(parent), InputError,
-                     "{}: cannot be written: directory '{}' does not exist; create it first", path,
+                     "{}: cannot be written: directory '{}' does not exist; create it first", path_,
                      parent.string());
-  const auto temp = tempPathFor(path);
-  TempFileGuard guard(temp);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  GEMEL_THROW_IF_NOT(fd >= 0, InputError,
-                     "{}: cannot be written ({}); check that its directory is writable", path,
+  temp_ = tempPathFor(path_);
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  GEMEL_THROW_IF_NOT(fd_ >= 0, InputError,
+                     "{}: cannot be written ({}); check that its directory is writable", path_,
                      std::strerror(errno));
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!temp_.empty()) std::remove(temp_.c_str());
+}
+
+void AtomicFileWriter::write(const void* data, std::size_t size) {
+  GEMEL_ASSERT(fd_ >= 0, "{}: write after commit", path_);
+  const char* bytes = static_cast<const char*>(data);
   std::size_t done = 0;
   while (done < size) {
-    const auto n = ::write(fd, data + done, size - done);
+    const auto n = ::write(fd_, bytes + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      throw InputError(format("{}: write failed after {} of {} bytes ({}); is the disk full?", path,
-                              done, size, why));
-    }
+    GEMEL_THROW_IF_NOT(n > 0, InputError, "{}: write failed after {} bytes ({}); is the disk full?",
+                       path_, written_ + done, std::strerror(errno));
     done += static_cast<std::size_t>(n);
   }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  GEMEL_THROW_IF_NOT(synced, InputError, "{}: cannot be flushed to disk ({})", path,
-                     std::strerror(errno));
-  commitTempFile(temp, path);
-  guard.release();
+  written_ += size;
+}
+
+void AtomicFileWriter::commit() {
+  GEMEL_ASSERT(fd_ >= 0, "{}: committed twice", path_);
+  const bool synced = ::fsync(fd_) == 0;
+  const std::string why = synced ? "" : std::strerror(errno);
+  const bool closed = ::close(fd_) == 0;
+  fd_ = -1;
+  GEMEL_THROW_IF_NOT(synced && closed, InputError, "{}: cannot be flushed to disk ({})", path_,
+                     synced ? std::strerror(errno) : why);
+  commitTempFile(temp_, path_);
+  temp_.clear();
+}
+
+void writeFileAtomic(const std::string& path, const char* data, std::size_t size) {
+  AtomicFileWriter file(path);
+  file.write(data, size);
+  file.commit();
 }
 
 std::vector<char> readFile(const std::string& path, const std::string& what) {

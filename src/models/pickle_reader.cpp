@@ -17,20 +17,6 @@ ValuePtr make(Kind kind) {
   return v;
 }
 
-torch::ScalarType storageDtype(const std::string& name, bool& known) {
-  static const std::map<std::string, torch::ScalarType> types = {
-      {"torch.FloatStorage", torch::kFloat},  {"torch.DoubleStorage", torch::kDouble},
-      {"torch.HalfStorage", torch::kHalf},    {"torch.BFloat16Storage", torch::kBFloat16},
-      {"torch.LongStorage", torch::kLong},    {"torch.IntStorage", torch::kInt},
-      {"torch.ShortStorage", torch::kShort},  {"torch.CharStorage", torch::kChar},
-      {"torch.ByteStorage", torch::kByte},    {"torch.BoolStorage", torch::kBool},
-      {"torch.UntypedStorage", torch::kByte},
-  };
-  const auto it = types.find(name);
-  known = it != types.end();
-  return known ? it->second : torch::kByte;
-}
-
 torch::ScalarType dtypeFromGlobal(const std::string& name, bool& known) {
   static const std::map<std::string, torch::ScalarType> types = {
       {"torch.float32", torch::kFloat}, {"torch.float64", torch::kDouble},
@@ -205,9 +191,10 @@ class Machine {
     require(it[1]->kind == Kind::kGlobal, "storage without a type");
     require(it[2]->kind == Kind::kString, "storage without a key");
     require(it[4]->kind == Kind::kInt, "storage without a size");
-    bool known = false;
-    const auto dtype = storageDtype(it[1]->s, known);
-    require(known, "unsupported storage type " + it[1]->s);
+    const std::string& type = it[1]->s;
+    auto dtype = torch::kByte;
+    require(type.rfind("torch.", 0) == 0 && storageDtype(type.substr(6), dtype),
+            "unsupported storage type " + type);
     const auto key = it[2]->s;
     auto cached = storages_.find(key);
     if (cached == storages_.end()) {
@@ -432,6 +419,40 @@ class Machine {
 ValuePtr unpickle(const std::vector<char>& data, const StorageLoader& load_storage,
                   const std::string& source) {
   return Machine(data, load_storage, source).run();
+}
+
+namespace {
+struct StorageType {
+  const char* name;
+  torch::ScalarType dtype;
+};
+// Writers take the first entry of a dtype, so UntypedStorage (read-only alias) comes last.
+constexpr StorageType kStorageTypes[] = {
+    {"FloatStorage", torch::kFloat},  {"DoubleStorage", torch::kDouble},
+    {"HalfStorage", torch::kHalf},    {"BFloat16Storage", torch::kBFloat16},
+    {"LongStorage", torch::kLong},    {"IntStorage", torch::kInt},
+    {"ShortStorage", torch::kShort},  {"CharStorage", torch::kChar},
+    {"ByteStorage", torch::kByte},    {"BoolStorage", torch::kBool},
+    {"UntypedStorage", torch::kByte},
+};
+}  // namespace
+
+bool storageDtype(const std::string& name, torch::ScalarType& dtype) {
+  for (const auto& t : kStorageTypes) {
+    if (name == t.name) {
+      dtype = t.dtype;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string storageTypeName(torch::ScalarType dtype) {
+  for (const auto& t : kStorageTypes) {
+    if (t.dtype == dtype) return t.name;
+  }
+  throw InputError(
+      format("cannot save a tensor of dtype {} in a state_dict file", c10::toString(dtype)));
 }
 
 }  // namespace gemel::models::pickle

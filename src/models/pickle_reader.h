@@ -47,6 +47,13 @@ struct Value {
 using StorageLoader =
     std::function<torch::Tensor(const std::string& key, torch::ScalarType dtype, int64_t numel)>;
 
+// The typed storage classes of torch.save ("FloatStorage", ...), both ways. The reader also
+// accepts "UntypedStorage" (bytes); the writer emits the typed name, as torch.save does.
+// storageDtype returns false for a name it does not know; storageTypeName throws InputError for
+// a dtype that has no storage class.
+bool storageDtype(const std::string& name, torch::ScalarType& dtype);
+std::string storageTypeName(torch::ScalarType dtype);
+
 // Runs the pickle in `data`; throws InputError mentioning `source` on anything unsupported.
 ValuePtr unpickle(const std::vector<char>& data, const StorageLoader& load_storage,
                   const std::string& source);

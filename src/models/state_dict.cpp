@@ -1,8 +1,5 @@
 #include "gemel/models/state_dict.h"
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -194,35 +191,6 @@ class StateDictPickler {
   std::string out_;
 };
 
-std::string storageTypeName(torch::ScalarType dtype) {
-  switch (dtype) {
-    case torch::kFloat:
-      return "FloatStorage";
-    case torch::kDouble:
-      return "DoubleStorage";
-    case torch::kHalf:
-      return "HalfStorage";
-    case torch::kBFloat16:
-      return "BFloat16Storage";
-    case torch::kLong:
-      return "LongStorage";
-    case torch::kInt:
-      return "IntStorage";
-    case torch::kShort:
-      return "ShortStorage";
-    case torch::kChar:
-      return "CharStorage";
-    case torch::kByte:
-      return "ByteStorage";
-    case torch::kBool:
-      return "BoolStorage";
-    default:
-      break;
-  }
-  throw InputError(
-      format("cannot save a tensor of dtype {} in a state_dict file", c10::toString(dtype)));
-}
-
 }  // namespace
 
 void writeStateDict(const std::string& path, const StateDict& state) {
@@ -240,7 +208,7 @@ void writeStateDict(const std::string& path, const StateDict& state) {
     p.mark();
     p.mark();
     p.string("storage");
-    p.global("torch", storageTypeName(t.scalar_type()));
+    p.global("torch", pickle::storageTypeName(t.scalar_type()));
     p.string(key);
     p.string("cpu");
     p.integer(t.numel());
@@ -258,19 +226,10 @@ void writeStateDict(const std::string& path, const StateDict& state) {
   p.op('u');  // SETITEMS
   p.op('.');  // STOP
 
-  const auto parent = std::filesystem::path(path).parent_path();
-  GEMEL_THROW_IF_NOT(parent.empty() || std::filesystem::is_directory(parent), InputError,
-                     "{}: cannot be written: directory '{}' does not exist; create it first", path,
-                     parent.string());
-  const auto temp = tempPathFor(path);
-  TempFileGuard guard(temp);
-  std::FILE* file = std::fopen(temp.c_str(), "wb");
-  GEMEL_THROW_IF_NOT(file != nullptr, InputError,
-                     "{}: cannot be written; check that its directory is writable", path);
-  bool ok = true;
+  AtomicFileWriter file(path);
   {
     caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
-      ok = ok && std::fwrite(data, 1, size, file) == size;
+      file.write(data, size);
       return size;
     });
     writer.writeRecord("data.pkl", p.bytes().data(), p.bytes().size());
@@ -281,12 +240,7 @@ void writeStateDict(const std::string& path, const StateDict& state) {
     }
     writer.writeEndOfFile();
   }
-  ok = std::fflush(file) == 0 && ok;
-  ok = ::fsync(::fileno(file)) == 0 && ok;
-  ok = std::fclose(file) == 0 && ok;
-  GEMEL_THROW_IF_NOT(ok, InputError, "{}: write failed; is the disk full?", path);
-  commitTempFile(temp, path);
-  guard.release();
+  file.commit();
 }
 
 }  // namespace gemel::models

@@ -13,6 +13,24 @@ std::string tempPathFor(const std::string& path);
 // Renames `temp` over `path` (atomic on POSIX); throws InputError on failure.
 void commitTempFile(const std::string& temp, const std::string& path);
 
+// Writes a file through a temporary beside it: write() appends, commit() flushes it to disk and
+// renames it over `path`. Destroyed without commit(), it removes the temporary and leaves `path`
+// as it was. Every error is an InputError naming `path`.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  void write(const void* data, std::size_t size);
+  void commit();
+
+ private:
+  std::string path_, temp_;
+  int fd_ = -1;
+  std::size_t written_ = 0;
+};
+
 // Writes `bytes` to `path` through a temporary file; throws InputError naming `path`.
 void writeFileAtomic(const std::string& path, const char* data, std::size_t size);
 

@@ -56,7 +56,9 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
                       const std::string& program,
                       const po::positional_options_description* positional) {
   desc.add_options()("log-level", po::value<std::string>()->default_value("info"),
-                     "trace, debug, info, warn, error or off")("help,h", "show this help");
+                     "trace, debug, info, warn, error or off")(
+      "log-all-ranks", po::bool_switch(), "info lines from every MPI rank, not only rank 0")(
+      "help,h", "show this help");
   try {
     po::command_line_parser parser(args);
     parser.options(desc);
@@ -73,6 +75,7 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
                      " --help' for the options");
   }
   log::setLevel(log::parseLevel(vm["log-level"].as<std::string>()));
+  log::setAllRanks(vm["log-all-ranks"].as<bool>());
   return true;
 }
 

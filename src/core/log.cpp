@@ -16,6 +16,7 @@ namespace {
 
 std::atomic<int> g_rank{0};
 std::atomic<int> g_world{1};
+std::atomic<bool> g_all_ranks{false};
 std::mutex g_mutex;  // guards logger creation and progress output
 
 spdlog::level::level_enum toSpd(Level level) {
@@ -60,6 +61,8 @@ int worldSize() { return g_world; }
 
 void setLevel(Level level) { logger()->set_level(toSpd(level)); }
 
+void setAllRanks(bool all) { g_all_ranks = all; }
+
 Level parseLevel(const std::string& name) {
   if (name == "trace") return Level::kTrace;
   if (name == "debug") return Level::kDebug;
@@ -75,6 +78,7 @@ void write(Level level, std::string_view module, const std::string& message) {
   auto& l = logger();
   const auto spd = toSpd(level);
   if (!l->should_log(spd)) return;
+  if (level == Level::kInfo && g_rank != 0 && !g_all_ranks) return;
   l->log(spd, "[{}] {}", module, message);
 }
 

@@ -4,7 +4,9 @@
 // spdlog lives only in log.cpp (target gemel_log, compiled without torch's include paths).
 //
 // Every line is tagged with the process's rank ("r0" when MPI is absent) and a [module]
-// prefix. Progress lines are printed by rank 0 only.
+// prefix. Progress lines are printed by rank 0 only, and so are info lines unless
+// setAllRanks(true) (`--log-all-ranks`): every rank runs the same search, so other ranks would
+// repeat rank 0's lines. Warnings and errors, and debug/trace when asked for, come from all ranks.
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,7 @@ int rank();
 int worldSize();
 
 void setLevel(Level level);
+void setAllRanks(bool all);
 // Parses "trace|debug|info|warn|error|off"; throws UsageError on anything else.
 Level parseLevel(const std::string& name);
 

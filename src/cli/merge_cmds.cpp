@@ -156,7 +156,9 @@ int runMergeCmd(const Args& args) {
       "fixed-steps", po::value<int64_t>()->default_value(0),
       "train every trial exactly this many steps (no early stop): for equivalence checks")(
       "backend", po::value<std::string>()->default_value("auto"),
-      "gradient all-reduce between ranks: auto, mpi, nccl or single");
+      "gradient all-reduce between ranks: auto, mpi, nccl or single")(
+      "resume", po::bool_switch(),
+      "go on from DIR/results.h5 of an interrupted (or finished) merge of the same workload");
   po::variables_map vm;
   if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
   auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
@@ -173,6 +175,7 @@ int runMergeCmd(const Args& args) {
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
+  o.resume = vm["resume"].as<bool>();
   const auto start = std::chrono::steady_clock::now();
   const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
   if (cluster.rank() != 0) return 0;

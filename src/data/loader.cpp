@@ -146,7 +146,7 @@ struct ShardedLoader::Impl {
     return batch;
   }
 
-  void produce(int64_t epoch) {
+  void produce(int64_t epoch, int64_t first_batch) {
     try {
       if (cache.empty() && shard.size() * reader->info().imageBytes() <= options.cache_bytes) {
         cache = HostBuffer(shard.size() * reader->info().imageBytes());
@@ -154,7 +154,7 @@ struct ShardedLoader::Impl {
       }
       const auto order = epochOrder(shard, options.shuffle, options.seed, epoch, options.rank);
       const int64_t total = batches();
-      for (int64_t b = 0; b < total; ++b) {
+      for (int64_t b = first_batch; b < total; ++b) {
         const int64_t first = b * options.batch_size;
         const int64_t count = std::min(options.batch_size, shard.size() - first);
         auto batch = makeBatch(order, first, count);
@@ -202,9 +202,9 @@ ShardedLoader::ShardedLoader(std::shared_ptr<const DatasetReader> reader, Loader
 
 ShardedLoader::~ShardedLoader() { impl_->halt(); }
 
-void ShardedLoader::startEpoch(int64_t epoch) {
+void ShardedLoader::startEpoch(int64_t epoch, int64_t first_batch) {
   impl_->halt();
-  impl_->worker = std::thread([this, epoch] { impl_->produce(epoch); });
+  impl_->worker = std::thread([this, epoch, first_batch] { impl_->produce(epoch, first_batch); });
 }
 
 std::optional<Batch> ShardedLoader::next() {

@@ -123,6 +123,14 @@ void writeResults(const std::string& path, const Results& r) {
     }
     f.createGroup("/search/state");
     f.setAttr("/search/state", "plan", r.plan_json);
+    if (!r.streams.empty()) {
+      auto streams = torch::empty({static_cast<int64_t>(r.streams.size()), 2}, torch::kLong);
+      for (std::size_t i = 0; i < r.streams.size(); ++i) {
+        streams[i][0] = r.streams[i].first;
+        streams[i][1] = r.streams[i].second;
+      }
+      writeTensor(f, "/search/state/streams", streams);
+    }
     f.createGroup("/memory");
     f.setAttr("/memory", "total", r.total_bytes);
     f.setAttr("/memory", "possible_savings", r.possible_savings);
@@ -200,6 +208,22 @@ Results readResults(const std::string& path) {
     r.trials.push_back(std::move(t));
   }
   r.plan_json = f.attrString("/search/state", "plan");
+  if (f.exists("/search/state/streams")) {
+    const auto streams = readTensor(f, "/search/state/streams");
+    const bool fits = streams.dim() == 2 && streams.size(0) == int64_t(r.tasks.size()) &&
+                      streams.size(1) == 2 && streams.scalar_type() == torch::kLong;
+    if (!fits) f.fail("/search/state/streams", "expected int64 [tasks, 2]");
+    for (int64_t i = 0; i < streams.size(0); ++i)
+      r.streams.emplace_back(streams[i][0].item<int64_t>(), streams[i][1].item<int64_t>());
+  }
+  if (f.exists("/memory/timeline")) {
+    const auto timeline = readTensor(f, "/memory/timeline").to(torch::kDouble);
+    if (timeline.dim() != 2 || (timeline.numel() > 0 && timeline.size(1) != 2))
+      f.fail("/memory/timeline", "expected [T, 2]");
+    for (int64_t i = 0; i < timeline.size(0); ++i)
+      r.timeline.emplace_back(timeline[i][0].item<double>(),
+                              static_cast<int64_t>(timeline[i][1].item<double>()));
+  }
   r.total_bytes = f.attrInt("/memory", "total");
   r.possible_savings = f.attrInt("/memory", "possible_savings");
   r.achieved_savings = f.attrInt("/memory", "achieved_savings");

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -198,6 +200,41 @@ struct Fault {
   bool kill = false;
 };
 
+// The results a resumed merge picks up from, checked against the workload.
+io::Results readForResume(const std::string& path, const config::Workload& w,
+                          const LayerCatalog& catalog, const std::string& workload_path) {
+  GEMEL_THROW_IF_NOT(fs::exists(path), InputError,
+                     "{}: nothing to resume from; run gemel merge without --resume to start", path);
+  auto r = io::readResults(path);
+  std::string had, has;
+  for (const auto& t : r.tasks) had += (had.empty() ? "" : ", ") + t.name + " (" + t.arch + ")";
+  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+    has += (has.empty() ? "" : ", ") + w.tasks[i].name + " (" + catalog.models()[i].arch + ")";
+  }
+  GEMEL_THROW_IF_NOT(
+      had == has, ConfigError,
+      "{}: was written for the tasks [{}], but {} has [{}]; resume with the workload "
+      "it was started with, or merge into a new --out directory",
+      path, had, workload_path, has);
+  return r;
+}
+
+// One row of the trial table.
+void printTrialRow(const io::TrialRecord& t, const std::map<std::string, double>& targets,
+                   int64_t total_bytes) {
+  std::string per;
+  for (std::size_t k = 0; k < t.trained.size(); ++k) {
+    per += format("{} {}/{}  ", t.trained[k], fixed(t.accuracy[k], 3),
+                  fixed(targets.at(t.trained[k]), 3));
+  }
+  std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", t.number,
+              t.label.substr(0, 34).c_str(),
+              format("{}/{}", t.met.size(), t.trained.size()).c_str(), t.decision.c_str(),
+              per.c_str(), mib(t.bytes_saved).c_str(),
+              100.0 * t.bytes_saved / std::max<int64_t>(1, total_bytes), t.seconds);
+  std::fflush(stdout);
+}
+
 Fault parseFault(std::string text) {
   Fault f;
   if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
@@ -217,7 +254,7 @@ Fault parseFault(std::string text) {
 io::Results runMerge(const config::Workload& w, const std::string& workload_path,
                      const MergeOptions& o) {
   using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+  auto start = Clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   const auto& cluster = dist::Cluster::get();
   const int rank = cluster.rank();
@@ -266,26 +303,33 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   }
   const LayerCatalog catalog(std::move(described));
 
+  // --resume: every rank reads the last results (rank 0 replaces the file only after this).
+  std::optional<io::Results> previous;
+  if (o.resume) previous = readForResume(results_path, w, catalog, workload_path);
+
   // Unmerged accuracies (measured where not given; replicas each measure their shard).
   std::vector<double> unmerged(n_tasks, 0), target(n_tasks, 0);
   {
     std::vector<int64_t> counts(2 * n_tasks, 0);
     for (int t = 0; t < n_tasks; ++t) {
-      if (!local[t] || w.tasks[t].unmerged_acc) continue;
+      if (!local[t] || w.tasks[t].unmerged_acc || previous) continue;
       const auto a = local[t]->validate();
       counts[2 * t] = a.correct;
       counts[2 * t + 1] = a.total;
     }
     cluster.sumInPlace(counts);
     for (int t = 0; t < n_tasks; ++t) {
-      if (w.tasks[t].unmerged_acc) {
+      if (previous) {
+        unmerged[t] = previous->tasks[t].unmerged_acc;
+      } else if (w.tasks[t].unmerged_acc) {
         unmerged[t] = *w.tasks[t].unmerged_acc;
       } else {
         unmerged[t] = counts[2 * t + 1] > 0 ? double(counts[2 * t]) / double(counts[2 * t + 1]) : 0;
         log::info("merge", "{}: unmerged accuracy {} (measured on {} val images)", w.tasks[t].name,
                   fixed(unmerged[t], 4), counts[2 * t + 1]);
       }
-      target[t] = unmerged[t] * w.tasks[t].accuracy_target;
+      target[t] =
+          previous ? previous->tasks[t].target_acc : unmerged[t] * w.tasks[t].accuracy_target;
       if (local[t]) {
         local[t]->unmerged_acc = unmerged[t];
         local[t]->target_acc = target[t];
@@ -408,8 +452,55 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   results.timeline.emplace_back(0.0, catalog.totalBytes());
 
   SharingPlan accepted;
-  auto snapshot = takeSnapshot(models);
   std::vector<double> accuracy = unmerged;
+  if (previous) {
+    // Rank 0 replays the recorded outcomes through a fresh planner: the search is
+    // deterministic, so this rebuilds its queue exactly, and must end at the recorded plan.
+    std::string plan_text;
+    if (lead) {
+      std::map<std::string, int> index;
+      for (int t = 0; t < n_tasks; ++t) index[w.tasks[t].name] = t;
+      for (const auto& rec : previous->trials) {
+        const auto trial = planner->next();
+        GEMEL_THROW_IF_NOT(trial && trial->label == rec.label, ConfigError,
+                           "{}: trial {} tried {}, but this workload's search proposes {}; the "
+                           "search settings changed since: merge into a new --out directory",
+                           results_path, rec.number, rec.label, trial ? trial->label : "nothing");
+        std::set<int> met;
+        const bool kept = rec.decision == "accepted" || rec.decision.rfind("partial", 0) == 0;
+        for (const auto& name : rec.met) {
+          if (kept) met.insert(index.at(name));
+        }
+        planner->report(*trial, met);
+      }
+      GEMEL_THROW_IF_NOT(planJson(planner->accepted()) == previous->plan_json, InputError,
+                         "{}: its trials do not lead to its recorded plan (/search/state); the "
+                         "file was altered: merge into a new --out directory",
+                         results_path);
+      plan_text = planner->accepted().serialize();
+    }
+    cluster.broadcast(plan_text, 0);
+    accepted = SharingPlan::parse(plan_text);
+    for (int t = 0; t < n_tasks; ++t) {
+      accuracy[t] = previous->tasks[t].final_acc;
+      if (!local[t]) continue;
+      local[t]->model().loadStateDict(io::fullStateDict(*previous, w.tasks[t].name),
+                                      {false, results_path});
+      if (!previous->streams.empty())
+        local[t]->resumeStream(previous->streams[t].first, previous->streams[t].second);
+    }
+    results.trials = previous->trials;
+    if (!previous->timeline.empty()) {
+      results.timeline = previous->timeline;
+      start -= std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(previous->timeline.back().first));
+    }
+    log::info("merge", "resuming {}: {} trials done, {} saved; the search goes on from trial {}",
+              results_path, previous->trials.size(), mib(accepted.bytesSaved(catalog)),
+              previous->trials.size() + 1);
+  }
+  auto snapshot = takeSnapshot(models);
+  if (previous) apply(accepted, snapshot, accepted, {});
 
   // Rank 0 gathers every task's accepted weights (from its owner) and writes results.h5.
   auto record = [&](const std::string& status) {
@@ -424,8 +515,18 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
         all[t] = unpackState(cluster.receive(owner, 100 + t));
       }
     }
+    std::vector<int64_t> streams(2 * n_tasks, 0);
+    for (int t = 0; t < n_tasks; ++t) {
+      if (rank != placement.owner(t)) continue;
+      streams[2 * t] = local[t]->batchesTaken();
+      streams[2 * t + 1] = local[t]->stepsTaken();
+    }
+    cluster.sumInPlace(streams);
     if (!lead) return;
     results.status = status;
+    results.streams.clear();
+    for (int t = 0; t < n_tasks; ++t)
+      results.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
     results.achieved_savings = accepted.bytesSaved(catalog);
     results.plan_json = planJson(accepted);
     results.tasks.clear();
@@ -473,9 +574,12 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   };
   record("running");
 
+  std::map<std::string, double> targets;
+  for (int t = 0; t < n_tasks; ++t) targets[w.tasks[t].name] = target[t];
   if (lead && o.print_table) {
     std::printf("%-5s %-34s %-9s %-10s %s\n", "trial", "layers tried", "met", "decision",
                 "accuracy/target per task, saved so far, seconds");
+    for (const auto& rec : results.trials) printTrialRow(rec, targets, catalog.totalBytes());
     std::fflush(stdout);
   }
   for (;;) {
@@ -610,19 +714,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     results.trials.push_back(rec);
     apply(accepted, snapshot, accepted, {});  // back to the accepted state
     record("running");
-    if (lead && o.print_table) {
-      std::string per;
-      for (std::size_t k = 0; k < involved.size(); ++k) {
-        per += format("{} {}/{}  ", w.tasks[involved[k]].name, fixed(outcome.accuracy[k], 3),
-                      fixed(target[involved[k]], 3));
-      }
-      std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", trial.number,
-                  trial.label.substr(0, 34).c_str(),
-                  format("{}/{}", met.size(), involved.size()).c_str(), decision.c_str(),
-                  per.c_str(), mib(saved).c_str(), 100.0 * saved / catalog.totalBytes(),
-                  rec.seconds);
-      std::fflush(stdout);
-    }
+    if (lead && o.print_table) printTrialRow(rec, targets, catalog.totalBytes());
   }
   // Final: the accepted models, validated once more.
   apply(accepted, snapshot, accepted, {});

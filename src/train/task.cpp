@@ -47,10 +47,26 @@ data::Batch TaskRuntime::nextTrainBatch() {
       train_->startEpoch(epoch_++);
       epoch_open_ = true;
     }
-    if (auto batch = train_->next()) return std::move(*batch);
+    if (auto batch = train_->next()) {
+      ++batches_;
+      return std::move(*batch);
+    }
     epoch_open_ = false;
   }
   throw InputError(format("{}: this rank's shard of the train split is empty", config_.dataset));
+}
+
+void TaskRuntime::resumeStream(int64_t batches, int64_t steps) {
+  GEMEL_ASSERT(batches >= 0 && steps >= 0, "negative stream position");
+  // Epochs are whole batchesPerEpoch() long (each ends when its batches run out), so the
+  // position splits into finished epochs and batches into the open one.
+  const int64_t per_epoch = train_->batchesPerEpoch();
+  batches_ = batches;
+  step_ = steps;
+  epoch_ = per_epoch > 0 ? batches / per_epoch : 0;
+  const int64_t into_epoch = per_epoch > 0 ? batches % per_epoch : 0;
+  epoch_open_ = into_epoch > 0;
+  if (epoch_open_) train_->startEpoch(epoch_++, into_epoch);
 }
 
 int64_t TaskRuntime::batchesPerEpoch() const {

@@ -164,5 +164,76 @@ TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
   }
 }
 
+// An interrupted merge resumed with --resume ends where an uninterrupted one does: the same
+// trials, decisions and weights (the planner is replayed from the recorded outcomes, and each
+// task's data stream and random draws pick up at the recorded position).
+TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
+  TempDir dir;
+  const auto yaml = tinyWorkload(dir);
+  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
+                        shellQuote(dir.file("trained"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto trained = shellQuote(dir.file("trained/tiny.trained.yaml"));
+  // 4 steps a trial over a 10-batch epoch: the resumed stream starts inside an epoch.
+  const std::string steps = "--fixed-steps 4";
+
+  r = gemel(format("merge --config {} --out {} {} --resume", trained, shellQuote(dir.file("part")),
+                   steps));
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("nothing to resume from"), std::string::npos) << r.output;
+
+  r = gemel(format("merge --config {} --out {} {} --max-trials 3", trained,
+                   shellQuote(dir.file("full")), steps));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = gemel(format("merge --config {} --out {} {} --max-trials 1", trained,
+                   shellQuote(dir.file("part")), steps));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = gemel(format("merge --config {} --out {} {} --max-trials 3 --resume", trained,
+                   shellQuote(dir.file("part")), steps));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 trials done"), std::string::npos) << r.output;
+
+  const std::string script = R"PY(
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+ta, tb = a["search/trials"], b["search/trials"]
+assert list(ta) == list(tb) and len(ta) == 3, (list(ta), list(tb))
+for n in ta:
+    for k in ("label", "decision", "steps"):
+        assert ta[n].attrs[k] == tb[n].attrs[k], (n, k, ta[n].attrs[k], tb[n].attrs[k])
+    assert list(ta[n].attrs["met"]) == list(tb[n].attrs["met"]), n
+names = []
+a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
+worst = 0.0
+for n in names:
+    if n == "memory/timeline":
+        continue
+    x, y = np.asarray(a[n], dtype=np.float64), np.asarray(b[n], dtype=np.float64)
+    assert x.shape == y.shape, n
+    if x.size:
+        worst = max(worst, float(np.max(np.abs(x - y) / (1e-6 + np.abs(x)))))
+print("tensors", len(names), "worst", worst)
+assert worst <= 1e-5, worst
+assert b.attrs["status"] == "done"
+)PY";
+  writeText(dir.file("same.py"), script);
+  r = run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("same.py")) + " " +
+          shellQuote(dir.file("full/results.h5")) + " " + shellQuote(dir.file("part/results.h5")));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+
+  // Another workload (a task renamed) cannot resume these results; they stay as they were.
+  auto text = testing::readText(dir.file("trained/tiny.trained.yaml"));
+  const auto at = text.find("name: bags_b_resnet18");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 21, "name: other_resnet18");
+  writeText(dir.file("other.yaml"), text);
+  const auto before = fs::last_write_time(dir.file("part/results.h5"));
+  r = gemel(format("merge --config {} --out {} {} --resume", shellQuote(dir.file("other.yaml")),
+                   shellQuote(dir.file("part")), steps));
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("was written for the tasks"), std::string::npos) << r.output;
+  EXPECT_EQ(fs::last_write_time(dir.file("part/results.h5")), before);
+}
+
 }  // namespace
 }  // namespace gemel

@@ -45,8 +45,9 @@ class ShardedLoader {
   ShardedLoader(const ShardedLoader&) = delete;
   ShardedLoader& operator=(const ShardedLoader&) = delete;
 
-  // Starts reading an epoch (ends any epoch in progress).
-  void startEpoch(int64_t epoch);
+  // Starts reading an epoch (ends any epoch in progress), from its batch `first_batch` on (a
+  // resumed run skips the batches it had already taken, without reading them).
+  void startEpoch(int64_t epoch, int64_t first_batch = 0);
   // The next batch of the epoch, or nullopt at its end.
   std::optional<Batch> next();
 

@@ -11,6 +11,8 @@
 //   /search/trials/<nnnn>        attrs: label, decision, models, met, trained, accuracy,
 //                                       bytes_saved, steps, seconds
 //   /search/state                attrs: plan (JSON: [group, instance, [models]] per instance)
+//   /search/state/streams        int64 [tasks, 2]: training batches taken and loss steps per task
+//                                (in /tasks order), where `gemel merge --resume` picks up
 //   /memory                      attrs: total, possible_savings, achieved_savings;
 //                                dataset timeline [T, 2] (seconds, weight bytes)
 #include <cstdint>
@@ -56,6 +58,8 @@ struct Results {
   std::vector<SharedRecord> shared;
   std::vector<TrialRecord> trials;
   std::string plan_json = "[]";
+  // Per task, in `tasks` order: training batches taken and loss steps computed so far.
+  std::vector<std::pair<int64_t, int64_t>> streams;
   int64_t total_bytes = 0, possible_savings = 0, achieved_savings = 0;
   std::vector<std::pair<double, int64_t>> timeline;
 };

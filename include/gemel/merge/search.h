@@ -29,6 +29,10 @@ struct MergeOptions {
   int64_t fixed_steps = 0;
   int max_trials = 0;       // 0: until the planner is done
   bool print_table = true;  // the trial table on stdout (rank 0)
+  // Pick up from out_dir/results.h5: its weights, unmerged accuracies and targets, the
+  // planner's state (replayed from its trials) and each task's position in its data stream,
+  // so the run goes on as if it had not stopped. Trial numbers (and max_trials) count on.
+  bool resume = false;
   dist::Backend backend = dist::Backend::kAuto;
   // Fault injection for tests: "RANK:STEP" throws on that rank at that training step of the
   // first trial; "RANK:STEP:kill" kills the process instead. Also read from GEMEL_FAULT.

@@ -42,6 +42,12 @@ class TaskRuntime {
   // Training batches from this rank's shard, epoch after epoch (reshuffled each epoch).
   data::Batch nextTrainBatch();
   int64_t batchesPerEpoch() const;
+  // How far the training stream has gone: batches taken and loss steps computed. A resumed
+  // merge puts them back with resumeStream, so it draws the batches and random numbers an
+  // uninterrupted run would have.
+  int64_t batchesTaken() const { return batches_; }
+  int64_t stepsTaken() const { return step_; }
+  void resumeStream(int64_t batches, int64_t steps);
   // Cross-entropy of the model on an augmented training batch (model in train mode). The random
   // draws (augmentation, dropout) come from torch's generator seeded by (seed, task, step), so
   // they do not depend on which other tasks share this process.
@@ -64,6 +70,7 @@ class TaskRuntime {
   uint64_t seed_ = 0;
   int64_t epoch_ = 0;
   int64_t step_ = 0;
+  int64_t batches_ = 0;  // taken from the stream, over all epochs
   bool epoch_open_ = false;
 };
 

@@ -38,6 +38,25 @@ std::string tinyWorkload(const TempDir& dir) {
   return testing::writeFashionWorkload(dir, "tiny.yaml", w);
 }
 
+// Trains the tiny workload's baselines; returns the trained workload's path.
+std::string trainTiny(const TempDir& dir) {
+  const auto r = gemel(format("train --config {} --epochs 1 --out {}",
+                              shellQuote(tinyWorkload(dir)), shellQuote(dir.file("trained"))));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir.file("trained/tiny.trained.yaml");
+}
+
+// Writes `file` in `dir`: the YAML at `from` with its first `find` replaced by `replace`.
+std::string editedCopy(const TempDir& dir, const std::string& from, const std::string& file,
+                       const std::string& find, const std::string& replace) {
+  auto text = testing::readText(from);
+  const auto at = text.find(find);
+  EXPECT_NE(at, std::string::npos) << find << " in " << text;
+  if (at != std::string::npos) text.replace(at, find.size(), replace);
+  writeText(dir.file(file), text);
+  return dir.file(file);
+}
+
 double jsonNumber(const std::string& json, const std::string& after, const std::string& key) {
   const auto at = json.find(after);
   EXPECT_NE(at, std::string::npos) << after << " in " << json;
@@ -50,16 +69,12 @@ double jsonNumber(const std::string& json, const std::string& after, const std::
 TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
   const auto start = std::chrono::steady_clock::now();
   TempDir dir;
-  const auto yaml = tinyWorkload(dir);
-  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
-                        shellQuote(dir.file("trained"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto trained = dir.file("trained/tiny.trained.yaml");
-  ASSERT_TRUE(fs::exists(trained)) << r.output;
+  const auto trained = trainTiny(dir);
+  ASSERT_TRUE(fs::exists(trained));
   ASSERT_TRUE(fs::exists(dir.file("trained/shoes_a_resnet18.pt")));
 
-  r = gemel(format("merge --config {} --out {} --fixed-steps 6", shellQuote(trained),
-                   shellQuote(dir.file("merged"))));
+  auto r = gemel(format("merge --config {} --out {} --fixed-steps 6", shellQuote(trained),
+                        shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("trial"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("weight bytes:"), std::string::npos) << r.output;
@@ -137,18 +152,11 @@ for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b"
 
 TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
   TempDir dir;
-  const auto yaml = tinyWorkload(dir);
-  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
-                        shellQuote(dir.file("trained"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
   // Same workload, with a learning rate that makes the loss overflow at once.
-  auto text = testing::readText(dir.file("trained/tiny.trained.yaml"));
-  const auto at = text.find("lr: 0.05");
-  ASSERT_NE(at, std::string::npos) << text;
-  text.replace(at, 8, "lr: 1e30");
-  writeText(dir.file("diverge.yaml"), text);
-  r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
-                   shellQuote(dir.file("diverge.yaml")), shellQuote(dir.file("merged"))));
+  const auto diverge = editedCopy(dir, trainTiny(dir), "diverge.yaml", "lr: 0.05", "lr: 1e30");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  auto r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
+                        shellQuote(diverge), shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("failed (NaN)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("saved 0.0 MiB"), std::string::npos) << r.output;
@@ -169,16 +177,14 @@ TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
 // task's data stream and random draws pick up at the recorded position).
 TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
   TempDir dir;
-  const auto yaml = tinyWorkload(dir);
-  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
-                        shellQuote(dir.file("trained"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto trained = shellQuote(dir.file("trained/tiny.trained.yaml"));
+  const auto trained_path = trainTiny(dir);
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const auto trained = shellQuote(trained_path);
   // 4 steps a trial over a 10-batch epoch: the resumed stream starts inside an epoch.
   const std::string steps = "--fixed-steps 4";
 
-  r = gemel(format("merge --config {} --out {} {} --resume", trained, shellQuote(dir.file("part")),
-                   steps));
+  auto r = gemel(format("merge --config {} --out {} {} --resume", trained,
+                        shellQuote(dir.file("part")), steps));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("nothing to resume from"), std::string::npos) << r.output;
 
@@ -222,13 +228,10 @@ assert b.attrs["status"] == "done"
   EXPECT_EQ(r.exit_code, 0) << r.output;
 
   // Another workload (a task renamed) cannot resume these results; they stay as they were.
-  auto text = testing::readText(dir.file("trained/tiny.trained.yaml"));
-  const auto at = text.find("name: bags_b_resnet18");
-  ASSERT_NE(at, std::string::npos) << text;
-  text.replace(at, 21, "name: other_resnet18");
-  writeText(dir.file("other.yaml"), text);
+  const auto other =
+      editedCopy(dir, trained_path, "other.yaml", "name: bags_b_resnet18", "name: other_resnet18");
   const auto before = fs::last_write_time(dir.file("part/results.h5"));
-  r = gemel(format("merge --config {} --out {} {} --resume", shellQuote(dir.file("other.yaml")),
+  r = gemel(format("merge --config {} --out {} {} --resume", shellQuote(other),
                    shellQuote(dir.file("part")), steps));
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("was written for the tasks"), std::string::npos) << r.output;

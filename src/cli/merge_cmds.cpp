@@ -43,17 +43,12 @@ void addWorkloadOptions(po::options_description& desc) {
 
 // Builds a task's model from a results file: private tensors, then each shared tensor (read
 // once) tied into every model that uses it.
-struct LoadedTask {
-  config::TaskConfig config;
-  std::unique_ptr<train::TaskRuntime> runtime;
-};
-
-std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Device& device) {
-  std::vector<LoadedTask> out;
+std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Results& r,
+                                                                   const torch::Device& device) {
+  std::vector<std::unique_ptr<train::TaskRuntime>> out;
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {
     const auto& t = r.tasks[i];
-    LoadedTask lt;
-    auto& c = lt.config;
+    config::TaskConfig c;
     c.name = t.name;
     c.arch = t.arch;
     c.num_classes = t.num_classes;
@@ -65,13 +60,12 @@ std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Dev
     GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
                        "task '{}': its dataset {} (recorded in the results) is missing", c.name,
                        c.dataset);
-    lt.runtime = std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0);
-    lt.runtime->model().loadStateDict(io::fullStateDict(r, t.name), {false, t.name});
-    out.push_back(std::move(lt));
+    out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
+    out.back()->model().loadStateDict(io::fullStateDict(r, t.name), {false, t.name});
   }
   // Tie: one device tensor per shared record, set into each member.
   std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < out.size(); ++i) index[out[i].config.name] = i;
+  for (std::size_t i = 0; i < out.size(); ++i) index[out[i]->name()] = i;
   for (const auto& s : r.shared) {
     for (const auto& [leaf, tensor] : s.tensors) {
       auto shared = tensor.to(device).set_requires_grad(true);
@@ -80,7 +74,7 @@ std::vector<LoadedTask> loadResultsModels(const io::Results& r, const torch::Dev
         const auto it = index.find(m.substr(0, colon));
         GEMEL_THROW_IF_NOT(it != index.end(), InputError,
                            "shared tensor {} names unknown task '{}'", s.id, m.substr(0, colon));
-        out[it->second].runtime->model().setParameter(m.substr(colon + 1) + "." + leaf, shared);
+        out[it->second]->model().setParameter(m.substr(colon + 1) + "." + leaf, shared);
       }
     }
   }
@@ -199,7 +193,7 @@ int runEvalCmd(const Args& args) {
   std::vector<double> acc;
   bool all_met = true;
   for (auto& t : tasks) {
-    acc.push_back(t.runtime->validate().value());
+    acc.push_back(t->validate().value());
     all_met = all_met && acc.back() >= r.tasks[acc.size() - 1].target_acc;
   }
   if (vm["json"].as<bool>()) {

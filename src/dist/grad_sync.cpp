@@ -11,7 +11,7 @@ namespace gemel::dist {
 
 GradSync::GradSync(const CommunicatorCache& cache, std::vector<SyncEntry> entries,
                    int64_t bucket_bytes, bool views) {
-  // Same order on every rank of a set: by rank set, then dtype/device, then key.
+  // Same order on every rank of a set: grouped by (rank set, dtype, device), keys sorted within.
   std::sort(entries.begin(), entries.end(), [](const SyncEntry& a, const SyncEntry& b) {
     return std::tie(a.ranks, a.key) < std::tie(b.ranks, b.key);
   });

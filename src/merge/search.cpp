@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -60,13 +59,6 @@ std::string planJson(const SharingPlan& plan) {
   }
   o << "]";
   return o.str();
-}
-
-std::string readText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -307,33 +299,30 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   std::optional<io::Results> previous;
   if (o.resume) previous = readForResume(results_path, w, catalog, workload_path);
 
-  // Unmerged accuracies (measured where not given; replicas each measure their shard).
+  // Unmerged accuracies: recorded (resume), given, or measured (replicas each on their shard).
   std::vector<double> unmerged(n_tasks, 0), target(n_tasks, 0);
   {
-    std::vector<int64_t> counts(2 * n_tasks, 0);
+    std::vector<train::TrialTask> unknown;
     for (int t = 0; t < n_tasks; ++t) {
-      if (!local[t] || w.tasks[t].unmerged_acc || previous) continue;
-      const auto a = local[t]->validate();
-      counts[2 * t] = a.correct;
-      counts[2 * t + 1] = a.total;
+      if (!previous && !w.tasks[t].unmerged_acc)
+        unknown.push_back({t, w.tasks[t].name, 0, local[t]});
     }
-    cluster.sumInPlace(counts);
+    train::Collectives sum;
+    sum.sum = [&](std::vector<int64_t>& v) { cluster.sumInPlace(v); };
+    const auto measured = train::JointTrainer(unknown, {}, sum).validateAll();
+    for (std::size_t k = 0; k < unknown.size(); ++k) {
+      unmerged[unknown[k].index] = measured[k];
+      log::info("merge", "{}: unmerged accuracy {} (measured)", unknown[k].name,
+                fixed(measured[k], 4));
+    }
     for (int t = 0; t < n_tasks; ++t) {
       if (previous) {
         unmerged[t] = previous->tasks[t].unmerged_acc;
-      } else if (w.tasks[t].unmerged_acc) {
-        unmerged[t] = *w.tasks[t].unmerged_acc;
-      } else {
-        unmerged[t] = counts[2 * t + 1] > 0 ? double(counts[2 * t]) / double(counts[2 * t + 1]) : 0;
-        log::info("merge", "{}: unmerged accuracy {} (measured on {} val images)", w.tasks[t].name,
-                  fixed(unmerged[t], 4), counts[2 * t + 1]);
+        target[t] = previous->tasks[t].target_acc;
+        continue;
       }
-      target[t] =
-          previous ? previous->tasks[t].target_acc : unmerged[t] * w.tasks[t].accuracy_target;
-      if (local[t]) {
-        local[t]->unmerged_acc = unmerged[t];
-        local[t]->target_acc = target[t];
-      }
+      if (w.tasks[t].unmerged_acc) unmerged[t] = *w.tasks[t].unmerged_acc;
+      target[t] = unmerged[t] * w.tasks[t].accuracy_target;
     }
   }
   std::unique_ptr<Planner> planner;
@@ -445,7 +434,8 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   };
 
   io::Results results;
-  results.workload_yaml = readText(workload_path);
+  const auto yaml = readFile(workload_path, "workload file");
+  results.workload_yaml.assign(yaml.begin(), yaml.end());
   results.workload_path = fs::absolute(workload_path).string();
   results.total_bytes = catalog.totalBytes();
   results.possible_savings = catalog.savingsBytes();

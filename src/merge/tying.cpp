@@ -33,7 +33,8 @@ std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& m
   GEMEL_ASSERT(models.size() == catalog.models().size() && snapshot.size() == models.size(),
                "materialize: models, catalog and snapshot disagree");
   torch::NoGradGuard no_grad;
-  // 1. Untie: fresh private tensors for every shareable layer, then the snapshot's values.
+  // 1. Untie: fresh private tensors for every shareable layer; then the snapshot's values go
+  //    into everything (loadStateDict copies into the tensors the model now holds).
   for (std::size_t m = 0; m < models.size(); ++m) {
     if (!models[m]) continue;
     std::map<std::string, torch::Tensor> state(snapshot[m].begin(), snapshot[m].end());
@@ -42,7 +43,7 @@ std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& m
         const auto name = layer.module + "." + p;
         const auto it = state.find(name);
         GEMEL_ASSERT(it != state.end(), "snapshot lacks " + name);
-        auto fresh = it->second.detach().clone();
+        auto fresh = torch::empty_like(it->second);
         fresh.set_requires_grad(true);
         models[m]->setParameter(name, fresh);
       }

@@ -55,10 +55,6 @@ class TaskRuntime {
   // Top-1 accuracy on this rank's shard of the val split (model in eval mode, no grad).
   Accuracy validate();
 
-  // Accuracies as fractions: unmerged (measured or given) and the target (fraction x unmerged).
-  double unmerged_acc = 0;
-  double target_acc = 0;
-
  private:
   config::TaskConfig config_;
   int index_;

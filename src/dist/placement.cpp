@@ -1,11 +1,11 @@
 #include "gemel/dist/placement.h"
 
 #include <algorithm>
-#include <map>
 #include <numeric>
 #include <sstream>
 
 #include "gemel/core/error.h"
+#include "gemel/models/archs.h"
 
 namespace gemel::dist {
 
@@ -64,23 +64,11 @@ std::string Placement::describe(const std::vector<TaskCost>& tasks) const {
   return out.str();
 }
 
-double archGflops224(const std::string& arch) {
-  static const std::map<std::string, double> gflops = {
-      {"resnet18", 1.81},   {"resnet34", 3.66},    {"resnet50", 4.09},  {"resnet101", 7.80},
-      {"resnet152", 11.51}, {"vgg11", 7.61},       {"vgg13", 11.31},    {"vgg16", 15.47},
-      {"vgg19", 19.63},     {"vgg11_bn", 7.61},    {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
-      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}};
-  const auto it = gflops.find(arch);
-  return it == gflops.end() ? 0.0 : it->second;
-}
-
-double estimateTaskCost(const std::string& arch, int64_t parameters, int64_t height, int64_t width,
+double estimateTaskCost(const std::string& arch, int64_t height, int64_t width,
                         int64_t train_images) {
+  const double gflops = models::forwardGflops224(arch);
   const double pixels = double(height) * double(width) / (224.0 * 224.0);
-  double per_image = archGflops224(arch) * pixels;
-  // Unknown architecture: about two FLOPs per parameter per output position is a rough stand-in;
-  // what matters is comparing tasks, and unknown ones then rank by size.
-  if (per_image <= 0) per_image = 2e-9 * double(parameters) * std::max(1.0, pixels * 49);
+  const double per_image = (gflops > 0 ? gflops : models::forwardGflops224("resnet50")) * pixels;
   return std::max(1e-6, per_image) * double(std::max<int64_t>(1, train_images));
 }
 

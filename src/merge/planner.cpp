@@ -74,6 +74,16 @@ std::string SharingPlan::serialize() const {
   return out;
 }
 
+std::string SharingPlan::json() const {
+  std::string out = "[";
+  for (const auto& [key, models] : members_) {
+    if (out.size() > 1) out += ",";
+    out += "[" + std::to_string(key.first) + "," + std::to_string(key.second) + ",[" +
+           joinInts({models.begin(), models.end()}) + "]]";
+  }
+  return out + "]";
+}
+
 SharingPlan SharingPlan::parse(const std::string& text) {
   SharingPlan plan;
   std::stringstream ss(text);

@@ -46,21 +46,6 @@ std::string fixed(double v, int digits) {
   return o.str();
 }
 
-std::string planJson(const SharingPlan& plan) {
-  std::ostringstream o;
-  o << "[";
-  bool first = true;
-  for (const auto& [key, models] : plan.instances()) {
-    o << (first ? "" : ",") << "[" << key.first << "," << key.second << ",[";
-    bool f2 = true;
-    for (const int m : models) o << (f2 ? "" : ",") << m, f2 = false;
-    o << "]]";
-    first = false;
-  }
-  o << "]";
-  return o.str();
-}
-
 }  // namespace
 
 void printSummary(const io::Results& r, const std::vector<double>& accuracy) {
@@ -262,7 +247,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     const data::DatasetReader header(t.dataset);
     const auto& info = header.info();
     costs.push_back(
-        {t.name, dist::estimateTaskCost(t.arch, 0, info.height, info.width, header.size("train"))});
+        {t.name, dist::estimateTaskCost(t.arch, info.height, info.width, header.size("train"))});
   }
   const dist::Placement placement(costs, cluster.size());
   if (cluster.distributed())
@@ -463,7 +448,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
         }
         planner->report(*trial, met);
       }
-      GEMEL_THROW_IF_NOT(planJson(planner->accepted()) == previous->plan_json, InputError,
+      GEMEL_THROW_IF_NOT(planner->accepted().json() == previous->plan_json, InputError,
                          "{}: its trials do not lead to its recorded plan (/search/state); the "
                          "file was altered: merge into a new --out directory",
                          results_path);
@@ -518,7 +503,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     for (int t = 0; t < n_tasks; ++t)
       results.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
     results.achieved_savings = accepted.bytesSaved(catalog);
-    results.plan_json = planJson(accepted);
+    results.plan_json = accepted.json();
     results.tasks.clear();
     results.shared.clear();
     std::vector<std::set<std::string>> shared_names(n_tasks);

@@ -29,6 +29,22 @@ std::string headPrefix(const std::string& arch) {
   return "";
 }
 
+double forwardGflops224(const std::string& arch) {
+  struct Figure {
+    const char* arch;
+    double gflops;
+  };
+  static constexpr Figure kFigures[] = {
+      {"resnet18", 1.81},   {"resnet34", 3.66},    {"resnet50", 4.09},  {"resnet101", 7.80},
+      {"resnet152", 11.51}, {"vgg11", 7.61},       {"vgg13", 11.31},    {"vgg16", 15.47},
+      {"vgg19", 19.63},     {"vgg11_bn", 7.61},    {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
+      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}};
+  for (const auto& f : kFigures) {
+    if (arch == f.arch) return f.gflops;
+  }
+  return 0.0;
+}
+
 int minImageSize(const std::string& arch) { return isZooArch(arch) ? 32 : 1; }
 
 }  // namespace gemel::models

@@ -142,8 +142,8 @@ TEST(Placement, SpreadsByCostAndReplicatesWhenRanksOutnumberTasks) {
   EXPECT_EQ(six.slotsOf(1).at(0).replica, 1);
   EXPECT_EQ(six.slotsOf(1).at(0).replicas, 2);
   for (int r = 0; r < 6; ++r) EXPECT_EQ(six.slotsOf(r).size(), 1u);
-  EXPECT_GT(dist::estimateTaskCost("resnet50", 0, 224, 224, 100),
-            dist::estimateTaskCost("resnet18", 0, 224, 224, 100));
+  EXPECT_GT(dist::estimateTaskCost("resnet50", 224, 224, 100),
+            dist::estimateTaskCost("resnet18", 224, 224, 100));
 }
 
 }  // namespace

@@ -170,5 +170,23 @@ TEST(Planner, AllSharesEverythingInOneTrialAndManualFollowsTheList) {
   EXPECT_THROW(parseStrategy("random"), ConfigError);
 }
 
+TEST(SharingPlan, TextAndJsonFormsAgree) {
+  TrialPart a{0, {0, 2}, {0, 1, 2}};
+  TrialPart b{2, {0}, {1, 2}};
+  SharingPlan plan;
+  plan.add(a);
+  plan.add(b);
+  EXPECT_EQ(plan.json(), "[[0,0,[0,1,2]],[0,2,[0,1,2]],[2,0,[1,2]]]");
+  EXPECT_EQ(SharingPlan::parse(plan.serialize()), plan);
+  EXPECT_EQ(SharingPlan().json(), "[]");
+  EXPECT_TRUE(SharingPlan::parse("").empty());
+  const auto trial = parseTrial(serializeTrial(Trial{7, {a, b}, 123, "group 0, half"}));
+  EXPECT_EQ(trial.number, 7);
+  EXPECT_EQ(trial.label, "group 0, half");
+  EXPECT_EQ(trial.bytes_saved, 123);
+  ASSERT_EQ(trial.parts.size(), 2u);
+  EXPECT_EQ(trial.parts[1].models, (std::vector<int>{1, 2}));
+}
+
 }  // namespace
 }  // namespace gemel::merge

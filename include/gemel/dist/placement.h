@@ -40,10 +40,10 @@ class Placement {
   std::vector<double> load_;
 };
 
-// Forward GFLOPs per image at 224x224 of a zoo architecture (torchvision's published figures);
-// 0 when unknown (TorchScript). Scaled by pixel count for other image sizes.
-double archGflops224(const std::string& arch);
-double estimateTaskCost(const std::string& arch, int64_t parameters, int64_t height, int64_t width,
+// A task's training cost for placement: forward FLOPs per image (the arch's 224x224 figure
+// scaled by pixel count) x training images. A TorchScript model, of unknown FLOPs, is costed
+// as a ResNet-50.
+double estimateTaskCost(const std::string& arch, int64_t height, int64_t width,
                         int64_t train_images);
 
 }  // namespace gemel::dist

@@ -54,6 +54,8 @@ class SharingPlan {
   // Text form, for broadcasting from rank 0 and for results.h5: "g,i:m,m;g,i:m,m".
   std::string serialize() const;
   static SharingPlan parse(const std::string& text);
+  // JSON form, for results.h5 (/search/state plan): [[group, instance, [models]], ...].
+  std::string json() const;
   bool operator==(const SharingPlan& other) const { return members_ == other.members_; }
 
  private:

@@ -16,6 +16,9 @@ bool isZooArch(const std::string& arch);
 std::string knownArchList();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);
+// Forward GFLOPs per 224x224 image (torchvision's published figures); 0 for a TorchScript
+// model, whose architecture gemel does not know.
+double forwardGflops224(const std::string& arch);
 // Smallest input side the arch accepts (five stride-2 stages need at least 32 pixels).
 int minImageSize(const std::string& arch);
 

@@ -1,20 +1,96 @@
-# NCCL for the GPU gradient all-reduce: only when LibTorch has CUDA and nccl.h and libnccl are
-# found (NCCL_ROOT, NCCL_INCLUDE_DIR and NCCL_LIB_DIR are honoured, as gpu-kit sets them).
-# Defines GEMEL_HAVE_NCCL and the target gemel::nccl.
+# NCCL for the GPU gradient all-reduce, when LibTorch has CUDA. The NCCL must be built for
+# LibTorch's CUDA major (both end up in one process). Candidates, first match wins:
+#   1. NCCL_ROOT, or NCCL_INCLUDE_DIR + NCCL_LIB_DIR (CMake or environment), as a user sets them;
+#   2. the nvidia-nccl wheel beside LibTorch's pip package: the very NCCL torch itself loads;
+#   3. the CUDA toolkit's include and library directories (CUDAToolkit_ROOT, /usr/local/cuda);
+#   4. the system's default paths.
+# A candidate built for another CUDA major is skipped with a note. Defines GEMEL_HAVE_NCCL,
+# GEMEL_NCCL_VERSION ("2.28.9+cuda13.0") and the target gemel::nccl.
 set(GEMEL_HAVE_NCCL OFF)
-if(TARGET torch_cuda OR TARGET c10_cuda)
-  find_path(GEMEL_NCCL_INCLUDE_DIR nccl.h
-    HINTS ${NCCL_INCLUDE_DIR} $ENV{NCCL_INCLUDE_DIR} ${NCCL_ROOT}/include $ENV{NCCL_ROOT}/include)
-  find_library(GEMEL_NCCL_LIBRARY NAMES nccl libnccl.so.2
-    HINTS ${NCCL_LIB_DIR} $ENV{NCCL_LIB_DIR} ${NCCL_ROOT}/lib $ENV{NCCL_ROOT}/lib)
-  if(GEMEL_NCCL_INCLUDE_DIR AND GEMEL_NCCL_LIBRARY)
-    add_library(gemel::nccl INTERFACE IMPORTED)
-    target_include_directories(gemel::nccl INTERFACE ${GEMEL_NCCL_INCLUDE_DIR})
-    target_link_libraries(gemel::nccl INTERFACE ${GEMEL_NCCL_LIBRARY})
-    set(GEMEL_HAVE_NCCL ON)
-    message(STATUS "gemel: NCCL ${GEMEL_NCCL_LIBRARY}: nccl backend enabled")
+set(GEMEL_NCCL_VERSION "")
+
+# The version NCCL was built as, with its CUDA: libnccl carries "NCCL version 2.28.9+cuda13.0".
+function(gemel_nccl_library_version library out)
+  file(STRINGS "${library}" _line LIMIT_COUNT 1 REGEX "NCCL version [0-9]+\\.[0-9]+\\.[0-9]+\\+cuda[0-9.]+")
+  if(_line MATCHES "NCCL version ([0-9]+\\.[0-9]+\\.[0-9]+\\+cuda[0-9.]+)")
+    set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
   else()
-    message(STATUS "gemel: LibTorch has CUDA but NCCL was not found: GPU ranks use the MPI backend")
+    set(${out} "" PARENT_SCOPE)
+  endif()
+endfunction()
+
+function(gemel_nccl_try include_dir lib_dir source)
+  if(GEMEL_HAVE_NCCL OR NOT EXISTS "${include_dir}/nccl.h")
+    return()
+  endif()
+  foreach(name libnccl.so libnccl.so.2)
+    if(EXISTS "${lib_dir}/${name}")
+      set(_lib "${lib_dir}/${name}")
+      break()
+    endif()
+  endforeach()
+  if(NOT _lib)
+    return()
+  endif()
+  get_filename_component(_lib "${_lib}" REALPATH)
+  # Reading a 200 MB library takes a second or two: remember the answer per file.
+  string(MD5 _key "${_lib}")
+  if(NOT DEFINED GEMEL_NCCL_VERSION_${_key})
+    gemel_nccl_library_version("${_lib}" _version)
+    set(GEMEL_NCCL_VERSION_${_key} "${_version}" CACHE INTERNAL "")
+  endif()
+  set(_version "${GEMEL_NCCL_VERSION_${_key}}")
+  string(REGEX MATCH "^[0-9]+" _torch_major "${GEMEL_TORCH_CUDA_VERSION}")
+  if(_version MATCHES "\\+cuda([0-9]+)" AND _torch_major)
+    if(NOT CMAKE_MATCH_1 STREQUAL _torch_major)
+      message(STATUS "gemel: skipping NCCL ${_version} (${source}, ${_lib}): LibTorch needs CUDA ${_torch_major}")
+      return()
+    endif()
+  endif()
+  if(NOT _version)
+    set(_version "unknown")
+  endif()
+  add_library(gemel::nccl INTERFACE IMPORTED GLOBAL)
+  target_include_directories(gemel::nccl INTERFACE "${include_dir}")
+  target_link_libraries(gemel::nccl INTERFACE "${_lib}")
+  set(GEMEL_HAVE_NCCL ON PARENT_SCOPE)
+  set(GEMEL_NCCL_VERSION "${_version}" PARENT_SCOPE)
+  set(GEMEL_NCCL_LIBRARY "${_lib}" PARENT_SCOPE)
+  message(STATUS "gemel: NCCL ${_version} from ${source}: ${_lib}")
+endfunction()
+
+if(GEMEL_TORCH_CUDA)
+  foreach(root "${NCCL_ROOT}" "$ENV{NCCL_ROOT}")
+    if(root)
+      gemel_nccl_try("${root}/include" "${root}/lib" "NCCL_ROOT")
+      gemel_nccl_try("${root}/include" "${root}/lib64" "NCCL_ROOT")
+    endif()
+  endforeach()
+  foreach(pair "${NCCL_INCLUDE_DIR}|${NCCL_LIB_DIR}" "$ENV{NCCL_INCLUDE_DIR}|$ENV{NCCL_LIB_DIR}")
+    if(NOT pair STREQUAL "|")
+      string(REPLACE "|" ";" pair "${pair}")
+      list(GET pair 0 _inc)
+      list(GET pair 1 _libdir)
+      gemel_nccl_try("${_inc}" "${_libdir}" "NCCL_INCLUDE_DIR/NCCL_LIB_DIR")
+    endif()
+  endforeach()
+  gemel_nccl_try("${TORCH_INSTALL_PREFIX}/../nvidia/nccl/include"
+                 "${TORCH_INSTALL_PREFIX}/../nvidia/nccl/lib" "the nvidia-nccl wheel beside torch")
+  foreach(inc ${CUDAToolkit_INCLUDE_DIRS})
+    gemel_nccl_try("${inc}" "${CUDAToolkit_LIBRARY_DIR}" "the CUDA toolkit")
+  endforeach()
+  if(NOT GEMEL_HAVE_NCCL)
+    find_path(GEMEL_NCCL_INCLUDE_DIR nccl.h)
+    find_library(GEMEL_NCCL_SYSTEM_LIBRARY NAMES nccl libnccl.so.2)
+    if(GEMEL_NCCL_INCLUDE_DIR AND GEMEL_NCCL_SYSTEM_LIBRARY)
+      get_filename_component(_dir "${GEMEL_NCCL_SYSTEM_LIBRARY}" DIRECTORY)
+      gemel_nccl_try("${GEMEL_NCCL_INCLUDE_DIR}" "${_dir}" "the system")
+    endif()
+  endif()
+  if(NOT GEMEL_HAVE_NCCL)
+    message(WARNING "gemel: LibTorch has CUDA but no NCCL for CUDA ${GEMEL_TORCH_CUDA_VERSION} was "
+                    "found: the nccl backend is off and GPU ranks use MPI. Set NCCL_ROOT (or "
+                    "pip install nvidia-nccl-cu<major> beside torch).")
   endif()
 else()
   message(STATUS "gemel: CPU-only LibTorch: nccl backend disabled")

@@ -283,7 +283,8 @@ constexpr const char* kUsage =
     "  demo           build the example camera workload (datasets + demo.yaml)\n"
     "  info FILE      summarise a dataset\n"
     "  verify FILE    check every invariant of a dataset\n"
-    "  bench FILE     measure the loader's images/s\n\n"
+    "  bench FILE     measure the loader's images/s\n"
+    "  version        what gemel was built with and what it finds at run time (--json)\n\n"
     "Run 'gemel-data <command> --help' for the options of a command.\n";
 
 int dispatch(const std::string& command, const Args& args) {
@@ -295,6 +296,7 @@ int dispatch(const std::string& command, const Args& args) {
   if (command == "info") return runInfo(args);
   if (command == "verify") return runVerify(args);
   if (command == "bench") return runBench(args);
+  if (command == "version") return cli::runVersion(args);
   throw UsageError("'" + command + "' is not a gemel-data command; run 'gemel-data --help'");
 }
 

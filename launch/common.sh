@@ -1,28 +1,33 @@
 #!/bin/bash
-# Shared by launch/quickstart.sh and tests/run.sh: install what is missing (Debian 12), then
-# configure and build. Source it; it defines gemel_install_deps and gemel_build.
+# Shared by launch/quickstart.sh and tests/run.sh: install what is missing (Debian 12 packages,
+# and LibTorch from the pinned PyPI torch wheel into .venv), then configure and build. Source
+# it; it defines gemel_install_deps and gemel_build.
 
 GEMEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GEMEL_BUILD_DIR="${GEMEL_BUILD_DIR:-$GEMEL_ROOT/build}"
+GEMEL_VENV="${GEMEL_VENV:-$GEMEL_ROOT/.venv}"
+GEMEL_REQUIREMENTS="$GEMEL_ROOT/launch/requirements.txt"
 
-# Debian packages the build, the tests and the parity reference (torchvision) need.
+# Debian packages the build and the tests need. LibTorch is not among them: it comes from the
+# torch wheel (launch/requirements.txt). The CUDA toolkit (nvcc, headers) is expected at
+# /usr/local/cuda or on PATH; without it LibTorch's CMake config cannot set up its CUDA targets.
 GEMEL_PACKAGES=(
   cmake ninja-build g++ ccache
-  libtorch-dev libspdlog-dev libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
+  libspdlog-dev libyaml-cpp-dev libboost-program-options-dev libhdf5-dev zlib1g-dev
   libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
-  python3-torch python3-torchvision python3-h5py
+  python3 python3-venv
   dataset-fashion-mnist opencv-doc
 )
 
-gemel_install_deps() {
+gemel_install_packages() {
   local missing=()
   for p in "${GEMEL_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "[setup] all ${#GEMEL_PACKAGES[@]} packages present"
+    echo "[setup] all ${#GEMEL_PACKAGES[@]} Debian packages present"
     return 0
   fi
   echo "[setup] installing: ${missing[*]}"
@@ -32,16 +37,43 @@ gemel_install_deps() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The venv holds exactly launch/requirements.txt; a stamp of that file says it is up to date.
+gemel_install_python() {
+  local stamp="$GEMEL_VENV/.gemel-requirements"
+  if [ -x "$GEMEL_VENV/bin/python" ] && cmp -s "$GEMEL_REQUIREMENTS" "$stamp"; then
+    echo "[setup] $GEMEL_VENV has the pinned torch ($(grep '^torch==' "$GEMEL_REQUIREMENTS"))"
+    return 0
+  fi
+  local python="${GEMEL_BASE_PYTHON:-python3}"
+  if [ ! -x "$GEMEL_VENV/bin/python" ]; then
+    echo "[setup] creating $GEMEL_VENV with $($python --version 2>&1)"
+    "$python" -m venv "$GEMEL_VENV"
+  fi
+  echo "[setup] installing launch/requirements.txt into $GEMEL_VENV (LibTorch with CUDA: a few GB)"
+  "$GEMEL_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$GEMEL_REQUIREMENTS"
+  cp "$GEMEL_REQUIREMENTS" "$stamp"
+}
+
+gemel_install_deps() {
+  local start
+  start=$(date +%s)
+  gemel_install_packages
+  gemel_install_python
+  echo "[setup] install took $(( $(date +%s) - start )) s"
+}
+
 # gemel_build [targets...]: configure (once) and build; all targets when none are named.
 gemel_build() {
   # ccache must accept the precompiled torch header (see cmake/GemelCcache.cmake).
   export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  local start
+  start=$(date +%s)
   if [ ! -f "$GEMEL_BUILD_DIR/build.ninja" ]; then
-    cmake -S "$GEMEL_ROOT" -B "$GEMEL_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release
+    cmake -S "$GEMEL_ROOT" -B "$GEMEL_BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DGEMEL_PYTHON="$GEMEL_VENV/bin/python"
   fi
-  local jobs
-  jobs="$(nproc)"
   local targets=()
   for t in "$@"; do targets+=(--target "$t"); done
-  cmake --build "$GEMEL_BUILD_DIR" -j"$jobs" "${targets[@]}"
+  cmake --build "$GEMEL_BUILD_DIR" -j"$(nproc)" "${targets[@]}"
+  echo "[build] took $(( $(date +%s) - start )) s"
 }

@@ -1,9 +1,26 @@
 #!/bin/bash
 # From a fresh Debian 12 machine: install what is missing, build everything, run every test.
+# Tests that need a CUDA device (ctest label `gpu`) are reported as skipped without one; their
+# reasons are printed at the end. Extra arguments go to ctest (e.g. -L gpu, -R Merge).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../launch/common.sh"
+start=$(date +%s)
 
 gemel_install_deps
 gemel_build
 cd "$GEMEL_BUILD_DIR"
-ctest -j"$(nproc)" --output-on-failure --timeout 900 "$@"
+tests_start=$(date +%s)
+rc=0
+ctest -j"$(nproc)" --output-on-failure --timeout 900 "$@" || rc=$?
+
+# Each skipped test with the reason it gave (GTEST_SKIP's message), from ctest's log.
+awk '
+  /^[0-9]+\/[0-9]+ Test: / { name = $3; reason = ""; grab = 0 }
+  grab && /^\[  SKIPPED \]/ { grab = 0; skipped[name] = reason }
+  grab { reason = reason (reason == "" ? "" : " ") $0 }
+  /: Skipped$/ { grab = 1 }
+  END { for (n in skipped) printf "skipped: %s: %s\n", n, skipped[n] }
+' Testing/Temporary/LastTest.log | sort
+end=$(date +%s)
+echo "tests took $(( end - tests_start )) s; install, build and tests $(( end - start )) s"
+exit $rc

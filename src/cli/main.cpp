@@ -21,6 +21,7 @@ constexpr const char* kUsage =
     "  eval      re-measure every task from results.h5 (shared tensors loaded once)\n"
     "  export    write a task's full state_dict (.pt) from results.h5, loadable by PyTorch\n"
     "  bench-sync  (under mpirun) GradSync's bandwidth against a raw MPI_Allreduce\n"
+    "  version   what this gemel was built with and what it finds at run time (--json)\n"
     "\n"
     "Run 'gemel <command> --help' for the options of a command.\n";
 
@@ -31,6 +32,7 @@ int dispatch(const std::string& command, const gemel::cli::Args& args) {
   if (command == "eval") return gemel::cli::runEval(args);
   if (command == "export") return gemel::cli::runExport(args);
   if (command == "bench-sync") return gemel::cli::runBenchSync(args);
+  if (command == "version") return gemel::cli::runVersion(args);
   throw gemel::UsageError("'" + command +
                           "' is not a gemel command; run 'gemel --help' for the list");
 }

@@ -16,15 +16,13 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
     std::fputs(usage, stderr);
     return static_cast<int>(ExitCode::kUsage);
   }
-  const std::string command = argv[1];
-  if (command == "--help" || command == "-h" || command == "help") {
+  const std::string first = argv[1];
+  if (first == "--help" || first == "-h" || first == "help") {
     std::fputs(usage, stdout);
     return 0;
   }
-  if (command == "--version") {
-    std::printf("%s %s\n", program, GEMEL_VERSION);
-    return 0;
-  }
+  // --version is the version command: one report for bug reports, whichever binary.
+  const std::string command = first == "--version" ? "version" : first;
   const Args args(argv + 2, argv + argc);
   // One line per error, tagged with the rank in a multi-process job; then the whole job ends
   // (MPI_Abort) so that no other rank waits forever on this one.

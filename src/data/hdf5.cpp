@@ -28,6 +28,18 @@ void quietErrors() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
+std::string libraryVersion() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return format("{}.{}.{}", major, minor, release);
+}
+
+bool libraryThreadSafe() {
+  hbool_t safe = 0;
+  H5is_library_threadsafe(&safe);
+  return safe != 0;
+}
+
 void File::fail(const std::string& object, const std::string& what) const {
   throw InputError(format("{}: {}{}", path_, what, object.empty() ? "" : " (" + object + ")"));
 }

@@ -510,4 +510,12 @@ bool haveOpenCV() {
 #endif
 }
 
+std::string openCVVersion() {
+#ifdef GEMEL_HAVE_OPENCV
+  return cv::getVersionString();
+#else
+  return "";
+#endif
+}
+
 }  // namespace gemel::data

@@ -318,6 +318,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
             catalog.groups().size());
 
   dist::CommunicatorCache comms(dist::resolveBackend(o.backend, o.device), o.device);
+  log::info("merge", "training on {}", o.device.str());
   if (cluster.distributed()) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(comms.backend()));
   }

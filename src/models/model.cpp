@@ -5,14 +5,26 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <variant>
 
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
-#include "gemel/models/torch_compat.h"
 #include "model_impl.h"
 
 namespace gemel::models {
 namespace {
+
+// A Conv2d's padding as text: "1,1", or "valid"/"same" for the string paddings.
+std::string convPadding(const torch::nn::detail::ConvNdOptions<2>& options) {
+  struct Visitor {
+    std::string operator()(const torch::ExpandingArray<2>& p) const {
+      return std::to_string((*p)[0]) + "," + std::to_string((*p)[1]);
+    }
+    std::string operator()(const torch::enumtype::kValid&) const { return "valid"; }
+    std::string operator()(const torch::enumtype::kSame&) const { return "same"; }
+  };
+  return std::visit(Visitor{}, options.padding());
+}
 
 std::string shapeOf(const torch::Tensor& t) { return shapeString(t.sizes().vec()); }
 
@@ -201,7 +213,7 @@ std::vector<LayerInfo> ZooModel::layers() const {
     const auto& m = kv.value();
     if (const auto* c = m->as<torch::nn::Conv2d>()) {
       const auto& o = c->options;
-      std::string hyper = "p" + compat::convPadding(o) + " d" + std::to_string((*o.dilation())[0]) +
+      std::string hyper = "p" + convPadding(o) + " d" + std::to_string((*o.dilation())[0]) +
                           "," + std::to_string((*o.dilation())[1]) + " g" +
                           std::to_string(o.groups());
       out.push_back(makeLayerInfo(kv.key(), LayerKind::kConv2d, c->weight, c->bias, hyper));

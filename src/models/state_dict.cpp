@@ -1,11 +1,12 @@
 #include "gemel/models/state_dict.h"
 
+#include <caffe2/serialize/inline_container.h>
+
 #include <cstring>
 #include <filesystem>
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
-#include "gemel/models/torch_compat.h"
 #include "pickle_reader.h"
 
 namespace gemel::models {
@@ -17,7 +18,7 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open(const std::string& 
   GEMEL_THROW_IF_NOT(!std::filesystem::is_directory(path), InputError,
                      "{}: is a directory; expected a weights file written by torch.save", path);
   try {
-    return compat::openArchive(path);
+    return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const c10::Error&) {
     throw InputError(format(
         "{}: not a PyTorch zip archive (it may be truncated, corrupt, or saved with the legacy "
@@ -28,7 +29,7 @@ std::unique_ptr<caffe2::serialize::PyTorchStreamReader> open(const std::string& 
 
 bool isScriptArchive(caffe2::serialize::PyTorchStreamReader& reader) {
   if (reader.hasRecord("constants.pkl")) return true;
-  for (const auto& name : compat::recordNames(reader)) {
+  for (const auto& name : reader.getAllRecords()) {
     if (name.rfind("code/", 0) == 0) return true;
   }
   return false;

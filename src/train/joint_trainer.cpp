@@ -105,8 +105,8 @@ TrialResult JointTrainer::run() {
   while (!stop && r.steps < budget) {
     // Every rank must agree to go on: a time limit hit here, or a NaN there, stops all of them.
     int64_t local_flag = options_.seconds > 0 && seconds() >= options_.seconds ? 1 : 0;
-    // Zeroed in place (never reset to undefined): gradients may be views into GradSync's
-    // buckets, and LibTorch 1.13 and 2.x differ in what zero_grad() does.
+    // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
+    // gradients may be views into GradSync's buckets.
     for (auto& p : params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
     }

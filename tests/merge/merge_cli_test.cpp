@@ -1,6 +1,6 @@
 // The merge pipeline as a user runs it, on a tiny two-camera workload cut from Fashion-MNIST:
-// gemel train -> gemel merge -> gemel eval -> gemel export, then Python (Debian's torch and
-// torchvision) loads the exported weights and must measure the accuracy gemel eval printed.
+// gemel train -> gemel merge -> gemel eval -> gemel export, then Python (the pinned torch and
+// torchvision wheels) loads the exported weights and must measure the accuracy gemel eval printed.
 #include <gtest/gtest.h>
 
 #include <chrono>

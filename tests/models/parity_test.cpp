@@ -1,4 +1,4 @@
-// Parity with Debian's torchvision for every zoo arch: a state_dict written by Python loads in
+// Parity with torchvision (the pinned wheel) for every zoo arch: a state_dict written by Python loads in
 // gemel and gives the same outputs; a state_dict written by gemel loads into torchvision and
 // gives the same outputs; parameter counts and default initialisation match.
 #include <gtest/gtest.h>

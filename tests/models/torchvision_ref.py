@@ -1,5 +1,5 @@
-#!/usr/bin/python3
-"""Reference side of the parity tests, run with Debian's python3-torch and python3-torchvision.
+"""Reference side of the parity tests, run with the pinned torch and torchvision wheels
+(launch/requirements.txt, installed into .venv; CMake's GEMEL_PYTHON).
 
   make ARCH NUM_CLASSES DIR    torchvision model -> DIR/py_weights.pt (torch.save(state_dict)),
                                DIR/py_io.pt ({input, output, num_params}) in eval mode

@@ -14,5 +14,7 @@ int runMerge(const Args& args);
 int runEval(const Args& args);
 int runExport(const Args& args);
 int runBenchSync(const Args& args);
+// gemel version / gemel-data version (and --version): build and platform report.
+int runVersion(const Args& args);
 
 }  // namespace gemel::cli

@@ -33,6 +33,10 @@ class Handle {
 // Silences HDF5's own error printing (we report errors ourselves); idempotent.
 void quietErrors();
 
+// The HDF5 library loaded at run time ("1.10.8"), and whether it is thread-safe.
+std::string libraryVersion();
+bool libraryThreadSafe();
+
 class File {
  public:
   // Creates (truncating) a file for writing.

@@ -69,6 +69,8 @@ std::vector<int64_t> convertVideo(const VideoOptions& options, const std::string
 
 // Whether this build has the OpenCV converters.
 bool haveOpenCV();
+// The OpenCV library loaded at run time ("4.6.0"); "" without OpenCV.
+std::string openCVVersion();
 // "a, b,c" -> {"a", "b", "c"}.
 std::vector<std::string> splitList(const std::string& text);
 // One class name per non-empty line.

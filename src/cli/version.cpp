@@ -49,11 +49,12 @@ Report collect() {
   r.platform = dist::probePlatform();
   const auto& p = r.platform;
   const std::string torch_compiled =
-      std::string(GEMEL_BUILT_TORCH) +
-      (std::string(GEMEL_BUILT_TORCH_CUDA).empty() ? " (CPU)"
-                                                   : " (CUDA " GEMEL_BUILT_TORCH_CUDA ")");
+      std::string(GEMEL_BUILT_TORCH) + (std::string(GEMEL_BUILT_TORCH_CUDA).empty()
+                                            ? " (CPU)"
+                                            : " (CUDA " GEMEL_BUILT_TORCH_CUDA ")");
   const std::string torch_found =
-      std::string(TORCH_VERSION) + (p.torch_cuda ? " (CUDA " + p.torch_cuda_version + ")" : " (CPU)");
+      std::string(TORCH_VERSION) +
+      (p.torch_cuda ? " (CUDA " + p.torch_cuda_version + ")" : " (CPU)");
   const std::string driver = p.cuda_driver > 0 ? "driver " + cudaVersionText(p.cuda_driver)
                              : p.torch_cuda    ? "no driver"
                                                : "";

@@ -52,8 +52,8 @@ void probeCuda(Platform& p) {
   for (int i = 0; i < count; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
-    p.devices.push_back({i, prop.name, static_cast<int64_t>(prop.totalGlobalMem), prop.major,
-                         prop.minor});
+    p.devices.push_back(
+        {i, prop.name, static_cast<int64_t>(prop.totalGlobalMem), prop.major, prop.minor});
   }
   if (count == 0) p.cuda_note = "no CUDA device visible";
 #else

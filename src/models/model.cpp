@@ -213,9 +213,8 @@ std::vector<LayerInfo> ZooModel::layers() const {
     const auto& m = kv.value();
     if (const auto* c = m->as<torch::nn::Conv2d>()) {
       const auto& o = c->options;
-      std::string hyper = "p" + convPadding(o) + " d" + std::to_string((*o.dilation())[0]) +
-                          "," + std::to_string((*o.dilation())[1]) + " g" +
-                          std::to_string(o.groups());
+      std::string hyper = "p" + convPadding(o) + " d" + std::to_string((*o.dilation())[0]) + "," +
+                          std::to_string((*o.dilation())[1]) + " g" + std::to_string(o.groups());
       out.push_back(makeLayerInfo(kv.key(), LayerKind::kConv2d, c->weight, c->bias, hyper));
     } else if (const auto* l = m->as<torch::nn::Linear>()) {
       out.push_back(makeLayerInfo(kv.key(), LayerKind::kLinear, l->weight, l->bias, ""));

@@ -14,8 +14,8 @@ namespace {
 using gemel::testing::run;
 using gemel::testing::shellQuote;
 
-#define GEMEL_SKIP_UNLESS_CUDA_BUILD()                                                     \
-  if (!GEMEL_EXPECT_CUDA)                                                                  \
+#define GEMEL_SKIP_UNLESS_CUDA_BUILD()                                                        \
+  if (!GEMEL_EXPECT_CUDA)                                                                     \
   GTEST_SKIP() << "configured with -DGEMEL_EXPECT_CUDA=OFF: a CPU-only build, CUDA and NCCL " \
                   "not required"
 

@@ -10,7 +10,7 @@ namespace gemel::data {
 
 // The reference: torchvision's order of operations spelled out with plain tensor ops, per image.
 inline torch::Tensor referenceAugment(const torch::Tensor& images, const config::Transforms& t,
-                               const Augmentation& a) {
+                                      const Augmentation& a) {
   const int64_t b = images.size(0), h = images.size(1), w = images.size(2), p = 4;
   auto x = images.permute({0, 3, 1, 2}).to(torch::kFloat).div(255.0);
   std::vector<torch::Tensor> out;

@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <set>
 
+#include "augment_reference.h"
 #include "gemel/core/error.h"
 #include "gemel/data/dataset.h"
 #include "gemel/data/loader.h"
 #include "gemel/data/shard.h"
 #include "gemel/data/sources.h"
 #include "gemel/data/transforms.h"
-#include "augment_reference.h"
 #include "test_support.h"
 
 namespace gemel::data {

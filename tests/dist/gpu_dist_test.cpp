@@ -1,11 +1,11 @@
-// The merge on CUDA devices, as users run it (ctest label `gpu`): one rank on the GPU against
-// the same merge on the CPU; two ranks sharing one GPU, gradients staged through host memory
-// by the MPI backend; two ranks on two GPUs over NCCL. Same decisions; weights equal to float
-// tolerance (cuDNN may use TF32, hence the looser bound against the CPU).
+// Training and gradient synchronisation on CUDA devices, as users run them (ctest label `gpu`):
+//  - gradients on the GPU reduced by the MPI backend (staged through host memory) and by NCCL,
+//    checked element by element (gemel bench-sync's #wrong);
+//  - the merge on one GPU against the same merge on the CPU, and on two ranks sharing one GPU.
+// cuDNN rounds differently from the CPU (and may use TF32), and these small networks amplify
+// last-bit differences, so merges are compared by their decisions and scores, not weights.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-
-#include <map>
 
 #include "cuda_devices.h"
 #include "fashion_workload.h"
@@ -41,9 +41,9 @@ const TempDir& workload() {
                {"bags_b_resnet18", {8, 1, 3}},
                {"tops_c_resnet18", {0, 2, 6}}};
     testing::writeFashionWorkload(*d, "trio.yaml", w);
-    const auto r = run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
-                       shellQuote(d->file("trio.yaml")) + " --out " +
-                       shellQuote(d->file("trained")));
+    const auto r =
+        run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
+            shellQuote(d->file("trio.yaml")) + " --out " + shellQuote(d->file("trained")));
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return d;
   }();
@@ -70,25 +70,37 @@ io::Results results(const std::string& name) {
   return io::readResults(workload().file(name + "/results.h5"));
 }
 
-// Same decisions, and the largest relative weight difference over every task's state_dict.
-double compare(const io::Results& a, const io::Results& b) {
+// Same trials, same decisions, scores within `tolerance`.
+void expectSameSearch(const io::Results& a, const io::Results& b, double tolerance) {
   EXPECT_EQ(a.plan_json, b.plan_json);
-  EXPECT_EQ(a.trials.size(), b.trials.size());
-  for (std::size_t i = 0; i < std::min(a.trials.size(), b.trials.size()); ++i) {
+  ASSERT_EQ(a.trials.size(), b.trials.size());
+  for (std::size_t i = 0; i < a.trials.size(); ++i) {
+    EXPECT_EQ(a.trials[i].label, b.trials[i].label);
     EXPECT_EQ(a.trials[i].decision, b.trials[i].decision) << a.trials[i].label;
   }
-  double worst = 0;
-  for (const auto& task : a.tasks) {
-    const auto sa = io::fullStateDict(a, task.name);
-    const auto sb = io::fullStateDict(b, task.name);
-    std::map<std::string, torch::Tensor> mb(sb.begin(), sb.end());
-    for (const auto& [name, t] : sa) {
-      if (!torch::isFloatingType(t.scalar_type())) continue;
-      const double scale = std::max(t.abs().max().item<double>(), 1e-6);
-      worst = std::max(worst, (t - mb.at(name)).abs().max().item<double>() / scale);
-    }
+  ASSERT_EQ(a.tasks.size(), b.tasks.size());
+  for (std::size_t t = 0; t < a.tasks.size(); ++t) {
+    EXPECT_NEAR(a.tasks[t].final_acc, b.tasks[t].final_acc, tolerance) << a.tasks[t].name;
   }
-  return worst;
+}
+
+std::string benchSync(int np, const std::string& extra) {
+  const auto r = run(mpirun(np) + shellQuote(GEMEL_BINARY) + " bench-sync --repeat 3 " + extra);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("#wrong: 0 of "), std::string::npos) << r.output;
+  return r.output;
+}
+
+TEST(GpuSync, MpiBackendStagesCudaGradients) {
+  GEMEL_REQUIRE_CUDA_DEVICES(1);
+  const auto out = benchSync(2, "--device cuda --backend mpi");
+  EXPECT_NE(out.find("on cuda:0, mpi"), std::string::npos) << out;
+}
+
+TEST(GpuSync, NcclReducesAcrossTwoGpus) {
+  GEMEL_REQUIRE_CUDA_DEVICES(2);
+  const auto out = benchSync(2, "--device cuda --backend nccl");
+  EXPECT_NE(out.find("nccl backend"), std::string::npos) << out;
 }
 
 TEST(GpuMerge, OneRankOnTheGpuMatchesTheCpu) {
@@ -97,24 +109,16 @@ TEST(GpuMerge, OneRankOnTheGpuMatchesTheCpu) {
   EXPECT_NE(cpu.find("training on cpu"), std::string::npos) << cpu;
   const auto& gpu = oneRankOnTheGpu();
   EXPECT_NE(gpu.find("training on cuda:0"), std::string::npos) << gpu;
-  EXPECT_LE(compare(results("cpu"), results("gpu1")), 2e-2);
+  expectSameSearch(results("cpu"), results("gpu1"), 0.1);
 }
 
-TEST(GpuMerge, TwoRanksOnOneGpuStageGradientsThroughMpi) {
+TEST(GpuMerge, TwoRanksShareOneGpuOverMpi) {
   GEMEL_REQUIRE_CUDA_DEVICES(1);
   oneRankOnTheGpu();
   const auto out = merge("CUDA_VISIBLE_DEVICES=0 " + mpirun(2), "mpi2", "--backend mpi");
   EXPECT_NE(out.find("training on cuda:0"), std::string::npos) << out;
   EXPECT_NE(out.find("gradient synchronisation: mpi"), std::string::npos) << out;
-  EXPECT_LE(compare(results("gpu1"), results("mpi2")), 1e-3);
-}
-
-TEST(GpuMerge, TwoRanksOnTwoGpusReduceOverNccl) {
-  GEMEL_REQUIRE_CUDA_DEVICES(2);
-  oneRankOnTheGpu();
-  const auto out = merge(mpirun(2), "nccl2", "--backend nccl");
-  EXPECT_NE(out.find("gradient synchronisation: nccl"), std::string::npos) << out;
-  EXPECT_LE(compare(results("gpu1"), results("nccl2")), 1e-3);
+  expectSameSearch(results("gpu1"), results("mpi2"), 0.1);
 }
 
 TEST(GpuVersion, ListsTheDevicesLibTorchSees) {

@@ -22,9 +22,9 @@ struct Platform {
   std::string cudnn_version;       // the cuDNN loaded at run time ("9.19.0"); "" without
   int cuda_driver = 0;             // the driver's CUDA version (13000), 0 when no driver
   std::vector<CudaDevice> devices;
-  std::string cuda_note;           // why no device is visible, when none is
-  std::string nccl_version;        // the NCCL loaded at run time ("2.28.9"); "" when not built
-  std::string mpi_library;         // MPI_Get_library_version's first line
+  std::string cuda_note;     // why no device is visible, when none is
+  std::string nccl_version;  // the NCCL loaded at run time ("2.28.9"); "" when not built
+  std::string mpi_library;   // MPI_Get_library_version's first line
 };
 
 // Probes the platform. Safe before MPI_Init and without a GPU or a driver.

@@ -109,8 +109,10 @@ int runBenchSync(const Args& args) {
     std::printf("  #wrong: %lld of %lld elements after a checked reduction\n",
                 static_cast<long long>(wrong[0]), static_cast<long long>(floats * cluster.size()));
   }
-  GEMEL_THROW_IF_NOT(wrong[0] == 0, Error, "bench-sync: {} reduced gradient elements are wrong",
-                     wrong[0]);
+  if (wrong[0] != 0) {
+    throw Error(format("bench-sync: {} reduced gradient elements are wrong", wrong[0]),
+                ExitCode::kInternal);
+  }
   return 0;
 }
 

@@ -25,31 +25,14 @@ using testing::shellQuote;
 using testing::TempDir;
 using testing::writeText;
 
-std::string mpirun(int np) {
-  return format(
-      "timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
-      "--mca btl_vader_single_copy_mechanism none ",
-      np);
-}
+std::string mpirun(int np) { return testing::mpirunPrefix(np); }
 
 // Three resnet18 tasks (16x16 images, a few hundred each), trained for one epoch.
 class DistWorkload : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    testing::FashionWorkload w;
-    w.header =
-        "name: trio\n"
-        "defaults: {batch_size: 32, accuracy_target: 0.1}  # trials pass: their weights are kept\n"
-        "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
-    w.tasks = {{"shoes_a_resnet18", {5, 7, 9}},
-               {"bags_b_resnet18", {8, 1, 3}},
-               {"tops_c_resnet18", {0, 2, 6}}};
-    testing::writeFashionWorkload(*dir_, "trio.yaml", w);
-    const auto r =
-        run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
-            shellQuote(dir_->file("trio.yaml")) + " --out " + shellQuote(dir_->file("trained")));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
+    testing::writeTrainedTrio(*dir_, GEMEL_BINARY);
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string trained() { return dir_->file("trained/trio.trained.yaml"); }

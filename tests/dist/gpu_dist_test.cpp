@@ -20,31 +20,14 @@ using testing::run;
 using testing::shellQuote;
 using testing::TempDir;
 
-std::string mpirun(int np) {
-  return format(
-      "timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
-      "--mca btl_vader_single_copy_mechanism none ",
-      np);
-}
+std::string mpirun(int np) { return testing::mpirunPrefix(np); }
 
-// Three resnet18 tasks trained for one epoch, made once for the suite (on first use, so that a
-// machine without a GPU skips before doing any work).
+// The trained three-task workload, made once for the suite on first use (so that a machine
+// without a GPU skips before doing any work).
 const TempDir& workload() {
   static TempDir* dir = [] {
     auto* d = new TempDir;
-    testing::FashionWorkload w;
-    w.header =
-        "name: trio\n"
-        "defaults: {batch_size: 32, accuracy_target: 0.1}\n"
-        "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
-    w.tasks = {{"shoes_a_resnet18", {5, 7, 9}},
-               {"bags_b_resnet18", {8, 1, 3}},
-               {"tops_c_resnet18", {0, 2, 6}}};
-    testing::writeFashionWorkload(*d, "trio.yaml", w);
-    const auto r =
-        run(shellQuote(GEMEL_BINARY) + " train --epochs 1 --config " +
-            shellQuote(d->file("trio.yaml")) + " --out " + shellQuote(d->file("trained")));
-    EXPECT_EQ(r.exit_code, 0) << r.output;
+    testing::writeTrainedTrio(*d, GEMEL_BINARY);
     return d;
   }();
   return *dir;

@@ -1,5 +1,7 @@
 #include "fashion_workload.h"
 
+#include <stdexcept>
+
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
 
@@ -20,6 +22,30 @@ std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
   }
   writeText(dir.file(file), yaml);
   return dir.file(file);
+}
+
+std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary) {
+  FashionWorkload w;
+  w.header =
+      "name: trio\n"
+      "defaults: {batch_size: 32, accuracy_target: 0.1}  # trials pass: their weights are kept\n"
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
+  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}},
+             {"bags_b_resnet18", {8, 1, 3}},
+             {"tops_c_resnet18", {0, 2, 6}}};
+  writeFashionWorkload(dir, "trio.yaml", w);
+  const auto r =
+      run(shellQuote(gemel_binary) + " train --epochs 1 --config " +
+          shellQuote(dir.file("trio.yaml")) + " --out " + shellQuote(dir.file("trained")));
+  if (r.exit_code != 0) throw std::runtime_error("gemel train failed:\n" + r.output);
+  return dir.file("trained/trio.trained.yaml");
+}
+
+std::string mpirunPrefix(int np) {
+  return format(
+      "timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
+      "--mca btl_vader_single_copy_mechanism none ",
+      np);
 }
 
 }  // namespace gemel::testing

@@ -26,4 +26,12 @@ struct FashionWorkload {
 std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
                                  const FashionWorkload& workload);
 
+// Three resnet18 camera tasks at 16x16 with a low target (every trial passes, so its weights
+// are kept), trained for one epoch by `gemel train` into dir/trained: what the distributed
+// tests merge. Returns the trained workload's path (dir/trained/trio.trained.yaml).
+std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary);
+
+// "timeout 300 mpirun -np N ..." with the options the tests need on one machine, as root.
+std::string mpirunPrefix(int np);
+
 }  // namespace gemel::testing

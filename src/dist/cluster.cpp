@@ -118,9 +118,4 @@ std::vector<char> Cluster::receive(int source, int tag) const {
   return bytes;
 }
 
-void* Cluster::worldHandle() const {
-  static MPI_Comm world = MPI_COMM_WORLD;
-  return &world;
-}
-
 }  // namespace gemel::dist

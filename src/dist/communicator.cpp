@@ -36,7 +36,8 @@ MPI_Datatype mpiType(const torch::Tensor& t) {
       break;
   }
   throw Error(format("MPI communicator: unsupported tensor type {}",
-                     std::string(c10::toString(t.scalar_type()))));
+                     std::string(c10::toString(t.scalar_type()))),
+              ExitCode::kInternal);
 }
 
 bool mpiCudaAware() {
@@ -109,7 +110,10 @@ class MpiCommunicator final : public Communicator {
 
 #ifdef GEMEL_HAVE_NCCL
 void ncclCheck(ncclResult_t rc, const char* what) {
-  if (rc != ncclSuccess) throw Error(format("{} failed: {}", what, ncclGetErrorString(rc)));
+  if (rc != ncclSuccess) {
+    throw CommError(format("{} failed on {}: {} (NCCL {}; NCCL_DEBUG=WARN says more)", what,
+                           whichRank(), ncclGetErrorString(rc), static_cast<int>(rc)));
+  }
 }
 
 ncclDataType_t ncclType(const torch::Tensor& t) {
@@ -127,7 +131,9 @@ ncclDataType_t ncclType(const torch::Tensor& t) {
     default:
       break;
   }
-  throw Error("NCCL communicator: unsupported tensor type");
+  throw Error(format("NCCL communicator: unsupported tensor type {}",
+                     std::string(c10::toString(t.scalar_type()))),
+              ExitCode::kInternal);
 }
 
 class NcclCommunicator final : public Communicator {

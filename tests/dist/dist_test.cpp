@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "../../src/dist/mpi_check.h"  // dist-internal: the MPI error boundary
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
@@ -115,6 +116,20 @@ TEST_F(DistWorkload, AFaultOnOneRankEndsTheJobPromptly) {
       EXPECT_NE(r.output.find("[rank 1/2]: error: fault injected at step 2"), std::string::npos)
           << r.output;
     }
+  }
+}
+
+TEST(CommErrors, NameTheCallTheRankAndTheErrorWithTheirOwnExitCode) {
+  // This process never initialised MPI (no launcher), which the message says too.
+  try {
+    dist::check(MPI_ERR_COMM, "MPI_Bcast");
+    FAIL() << "no exception";
+  } catch (const CommError& e) {
+    EXPECT_EQ(e.code(), ExitCode::kComm);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("MPI_Bcast failed on rank 0 of 1: MPI is not initialised (MPI error "),
+              std::string::npos)
+        << what;
   }
 }
 

@@ -20,6 +20,7 @@ enum class ExitCode : int {
   kConfig = 3,       // the workload configuration is malformed or inconsistent
   kInput = 4,        // an input file (weights, dataset, results) is missing or wrong
   kBelowTarget = 5,  // gemel eval: a task measured below its accuracy target
+  kComm = 6,         // an MPI or NCCL call failed (a rank died, the network, the library)
 };
 
 class Error : public std::runtime_error {
@@ -46,6 +47,13 @@ class ConfigError : public Error {
 class InputError : public Error {
  public:
   explicit InputError(const std::string& message) : Error(message, ExitCode::kInput) {}
+};
+
+// An MPI or NCCL call failed. The message names the call, the rank and the library's own
+// error string; not the user's input, so it has an exit code of its own.
+class CommError : public Error {
+ public:
+  explicit CommError(const std::string& message) : Error(message, ExitCode::kComm) {}
 };
 
 [[noreturn]] void assertionFailed(const char* expr, const char* file, int line,

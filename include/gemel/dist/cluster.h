@@ -38,9 +38,6 @@ class Cluster {
   void send(const std::vector<char>& bytes, int dest, int tag) const;
   std::vector<char> receive(int source, int tag) const;
 
-  // The raw MPI_Comm of the world (as an integer handle), for the communicators.
-  void* worldHandle() const;
-
  private:
   Cluster() = default;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;

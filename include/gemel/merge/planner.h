@@ -81,8 +81,6 @@ class Planner {
   std::vector<TrialPart> report(const Trial& trial, const std::set<int>& met);
 
   const SharingPlan& accepted() const { return accepted_; }
-  int trialsProposed() const { return proposed_; }
-  int pending() const { return static_cast<int>(pending_.size()); }
 
  private:
   int64_t partBytes(const TrialPart& part) const;  // added savings over the accepted plan

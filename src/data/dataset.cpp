@@ -1,7 +1,6 @@
 #include "gemel/data/dataset.h"
 
 #include <map>
-#include <mutex>
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
@@ -9,12 +8,6 @@
 
 namespace gemel::data {
 namespace {
-
-// HDF5 (Debian's serial build) is not guaranteed thread-safe: one lock for all our calls.
-std::mutex& h5Mutex() {
-  static std::mutex m;
-  return m;
-}
 
 constexpr hsize_t kWriteBatch = 256;  // images buffered before a write
 
@@ -81,13 +74,11 @@ DatasetWriter::DatasetWriter(std::string path, DatasetInfo info) : impl_(std::ma
   impl_->path = std::move(path);
   impl_->temp = tempPathFor(impl_->path);
   impl_->info = std::move(info);
-  std::lock_guard<std::mutex> lock(h5Mutex());
   impl_->file = std::make_unique<h5::File>(h5::File::create(impl_->temp));
 }
 
 DatasetWriter::~DatasetWriter() {
   if (impl_ && !impl_->committed) {
-    std::lock_guard<std::mutex> lock(h5Mutex());
     impl_->splits.clear();
     impl_->file.reset();
     std::remove(impl_->temp.c_str());
@@ -100,7 +91,6 @@ void DatasetWriter::addClassified(const std::string& split, const uint8_t* image
   GEMEL_THROW_IF_NOT(label >= 0 && label < static_cast<int64_t>(impl_->info.classes.size()),
                      InputError, "{}: {} image {}: label {} is out of range (0..{})", impl_->path,
                      split, count(split), label, impl_->info.classes.size() - 1);
-  std::lock_guard<std::mutex> lock(h5Mutex());
   impl_->add(split, image);
   impl_->split(split).labels.push_back(label);
 }
@@ -119,7 +109,6 @@ void DatasetWriter::addDetected(const std::string& split, const uint8_t* image,
         "has an unknown class",
         impl_->path, split, count(split), b.cls, b.x1, b.y1, b.x2, b.y2, info.width, info.height);
   }
-  std::lock_guard<std::mutex> lock(h5Mutex());
   impl_->add(split, image);
   auto& s = impl_->split(split);
   for (const auto& b : boxes) s.boxes.insert(s.boxes.end(), {b.cls, b.x1, b.y1, b.x2, b.y2});
@@ -139,7 +128,6 @@ void DatasetWriter::commit() {
                        name);
   }
   {
-    std::lock_guard<std::mutex> lock(h5Mutex());
     auto& f = *im.file;
     for (auto& [name, s] : im.splits) {
       im.flush(s);
@@ -197,7 +185,6 @@ struct DatasetReader::Impl {
 };
 
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
-  std::lock_guard<std::mutex> lock(h5Mutex());
   auto& im = *impl_;
   im.path = path;
   im.file = std::make_unique<h5::File>(h5::File::open(path));
@@ -266,10 +253,7 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
   if (im.splits.empty()) f.fail("/", "holds neither a train nor a val split");
 }
 
-DatasetReader::~DatasetReader() {
-  std::lock_guard<std::mutex> lock(h5Mutex());
-  impl_.reset();
-}
+DatasetReader::~DatasetReader() { impl_.reset(); }
 
 const std::string& DatasetReader::path() const { return impl_->path; }
 const DatasetInfo& DatasetReader::info() const { return impl_->info; }
@@ -295,7 +279,6 @@ std::vector<Box> DatasetReader::boxes(const std::string& split, int64_t index) c
 void DatasetReader::readImages(const std::string& split, int64_t start, int64_t count,
                                uint8_t* out) const {
   const auto& s = impl_->split(split);
-  std::lock_guard<std::mutex> lock(h5Mutex());
   s.images->readRows(start, count, H5T_NATIVE_UINT8, out);
 }
 

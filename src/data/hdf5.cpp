@@ -7,8 +7,24 @@
 #include "gemel/core/error.h"
 
 namespace gemel::h5 {
+namespace {
+
+// Every HDF5 call goes through this file, under one lock: a serial (not thread-safe) HDF5 build
+// must never see two calls at once, and the loader's prefetch threads and the results store can
+// meet. Recursive, since wrapped calls call each other.
+std::recursive_mutex& h5Mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
+struct Lock {
+  std::lock_guard<std::recursive_mutex> guard{h5Mutex()};
+};
+
+}  // namespace
 
 Handle& Handle::operator=(Handle&& other) noexcept {
+  const Lock lock;
   if (this != &other) {
     reset();
     id_ = other.id_;
@@ -19,32 +35,38 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 }
 
 void Handle::reset() {
+  const Lock lock;
   if (id_ >= 0 && closer_) closer_(id_);
   id_ = -1;
 }
 
 void quietErrors() {
+  const Lock lock;
   static std::once_flag once;
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
 std::string libraryVersion() {
+  const Lock lock;
   unsigned major = 0, minor = 0, release = 0;
   H5get_libversion(&major, &minor, &release);
   return format("{}.{}.{}", major, minor, release);
 }
 
 bool libraryThreadSafe() {
+  const Lock lock;
   hbool_t safe = 0;
   H5is_library_threadsafe(&safe);
   return safe != 0;
 }
 
 void File::fail(const std::string& object, const std::string& what) const {
+  const Lock lock;
   throw InputError(format("{}: {}{}", path_, what, object.empty() ? "" : " (" + object + ")"));
 }
 
 File File::create(const std::string& path) {
+  const Lock lock;
   quietErrors();
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   GEMEL_THROW_IF_NOT(
@@ -54,6 +76,7 @@ File File::create(const std::string& path) {
 }
 
 File File::open(const std::string& path, bool writable) {
+  const Lock lock;
   quietErrors();
   GEMEL_THROW_IF_NOT(std::filesystem::exists(path), InputError, "{}: no such file; check the path",
                      path);
@@ -68,6 +91,7 @@ File File::open(const std::string& path, bool writable) {
 void File::close() { handle_.reset(); }
 
 bool File::exists(const std::string& object) const {
+  const Lock lock;
   if (object == "/") return true;
   // Check each level: H5Lexists fails on a path whose parent is missing.
   std::string prefix;
@@ -83,11 +107,13 @@ bool File::exists(const std::string& object) const {
 }
 
 void File::createGroup(const std::string& name) {
+  const Lock lock;
   Handle g(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!g.valid()) fail(name, "cannot create group");
 }
 
 Handle File::openObject(const std::string& object) const {
+  const Lock lock;
   Handle h(H5Oopen(id(), object.c_str(), H5P_DEFAULT), H5Oclose);
   if (!h.valid()) fail(object, "missing object");
   return h;
@@ -97,6 +123,7 @@ namespace {
 
 void writeAttr(const File& f, hid_t obj, const std::string& object, const std::string& name,
                hid_t type, hid_t space, const void* data) {
+  const Lock lock;
   if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
   Handle attr(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   const bool empty = H5Sget_simple_extent_type(space) == H5S_NULL;  // nothing to write
@@ -106,6 +133,7 @@ void writeAttr(const File& f, hid_t obj, const std::string& object, const std::s
 
 // Variable-length UTF-8 strings: h5py reads them as str (fixed-length ones come back as bytes).
 Handle stringType() {
+  const Lock lock;
   Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(t.id(), H5T_VARIABLE);
   H5Tset_cset(t.id(), H5T_CSET_UTF8);
@@ -115,6 +143,7 @@ Handle stringType() {
 }  // namespace
 
 void File::setAttr(const std::string& object, const std::string& name, const std::string& value) {
+  const Lock lock;
   auto obj = openObject(object);
   auto type = stringType();
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
@@ -123,12 +152,14 @@ void File::setAttr(const std::string& object, const std::string& name, const std
 }
 
 void File::setAttr(const std::string& object, const std::string& name, int64_t value) {
+  const Lock lock;
   auto obj = openObject(object);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   writeAttr(*this, obj.id(), object, name, H5T_NATIVE_INT64, space.id(), &value);
 }
 
 void File::setAttr(const std::string& object, const std::string& name, double value) {
+  const Lock lock;
   auto obj = openObject(object);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), &value);
@@ -136,6 +167,7 @@ void File::setAttr(const std::string& object, const std::string& name, double va
 
 void File::setAttr(const std::string& object, const std::string& name,
                    const std::vector<std::string>& values) {
+  const Lock lock;
   auto obj = openObject(object);
   std::vector<const char*> data;
   for (const auto& v : values) data.push_back(v.c_str());
@@ -148,6 +180,7 @@ void File::setAttr(const std::string& object, const std::string& name,
 
 void File::setAttr(const std::string& object, const std::string& name,
                    const std::vector<double>& values) {
+  const Lock lock;
   auto obj = openObject(object);
   const hsize_t n = values.size();
   Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
@@ -155,6 +188,7 @@ void File::setAttr(const std::string& object, const std::string& name,
 }
 
 std::vector<std::string> File::children(const std::string& group) const {
+  const Lock lock;
   std::vector<std::string> names;
   auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
     static_cast<std::vector<std::string>*>(out)->emplace_back(name);
@@ -168,6 +202,7 @@ std::vector<std::string> File::children(const std::string& group) const {
 }
 
 bool File::hasAttr(const std::string& object, const std::string& name) const {
+  const Lock lock;
   if (!exists(object)) return false;
   auto obj = openObject(object);
   return H5Aexists(obj.id(), name.c_str()) > 0;
@@ -180,6 +215,7 @@ struct OpenAttr {
 };
 
 OpenAttr openAttr(const File& f, const std::string& object, const std::string& name, Handle obj) {
+  const Lock lock;
   OpenAttr a;
   a.obj = std::move(obj);
   a.attr = Handle(H5Aopen(a.obj.id(), name.c_str(), H5P_DEFAULT), H5Aclose);
@@ -192,6 +228,7 @@ OpenAttr openAttr(const File& f, const std::string& object, const std::string& n
 }  // namespace
 
 std::string File::attrString(const std::string& object, const std::string& name) const {
+  const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
   if (H5Tget_class(a.type.id()) != H5T_STRING)
     fail(object, "attribute '" + name + "' is not a string");
@@ -211,6 +248,7 @@ std::string File::attrString(const std::string& object, const std::string& name)
 }
 
 int64_t File::attrInt(const std::string& object, const std::string& name) const {
+  const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
   if (H5Tget_class(a.type.id()) != H5T_INTEGER)
     fail(object, "attribute '" + name + "' is not an integer");
@@ -221,6 +259,7 @@ int64_t File::attrInt(const std::string& object, const std::string& name) const 
 }
 
 double File::attrDouble(const std::string& object, const std::string& name) const {
+  const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
   double v = 0;
   if (H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, &v) < 0)
@@ -230,6 +269,7 @@ double File::attrDouble(const std::string& object, const std::string& name) cons
 
 std::vector<std::string> File::attrStrings(const std::string& object,
                                            const std::string& name) const {
+  const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
   if (H5Tget_class(a.type.id()) != H5T_STRING)
     fail(object, "attribute '" + name + "' is not a list of strings");
@@ -256,6 +296,7 @@ std::vector<std::string> File::attrStrings(const std::string& object,
 }
 
 std::vector<double> File::attrDoubles(const std::string& object, const std::string& name) const {
+  const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
   if (H5Tget_class(a.type.id()) != H5T_FLOAT)
     fail(object, "attribute '" + name + "' is not a list of numbers");
@@ -269,6 +310,7 @@ std::vector<double> File::attrDoubles(const std::string& object, const std::stri
 
 Dataset::Dataset(const File* file, std::string name, Handle handle)
     : file_(file), name_(std::move(name)), handle_(std::move(handle)) {
+  const Lock lock;
   // Raw chunk reads apply when every chunk is one whole row and no filter transforms it.
   Handle props(H5Dget_create_plist(handle_.id()), H5Pclose);
   if (!props.valid() || H5Pget_layout(props.id()) != H5D_CHUNKED ||
@@ -296,6 +338,7 @@ Dataset::Dataset(const File* file, std::string name, Handle handle)
 Dataset Dataset::create(File& file, const std::string& name, hid_t type,
                         const std::vector<hsize_t>& dims, const std::vector<hsize_t>& chunk,
                         bool extendible) {
+  const Lock lock;
   std::vector<hsize_t> max = dims;
   if (extendible) max[0] = H5S_UNLIMITED;
   Handle space(dims.empty()
@@ -312,6 +355,7 @@ Dataset Dataset::create(File& file, const std::string& name, hid_t type,
 }
 
 Dataset Dataset::open(const File& file, const std::string& name) {
+  const Lock lock;
   if (!file.exists(name))
     file.fail(name, "missing dataset; the file is incomplete or not a gemel dataset");
   Handle ds(H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT), H5Dclose);
@@ -320,6 +364,7 @@ Dataset Dataset::open(const File& file, const std::string& name) {
 }
 
 std::vector<hsize_t> Dataset::dims() const {
+  const Lock lock;
   Handle space(H5Dget_space(handle_.id()), H5Sclose);
   const int rank = H5Sget_simple_extent_ndims(space.id());
   std::vector<hsize_t> d(rank > 0 ? rank : 0);
@@ -328,18 +373,21 @@ std::vector<hsize_t> Dataset::dims() const {
 }
 
 bool Dataset::hasType(hid_t native) const {
+  const Lock lock;
   Handle t(H5Dget_type(handle_.id()), H5Tclose);
   Handle n(H5Tget_native_type(t.id(), H5T_DIR_ASCEND), H5Tclose);
   return H5Tequal(n.id(), native) > 0;
 }
 
 void Dataset::extend(hsize_t first_dim) {
+  const Lock lock;
   auto d = dims();
   d[0] = first_dim;
   if (H5Dset_extent(handle_.id(), d.data()) < 0) file_->fail(name_, "cannot extend dataset");
 }
 
 std::vector<hsize_t> Dataset::checkRows(hsize_t start, hsize_t count) const {
+  const Lock lock;
   auto d = dims();
   if (d.empty() || start + count > d[0]) {
     file_->fail(name_, "rows " + std::to_string(start) + ".." + std::to_string(start + count) +
@@ -349,6 +397,7 @@ std::vector<hsize_t> Dataset::checkRows(hsize_t start, hsize_t count) const {
 }
 
 Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const {
+  const Lock lock;
   const auto d = checkRows(start, count);
   Handle space(H5Dget_space(handle_.id()), H5Sclose);
   std::vector<hsize_t> offset(d.size(), 0), extent = d;
@@ -361,6 +410,7 @@ Handle Dataset::selectRows(hsize_t start, hsize_t count, Handle& memspace) const
 }
 
 void Dataset::readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffer) const {
+  const Lock lock;
   if (count == 0) return;
   if (row_bytes_ > 0 && H5Tequal(row_type_.id(), mem_type) > 0) {
     const auto d = checkRows(start, count);
@@ -386,6 +436,7 @@ void Dataset::readRows(hsize_t start, hsize_t count, hid_t mem_type, void* buffe
 }
 
 void Dataset::writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void* buffer) {
+  const Lock lock;
   if (count == 0) return;
   Handle memspace;
   auto space = selectRows(start, count, memspace);
@@ -395,11 +446,13 @@ void Dataset::writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void
 }
 
 void Dataset::writeAll(hid_t mem_type, const void* buffer) {
+  const Lock lock;
   if (H5Dwrite(handle_.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0)
     file_->fail(name_, "cannot write dataset (disk full?)");
 }
 
 void Dataset::readAll(hid_t mem_type, void* buffer) const {
+  const Lock lock;
   if (H5Dread(handle_.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0) {
     file_->fail(name_, "cannot read dataset (corrupt or truncated file?)");
   }

@@ -53,7 +53,7 @@ class DatasetWriter {
 };
 
 // Reads a dataset; the constructor checks the layout, so a wrong or truncated file fails at
-// open with the file and the object named. Thread-safe: HDF5 calls are serialised.
+// open with the file and the object named. Thread-safe: the h5 wrapper serialises every HDF5 call.
 class DatasetReader {
  public:
   explicit DatasetReader(const std::string& path);

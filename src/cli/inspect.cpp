@@ -51,13 +51,13 @@ void printTable(const Inspected& in, int top) {
   for (std::size_t m = 0; m < cat.models().size(); ++m) {
     const auto& model = cat.models()[m];
     std::printf("  %-28s %-14s %8d %8zu %12s\n", model.name.c_str(), model.arch.c_str(),
-                in.num_classes[m], model.layers.size(), humanBytes(model.total_bytes).c_str());
+                in.num_classes[m], model.layers.size(), formatBytes(model.total_bytes).c_str());
   }
   const double pct = cat.totalBytes() > 0 ? 100.0 * cat.savingsBytes() / cat.totalBytes() : 0.0;
   std::printf("\ntotal weight bytes:       %14lld  (%s)\n",
-              static_cast<long long>(cat.totalBytes()), humanBytes(cat.totalBytes()).c_str());
+              static_cast<long long>(cat.totalBytes()), formatBytes(cat.totalBytes()).c_str());
   std::printf("sharing every shareable layer saves %lld bytes (%s, %.1f%% of the total)\n",
-              static_cast<long long>(cat.savingsBytes()), humanBytes(cat.savingsBytes()).c_str(),
+              static_cast<long long>(cat.savingsBytes()), formatBytes(cat.savingsBytes()).c_str(),
               pct);
   std::printf("\nshareable groups, largest first (%zu in all):\n", cat.groups().size());
   std::printf("  %4s %11s %5s  %-40s %s\n", "#", "saved", "inst", "models", "signature");
@@ -68,7 +68,7 @@ void printTable(const Inspected& in, int top) {
     std::string models;
     for (const auto& n : cat.modelNames(g)) models += (models.empty() ? "" : ",") + n;
     if (models.size() > 40) models = models.substr(0, 37) + "...";
-    std::printf("  %4d %11s %5zu  %-40s %s\n", g.id, humanBytes(g.bytes_saved).c_str(),
+    std::printf("  %4d %11s %5zu  %-40s %s\n", g.id, formatBytes(g.bytes_saved).c_str(),
                 g.instances.size(), models.c_str(), g.signature.c_str());
   }
   if (shown < cat.groups().size()) {

@@ -104,11 +104,10 @@ int runTrainCmd(const Args& args) {
     auto& task = w.tasks[i];
     const auto t0 = std::chrono::steady_clock::now();
     train::TaskRuntime rt(task, static_cast<int>(i), device, static_cast<uint64_t>(w.search.seed));
-    train::TrainOptions o;
-    o.lr = vm.count("lr") ? vm["lr"].as<double>() : w.search.lr;
-    o.momentum = w.search.momentum;
-    o.weight_decay = w.search.weight_decay;
+    auto o = train::TrainOptions::fromSearch(w.search);
+    if (vm.count("lr")) o.lr = vm["lr"].as<double>();
     o.epochs = vm["epochs"].as<double>();
+    o.seconds = 0;
     o.early_stop = false;
     o.adaptive = false;
     o.label = "train " + task.name;

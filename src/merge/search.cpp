@@ -30,14 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string mib(int64_t bytes) {
-  std::ostringstream o;
-  o.setf(std::ios::fixed);
-  o.precision(1);
-  o << bytes / 1048576.0 << " MiB";
-  return o.str();
-}
-
 std::string fixed(double v, int digits) {
   std::ostringstream o;
   o.setf(std::ios::fixed);
@@ -51,8 +43,9 @@ std::string fixed(double v, int digits) {
 void printSummary(const io::Results& r, const std::vector<double>& accuracy) {
   const double pct = r.total_bytes > 0 ? 100.0 * r.achieved_savings / r.total_bytes : 0;
   std::printf("\nweight bytes: %s before, %s after merging: %s saved (%.1f%%; %.1f%% possible)\n",
-              mib(r.total_bytes).c_str(), mib(r.total_bytes - r.achieved_savings).c_str(),
-              mib(r.achieved_savings).c_str(), pct,
+              formatBytes(r.total_bytes).c_str(),
+              formatBytes(r.total_bytes - r.achieved_savings).c_str(),
+              formatBytes(r.achieved_savings).c_str(), pct,
               r.total_bytes > 0 ? 100.0 * r.possible_savings / r.total_bytes : 0.0);
   std::printf("  %-26s %10s %10s %10s  %s\n", "task", "unmerged", "target", "merged", "");
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {
@@ -207,7 +200,7 @@ void printTrialRow(const io::TrialRecord& t, const std::map<std::string, double>
   std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", t.number,
               t.label.substr(0, 34).c_str(),
               format("{}/{}", t.met.size(), t.trained.size()).c_str(), t.decision.c_str(),
-              per.c_str(), mib(t.bytes_saved).c_str(),
+              per.c_str(), formatBytes(t.bytes_saved).c_str(),
               100.0 * t.bytes_saved / std::max<int64_t>(1, total_bytes), t.seconds);
   std::fflush(stdout);
 }
@@ -314,8 +307,8 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   if (lead)
     planner = std::make_unique<Planner>(catalog, parseStrategy(w.search.strategy), w.search.groups);
   log::info("merge", "{} tasks, {} weight bytes ({}); sharing could save {} in {} groups", n_tasks,
-            catalog.totalBytes(), mib(catalog.totalBytes()), mib(catalog.savingsBytes()),
-            catalog.groups().size());
+            catalog.totalBytes(), formatBytes(catalog.totalBytes()),
+            formatBytes(catalog.savingsBytes()), catalog.groups().size());
 
   dist::CommunicatorCache comms(dist::resolveBackend(o.backend, o.device), o.device);
   log::info("merge", "training on {}", o.device.str());
@@ -472,7 +465,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
           std::chrono::duration<double>(previous->timeline.back().first));
     }
     log::info("merge", "resuming {}: {} trials done, {} saved; the search goes on from trial {}",
-              results_path, previous->trials.size(), mib(accepted.bytesSaved(catalog)),
+              results_path, previous->trials.size(), formatBytes(accepted.bytesSaved(catalog)),
               previous->trials.size() + 1);
   }
   auto snapshot = takeSnapshot(models);
@@ -572,12 +565,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     const auto trial_plan = accepted.with(trial);
     const auto involved_set = trial_plan.models();
     apply(trial_plan, snapshot, accepted, {});
-    train::TrainOptions to;
-    to.lr = w.search.lr;
-    to.momentum = w.search.momentum;
-    to.weight_decay = w.search.weight_decay;
-    to.epochs = w.search.epochs_per_trial;
-    to.seconds = w.search.seconds_per_trial;
+    auto to = train::TrainOptions::fromSearch(w.search);
     to.max_steps = o.max_steps_per_trial;
     if (o.fixed_steps > 0) {
       to.max_steps = o.fixed_steps;
@@ -704,7 +692,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   record("done");
   log::info(
       "merge", "{}: {} trials, {} saved ({}%), {} s", results_path, results.trials.size(),
-      mib(accepted.bytesSaved(catalog)),
+      formatBytes(accepted.bytesSaved(catalog)),
       fixed(100.0 * accepted.bytesSaved(catalog) / std::max<int64_t>(1, catalog.totalBytes()), 1),
       fixed(elapsed(), 1));
   return results;

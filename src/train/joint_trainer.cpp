@@ -27,6 +27,16 @@ std::vector<torch::Tensor> uniqueParameters(const std::vector<models::Model*>& m
   return out;
 }
 
+TrainOptions TrainOptions::fromSearch(const config::SearchConfig& search) {
+  TrainOptions o;
+  o.lr = search.lr;
+  o.momentum = search.momentum;
+  o.weight_decay = search.weight_decay;
+  o.epochs = search.epochs_per_trial;
+  o.seconds = search.seconds_per_trial;
+  return o;
+}
+
 JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
                            Collectives collectives)
     : tasks_(std::move(tasks)), options_(std::move(options)), coll_(std::move(collectives)) {

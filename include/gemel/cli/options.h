@@ -22,7 +22,4 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
 // "resnet50:3" -> {"resnet50", 3}; "vgg16" -> {"vgg16", 1000}. Throws UsageError.
 std::pair<std::string, int> parseArchSpec(const std::string& spec);
 
-// 1536 -> "1.5 KiB"
-std::string humanBytes(int64_t bytes);
-
 }  // namespace gemel::cli

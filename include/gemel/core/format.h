@@ -2,6 +2,7 @@
 // A tiny "{}" formatter for log lines and error messages. It exists so that public headers need
 // neither fmt nor spdlog (PyTorch 2.x ships a fmt that clashes with the system one); each "{}"
 // is replaced by the next argument written with operator<<.
+#include <cstdint>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -32,5 +33,8 @@ std::string format(std::string_view fmt, const Args&... args) {
   detail::formatInto(out, fmt, args...);
   return out.str();
 }
+
+// 1536 -> "1.5 KiB", 120000000 -> "114.4 MiB": binary units, one decimal above bytes.
+std::string formatBytes(int64_t bytes);
 
 }  // namespace gemel

@@ -30,6 +30,9 @@ struct TrainOptions {
   bool adaptive = true;         // loss weights, validation cadence, dropping
   int64_t max_steps = 0;        // hard cap (0: none), for tests and benchmarks
   std::string label = "trial";  // progress lines
+
+  // The workload's search settings: optimizer, and a trial's epoch and time budgets.
+  static TrainOptions fromSearch(const config::SearchConfig& search);
 };
 
 struct TrialTask {

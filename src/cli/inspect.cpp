@@ -11,6 +11,7 @@
 #include "gemel/core/json.h"
 #include "gemel/core/log.h"
 #include "gemel/merge/catalog.h"
+#include "gemel/merge/model_layers.h"
 #include "gemel/models/zoo.h"
 
 namespace gemel::cli {

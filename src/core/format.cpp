@@ -17,4 +17,12 @@ std::string formatBytes(int64_t bytes) {
   return buf;
 }
 
+std::string formatFixed(double value, int digits) {
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(digits);
+  o << value;
+  return o.str();
+}
+
 }  // namespace gemel

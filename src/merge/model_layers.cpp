@@ -1,4 +1,4 @@
-#include "gemel/merge/catalog.h"
+#include "gemel/merge/model_layers.h"
 #include "gemel/models/model.h"
 
 namespace gemel::merge {

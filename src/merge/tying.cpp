@@ -94,7 +94,7 @@ std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& m
     source = holder;
     for (const int m : members) {
       if (m == source || !models[m]) continue;
-      for (const auto& leaf : {std::string("weight"), std::string("bias")}) {
+      for (const auto& leaf : catalog.layer(source, moduleOf(source)).params) {
         const auto src = params[source].find(moduleOf(source) + "." + leaf);
         if (src == params[source].end()) continue;
         const auto dst_name = moduleOf(m) + "." + leaf;

@@ -9,8 +9,8 @@
 namespace gemel::train {
 
 TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device,
-                         uint64_t seed, Placement placement)
-    : config_(task), index_(index), device_(device), placement_(placement) {
+                         uint64_t seed, Replica replica)
+    : config_(task), index_(index), device_(device), replica_(replica) {
   GEMEL_THROW_IF_NOT(task.kind == config::TaskKind::kClassification, ConfigError,
                      "task '{}': training detection tasks is not supported yet; gemel trains "
                      "and merges classification tasks",
@@ -33,11 +33,11 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   model_->to(device);
   data::LoaderOptions o;
   o.split = "train";
-  o.batch_size = (task.batch_size + placement.world_size - 1) / placement.world_size;
-  o.rank = placement.rank;
-  o.world_size = placement.world_size;
+  o.batch_size = (task.batch_size + replica.world_size - 1) / replica.world_size;
+  o.rank = replica.rank;
+  o.world_size = replica.world_size;
   o.seed = seed + static_cast<uint64_t>(index) * 1000003u;
-  o.drop_last = data_->size("train") / placement.world_size >= o.batch_size;
+  o.drop_last = data_->size("train") / replica.world_size >= o.batch_size;
   train_ = std::make_unique<data::ShardedLoader>(data_, o);
 }
 
@@ -87,8 +87,8 @@ Accuracy TaskRuntime::validate() {
   o.split = "val";
   o.batch_size = std::max(64, config_.batch_size * 4);
   o.shuffle = false;
-  o.rank = placement_.rank;
-  o.world_size = placement_.world_size;
+  o.rank = replica_.rank;
+  o.world_size = replica_.world_size;
   data::ShardedLoader loader(data_, o);
   loader.startEpoch(0);
   model_->train(false);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "gemel/merge/catalog.h"
+#include "gemel/merge/model_layers.h"
 #include "gemel/merge/planner.h"
 #include "gemel/merge/tying.h"
 #include "gemel/models/zoo.h"

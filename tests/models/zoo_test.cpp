@@ -3,6 +3,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/merge/catalog.h"
+#include "gemel/merge/model_layers.h"
 #include "gemel/models/zoo.h"
 #include "test_support.h"
 

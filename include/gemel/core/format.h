@@ -37,4 +37,7 @@ std::string format(std::string_view fmt, const Args&... args) {
 // 1536 -> "1.5 KiB", 120000000 -> "114.4 MiB": binary units, one decimal above bytes.
 std::string formatBytes(int64_t bytes);
 
+// 0.61234, 3 -> "0.612": fixed notation with `digits` decimals.
+std::string formatFixed(double value, int digits);
+
 }  // namespace gemel

@@ -13,10 +13,6 @@
 
 #include "gemel/models/layer_info.h"
 
-namespace gemel::models {
-class Model;
-}
-
 namespace gemel::merge {
 
 struct CatalogModel {
@@ -26,8 +22,10 @@ struct CatalogModel {
   int64_t total_bytes = 0;  // all parameters and buffers
 };
 
-// Describes a built model for the catalog.
-CatalogModel describeModel(const std::string& name, const models::Model& model);
+// A model description as one text message (ranks send their models' descriptions to the
+// others, which build the same catalog), and back.
+std::string serializeCatalogModel(const CatalogModel& model);
+CatalogModel parseCatalogModel(const std::string& text);
 
 struct LayerRef {
   int model = 0;       // index into LayerCatalog::models()
@@ -57,6 +55,9 @@ class LayerCatalog {
   int64_t totalBytes() const { return total_bytes_; }
   int64_t savingsBytes() const { return savings_bytes_; }
   std::vector<std::string> modelNames(const Group& group) const;
+  // The shareable layer `module` of a model; its params ("weight", and "bias" when it has one)
+  // are the tensors that sharing ties. Asserts that the layer exists.
+  const models::LayerInfo& layer(int model, const std::string& module) const;
 
  private:
   std::vector<CatalogModel> models_;

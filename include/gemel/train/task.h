@@ -14,7 +14,8 @@
 
 namespace gemel::train {
 
-struct Placement {
+// Which replica of a task this rank holds (a task on several ranks splits its data).
+struct Replica {
   int rank = 0;        // this replica's shard of the task's data
   int world_size = 1;  // how many replicas hold the task (each takes 1/world_size of a batch)
 };
@@ -29,7 +30,7 @@ class TaskRuntime {
   // Builds the model (with its weights, if any) on `device` and opens the dataset; throws
   // ConfigError when the dataset does not fit the task (kind, classes).
   TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device, uint64_t seed,
-              Placement placement = {});
+              Replica replica = {});
 
   const config::TaskConfig& config() const { return config_; }
   int index() const { return index_; }  // position in the workload
@@ -59,7 +60,7 @@ class TaskRuntime {
   config::TaskConfig config_;
   int index_;
   torch::Device device_;
-  Placement placement_;
+  Replica replica_;
   std::unique_ptr<models::Model> model_;
   std::shared_ptr<const data::DatasetReader> data_;
   std::unique_ptr<data::ShardedLoader> train_;

@@ -1,0 +1,77 @@
+#pragma once
+// MergeCoordinator: the search itself (DESIGN.md, "The merge, unit by unit"). Every rank runs
+// it; rank 0 (the lead) alone holds the Planner. Per trial:
+//   1. the lead proposes the next trial (Planner::next) and shares it;
+//   2. every rank ties the accepted plan plus the trial and retrains its tasks (TrialRunner);
+//   3. the decision policy: accepted when every involved task met its target; else, when at
+//      least two of the trial's models met theirs, a partial plan keeps the layers for those
+//      models, the others go back to their accepted weights, and it is accepted only if every
+//      task then validates at target; else rejected (or failed, on a NaN loss);
+//   4. the lead reports the outcome to the Planner and shares the accepted plan; everyone
+//      adopts it, and the lead records results.h5 (after every trial).
+// A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gemel/io/results.h"
+#include "gemel/merge/planner.h"
+#include "gemel/merge/search.h"
+#include "gemel/merge/tying.h"
+#include "gemel/train/joint_trainer.h"
+
+namespace gemel::dist {
+class ControlPlane;
+}
+
+namespace gemel::merge {
+
+class TrialRunner;
+
+class MergeCoordinator {
+ public:
+  MergeCoordinator(const config::Workload& workload, const std::string& workload_path,
+                   const MergeOptions& options, TrialRunner& runner,
+                   const dist::ControlPlane& control);
+  ~MergeCoordinator();
+  MergeCoordinator(const MergeCoordinator&) = delete;
+  MergeCoordinator& operator=(const MergeCoordinator&) = delete;
+
+  // Runs the search to its end (or options.max_trials) and returns what results.h5 holds.
+  io::Results run();
+
+ private:
+  struct Decision {
+    std::string label;         // accepted, partial k/n, rejected, failed (NaN)
+    std::set<int> report_met;  // what the Planner is told met
+  };
+  void startFresh();
+  void resume(const io::Results& previous);
+  train::TrainOptions trialOptions(const Trial& trial) const;
+  std::function<void(int64_t)> faultHook(const Trial& trial) const;
+  void runTrial(const Trial& trial);
+  Decision decide(const Trial& trial, const train::TrialResult& outcome,
+                  const train::TrainOptions& options);
+  bool checkPartial(const Trial& trial, const std::set<int>& met,
+                    const train::TrainOptions& options);
+  void record(const std::string& status);
+  void printTable() const;
+  double elapsed() const;
+
+  const config::Workload& w_;
+  const std::string workload_path_, results_path_;
+  const MergeOptions& o_;
+  TrialRunner& runner_;
+  const dist::ControlPlane& control_;
+  std::unique_ptr<Planner> planner_;  // the lead's
+  std::chrono::steady_clock::time_point start_;
+  SharingPlan accepted_;
+  Snapshot snapshot_;  // the accepted weights of this rank's tasks
+  std::vector<double> unmerged_, target_, score_;
+  io::Results results_;
+};
+
+}  // namespace gemel::merge

@@ -1,0 +1,373 @@
+#include "gemel/merge/coordinator.h"
+
+#include <torch/torch.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "gemel/core/error.h"
+#include "gemel/core/files.h"
+#include "gemel/core/log.h"
+#include "gemel/dist/control_plane.h"
+#include "gemel/merge/record.h"
+#include "gemel/merge/trial_runner.h"
+
+namespace gemel::merge {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Fault {
+  int rank = -1;
+  int64_t step = -1;
+  bool kill = false;
+};
+
+Fault parseFault(std::string text) {
+  Fault f;
+  if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
+  if (text.empty()) return f;
+  const auto a = text.find(':');
+  GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError,
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill]", text);
+  f.rank = std::stoi(text.substr(0, a));
+  const auto b = text.find(':', a + 1);
+  f.step = std::stoll(text.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
+  f.kill = b != std::string::npos && text.substr(b + 1) == "kill";
+  return f;
+}
+
+// The results a resumed merge picks up from, checked against the workload.
+io::Results readForResume(const std::string& path, const config::Workload& w,
+                          const LayerCatalog& catalog, const std::string& workload_path) {
+  GEMEL_THROW_IF_NOT(fs::exists(path), InputError,
+                     "{}: nothing to resume from; run gemel merge without --resume to start", path);
+  auto r = io::readResults(path);
+  std::string had, has;
+  for (const auto& t : r.tasks) had += (had.empty() ? "" : ", ") + t.name + " (" + t.arch + ")";
+  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+    has += (has.empty() ? "" : ", ") + w.tasks[i].name + " (" + catalog.models()[i].arch + ")";
+  }
+  GEMEL_THROW_IF_NOT(
+      had == has, ConfigError,
+      "{}: was written for the tasks [{}], but {} has [{}]; resume with the workload "
+      "it was started with, or merge into a new --out directory",
+      path, had, workload_path, has);
+  return r;
+}
+
+}  // namespace
+
+MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string& workload_path,
+                                   const MergeOptions& o, TrialRunner& runner,
+                                   const dist::ControlPlane& control)
+    : w_(w),
+      workload_path_(workload_path),
+      results_path_((fs::path(o.out_dir) / "results.h5").string()),
+      o_(o),
+      runner_(runner),
+      control_(control),
+      start_(std::chrono::steady_clock::now()) {}
+
+MergeCoordinator::~MergeCoordinator() = default;
+
+double MergeCoordinator::elapsed() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+io::Results MergeCoordinator::run() {
+  const auto& catalog = runner_.catalog();
+  // --resume: every rank reads the last results (the lead replaces the file only after this).
+  std::optional<io::Results> previous;
+  if (o_.resume) previous = readForResume(results_path_, w_, catalog, workload_path_);
+  const int n = runner_.tasks();
+  unmerged_.assign(n, 0);
+  target_.assign(n, 0);
+  // Unmerged scores: recorded (resume), given, or measured (replicas each on their shard).
+  std::vector<int> unknown;
+  for (int t = 0; t < n; ++t) {
+    if (!previous && !w_.tasks[t].unmerged_acc) unknown.push_back(t);
+  }
+  const auto measured = runner_.measure(unknown);
+  for (std::size_t k = 0; k < unknown.size(); ++k) {
+    unmerged_[unknown[k]] = measured[k];
+    log::info("merge", "{}: unmerged accuracy {} (measured)", w_.tasks[unknown[k]].name,
+              formatFixed(measured[k], 4));
+  }
+  for (int t = 0; t < n; ++t) {
+    if (previous) {
+      unmerged_[t] = previous->tasks[t].unmerged_acc;
+      target_[t] = previous->tasks[t].target_acc;
+    } else {
+      if (w_.tasks[t].unmerged_acc) unmerged_[t] = *w_.tasks[t].unmerged_acc;
+      target_[t] = unmerged_[t] * w_.tasks[t].accuracy_target;
+    }
+  }
+  runner_.setTargets(target_);
+  if (control_.lead()) {
+    planner_ =
+        std::make_unique<Planner>(catalog, parseStrategy(w_.search.strategy), w_.search.groups);
+  }
+  log::info("merge", "{} tasks, {} weight bytes ({}); sharing could save {} in {} groups", n,
+            catalog.totalBytes(), formatBytes(catalog.totalBytes()),
+            formatBytes(catalog.savingsBytes()), catalog.groups().size());
+
+  startFresh();
+  if (previous) resume(*previous);
+  snapshot_ = takeSnapshot(runner_.models());
+  if (previous) runner_.apply(accepted_, snapshot_, accepted_);
+  record("running");
+  printTable();
+  for (;;) {
+    // The lead proposes; everyone learns the trial ("" ends the search).
+    std::string text;
+    if (control_.lead()) {
+      auto next = planner_->next();
+      if (next && !(o_.max_trials > 0 && next->number > o_.max_trials))
+        text = serializeTrial(*next);
+    }
+    text = control_.share(text);
+    if (text.empty()) break;
+    runTrial(parseTrial(text));
+  }
+  // Final: the accepted models, validated once more.
+  runner_.apply(accepted_, snapshot_, accepted_);
+  std::set<int> all;
+  for (int t = 0; t < n; ++t) all.insert(t);
+  score_ = runner_.validate(accepted_, all);
+  record("done");
+  log::info(
+      "merge", "{}: {} trials, {} saved ({}%), {} s", results_path_, results_.trials.size(),
+      formatBytes(accepted_.bytesSaved(catalog)),
+      formatFixed(
+          100.0 * accepted_.bytesSaved(catalog) / std::max<int64_t>(1, catalog.totalBytes()), 1),
+      formatFixed(elapsed(), 1));
+  return results_;
+}
+
+void MergeCoordinator::startFresh() {
+  const auto& catalog = runner_.catalog();
+  const auto yaml = readFile(workload_path_, "workload file");
+  results_.workload_yaml.assign(yaml.begin(), yaml.end());
+  results_.workload_path = fs::absolute(workload_path_).string();
+  results_.total_bytes = catalog.totalBytes();
+  results_.possible_savings = catalog.savingsBytes();
+  results_.timeline.emplace_back(0.0, catalog.totalBytes());
+  score_ = unmerged_;
+}
+
+// The lead replays the recorded outcomes through its fresh Planner: the search is
+// deterministic, so this rebuilds its queue exactly, and must end at the recorded plan.
+void MergeCoordinator::resume(const io::Results& previous) {
+  std::string plan_text;
+  if (control_.lead()) {
+    std::map<std::string, int> index;
+    for (int t = 0; t < runner_.tasks(); ++t) index[w_.tasks[t].name] = t;
+    for (const auto& rec : previous.trials) {
+      const auto trial = planner_->next();
+      GEMEL_THROW_IF_NOT(trial && trial->label == rec.label, ConfigError,
+                         "{}: trial {} tried {}, but this workload's search proposes {}; the "
+                         "search settings changed since: merge into a new --out directory",
+                         results_path_, rec.number, rec.label, trial ? trial->label : "nothing");
+      std::set<int> met;
+      const bool kept = rec.decision == "accepted" || rec.decision.rfind("partial", 0) == 0;
+      for (const auto& name : rec.met) {
+        if (kept) met.insert(index.at(name));
+      }
+      planner_->report(*trial, met);
+    }
+    GEMEL_THROW_IF_NOT(planner_->accepted().json() == previous.plan_json, InputError,
+                       "{}: its trials do not lead to its recorded plan (/search/state); the "
+                       "file was altered: merge into a new --out directory",
+                       results_path_);
+    plan_text = planner_->accepted().serialize();
+  }
+  accepted_ = SharingPlan::parse(control_.share(plan_text));
+  for (int t = 0; t < runner_.tasks(); ++t) {
+    score_[t] = previous.tasks[t].final_acc;
+    auto* task = runner_.local(t);
+    if (!task) continue;
+    task->model().loadStateDict(io::fullStateDict(previous, w_.tasks[t].name),
+                                {false, results_path_});
+    if (!previous.streams.empty())
+      task->resumeStream(previous.streams[t].first, previous.streams[t].second);
+  }
+  results_.trials = previous.trials;
+  if (!previous.timeline.empty()) {
+    results_.timeline = previous.timeline;
+    start_ -= std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(previous.timeline.back().first));
+  }
+  log::info("merge", "resuming {}: {} trials done, {} saved; the search goes on from trial {}",
+            results_path_, previous.trials.size(),
+            formatBytes(accepted_.bytesSaved(runner_.catalog())), previous.trials.size() + 1);
+}
+
+train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
+  auto to = train::TrainOptions::fromSearch(w_.search);
+  to.max_steps = o_.max_steps_per_trial;
+  if (o_.fixed_steps > 0) {
+    to.max_steps = o_.fixed_steps;
+    to.epochs = 1e9;
+    to.seconds = 0;
+    to.early_stop = false;
+    to.adaptive = false;
+  }
+  to.label = format("trial {} ({})", trial.number, trial.label);
+  return to;
+}
+
+// Fault injection for the tests: throw (or die) at one training step of the first trial.
+std::function<void(int64_t)> MergeCoordinator::faultHook(const Trial& trial) const {
+  const auto fault = parseFault(o_.fault);
+  if (fault.rank != control_.rank() || trial.number != 1) return {};
+  return [fault](int64_t step) {
+    if (step != fault.step) return;
+    if (fault.kill) std::raise(SIGKILL);
+    throw Error(format("fault injected at step {} (GEMEL_FAULT)", step));
+  };
+}
+
+void MergeCoordinator::runTrial(const Trial& trial) {
+  const auto trial_start = elapsed();
+  const auto trial_plan = accepted_.with(trial);
+  const auto involved_set = trial_plan.models();
+  runner_.apply(trial_plan, snapshot_, accepted_);
+  const auto options = trialOptions(trial);
+  const auto outcome = runner_.train(trial_plan, options, faultHook(trial));
+  const auto decision = decide(trial, outcome, options);
+
+  // The lead decides; everyone adopts its plan.
+  std::string plan_text;
+  if (control_.lead()) {
+    planner_->report(trial, decision.report_met);
+    plan_text = planner_->accepted().serialize();
+  }
+  accepted_ = SharingPlan::parse(control_.share(plan_text));
+
+  const auto& catalog = runner_.catalog();
+  const int64_t saved = accepted_.bytesSaved(catalog);
+  results_.timeline.emplace_back(elapsed(), catalog.totalBytes() - saved);
+  io::TrialRecord rec;
+  rec.number = trial.number;
+  rec.label = trial.label;
+  rec.decision = decision.label;
+  for (const int m : trial.models()) rec.models.push_back(w_.tasks[m].name);
+  std::vector<int> involved(involved_set.begin(), involved_set.end());
+  for (std::size_t k = 0; k < involved.size(); ++k) {
+    if (outcome.met[k]) rec.met.push_back(w_.tasks[involved[k]].name);
+    rec.trained.push_back(w_.tasks[involved[k]].name);
+    rec.accuracy.push_back(outcome.accuracy[k]);
+  }
+  rec.bytes_saved = saved;
+  rec.steps = outcome.steps;
+  rec.seconds = elapsed() - trial_start;
+  results_.trials.push_back(rec);
+  runner_.apply(accepted_, snapshot_, accepted_);  // back to the accepted state
+  record("running");
+  if (control_.lead() && o_.print_table) printTrialRow(rec, target_, w_, catalog.totalBytes());
+}
+
+MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,
+                                                    const train::TrialResult& outcome,
+                                                    const train::TrainOptions& options) {
+  const auto involved_set = accepted_.with(trial).models();
+  std::vector<int> involved(involved_set.begin(), involved_set.end());
+  std::set<int> met;
+  std::vector<double> trial_score = score_;
+  for (std::size_t k = 0; k < involved.size(); ++k) {
+    trial_score[involved[k]] = outcome.accuracy[k];
+    if (outcome.met[k]) met.insert(involved[k]);
+  }
+  const auto candidates = trial.models();
+  bool others_ok = true;  // involved tasks outside the trial that it must not break
+  for (const int m : involved_set) {
+    if (!met.count(m) && !std::count(candidates.begin(), candidates.end(), m)) others_ok = false;
+  }
+  if (!outcome.nan_loss && others_ok && met.size() == involved_set.size()) {
+    snapshot_ = takeSnapshot(runner_.models());
+    score_ = trial_score;
+    return {"accepted", met};
+  }
+  std::size_t met_candidates = 0;
+  for (const int m : candidates) met_candidates += met.count(m);
+  if (!outcome.nan_loss && others_ok && met_candidates >= 2 && checkPartial(trial, met, options)) {
+    return {format("partial {}/{}", met_candidates, candidates.size()), met};
+  }
+  return {outcome.nan_loss ? "failed (NaN)" : "rejected", {}};
+}
+
+// Keeps the trial's layers for the models that met; the others go back to their accepted
+// weights. True (and the new state taken) only if everything validates at target that way.
+bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met,
+                                    const train::TrainOptions& options) {
+  SharingPlan tentative = accepted_;
+  for (const auto& part : trial.parts) {
+    TrialPart ok = part;
+    ok.models.clear();
+    for (const int m : part.models) {
+      if (met.count(m)) ok.models.push_back(m);
+    }
+    tentative.add(ok);
+  }
+  const auto involved_set = accepted_.with(trial).models();
+  auto next_snapshot = takeSnapshot(runner_.models());
+  std::vector<bool> current(runner_.tasks(), true);
+  for (const int m : involved_set) {
+    if (!met.count(m)) {
+      next_snapshot[m] = snapshot_[m];
+      current[m] = false;
+    }
+  }
+  runner_.apply(tentative, next_snapshot, tentative, current);
+  const auto check_set = tentative.models();
+  const auto checked = runner_.validate(tentative, check_set, options);
+  bool ok = true;
+  std::vector<double> check = score_;
+  std::size_t k = 0;
+  for (const int m : check_set) {
+    check[m] = checked[k++];
+    ok = ok && check[m] >= target_[m];
+  }
+  if (ok) {
+    snapshot_ = takeSnapshot(runner_.models());
+    score_ = check;
+  }
+  return ok;
+}
+
+// The lead gathers every task's accepted weights (from its owner) and writes results.h5.
+void MergeCoordinator::record(const std::string& status) {
+  const int n = runner_.tasks();
+  std::vector<int> owners(n);
+  for (int t = 0; t < n; ++t) owners[t] = runner_.placement().owner(t);
+  const auto all = control_.gatherStates(snapshot_, owners);
+  std::vector<int64_t> streams(2 * n, 0);
+  for (int t = 0; t < n; ++t) {
+    if (control_.rank() != owners[t]) continue;
+    streams[2 * t] = runner_.local(t)->batchesTaken();
+    streams[2 * t + 1] = runner_.local(t)->stepsTaken();
+  }
+  control_.sum(streams);
+  if (!control_.lead()) return;
+  results_.status = status;
+  results_.streams.clear();
+  for (int t = 0; t < n; ++t) results_.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
+  fillRecords(results_, accepted_, runner_.catalog(), all, w_, {unmerged_, target_, score_});
+  io::writeResults(results_path_, results_);
+}
+
+void MergeCoordinator::printTable() const {
+  if (!control_.lead() || !o_.print_table) return;
+  std::printf("%-5s %-34s %-9s %-10s %s\n", "trial", "layers tried", "met", "decision",
+              "accuracy/target per task, saved so far, seconds");
+  for (const auto& rec : results_.trials) {
+    printTrialRow(rec, target_, w_, runner_.catalog().totalBytes());
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace gemel::merge

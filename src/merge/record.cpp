@@ -1,0 +1,80 @@
+#include "gemel/merge/record.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include "gemel/core/format.h"
+
+namespace gemel::merge {
+
+void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerCatalog& catalog,
+                 const Snapshot& all, const config::Workload& w, const TaskScores& scores) {
+  const int n_tasks = static_cast<int>(w.tasks.size());
+  results.achieved_savings = accepted.bytesSaved(catalog);
+  results.plan_json = accepted.json();
+  results.tasks.clear();
+  results.shared.clear();
+  std::vector<std::set<std::string>> shared_names(n_tasks);
+  for (const auto& [key, members] : accepted.instances()) {
+    const auto& g = catalog.groups()[key.first];
+    io::SharedRecord s;
+    s.id = "g" + std::to_string(g.id) + "_i" + std::to_string(key.second);
+    s.signature = g.signature;
+    const int source = *members.begin();
+    for (const auto& ref : g.instances[key.second].members) {
+      if (!members.count(ref.model)) continue;
+      s.members.push_back(memberName(catalog, ref.model, ref.module));
+      for (const auto& leaf : catalog.layer(ref.model, ref.module).params) {
+        const auto name = ref.module + "." + leaf;
+        for (const auto& [n, tensor] : all[ref.model]) {
+          if (n != name) continue;
+          shared_names[ref.model].insert(name);
+          if (ref.model == source) s.tensors.emplace_back(leaf, tensor);
+        }
+      }
+    }
+    results.shared.push_back(std::move(s));
+  }
+  for (int i = 0; i < n_tasks; ++i) {
+    const auto& c = w.tasks[i];
+    io::TaskRecord t;
+    t.name = c.name;
+    t.arch = catalog.models()[i].arch;
+    t.source = c.weights;
+    t.dataset = c.dataset;
+    t.num_classes = c.num_classes;
+    t.unmerged_acc = scores.unmerged[i];
+    t.target_acc = scores.target[i];
+    t.final_acc = scores.current[i];
+    t.mean = c.transforms.mean;
+    t.std = c.transforms.std;
+    for (const auto& [n, tensor] : all[i]) {
+      if (!shared_names[i].count(n)) t.params.emplace_back(n, tensor);
+    }
+    results.tasks.push_back(std::move(t));
+  }
+}
+
+void printTrialRow(const io::TrialRecord& t, const std::vector<double>& targets,
+                   const config::Workload& w, int64_t total_bytes) {
+  std::string per;
+  for (std::size_t k = 0; k < t.trained.size(); ++k) {
+    double target = 0;
+    for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+      if (w.tasks[i].name == t.trained[k]) target = targets[i];
+    }
+    per +=
+        format("{} {}/{}  ", t.trained[k], formatFixed(t.accuracy[k], 3), formatFixed(target, 3));
+  }
+  std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", t.number,
+              t.label.substr(0, 34).c_str(),
+              format("{}/{}", t.met.size(), t.trained.size()).c_str(), t.decision.c_str(),
+              per.c_str(), formatBytes(t.bytes_saved).c_str(),
+              100.0 * t.bytes_saved / std::max<int64_t>(1, total_bytes), t.seconds);
+  std::fflush(stdout);
+}
+
+}  // namespace gemel::merge

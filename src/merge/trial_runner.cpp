@@ -1,0 +1,181 @@
+#include "gemel/merge/trial_runner.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+
+#include "gemel/core/error.h"
+#include "gemel/dist/control_plane.h"
+#include "gemel/dist/grad_sync.h"
+#include "gemel/merge/model_layers.h"
+
+namespace gemel::merge {
+
+// The gradient and buffer synchronisation of one plan; the trainer's collectives use them.
+struct TrialRunner::Sync {
+  train::Collectives collectives;
+  std::shared_ptr<dist::GradSync> grads, buffers;
+};
+
+TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& placement,
+                         const dist::ControlPlane& control, const torch::Device& device,
+                         dist::Backend backend)
+    : workload_(w),
+      placement_(placement),
+      control_(control),
+      local_(w.tasks.size(), nullptr),
+      models_(w.tasks.size(), nullptr),
+      comms_(dist::resolveBackend(backend, device), device),
+      targets_(w.tasks.size(), 0) {
+  for (const auto& slot : placement.slotsOf(control.rank())) {
+    owned_.push_back(std::make_unique<train::TaskRuntime>(
+        w.tasks[slot.task], slot.task, device, static_cast<uint64_t>(w.search.seed),
+        train::Replica{slot.replica, slot.replicas}));
+    local_[slot.task] = owned_.back().get();
+    models_[slot.task] = &owned_.back()->model();
+  }
+  std::vector<CatalogModel> described;
+  for (int t = 0; t < tasks(); ++t) {
+    const int owner = placement.owner(t);
+    described.push_back(parseCatalogModel(control.share(
+        control.rank() == owner ? serializeCatalogModel(describeModel(w.tasks[t].name, *models_[t]))
+                                : "",
+        owner)));
+  }
+  catalog_ = std::make_unique<LayerCatalog>(std::move(described));
+}
+
+TrialRunner::~TrialRunner() = default;
+
+std::vector<int> TrialRunner::ranksOf(const std::set<int>& tasks) const {
+  std::set<int> ranks;
+  for (const int t : tasks) {
+    ranks.insert(placement_.ranksOf(t).begin(), placement_.ranksOf(t).end());
+  }
+  return {ranks.begin(), ranks.end()};
+}
+
+std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks) const {
+  std::vector<train::TrialTask> out;
+  for (const int t : tasks) {
+    out.push_back({t, workload_.tasks[t].name, targets_[t], local_[t],
+                   1.0 / static_cast<double>(placement_.ranksOf(t).size())});
+  }
+  return out;
+}
+
+std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
+  std::vector<train::TrialTask> unknown;
+  for (const int t : tasks) unknown.push_back({t, workload_.tasks[t].name, 0, local_[t]});
+  train::Collectives sum;
+  sum.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
+  return train::JointTrainer(unknown, {}, sum).validateAll();
+}
+
+// Every rank set the plan needs a communicator for, in one global order.
+void TrialRunner::prepareComms(const SharingPlan& plan) {
+  std::set<std::vector<int>> sets;
+  for (int t = 0; t < tasks(); ++t) {
+    if (placement_.ranksOf(t).size() >= 2) sets.insert(placement_.ranksOf(t));
+  }
+  for (const auto& [key, members] : plan.instances()) {
+    const auto r = ranksOf(members);
+    if (r.size() >= 2) sets.insert(r);
+  }
+  comms_.prepare({sets.begin(), sets.end()});
+}
+
+void TrialRunner::apply(const SharingPlan& plan, const Snapshot& snapshot,
+                        const SharingPlan& previous, const std::vector<bool>& current) {
+  prepareComms(plan);
+  const auto sources = materialize(models_, *catalog_, plan, snapshot, previous, current);
+  torch::NoGradGuard no_grad;
+  for (const auto& [key, members] : plan.instances()) {
+    const auto ranks = ranksOf(members);
+    auto* comm = ranks.size() >= 2 ? comms_.get(ranks) : nullptr;
+    if (!comm) continue;
+    const int source = sources.at(key);
+    const int root = static_cast<int>(
+        std::find(ranks.begin(), ranks.end(), placement_.owner(source)) - ranks.begin());
+    int holder = -1;
+    for (const int m : members) {
+      if (holder < 0 && models_[m]) holder = m;
+    }
+    std::string module;
+    for (const auto& r : catalog_->groups()[key.first].instances[key.second].members) {
+      module = r.model == holder ? r.module : module;
+    }
+    const auto params = models_[holder]->namedParameters();
+    for (const auto& leaf : catalog_->layer(holder, module).params) {
+      for (const auto& [name, tensor] : params) {
+        if (name != module + "." + leaf) continue;
+        auto data = tensor.detach();
+        comm->broadcast(data, root);
+      }
+    }
+  }
+}
+
+TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
+  Sync s;
+  s.collectives.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
+  s.collectives.max = [this](int64_t v) { return control_.max(v); };
+  if (placement_.worldSize() < 2) return s;
+  // Shared layers: (task, module) -> instance.
+  std::map<std::pair<int, std::string>, SharingPlan::Key> shared;
+  for (const auto& [key, members] : plan.instances()) {
+    for (const auto& ref : catalog_->groups()[key.first].instances[key.second].members) {
+      if (members.count(ref.model)) shared[{ref.model, ref.module}] = key;
+    }
+  }
+  std::vector<dist::SyncEntry> grad_entries, buffer_entries;
+  std::set<std::string> seen;
+  for (int t = 0; t < tasks(); ++t) {
+    if (!models_[t]) continue;
+    for (const auto& [name, tensor] : models_[t]->namedParameters()) {
+      const auto dot = name.rfind('.');
+      const auto it = shared.find({t, name.substr(0, dot)});
+      dist::SyncEntry e;
+      e.tensor = tensor;
+      if (it != shared.end()) {
+        e.key = format("s:{}:{}:{}", it->second.first, it->second.second, name.substr(dot + 1));
+        e.ranks = ranksOf(plan.instances().at(it->second));
+      } else {
+        e.key = format("p:{}:{}", t, name);
+        e.ranks = placement_.ranksOf(t);
+      }
+      if (e.ranks.size() >= 2 && seen.insert(e.key).second) grad_entries.push_back(e);
+    }
+    if (placement_.ranksOf(t).size() >= 2) {
+      for (const auto& [name, tensor] : models_[t]->namedBuffers()) {
+        if (torch::isFloatingType(tensor.scalar_type()))
+          buffer_entries.push_back({format("b:{}:{}", t, name), tensor, placement_.ranksOf(t)});
+      }
+    }
+  }
+  s.grads = std::make_shared<dist::GradSync>(comms_, grad_entries, int64_t(25) << 20, true);
+  s.buffers = std::make_shared<dist::GradSync>(comms_, buffer_entries);
+  s.collectives.reduce_gradients = [g = s.grads](const std::vector<torch::Tensor>&) {
+    g->reduceGradients();
+  };
+  s.collectives.sync_buffers = [b = s.buffers] { b->averageValues(); };
+  return s;
+}
+
+train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::TrainOptions& options,
+                                      std::function<void(int64_t)> on_step) {
+  auto sync = synchronisation(plan);
+  sync.collectives.on_step = std::move(on_step);
+  train::JointTrainer trainer(trialTasks(plan.models()), options, sync.collectives);
+  return trainer.run();
+}
+
+std::vector<double> TrialRunner::validate(const SharingPlan& plan, const std::set<int>& tasks,
+                                          const train::TrainOptions& options) {
+  auto sync = synchronisation(plan);
+  train::JointTrainer checker(trialTasks(tasks), options, sync.collectives);
+  return checker.validateAll();
+}
+
+}  // namespace gemel::merge

@@ -60,21 +60,39 @@ std::vector<double> JointTrainer::validateAll() {
   return out;
 }
 
-TrialResult JointTrainer::run() {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  const auto n = tasks_.size();
-  TrialResult r;
-  r.dropped.assign(n, false);
-  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  auto metAll = [&](const std::vector<double>& acc, bool only_active) {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (only_active && r.dropped[i]) continue;
-      if (acc[i] < tasks_[i].target) return false;
-    }
-    return true;
-  };
+// The state of one run() of the schedule.
+struct JointTrainer::Run {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  TrialResult result;
+  std::vector<torch::Tensor> params;  // unique parameters of this rank's models
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  int64_t steps_per_epoch = 1, budget = 0;
+  std::vector<double> acc, start_acc, weight;
+  int64_t next_validation = 0, last_validated = 0;
+  double loss_sum = 0;
+  int64_t loss_count = 0;
 
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+};
+
+JointTrainer::~JointTrainer() = default;
+
+namespace {
+
+bool metAll(const std::vector<TrialTask>& tasks, const std::vector<double>& acc,
+            const std::vector<bool>& dropped, bool only_active) {
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    if (only_active && dropped[i]) continue;
+    if (acc[i] < tasks[i].target) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void JointTrainer::prepare(Run& run) {
   std::vector<models::Model*> models;
   int64_t local_steps = 1;
   for (auto& t : tasks_) {
@@ -82,135 +100,162 @@ TrialResult JointTrainer::run() {
     models.push_back(&t.local->model());
     local_steps = std::max(local_steps, t.local->batchesPerEpoch());
   }
-  const int64_t steps_per_epoch = coll_.max(local_steps);
-  auto params = uniqueParameters(models);
-  std::unique_ptr<torch::optim::SGD> optimizer;
-  if (!params.empty()) {
-    optimizer =
-        std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(options_.lr)
-                                                        .momentum(options_.momentum)
-                                                        .weight_decay(options_.weight_decay));
+  run.steps_per_epoch = coll_.max(local_steps);
+  run.params = uniqueParameters(models);
+  if (!run.params.empty()) {
+    run.optimizer =
+        std::make_unique<torch::optim::SGD>(run.params, torch::optim::SGDOptions(options_.lr)
+                                                            .momentum(options_.momentum)
+                                                            .weight_decay(options_.weight_decay));
   }
-  int64_t budget = static_cast<int64_t>(std::ceil(options_.epochs * steps_per_epoch));
-  if (options_.max_steps > 0) budget = std::min(budget, options_.max_steps);
+  run.budget = static_cast<int64_t>(std::ceil(options_.epochs * run.steps_per_epoch));
+  if (options_.max_steps > 0) run.budget = std::min(run.budget, options_.max_steps);
+  run.result.dropped.assign(tasks_.size(), false);
+  run.weight.assign(tasks_.size(), 1.0);
+  run.next_validation = std::max<int64_t>(1, run.steps_per_epoch / 2);
+}
 
-  auto acc = validateAll();
+void JointTrainer::refreshWeights(Run& run) const {
+  if (!options_.adaptive) return;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    const double a = std::max(run.acc[i], 1e-3);
+    run.weight[i] = std::min(std::pow(tasks_[i].target / a, 0.75), 10.0);
+  }
+}
+
+TrialResult JointTrainer::run() {
+  Run run;
+  prepare(run);
+  auto& r = run.result;
+  run.acc = validateAll();
   ++r.validations;
-  const auto start_acc = acc;
-  std::vector<double> weight(n, 1.0);
-  auto refreshWeights = [&] {
-    if (!options_.adaptive) return;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double a = std::max(acc[i], 1e-3);
-      weight[i] = std::min(std::pow(tasks_[i].target / a, 0.75), 10.0);
-    }
-  };
-  refreshWeights();
-  int64_t next_validation = std::max<int64_t>(1, steps_per_epoch / 2);
-  int64_t last_validated = 0;
-  bool stop = options_.early_stop && metAll(acc, false);
-  double loss_sum = 0;
-  int64_t loss_count = 0;
-
-  while (!stop && r.steps < budget) {
-    // Every rank must agree to go on: a time limit hit here, or a NaN there, stops all of them.
-    int64_t local_flag = options_.seconds > 0 && seconds() >= options_.seconds ? 1 : 0;
-    // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
-    // gradients may be views into GradSync's buckets.
-    for (auto& p : params) {
-      if (p.grad().defined()) p.mutable_grad().zero_();
-    }
-    torch::Tensor total;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (r.dropped[i] || !tasks_[i].local) continue;
-      const auto batch = tasks_[i].local->nextTrainBatch();
-      auto loss = tasks_[i].local->trainLoss(batch) * (weight[i] * tasks_[i].loss_scale);
-      total = total.defined() ? total + loss : loss;
-    }
-    double value = 0;
-    if (total.defined()) {
-      value = total.item<double>();
-      if (!std::isfinite(value)) local_flag = 2;
-    }
-    const int64_t flag = coll_.max(local_flag);
-    if (flag == 2) {
-      r.nan_loss = true;
-      log::warn("train", "{}: the loss is not finite at step {}; the trial fails", options_.label,
-                r.steps);
-      break;
-    }
-    if (flag == 1) break;
-    if (total.defined()) total.backward();
-    // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
-    // every rank and every LibTorch version steps the same set of tensors.
-    for (auto& p : params) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    }
-    if (coll_.reduce_gradients) coll_.reduce_gradients(params);
-    if (optimizer) optimizer->step();
-    ++r.steps;
-    if (coll_.on_step) coll_.on_step(r.steps);
-    loss_sum += value;
-    ++loss_count;
-
-    const double s = seconds();
-    if (r.steps % 5 == 0 || r.steps == budget) {
-      const double rate = r.steps / std::max(s, 1e-9);
-      log::progress(
-          "train",
-          format("{}: step {}/{} ({}%), {} steps/s, ETA {} s, loss {}", options_.label, r.steps,
-                 budget, 100 * r.steps / std::max<int64_t>(budget, 1), std::round(rate * 100) / 100,
-                 static_cast<int64_t>((budget - r.steps) / std::max(rate, 1e-9)),
-                 std::round(loss_sum / loss_count * 1000) / 1000),
-          false);
-      loss_sum = 0;
-      loss_count = 0;
-    }
-    if (r.steps < next_validation && r.steps < budget) continue;
-
-    acc = validateAll();
-    ++r.validations;
-    last_validated = r.steps;
-    const double epochs_done = double(r.steps) / steps_per_epoch;
-    const double epochs_left = double(budget - r.steps) / steps_per_epoch;
-    if (options_.early_stop && metAll(acc, true)) break;
-    double interval = 1.0;
-    for (std::size_t i = 0; i < n && options_.adaptive; ++i) {
-      if (r.dropped[i] || acc[i] >= tasks_[i].target) continue;
-      const double gap = tasks_[i].target - acc[i];
-      const double lift = (acc[i] - start_acc[i]) / std::max(epochs_done, 1e-9);  // per epoch
-      if (epochs_done >= 1.0 && (lift <= 0 || gap / lift > epochs_left)) {
-        r.dropped[i] = true;
-        log::info("train",
-                  "{}: dropping task {}: accuracy {} vs target {}; at {} per epoch it cannot "
-                  "close the gap in the {} epochs left",
-                  options_.label, tasks_[i].name, round4(acc[i]), round4(tasks_[i].target),
-                  round4(lift), round4(epochs_left));
-        continue;
-      }
-      if (lift > 0) interval = std::min(interval, gap / lift);
-    }
-    bool any_active = false;
-    for (std::size_t i = 0; i < n; ++i) any_active = any_active || !r.dropped[i];
-    if (!any_active) break;
-    refreshWeights();
-    next_validation =
-        r.steps +
-        std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.1) * steps_per_epoch));
+  run.start_acc = run.acc;
+  refreshWeights(run);
+  bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
+  while (go_on && r.steps < run.budget) {
+    const auto total = forward(run);
+    double loss = 0;
+    if (!agreeToGoOn(run, total, loss)) break;
+    backwardAndStep(run, total);
+    logProgress(run, loss);
+    if (r.steps < run.next_validation && r.steps < run.budget) continue;
+    go_on = validateAndReschedule(run);
   }
-  if (r.steps > last_validated && !r.nan_loss) {
-    acc = validateAll();
+  if (r.steps > run.last_validated && !r.nan_loss) {
+    run.acc = validateAll();
     ++r.validations;
   }
   log::progress(
       "train",
-      format("{}: {} steps in {} s", options_.label, r.steps, std::round(seconds() * 10) / 10),
+      format("{}: {} steps in {} s", options_.label, r.steps, std::round(run.seconds() * 10) / 10),
       true);
-  r.accuracy = acc;
-  for (std::size_t i = 0; i < n; ++i) r.met.push_back(!r.nan_loss && acc[i] >= tasks_[i].target);
-  r.seconds = seconds();
-  r.epochs = double(r.steps) / steps_per_epoch;
+  r.accuracy = run.acc;
+  for (std::size_t i = 0; i < tasks_.size(); ++i)
+    r.met.push_back(!r.nan_loss && run.acc[i] >= tasks_[i].target);
+  r.seconds = run.seconds();
+  r.epochs = double(r.steps) / run.steps_per_epoch;
   return r;
+}
+
+// The step's forward half: zeroed gradients, one batch per active local task, the weighted
+// loss sum (undefined when this rank trains nothing this step).
+torch::Tensor JointTrainer::forward(Run& run) {
+  // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
+  // gradients may be views into GradSync's buckets.
+  for (auto& p : run.params) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+  torch::Tensor total;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (run.result.dropped[i] || !tasks_[i].local) continue;
+    const auto batch = tasks_[i].local->nextTrainBatch();
+    auto loss = tasks_[i].local->trainLoss(batch) * (run.weight[i] * tasks_[i].loss_scale);
+    total = total.defined() ? total + loss : loss;
+  }
+  return total;
+}
+
+// Every rank must agree to go on: a time limit hit here, or a NaN there, stops all of them.
+bool JointTrainer::agreeToGoOn(Run& run, const torch::Tensor& total, double& loss) {
+  int64_t local_flag = options_.seconds > 0 && run.seconds() >= options_.seconds ? 1 : 0;
+  if (total.defined()) {
+    loss = total.item<double>();
+    if (!std::isfinite(loss)) local_flag = 2;
+  }
+  const int64_t flag = coll_.max(local_flag);
+  if (flag == 2) {
+    run.result.nan_loss = true;
+    log::warn("train", "{}: the loss is not finite at step {}; the trial fails", options_.label,
+              run.result.steps);
+  }
+  return flag == 0;
+}
+
+// The step's second half: backward, the gradient all-reduce, the optimizer step.
+void JointTrainer::backwardAndStep(Run& run, const torch::Tensor& total) {
+  if (total.defined()) total.backward();
+  // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
+  // every rank steps the same set of tensors.
+  for (auto& p : run.params) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+  }
+  if (coll_.reduce_gradients) coll_.reduce_gradients(run.params);
+  if (run.optimizer) run.optimizer->step();
+  ++run.result.steps;
+  if (coll_.on_step) coll_.on_step(run.result.steps);
+}
+
+void JointTrainer::logProgress(Run& run, double loss) {
+  run.loss_sum += loss;
+  ++run.loss_count;
+  const auto steps = run.result.steps;
+  if (steps % 5 != 0 && steps != run.budget) return;
+  const double rate = steps / std::max(run.seconds(), 1e-9);
+  log::progress("train",
+                format("{}: step {}/{} ({}%), {} steps/s, ETA {} s, loss {}", options_.label, steps,
+                       run.budget, 100 * steps / std::max<int64_t>(run.budget, 1),
+                       std::round(rate * 100) / 100,
+                       static_cast<int64_t>((run.budget - steps) / std::max(rate, 1e-9)),
+                       std::round(run.loss_sum / run.loss_count * 1000) / 1000),
+                false);
+  run.loss_sum = 0;
+  run.loss_count = 0;
+}
+
+// Validates, then decides what comes next: stop early, drop tasks that cannot close their gap
+// in the budget left, refresh the loss weights, and schedule the next validation. Returns
+// false when the trial should end.
+bool JointTrainer::validateAndReschedule(Run& run) {
+  auto& r = run.result;
+  run.acc = validateAll();
+  ++r.validations;
+  run.last_validated = r.steps;
+  const double epochs_done = double(r.steps) / run.steps_per_epoch;
+  const double epochs_left = double(run.budget - r.steps) / run.steps_per_epoch;
+  if (options_.early_stop && metAll(tasks_, run.acc, r.dropped, true)) return false;
+  double interval = 1.0;
+  for (std::size_t i = 0; i < tasks_.size() && options_.adaptive; ++i) {
+    const double acc = run.acc[i];
+    if (r.dropped[i] || acc >= tasks_[i].target) continue;
+    const double gap = tasks_[i].target - acc;
+    const double lift = (acc - run.start_acc[i]) / std::max(epochs_done, 1e-9);  // per epoch
+    if (epochs_done >= 1.0 && (lift <= 0 || gap / lift > epochs_left)) {
+      r.dropped[i] = true;
+      log::info("train",
+                "{}: dropping task {}: accuracy {} vs target {}; at {} per epoch it cannot "
+                "close the gap in the {} epochs left",
+                options_.label, tasks_[i].name, round4(acc), round4(tasks_[i].target), round4(lift),
+                round4(epochs_left));
+      continue;
+    }
+    if (lift > 0) interval = std::min(interval, gap / lift);
+  }
+  if (std::all_of(r.dropped.begin(), r.dropped.end(), [](bool d) { return d; })) return false;
+  refreshWeights(run);
+  run.next_validation =
+      r.steps +
+      std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.1) * run.steps_per_epoch));
+  return true;
 }
 
 }  // namespace gemel::train

@@ -63,14 +63,31 @@ struct Collectives {
   std::function<void(int64_t step)> on_step;  // after each optimizer step (fault tests)
 };
 
+// JointTrainer: one trial's joint retraining, as a step and a schedule.
+//   step      one batch per active task on this rank, loss = sum w_i L_i, one backward, the
+//             gradient all-reduce, one optimizer step over the unique parameters;
+//   schedule  the budget (epochs, seconds, steps), the agreement of every rank to go on, the
+//             adaptive validation cadence (after min(1, gap/lift) of an epoch), the loss
+//             weights w_i = min((target_i/acc_i)^0.75, 10), dropping a task that cannot close
+//             its gap, and early stop when every task meets its target.
 class JointTrainer {
  public:
   JointTrainer(std::vector<TrialTask> tasks, TrainOptions options, Collectives collectives = {});
+  ~JointTrainer();
   // Accuracies of every task (local counts summed over ranks).
   std::vector<double> validateAll();
   TrialResult run();
 
  private:
+  struct Run;
+  void prepare(Run& run);
+  torch::Tensor forward(Run& run);
+  bool agreeToGoOn(Run& run, const torch::Tensor& total, double& loss);
+  void backwardAndStep(Run& run, const torch::Tensor& total);
+  void logProgress(Run& run, double loss);
+  bool validateAndReschedule(Run& run);
+  void refreshWeights(Run& run) const;
+
   std::vector<TrialTask> tasks_;
   TrainOptions options_;
   Collectives coll_;

@@ -277,6 +277,10 @@ void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) 
   }
 }
 
+void CommunicatorCache::adopt(const std::vector<int>& ranks, std::unique_ptr<Communicator> comm) {
+  comms_[ranks] = std::move(comm);
+}
+
 Communicator* CommunicatorCache::get(const std::vector<int>& ranks) const {
   const auto it = comms_.find(ranks);
   return it == comms_.end() ? nullptr : it->second.get();

@@ -42,6 +42,8 @@ class CommunicatorCache {
   CommunicatorCache(Backend backend, torch::Device device);
   ~CommunicatorCache();
   void prepare(const std::vector<std::vector<int>>& rank_sets);
+  // Takes a communicator made elsewhere for one rank set: in-process ranks (the tests' threads).
+  void adopt(const std::vector<int>& ranks, std::unique_ptr<Communicator> comm);
   Communicator* get(const std::vector<int>& ranks) const;
   Backend backend() const { return backend_; }
 

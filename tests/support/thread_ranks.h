@@ -1,0 +1,106 @@
+#pragma once
+// Ranks as threads of one process, for testing distributed code without mpirun: a
+// Communicator per thread over shared slots, and the integer sums and maxima the trainer
+// agrees on. Every collective is two barriers: deposit, then read and write back, so every
+// rank computes the same sum in the same order (rank 0 first).
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gemel/dist/communicator.h"
+
+namespace gemel::testing {
+
+class ThreadRanks {
+ public:
+  explicit ThreadRanks(int n) : n_(n), slots_(n, nullptr), ints_(n, nullptr) {}
+  int size() const { return n_; }
+
+  // Runs body(rank) on n threads and waits for them.
+  void run(const std::function<void(int rank)>& body) {
+    std::vector<std::thread> threads;
+    for (int r = 0; r < n_; ++r) threads.emplace_back(body, r);
+    for (auto& t : threads) t.join();
+  }
+
+  std::unique_ptr<dist::Communicator> communicator(int rank);
+
+  void sum(std::vector<int64_t>& values, int rank) {
+    ints_[rank] = &values;
+    barrier();
+    std::vector<int64_t> total(values.size(), 0);
+    for (int r = 0; r < n_; ++r) {
+      for (std::size_t i = 0; i < total.size(); ++i) total[i] += (*ints_[r])[i];
+    }
+    barrier();
+    values = total;
+  }
+  int64_t max(int64_t value, int rank) {
+    std::vector<int64_t> all(n_, 0);
+    all[rank] = value;
+    sum(all, rank);
+    int64_t m = all[0];
+    for (const auto v : all) m = std::max(m, v);
+    return m;
+  }
+
+  void barrier() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto generation = generation_;
+    if (++waiting_ == n_) {
+      waiting_ = 0;
+      ++generation_;
+      cv_.notify_all();
+    } else {
+      cv_.wait(lock, [&] { return generation_ != generation; });
+    }
+  }
+
+  std::vector<torch::Tensor*>& slots() { return slots_; }
+
+ private:
+  int n_;
+  std::vector<torch::Tensor*> slots_;
+  std::vector<std::vector<int64_t>*> ints_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int waiting_ = 0;
+  int64_t generation_ = 0;
+};
+
+// One thread's view of the group.
+class ThreadCommunicator final : public dist::Communicator {
+ public:
+  ThreadCommunicator(ThreadRanks& group, int rank) : group_(group), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return group_.size(); }
+  std::string backend() const override { return "threads"; }
+  void allreduceSum(torch::Tensor& t) override {
+    group_.slots()[rank_] = &t;
+    group_.barrier();
+    auto total = group_.slots()[0]->clone();
+    for (int r = 1; r < group_.size(); ++r) total.add_(*group_.slots()[r]);
+    group_.barrier();
+    t.copy_(total);
+  }
+  void broadcast(torch::Tensor& t, int root) override {
+    group_.slots()[rank_] = &t;
+    group_.barrier();
+    auto value = group_.slots()[root]->clone();
+    group_.barrier();
+    if (rank_ != root) t.copy_(value);
+  }
+
+ private:
+  ThreadRanks& group_;
+  int rank_;
+};
+
+inline std::unique_ptr<dist::Communicator> ThreadRanks::communicator(int rank) {
+  return std::make_unique<ThreadCommunicator>(*this, rank);
+}
+
+}  // namespace gemel::testing

@@ -60,14 +60,18 @@ std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks
   std::vector<train::TrialTask> out;
   for (const int t : tasks) {
     out.push_back({t, workload_.tasks[t].name, targets_[t], local_[t],
-                   1.0 / static_cast<double>(placement_.ranksOf(t).size())});
+                   1.0 / static_cast<double>(placement_.ranksOf(t).size()),
+                   train::makeObjective(workload_.tasks[t].kind)});
   }
   return out;
 }
 
 std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
   std::vector<train::TrialTask> unknown;
-  for (const int t : tasks) unknown.push_back({t, workload_.tasks[t].name, 0, local_[t]});
+  for (const int t : tasks) {
+    unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
+                       train::makeObjective(workload_.tasks[t].kind)});
+  }
   train::Collectives sum;
   sum.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
   return train::JointTrainer(unknown, {}, sum).validateAll();

@@ -14,7 +14,7 @@ LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::
 class ZooModel final : public Model {
  public:
   ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net);
-  torch::Tensor forward(const torch::Tensor& images) override;
+  ModelOutput forward(const torch::Tensor& images) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;
@@ -34,7 +34,7 @@ class ZooModel final : public Model {
 class ScriptModel final : public Model {
  public:
   ScriptModel(std::string path, torch::jit::Module module);
-  torch::Tensor forward(const torch::Tensor& images) override;
+  ModelOutput forward(const torch::Tensor& images) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;

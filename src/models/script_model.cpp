@@ -54,13 +54,13 @@ torch::Tensor optionalTensor(const torch::jit::Module& m, const std::string& key
 ScriptModel::ScriptModel(std::string path, torch::jit::Module module)
     : Model("torchscript"), path_(std::move(path)), module_(std::move(module)) {}
 
-torch::Tensor ScriptModel::forward(const torch::Tensor& images) {
+ModelOutput ScriptModel::forward(const torch::Tensor& images) {
   const auto out = module_.forward({images});
   GEMEL_THROW_IF_NOT(out.isTensor(), InputError,
                      "{}: the TorchScript module's forward returned {}, not a tensor of logits; "
                      "a classification module must return [N, num_classes]",
                      path_, out.tagKind());
-  return out.toTensor();
+  return {out.toTensor()};
 }
 
 void ScriptModel::train(bool on) { module_.train(on); }

@@ -44,19 +44,36 @@ JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
   if (!coll_.max) coll_.max = [](int64_t v) { return v; };
 }
 
+namespace {
+
+const Objective& objectiveOf(const TrialTask& t) {
+  if (t.objective) return *t.objective;
+  GEMEL_ASSERT(t.local != nullptr, "task {}: no objective and not trained here", t.name);
+  return t.local->objective();
+}
+
+}  // namespace
+
 std::vector<double> JointTrainer::validateAll() {
   if (coll_.sync_buffers) coll_.sync_buffers();
-  std::vector<int64_t> counts(2 * tasks_.size(), 0);
+  // One vector of every task's metric state, laid out alike on every rank.
+  std::vector<std::size_t> offset;
+  std::size_t size = 0;
+  for (const auto& t : tasks_) {
+    offset.push_back(size);
+    size += static_cast<std::size_t>(objectiveOf(t).stateSize());
+  }
+  std::vector<int64_t> state(size, 0);
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     if (!tasks_[i].local) continue;
-    const auto a = tasks_[i].local->validate();
-    counts[2 * i] = a.correct;
-    counts[2 * i + 1] = a.total;
+    const auto local = tasks_[i].local->validate();
+    std::copy(local.begin(), local.end(), state.begin() + static_cast<std::ptrdiff_t>(offset[i]));
   }
-  coll_.sum(counts);
+  coll_.sum(state);
   std::vector<double> out;
-  for (std::size_t i = 0; i < tasks_.size(); ++i)
-    out.push_back(counts[2 * i + 1] > 0 ? double(counts[2 * i]) / double(counts[2 * i + 1]) : 0.0);
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    out.push_back(objectiveOf(tasks_[i]).score(state.data() + offset[i]));
+  }
   return out;
 }
 

@@ -15,6 +15,7 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
                      "task '{}': training detection tasks is not supported yet; gemel trains "
                      "and merges classification tasks",
                      task.name);
+  objective_ = makeObjective(task.kind);
   data_ = std::make_shared<const data::DatasetReader>(task.dataset);
   const auto& info = data_->info();
   GEMEL_THROW_IF_NOT(info.kind == data::DatasetKind::kClassification, ConfigError,
@@ -78,11 +79,10 @@ torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
   torch::manual_seed(seed_ * 1000003u + static_cast<uint64_t>(index_) * 7919u +
                      static_cast<uint64_t>(step_++) * 104729u);
   const auto x = data::prepareImages(batch.images, config_.transforms, true, device_);
-  const auto logits = model_->forward(x);
-  return torch::nn::functional::cross_entropy(logits, batch.labels.to(device_));
+  return objective_->loss(model_->forward(x), batch);
 }
 
-Accuracy TaskRuntime::validate() {
+std::vector<int64_t> TaskRuntime::validate() {
   data::LoaderOptions o;
   o.split = "val";
   o.batch_size = std::max(64, config_.batch_size * 4);
@@ -93,14 +93,12 @@ Accuracy TaskRuntime::validate() {
   loader.startEpoch(0);
   model_->train(false);
   torch::NoGradGuard no_grad;
-  Accuracy acc;
+  std::vector<int64_t> state(static_cast<std::size_t>(objective_->stateSize()), 0);
   while (auto batch = loader.next()) {
     const auto x = data::prepareImages(batch->images, config_.transforms, false, device_);
-    const auto predicted = model_->forward(x).argmax(1).cpu();
-    acc.correct += predicted.eq(batch->labels).sum().item<int64_t>();
-    acc.total += batch->labels.size(0);
+    objective_->accumulate(model_->forward(x), *batch, state.data());
   }
-  return acc;
+  return state;
 }
 
 torch::Device defaultDevice(int local_rank) {

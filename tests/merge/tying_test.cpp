@@ -70,7 +70,7 @@ TEST(Tying, OneTensorPerSharedLayerAndOneOptimizerEntry) {
   const auto name_b = group.instances[0].members[1].module + ".weight";
   const auto old = pb.at(name_b).detach().clone();
   const auto x = torch::randn({2, 3, 32, 32});
-  (p.a->forward(x).sum() + p.b->forward(x).sum()).backward();
+  (p.a->forward(x).logits.sum() + p.b->forward(x).logits.sum()).backward();
   sgd.step();
   EXPECT_FALSE(torch::equal(params(*p.b).at(name_b), old));
   EXPECT_TRUE(torch::equal(params(*p.a).at(group.instances[0].members[0].module + ".weight"),
@@ -94,14 +94,14 @@ TEST(Tying, SharedGradientIsTheSumOverItsUsesAndUntyingRestores) {
   p.a->train(false);
   p.b->train(false);
   materialize(p.models, *p.catalog, SharingPlan(), snapshot);
-  (p.a->forward(x).pow(2).mean() + p.b->forward(x).pow(2).mean()).backward();
+  (p.a->forward(x).logits.pow(2).mean() + p.b->forward(x).logits.pow(2).mean()).backward();
   const auto ga = params(*p.a).at(name_a).grad().clone();
   const auto gb = params(*p.b).at(name_b).grad().clone();
 
   Trial trial;
   trial.parts.push_back({group.id, {1}, {0, 1}});  // only that layer: the rest as above
   materialize(p.models, *p.catalog, SharingPlan().with(trial), snapshot);
-  (p.a->forward(x).pow(2).mean() + p.b->forward(x).pow(2).mean()).backward();
+  (p.a->forward(x).logits.pow(2).mean() + p.b->forward(x).logits.pow(2).mean()).backward();
   const auto tied = params(*p.a).at(name_a).grad();
   EXPECT_TRUE(torch::allclose(tied, ga + gb, 1e-5, 1e-6));
 

@@ -116,7 +116,8 @@ TEST_F(ScriptModels, ScriptedModuleExposesTheSameLayersAsTheZoo) {
   EXPECT_EQ(script->parameterCount(), zoo->parameterCount());
   torch::NoGradGuard no_grad;
   script->train(false);
-  EXPECT_EQ(script->forward(torch::randn({1, 3, 64, 64})).sizes(), (std::vector<int64_t>{1, 10}));
+  EXPECT_EQ(script->forward(torch::randn({1, 3, 64, 64})).logits.sizes(),
+            (std::vector<int64_t>{1, 10}));
 
   // Every layer of the scripted model can share with the zoo model.
   merge::LayerCatalog cat(

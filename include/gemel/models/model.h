@@ -19,6 +19,12 @@ struct LoadStateOptions {
   std::string source;      // file name for error messages
 };
 
+// What a model computes for a batch. Classification fills `logits`; detection adds its heads'
+// outputs here.
+struct ModelOutput {
+  torch::Tensor logits;  // [N, num_classes]
+};
+
 class Model {
  public:
   explicit Model(std::string arch) : arch_(std::move(arch)) {}
@@ -28,8 +34,9 @@ class Model {
 
   const std::string& arch() const { return arch_; }
 
-  // images [N, 3, H, W] float, normalised -> logits [N, num_classes]
-  virtual torch::Tensor forward(const torch::Tensor& images) = 0;
+  // images [N, 3, H, W] float, normalised -> the model's outputs (the task's Objective reads
+  // what its kind needs)
+  virtual ModelOutput forward(const torch::Tensor& images) = 0;
   virtual void train(bool on) = 0;
   virtual void to(const torch::Device& device) = 0;
 

@@ -41,6 +41,9 @@ struct TrialTask {
   double target = 0;
   TaskRuntime* local = nullptr;  // null when another rank trains it
   double loss_scale = 1;         // 1 / replicas for a replicated task
+  // The task kind's objective (every rank knows it, also for tasks trained elsewhere); null:
+  // the local task's.
+  std::shared_ptr<const Objective> objective;
 };
 
 struct TrialResult {
@@ -74,7 +77,7 @@ class JointTrainer {
  public:
   JointTrainer(std::vector<TrialTask> tasks, TrainOptions options, Collectives collectives = {});
   ~JointTrainer();
-  // Accuracies of every task (local counts summed over ranks).
+  // Scores of every task: each task's metric state summed over ranks, then scored.
   std::vector<double> validateAll();
   TrialResult run();
 

@@ -11,6 +11,7 @@
 #include "gemel/data/dataset.h"
 #include "gemel/data/loader.h"
 #include "gemel/models/model.h"
+#include "gemel/train/objective.h"
 
 namespace gemel::train {
 
@@ -18,11 +19,6 @@ namespace gemel::train {
 struct Replica {
   int rank = 0;        // this replica's shard of the task's data
   int world_size = 1;  // how many replicas hold the task (each takes 1/world_size of a batch)
-};
-
-struct Accuracy {
-  int64_t correct = 0, total = 0;
-  double value() const { return total > 0 ? double(correct) / double(total) : 0.0; }
 };
 
 class TaskRuntime {
@@ -49,18 +45,24 @@ class TaskRuntime {
   int64_t batchesTaken() const { return batches_; }
   int64_t stepsTaken() const { return step_; }
   void resumeStream(int64_t batches, int64_t steps);
-  // Cross-entropy of the model on an augmented training batch (model in train mode). The random
+  // The task kind's loss and metric.
+  const Objective& objective() const { return *objective_; }
+  // The objective's loss on an augmented training batch (model in train mode). The random
   // draws (augmentation, dropout) come from torch's generator seeded by (seed, task, step), so
   // they do not depend on which other tasks share this process.
   torch::Tensor trainLoss(const data::Batch& batch);
-  // Top-1 accuracy on this rank's shard of the val split (model in eval mode, no grad).
-  Accuracy validate();
+  // The objective's metric state over this rank's shard of the val split (model in eval mode,
+  // no grad): counts to be summed over ranks and replicas before Objective::score.
+  std::vector<int64_t> validate();
+  // validate() scored, for one process that holds the whole val split.
+  double score() { return objective_->score(validate().data()); }
 
  private:
   config::TaskConfig config_;
   int index_;
   torch::Device device_;
   Replica replica_;
+  std::shared_ptr<const Objective> objective_;
   std::unique_ptr<models::Model> model_;
   std::shared_ptr<const data::DatasetReader> data_;
   std::unique_ptr<data::ShardedLoader> train_;

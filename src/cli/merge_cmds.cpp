@@ -116,7 +116,7 @@ int runTrainCmd(const Args& args) {
     const auto result = trainer.run();
     GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
-    const double acc = result.accuracy[0];
+    const double acc = result.scores[0];
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
     rt.model().saveWeightsFile(weights);
     task.weights = fs::absolute(weights).string();
@@ -173,7 +173,7 @@ int runMergeCmd(const Args& args) {
   const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
   if (cluster.rank() != 0) return 0;
   std::vector<double> acc;
-  for (const auto& t : results.tasks) acc.push_back(t.final_acc);
+  for (const auto& t : results.tasks) acc.push_back(t.final_score);
   merge::printSummary(results, acc);
   std::printf("results: %s  (%.0f s)\n", (fs::path(o.out_dir) / "results.h5").string().c_str(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -193,7 +193,7 @@ int runEvalCmd(const Args& args) {
   bool all_met = true;
   for (auto& t : tasks) {
     acc.push_back(t->score());
-    all_met = all_met && acc.back() >= r.tasks[acc.size() - 1].target_acc;
+    all_met = all_met && acc.back() >= r.tasks[acc.size() - 1].target;
   }
   if (vm["json"].as<bool>()) {
     JsonWriter j;
@@ -208,10 +208,11 @@ int runEvalCmd(const Args& args) {
     for (std::size_t i = 0; i < r.tasks.size(); ++i) {
       j.beginObject();
       j.key("name").value(r.tasks[i].name);
-      j.key("unmerged_acc").value(r.tasks[i].unmerged_acc);
-      j.key("target").value(r.tasks[i].target_acc);
-      j.key("accuracy").value(acc[i]);
-      j.key("met").value(acc[i] >= r.tasks[i].target_acc);
+      j.key("metric").value(r.tasks[i].metric);
+      j.key("unmerged_score").value(r.tasks[i].unmerged_score);
+      j.key("target").value(r.tasks[i].target);
+      j.key("score").value(acc[i]);
+      j.key("met").value(acc[i] >= r.tasks[i].target);
       j.endObject();
     }
     j.endArray();

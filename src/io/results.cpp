@@ -89,9 +89,10 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "source", t.source);
       f.setAttr(g, "dataset", t.dataset);
       f.setAttr(g, "num_classes", static_cast<int64_t>(t.num_classes));
-      f.setAttr(g, "unmerged_acc", t.unmerged_acc);
-      f.setAttr(g, "target", t.target_acc);
-      f.setAttr(g, "final_acc", t.final_acc);
+      f.setAttr(g, "metric", t.metric);
+      f.setAttr(g, "unmerged_score", t.unmerged_score);
+      f.setAttr(g, "target", t.target);
+      f.setAttr(g, "final_score", t.final_score);
       f.setAttr(g, "mean", t.mean);
       f.setAttr(g, "std", t.std);
       f.createGroup(g + "/params");
@@ -116,7 +117,7 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "models", t.models);
       f.setAttr(g, "met", t.met);
       f.setAttr(g, "trained", t.trained);
-      f.setAttr(g, "accuracy", t.accuracy);
+      f.setAttr(g, "scores", t.scores);
       f.setAttr(g, "bytes_saved", t.bytes_saved);
       f.setAttr(g, "steps", t.steps);
       f.setAttr(g, "seconds", t.seconds);
@@ -157,9 +158,10 @@ Results readResults(const std::string& path) {
                      "results.h5 that 'gemel merge' wrote",
                      path, kResultsFormat);
   const auto version = f.attrInt("/", "version");
-  GEMEL_THROW_IF_NOT(version == kResultsVersion, InputError,
-                     "{}: results format version {}; this gemel reads version {}", path, version,
-                     kResultsVersion);
+  GEMEL_THROW_IF_NOT(version == 1 || version == kResultsVersion, InputError,
+                     "{}: results format version {}; this gemel reads versions 1 to {}", path,
+                     version, kResultsVersion);
+  const bool v1 = version == 1;  // scores were called accuracies, and were always top-1
   Results r;
   r.workload_yaml = f.attrString("/", "workload");
   r.workload_path = f.attrString("/", "workload_path");
@@ -174,9 +176,10 @@ Results readResults(const std::string& path) {
     t.source = f.attrString(g, "source");
     t.dataset = f.attrString(g, "dataset");
     t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
-    t.unmerged_acc = f.attrDouble(g, "unmerged_acc");
-    t.target_acc = f.attrDouble(g, "target");
-    t.final_acc = f.attrDouble(g, "final_acc");
+    t.metric = v1 ? "top1" : f.attrString(g, "metric");
+    t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
+    t.target = f.attrDouble(g, "target");
+    t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");
     t.mean = f.attrDoubles(g, "mean");
     t.std = f.attrDoubles(g, "std");
     for (const auto& p : f.children(g + "/params"))
@@ -201,7 +204,7 @@ Results readResults(const std::string& path) {
     t.models = f.attrStrings(g, "models");
     t.met = f.attrStrings(g, "met");
     t.trained = f.attrStrings(g, "trained");
-    t.accuracy = f.attrDoubles(g, "accuracy");
+    t.scores = f.attrDoubles(g, v1 ? "accuracy" : "scores");
     t.bytes_saved = f.attrInt(g, "bytes_saved");
     t.steps = f.attrInt(g, "steps");
     t.seconds = f.attrDouble(g, "seconds");

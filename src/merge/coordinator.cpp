@@ -94,13 +94,14 @@ io::Results MergeCoordinator::run() {
   const auto measured = runner_.measure(unknown);
   for (std::size_t k = 0; k < unknown.size(); ++k) {
     unmerged_[unknown[k]] = measured[k];
-    log::info("merge", "{}: unmerged accuracy {} (measured)", w_.tasks[unknown[k]].name,
+    log::info("merge", "{}: unmerged {} {} (measured)", w_.tasks[unknown[k]].name,
+              train::makeObjective(w_.tasks[unknown[k]].kind)->metric(),
               formatFixed(measured[k], 4));
   }
   for (int t = 0; t < n; ++t) {
     if (previous) {
-      unmerged_[t] = previous->tasks[t].unmerged_acc;
-      target_[t] = previous->tasks[t].target_acc;
+      unmerged_[t] = previous->tasks[t].unmerged_score;
+      target_[t] = previous->tasks[t].target;
     } else {
       if (w_.tasks[t].unmerged_acc) unmerged_[t] = *w_.tasks[t].unmerged_acc;
       target_[t] = unmerged_[t] * w_.tasks[t].accuracy_target;
@@ -187,7 +188,7 @@ void MergeCoordinator::resume(const io::Results& previous) {
   }
   accepted_ = SharingPlan::parse(control_.share(plan_text));
   for (int t = 0; t < runner_.tasks(); ++t) {
-    score_[t] = previous.tasks[t].final_acc;
+    score_[t] = previous.tasks[t].final_score;
     auto* task = runner_.local(t);
     if (!task) continue;
     task->model().loadStateDict(io::fullStateDict(previous, w_.tasks[t].name),
@@ -260,7 +261,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   for (std::size_t k = 0; k < involved.size(); ++k) {
     if (outcome.met[k]) rec.met.push_back(w_.tasks[involved[k]].name);
     rec.trained.push_back(w_.tasks[involved[k]].name);
-    rec.accuracy.push_back(outcome.accuracy[k]);
+    rec.scores.push_back(outcome.scores[k]);
   }
   rec.bytes_saved = saved;
   rec.steps = outcome.steps;
@@ -279,7 +280,7 @@ MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,
   std::set<int> met;
   std::vector<double> trial_score = score_;
   for (std::size_t k = 0; k < involved.size(); ++k) {
-    trial_score[involved[k]] = outcome.accuracy[k];
+    trial_score[involved[k]] = outcome.scores[k];
     if (outcome.met[k]) met.insert(involved[k]);
   }
   const auto candidates = trial.models();
@@ -363,7 +364,7 @@ void MergeCoordinator::record(const std::string& status) {
 void MergeCoordinator::printTable() const {
   if (!control_.lead() || !o_.print_table) return;
   std::printf("%-5s %-34s %-9s %-10s %s\n", "trial", "layers tried", "met", "decision",
-              "accuracy/target per task, saved so far, seconds");
+              "score/target per task, saved so far, seconds");
   for (const auto& rec : results_.trials) {
     printTrialRow(rec, target_, w_, runner_.catalog().totalBytes());
   }

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "gemel/core/format.h"
+#include "gemel/train/objective.h"
 
 namespace gemel::merge {
 
@@ -46,9 +47,10 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     t.source = c.weights;
     t.dataset = c.dataset;
     t.num_classes = c.num_classes;
-    t.unmerged_acc = scores.unmerged[i];
-    t.target_acc = scores.target[i];
-    t.final_acc = scores.current[i];
+    t.metric = train::makeObjective(c.kind)->metric();
+    t.unmerged_score = scores.unmerged[i];
+    t.target = scores.target[i];
+    t.final_score = scores.current[i];
     t.mean = c.transforms.mean;
     t.std = c.transforms.std;
     for (const auto& [n, tensor] : all[i]) {
@@ -66,8 +68,7 @@ void printTrialRow(const io::TrialRecord& t, const std::vector<double>& targets,
     for (std::size_t i = 0; i < w.tasks.size(); ++i) {
       if (w.tasks[i].name == t.trained[k]) target = targets[i];
     }
-    per +=
-        format("{} {}/{}  ", t.trained[k], formatFixed(t.accuracy[k], 3), formatFixed(target, 3));
+    per += format("{} {}/{}  ", t.trained[k], formatFixed(t.scores[k], 3), formatFixed(target, 3));
   }
   std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", t.number,
               t.label.substr(0, 34).c_str(),

@@ -16,7 +16,7 @@
 
 namespace gemel::merge {
 
-void printSummary(const io::Results& r, const std::vector<double>& accuracy) {
+void printSummary(const io::Results& r, const std::vector<double>& scores) {
   const double pct = r.total_bytes > 0 ? 100.0 * r.achieved_savings / r.total_bytes : 0;
   std::printf("\nweight bytes: %s before, %s after merging: %s saved (%.1f%%; %.1f%% possible)\n",
               formatBytes(r.total_bytes).c_str(),
@@ -26,9 +26,9 @@ void printSummary(const io::Results& r, const std::vector<double>& accuracy) {
   std::printf("  %-26s %10s %10s %10s  %s\n", "task", "unmerged", "target", "merged", "");
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {
     const auto& t = r.tasks[i];
-    const double a = i < accuracy.size() ? accuracy[i] : t.final_acc;
-    std::printf("  %-26s %10.4f %10.4f %10.4f  %s\n", t.name.c_str(), t.unmerged_acc, t.target_acc,
-                a, a >= t.target_acc ? "ok" : "BELOW TARGET");
+    const double a = i < scores.size() ? scores[i] : t.final_score;
+    std::printf("  %-26s %10.4f %10.4f %10.4f  %s (%s)\n", t.name.c_str(), t.unmerged_score,
+                t.target, a, a >= t.target ? "ok" : "BELOW TARGET", t.metric.c_str());
   }
 }
 

@@ -166,7 +166,7 @@ TrialResult JointTrainer::run() {
       "train",
       format("{}: {} steps in {} s", options_.label, r.steps, std::round(run.seconds() * 10) / 10),
       true);
-  r.accuracy = run.acc;
+  r.scores = run.acc;
   for (std::size_t i = 0; i < tasks_.size(); ++i)
     r.met.push_back(!r.nan_loss && run.acc[i] >= tasks_[i].target);
   r.seconds = run.seconds();

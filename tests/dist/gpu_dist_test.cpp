@@ -63,7 +63,7 @@ void expectSameSearch(const io::Results& a, const io::Results& b, double toleran
   }
   ASSERT_EQ(a.tasks.size(), b.tasks.size());
   for (std::size_t t = 0; t < a.tasks.size(); ++t) {
-    EXPECT_NEAR(a.tasks[t].final_acc, b.tasks[t].final_acc, tolerance) << a.tasks[t].name;
+    EXPECT_NEAR(a.tasks[t].final_score, b.tasks[t].final_score, tolerance) << a.tasks[t].name;
   }
 }
 

@@ -87,8 +87,8 @@ TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"all_met\":true"), std::string::npos) << json;
-  const double shoes = jsonNumber(json, "shoes_a_resnet18", "accuracy");
-  const double bags = jsonNumber(json, "bags_b_resnet18", "accuracy");
+  const double shoes = jsonNumber(json, "shoes_a_resnet18", "score");
+  const double bags = jsonNumber(json, "bags_b_resnet18", "score");
   const double total = jsonNumber(json, "{", "total_bytes");
   const double merged = jsonNumber(json, "{", "merged_bytes");
 
@@ -167,7 +167,7 @@ TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {
   EXPECT_NE(json.find("\"saved_bytes\":0"), std::string::npos) << json;
   for (const auto* task : {"shoes_a_resnet18", "bags_b_resnet18"}) {
     // (unmerged_acc went through the trained YAML, written with 10 significant digits)
-    EXPECT_NEAR(jsonNumber(json, task, "accuracy"), jsonNumber(json, task, "unmerged_acc"), 1e-9)
+    EXPECT_NEAR(jsonNumber(json, task, "score"), jsonNumber(json, task, "unmerged_score"), 1e-9)
         << task;
   }
 }

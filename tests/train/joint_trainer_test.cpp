@@ -71,7 +71,7 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
   });
   EXPECT_EQ(results[0].steps, 6);
   EXPECT_EQ(results[1].steps, 6);
-  EXPECT_EQ(results[0].accuracy, results[1].accuracy);
+  EXPECT_EQ(results[0].scores, results[1].scores);
   const auto a = replicas[0]->model().stateDict();
   const auto b = replicas[1]->model().stateDict();
   ASSERT_EQ(a.size(), b.size());

@@ -4,8 +4,8 @@
 // readable result of the last finished trial.
 //   /                            attrs: format="gemel-results", version, workload (YAML text),
 //                                       workload_path, status (running | done)
-//   /tasks/<task>                attrs: arch, source, dataset, num_classes, unmerged_acc, target,
-//                                       final_acc, mean, std
+//   /tasks/<task>                attrs: arch, source, dataset, num_classes, metric,
+//                                       unmerged_score, target, final_score, mean, std
 //   /tasks/<task>/params/<name>  tensors not shared, and buffers
 //   /shared/<id>/<param>         each shared tensor once; /shared/<id> attrs: signature, members
 //   /search/trials/<nnnn>        attrs: label, decision, models, met, trained, accuracy,
@@ -25,12 +25,15 @@
 namespace gemel::io {
 
 inline constexpr const char* kResultsFormat = "gemel-results";
-inline constexpr int64_t kResultsVersion = 1;
+// 2: a task's score is named by its metric (unmerged_score, final_score, metric; a trial's
+// scores); version 1 files (unmerged_acc, final_acc, accuracy) are still read.
+inline constexpr int64_t kResultsVersion = 2;
 
 struct TaskRecord {
   std::string name, arch, source, dataset;
   int num_classes = 0;
-  double unmerged_acc = 0, target_acc = 0, final_acc = 0;
+  std::string metric = "top1";  // what the scores measure (the task objective's metric)
+  double unmerged_score = 0, target = 0, final_score = 0;
   std::vector<double> mean, std;
   models::StateDict params;  // private parameters and buffers
 };
@@ -46,8 +49,8 @@ struct TrialRecord {
   int number = 0;
   std::string label, decision;
   std::vector<std::string> models, met, trained;
-  std::vector<double> accuracy;  // parallel to `trained`
-  int64_t bytes_saved = 0;       // accepted savings after this trial
+  std::vector<double> scores;  // parallel to `trained`
+  int64_t bytes_saved = 0;     // accepted savings after this trial
   int64_t steps = 0;
   double seconds = 0;
 };

@@ -42,7 +42,8 @@ struct MergeOptions {
 io::Results runMerge(const config::Workload& workload, const std::string& workload_path,
                      const MergeOptions& options);
 
-// Prints the final summary table (bytes before/after, % saved, accuracy vs target per task).
-void printSummary(const io::Results& results, const std::vector<double>& accuracy);
+// Prints the final summary table (bytes before/after, % saved, each task's score against its
+// target, naming the metric).
+void printSummary(const io::Results& results, const std::vector<double>& scores);
 
 }  // namespace gemel::merge

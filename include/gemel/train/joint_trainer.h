@@ -47,8 +47,8 @@ struct TrialTask {
 };
 
 struct TrialResult {
-  std::vector<double> accuracy;  // per task, in the order given, after the trial
-  std::vector<bool> met;         // accuracy >= target
+  std::vector<double> scores;  // per task, in the order given, after the trial
+  std::vector<bool> met;       // score >= target
   std::vector<bool> dropped;
   bool nan_loss = false;
   int64_t steps = 0;

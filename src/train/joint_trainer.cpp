@@ -14,6 +14,9 @@
 namespace gemel::train {
 namespace {
 double round4(double x) { return std::round(x * 1e4) / 1e4; }
+// Steps between read-backs of the loss (and agreements between ranks to go on): the step
+// itself never waits on the host.
+constexpr int64_t kReadBackEvery = 10;
 }  // namespace
 
 std::vector<torch::Tensor> uniqueParameters(const std::vector<models::Model*>& models) {
@@ -86,8 +89,10 @@ struct JointTrainer::Run {
   int64_t steps_per_epoch = 1, budget = 0;
   std::vector<double> acc, start_acc, weight;
   int64_t next_validation = 0, last_validated = 0;
-  double loss_sum = 0;
-  int64_t loss_count = 0;
+  // The losses since the last read-back, summed on the device, and whether any was not
+  // finite: read (one host synchronisation) and agreed between ranks only on the cadence.
+  torch::Tensor pending_loss, pending_bad;
+  int64_t pending_steps = 0;
 
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -151,11 +156,15 @@ TrialResult JointTrainer::run() {
   bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
   while (go_on && r.steps < run.budget) {
     const auto total = forward(run);
-    double loss = 0;
-    if (!agreeToGoOn(run, total, loss)) break;
+    const int64_t step = r.steps + 1;
+    const bool validating = step >= run.next_validation || step >= run.budget;
+    if (validating || step % kReadBackEvery == 0) {
+      double loss = 0;
+      if (!agreeToGoOn(run, loss)) break;
+      logProgress(run, loss);
+    }
     backwardAndStep(run, total);
-    logProgress(run, loss);
-    if (r.steps < run.next_validation && r.steps < run.budget) continue;
+    if (!validating) continue;
     go_on = validateAndReschedule(run);
   }
   if (r.steps > run.last_validated && !r.nan_loss) {
@@ -177,6 +186,7 @@ TrialResult JointTrainer::run() {
 // The step's forward half: zeroed gradients, one batch per active local task, the weighted
 // loss sum (undefined when this rank trains nothing this step).
 torch::Tensor JointTrainer::forward(Run& run) {
+  // (The loss is kept on the device: accumulated below, read back on the cadence.)
   // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
   // gradients may be views into GradSync's buckets.
   for (auto& p : run.params) {
@@ -189,21 +199,32 @@ torch::Tensor JointTrainer::forward(Run& run) {
     auto loss = tasks_[i].local->trainLoss(batch) * (run.weight[i] * tasks_[i].loss_scale);
     total = total.defined() ? total + loss : loss;
   }
+  if (total.defined()) {
+    const auto value = total.detach();
+    const auto bad = value.isfinite().logical_not();
+    run.pending_loss = run.pending_loss.defined() ? run.pending_loss + value : value.clone();
+    run.pending_bad = run.pending_bad.defined() ? run.pending_bad.logical_or(bad) : bad;
+    ++run.pending_steps;
+  }
   return total;
 }
 
-// Every rank must agree to go on: a time limit hit here, or a NaN there, stops all of them.
-bool JointTrainer::agreeToGoOn(Run& run, const torch::Tensor& total, double& loss) {
+// On the cadence: the losses since the last read-back come to the host, and every rank must
+// agree to go on: a time limit hit here, or a non-finite loss there, stops all of them.
+bool JointTrainer::agreeToGoOn(Run& run, double& loss) {
   int64_t local_flag = options_.seconds > 0 && run.seconds() >= options_.seconds ? 1 : 0;
-  if (total.defined()) {
-    loss = total.item<double>();
-    if (!std::isfinite(loss)) local_flag = 2;
+  if (run.pending_loss.defined()) {
+    loss = run.pending_loss.item<double>() / static_cast<double>(run.pending_steps);
+    if (run.pending_bad.item<bool>()) local_flag = 2;
   }
+  run.pending_loss = torch::Tensor();
+  run.pending_bad = torch::Tensor();
+  run.pending_steps = 0;
   const int64_t flag = coll_.max(local_flag);
   if (flag == 2) {
     run.result.nan_loss = true;
-    log::warn("train", "{}: the loss is not finite at step {}; the trial fails", options_.label,
-              run.result.steps);
+    log::warn("train", "{}: the loss is not finite by step {}; the trial fails", options_.label,
+              run.result.steps + 1);
   }
   return flag == 0;
 }
@@ -223,20 +244,15 @@ void JointTrainer::backwardAndStep(Run& run, const torch::Tensor& total) {
 }
 
 void JointTrainer::logProgress(Run& run, double loss) {
-  run.loss_sum += loss;
-  ++run.loss_count;
-  const auto steps = run.result.steps;
-  if (steps % 5 != 0 && steps != run.budget) return;
+  const auto steps = run.result.steps + 1;  // counting the step about to be applied
   const double rate = steps / std::max(run.seconds(), 1e-9);
   log::progress("train",
                 format("{}: step {}/{} ({}%), {} steps/s, ETA {} s, loss {}", options_.label, steps,
                        run.budget, 100 * steps / std::max<int64_t>(run.budget, 1),
                        std::round(rate * 100) / 100,
                        static_cast<int64_t>((run.budget - steps) / std::max(rate, 1e-9)),
-                       std::round(run.loss_sum / run.loss_count * 1000) / 1000),
+                       std::round(loss * 1000) / 1000),
                 false);
-  run.loss_sum = 0;
-  run.loss_count = 0;
 }
 
 // Validates, then decides what comes next: stop early, drop tasks that cannot close their gap

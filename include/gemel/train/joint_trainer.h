@@ -68,7 +68,9 @@ struct Collectives {
 
 // JointTrainer: one trial's joint retraining, as a step and a schedule.
 //   step      one batch per active task on this rank, loss = sum w_i L_i, one backward, the
-//             gradient all-reduce, one optimizer step over the unique parameters;
+//             gradient all-reduce, one optimizer step over the unique parameters. It does not
+//             wait on the host: the loss and a non-finite flag stay on the device, and are
+//             read back and agreed between ranks every 10 steps and before each validation;
 //   schedule  the budget (epochs, seconds, steps), the agreement of every rank to go on, the
 //             adaptive validation cadence (after min(1, gap/lift) of an epoch), the loss
 //             weights w_i = min((target_i/acc_i)^0.75, 10), dropping a task that cannot close
@@ -85,7 +87,7 @@ class JointTrainer {
   struct Run;
   void prepare(Run& run);
   torch::Tensor forward(Run& run);
-  bool agreeToGoOn(Run& run, const torch::Tensor& total, double& loss);
+  bool agreeToGoOn(Run& run, double& loss);
   void backwardAndStep(Run& run, const torch::Tensor& total);
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);

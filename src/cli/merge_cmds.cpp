@@ -19,7 +19,9 @@
 #include "gemel/core/log.h"
 #include "gemel/dist/cluster.h"
 #include "gemel/io/results.h"
+#include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
+#include "gemel/merge/tying.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
@@ -41,9 +43,10 @@ void addWorkloadOptions(po::options_description& desc) {
       "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir");
 }
 
-// Builds a task's model from a results file: private tensors, then each shared tensor (read
-// once) tied into every model that uses it.
+// Builds every task's model from a results file and ties the recorded plan as the merge does
+// (merge::materialize): each shared layer is one tensor in every model that uses it.
 std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Results& r,
+                                                                   const std::string& path,
                                                                    const torch::Device& device) {
   std::vector<std::unique_ptr<train::TaskRuntime>> out;
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {
@@ -61,23 +64,27 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
                        "task '{}': its dataset {} (recorded in the results) is missing", c.name,
                        c.dataset);
     out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
-    out.back()->model().loadStateDict(io::fullStateDict(r, t.name), {false, t.name});
   }
-  // Tie: one device tensor per shared record, set into each member.
-  std::map<std::string, std::size_t> index;
-  for (std::size_t i = 0; i < out.size(); ++i) index[out[i]->name()] = i;
-  for (const auto& s : r.shared) {
-    for (const auto& [leaf, tensor] : s.tensors) {
-      auto shared = tensor.to(device).set_requires_grad(true);
-      for (const auto& m : s.members) {
-        const auto colon = m.find(':');
-        const auto it = index.find(m.substr(0, colon));
-        GEMEL_THROW_IF_NOT(it != index.end(), InputError,
-                           "shared tensor {} names unknown task '{}'", s.id, m.substr(0, colon));
-        out[it->second]->model().setParameter(m.substr(colon + 1) + "." + leaf, shared);
-      }
-    }
+  std::vector<models::Model*> models;
+  std::vector<merge::CatalogModel> described;
+  merge::Snapshot states;
+  for (const auto& task : out) {
+    models.push_back(&task->model());
+    described.push_back(merge::describeModel(task->name(), task->model()));
+    states.push_back(io::fullStateDict(r, task->name()));
   }
+  const merge::LayerCatalog catalog(std::move(described));
+  const auto plan = merge::SharingPlan::fromJson(r.plan_json, path + " (/search/state plan)");
+  for (const auto& [key, members] : plan.instances()) {
+    GEMEL_THROW_IF_NOT(
+        key.first < static_cast<int>(catalog.groups().size()) &&
+            key.second < static_cast<int>(catalog.groups()[key.first].instances.size()),
+        InputError,
+        "{}: the sharing plan names layer group {} instance {}, which its tasks' "
+        "models do not have; the file was altered",
+        path, key.first, key.second);
+  }
+  merge::materialize(models, catalog, plan, states, plan);
   return out;
 }
 
@@ -188,7 +195,7 @@ int runEvalCmd(const Args& args) {
   if (!parseCommandLine("eval", "--results FILE [--json]", desc, args, vm)) return 0;
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
-  auto tasks = loadResultsModels(r, train::defaultDevice());
+  auto tasks = loadResultsModels(r, path, train::defaultDevice());
   std::vector<double> acc;
   bool all_met = true;
   for (auto& t : tasks) {

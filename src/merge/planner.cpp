@@ -1,5 +1,7 @@
 #include "gemel/merge/planner.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <sstream>
 
@@ -96,6 +98,52 @@ SharingPlan SharingPlan::parse(const std::string& text) {
     GEMEL_ASSERT(key.size() == 2, "malformed sharing plan: " + text);
     plan.members_[{key[0], key[1]}] = std::set<int>(models.begin(), models.end());
   }
+  return plan;
+}
+
+SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& where) {
+  SharingPlan plan;
+  int depth = 0;
+  std::vector<int> head;  // group, instance
+  std::set<int> models;
+  std::string number;
+  auto bad = [&] {
+    return InputError(format("{}: the sharing plan is not [[group, instance, [models]], ...]: {}",
+                             where, json.substr(0, 80)));
+  };
+  auto flush = [&] {
+    if (number.empty()) return;
+    const int v = std::stoi(number);
+    number.clear();
+    if (depth == 3) {
+      models.insert(v);
+    } else if (depth == 2) {
+      head.push_back(v);
+    } else {
+      throw bad();
+    }
+  };
+  for (const char ch : json) {
+    if (std::isdigit(static_cast<unsigned char>(ch))) {
+      number += ch;
+      continue;
+    }
+    flush();
+    if (ch == '[') {
+      if (++depth > 3) throw bad();
+    } else if (ch == ']') {
+      if (depth == 2) {
+        if (head.size() != 2 || models.size() < 2) throw bad();
+        plan.members_[{head[0], head[1]}] = models;
+        head.clear();
+        models.clear();
+      }
+      if (--depth < 0) throw bad();
+    } else if (ch != ',' && ch != ' ') {
+      throw bad();
+    }
+  }
+  if (depth != 0) throw bad();
   return plan;
 }
 

@@ -180,6 +180,18 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
   EXPECT_EQ(SharingPlan::parse(plan.serialize()), plan);
   EXPECT_EQ(SharingPlan().json(), "[]");
   EXPECT_TRUE(SharingPlan::parse("").empty());
+  EXPECT_EQ(SharingPlan::fromJson(plan.json(), "r.h5"), plan);
+  EXPECT_TRUE(SharingPlan::fromJson("[]", "r.h5").empty());
+  for (const std::string bad : {"[[0,0,[1]]]", "[[0,[1,2]]]", "[[0,0,[1,2]]", "{\"a\": 1}",
+                                "[[0,0,[[1,2]]]]"}) {
+    try {
+      SharingPlan::fromJson(bad, "r.h5");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("r.h5: the sharing plan is not"), std::string::npos)
+          << e.what();
+    }
+  }
   const auto trial = parseTrial(serializeTrial(Trial{7, {a, b}, 123, "group 0, half"}));
   EXPECT_EQ(trial.number, 7);
   EXPECT_EQ(trial.label, "group 0, half");

@@ -56,6 +56,8 @@ class SharingPlan {
   static SharingPlan parse(const std::string& text);
   // JSON form, for results.h5 (/search/state plan): [[group, instance, [models]], ...].
   std::string json() const;
+  // Reads the JSON form back; throws InputError (naming `where`) when it is not one.
+  static SharingPlan fromJson(const std::string& json, const std::string& where);
   bool operator==(const SharingPlan& other) const { return members_ == other.members_; }
 
  private:

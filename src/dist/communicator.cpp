@@ -22,23 +22,40 @@
 namespace gemel::dist {
 namespace {
 
-MPI_Datatype mpiType(const torch::Tensor& t) {
-  switch (t.scalar_type()) {
-    case torch::kFloat:
-      return MPI_FLOAT;
-    case torch::kDouble:
-      return MPI_DOUBLE;
-    case torch::kLong:
-      return MPI_INT64_T;
-    case torch::kInt:
-      return MPI_INT32_T;
-    default:
-      break;
+// The tensor types the communicators move, each with its MPI and NCCL names: one table.
+struct WireType {
+  torch::ScalarType torch;
+  MPI_Datatype mpi;
+#ifdef GEMEL_HAVE_NCCL
+  ncclDataType_t nccl;
+#endif
+};
+
+#ifdef GEMEL_HAVE_NCCL
+#define GEMEL_WIRE(t, m, n) \
+  { t, m, n }
+#else
+#define GEMEL_WIRE(t, m, n) \
+  { t, m }
+#endif
+
+const WireType& wireType(const torch::Tensor& t) {
+  static const WireType table[] = {
+      GEMEL_WIRE(torch::kFloat, MPI_FLOAT, ncclFloat32),
+      GEMEL_WIRE(torch::kDouble, MPI_DOUBLE, ncclFloat64),
+      GEMEL_WIRE(torch::kLong, MPI_INT64_T, ncclInt64),
+      GEMEL_WIRE(torch::kInt, MPI_INT32_T, ncclInt32),
+  };
+  for (const auto& w : table) {
+    if (w.torch == t.scalar_type()) return w;
   }
-  throw Error(format("MPI communicator: unsupported tensor type {}",
+  throw Error(format("communicator: unsupported tensor type {}",
                      std::string(c10::toString(t.scalar_type()))),
               ExitCode::kInternal);
 }
+#undef GEMEL_WIRE
+
+MPI_Datatype mpiType(const torch::Tensor& t) { return wireType(t).mpi; }
 
 bool mpiCudaAware() {
 #if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
@@ -116,25 +133,7 @@ void ncclCheck(ncclResult_t rc, const char* what) {
   }
 }
 
-ncclDataType_t ncclType(const torch::Tensor& t) {
-  switch (t.scalar_type()) {
-    case torch::kFloat:
-      return ncclFloat32;
-    case torch::kDouble:
-      return ncclFloat64;
-    case torch::kHalf:
-      return ncclFloat16;
-    case torch::kLong:
-      return ncclInt64;
-    case torch::kInt:
-      return ncclInt32;
-    default:
-      break;
-  }
-  throw Error(format("NCCL communicator: unsupported tensor type {}",
-                     std::string(c10::toString(t.scalar_type()))),
-              ExitCode::kInternal);
-}
+ncclDataType_t ncclType(const torch::Tensor& t) { return wireType(t).nccl; }
 
 class NcclCommunicator final : public Communicator {
  public:

@@ -62,11 +62,8 @@ endif()
 
 set(GEMEL_CUDA_VERSION "")
 if(GEMEL_TORCH_CUDA)
-  if(CUDAToolkit_VERSION)
-    set(GEMEL_CUDA_VERSION "${CUDAToolkit_VERSION}")
-  elseif(CUDA_VERSION)
-    set(GEMEL_CUDA_VERSION "${CUDA_VERSION}")
-  endif()
+  # The toolkit torch's config found (FindCUDAToolkit's full version, else its own short one).
+  string(REGEX REPLACE "^$" "${CUDA_VERSION}" GEMEL_CUDA_VERSION "${CUDAToolkit_VERSION}")
   if(GEMEL_TORCH_CUDA_VERSION AND GEMEL_CUDA_VERSION)
     string(REGEX MATCH "^[0-9]+" _gemel_tk_major "${GEMEL_CUDA_VERSION}")
     string(REGEX MATCH "^[0-9]+" _gemel_torch_major "${GEMEL_TORCH_CUDA_VERSION}")

@@ -105,7 +105,7 @@ void printText(const Report& r) {
   std::printf("HDF5:          %s\n", r.hdf5_threadsafe ? "thread-safe build" : "serial build");
 }
 
-void printJson(const Report& r) {
+std::string versionJson(const Report& r) {
   JsonWriter j;
   j.beginObject();
   j.key("gemel").beginObject();
@@ -138,8 +138,7 @@ void printJson(const Report& r) {
   j.key("threads").value(r.threads);
   j.key("hdf5_threadsafe").value(r.hdf5_threadsafe);
   j.endObject();
-  j.endObject();
-  std::cout << j.str() << "\n";
+  return j.endObject().str();
 }
 
 }  // namespace
@@ -154,7 +153,7 @@ int runVersion(const Args& args) {
   // Every rank sees the same build; rank 0 speaks for the job.
   if (report.rank != 0) return 0;
   if (vm["json"].as<bool>()) {
-    printJson(report);
+    std::cout << versionJson(report) << "\n";
   } else {
     printText(report);
   }

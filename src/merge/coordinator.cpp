@@ -70,7 +70,18 @@ MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string&
       o_(o),
       runner_(runner),
       control_(control),
-      start_(std::chrono::steady_clock::now()) {}
+      start_(std::chrono::steady_clock::now()) {
+  // Fault injection for the tests (GEMEL_FAULT): parsed once, so a malformed value fails at
+  // the start; this rank throws (or dies) at one training step of the first trial.
+  const auto fault = parseFault(o.fault);
+  if (fault.rank == control.rank()) {
+    fault_hook_ = [fault](int64_t step) {
+      if (step != fault.step) return;
+      if (fault.kill) std::raise(SIGKILL);
+      throw Error(format("fault injected at step {} (GEMEL_FAULT)", step));
+    };
+  }
+}
 
 MergeCoordinator::~MergeCoordinator() = default;
 
@@ -221,24 +232,14 @@ train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
   return to;
 }
 
-// Fault injection for the tests: throw (or die) at one training step of the first trial.
-std::function<void(int64_t)> MergeCoordinator::faultHook(const Trial& trial) const {
-  const auto fault = parseFault(o_.fault);
-  if (fault.rank != control_.rank() || trial.number != 1) return {};
-  return [fault](int64_t step) {
-    if (step != fault.step) return;
-    if (fault.kill) std::raise(SIGKILL);
-    throw Error(format("fault injected at step {} (GEMEL_FAULT)", step));
-  };
-}
-
 void MergeCoordinator::runTrial(const Trial& trial) {
   const auto trial_start = elapsed();
   const auto trial_plan = accepted_.with(trial);
   const auto involved_set = trial_plan.models();
   runner_.apply(trial_plan, snapshot_, accepted_);
   const auto options = trialOptions(trial);
-  const auto outcome = runner_.train(trial_plan, options, faultHook(trial));
+  const auto outcome = runner_.train(
+      trial_plan, options, trial.number == 1 ? fault_hook_ : std::function<void(int64_t)>());
   const auto decision = decide(trial, outcome, options);
 
   // The lead decides; everyone adopts its plan.

@@ -11,6 +11,7 @@
 //      adopts it, and the lead records results.h5 (after every trial).
 // A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -51,7 +52,6 @@ class MergeCoordinator {
   void startFresh();
   void resume(const io::Results& previous);
   train::TrainOptions trialOptions(const Trial& trial) const;
-  std::function<void(int64_t)> faultHook(const Trial& trial) const;
   void runTrial(const Trial& trial);
   Decision decide(const Trial& trial, const train::TrialResult& outcome,
                   const train::TrainOptions& options);
@@ -66,7 +66,8 @@ class MergeCoordinator {
   const MergeOptions& o_;
   TrialRunner& runner_;
   const dist::ControlPlane& control_;
-  std::unique_ptr<Planner> planner_;  // the lead's
+  std::unique_ptr<Planner> planner_;         // the lead's
+  std::function<void(int64_t)> fault_hook_;  // GEMEL_FAULT on this rank (tests), else empty
   std::chrono::steady_clock::time_point start_;
   SharingPlan accepted_;
   Snapshot snapshot_;  // the accepted weights of this rank's tasks

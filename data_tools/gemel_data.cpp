@@ -175,6 +175,20 @@ int runDemo(const Args& args) {
   return 0;
 }
 
+int runStreet(const Args& args) {
+  po::options_description desc("street options");
+  desc.add_options()("out", po::value<std::string>()->required(), "output directory")(
+      "dir", po::value<std::string>()->default_value(kOpenCVDataDir),
+      "opencv-doc's data (vtest.avi, digits.png)")(
+      "size", po::value<int>()->default_value(64), "image side of every task");
+  po::variables_map vm;
+  if (!cli::parseCommandLine("street", "--out DIR", desc, args, vm, "gemel-data")) return 0;
+  const auto yaml = buildStreet(vm["out"].as<std::string>(), vm["dir"].as<std::string>(),
+                                vm["size"].as<int>());
+  std::printf("%s\n", yaml.c_str());
+  return 0;
+}
+
 int runInfo(const Args& args) {
   po::options_description desc("info options");
   desc.add_options()("file", po::value<std::string>()->required(), "dataset (.h5)");
@@ -281,6 +295,7 @@ constexpr const char* kUsage =
     "  video          convert frames of a video, labelled by a CSV or YOLO files\n"
     "  fashion-mnist  convert Debian's Fashion-MNIST (a class subset, resized) to a dataset\n"
     "  demo           build the example camera workload (datasets + demo.yaml)\n"
+    "  street         build the street workload from opencv-doc (video + digits, street.yaml)\n"
     "  info FILE      summarise a dataset\n"
     "  verify FILE    check every invariant of a dataset\n"
     "  bench FILE     measure the loader's images/s\n"
@@ -293,6 +308,7 @@ int dispatch(const std::string& command, const Args& args) {
   if (command == "video") return runVideo(args);
   if (command == "fashion-mnist") return runFashionMnist(args);
   if (command == "demo") return runDemo(args);
+  if (command == "street") return runStreet(args);
   if (command == "info") return runInfo(args);
   if (command == "verify") return runVerify(args);
   if (command == "bench") return runBench(args);

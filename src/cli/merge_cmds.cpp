@@ -41,6 +41,7 @@ config::Workload loadForTraining(const po::variables_map& vm) {
 void addWorkloadOptions(po::options_description& desc) {
   desc.add_options()("config", po::value<std::string>()->required(), "workload YAML file")(
       "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir");
+  addThreadsOption(desc);
 }
 
 // Builds every task's model from a results file and ties the recorded plan as the merge does
@@ -98,6 +99,8 @@ int runTrainCmd(const Args& args) {
   po::variables_map vm;
   if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
     return 0;
+  dist::Cluster::init();
+  setupThreads(vm);
   auto w = loadForTraining(vm);
   const std::string out =
       vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
@@ -117,9 +120,10 @@ int runTrainCmd(const Args& args) {
     o.seconds = 0;
     o.early_stop = false;
     o.adaptive = false;
+    o.keep_best = true;
     o.label = "train " + task.name;
     // A target above 100%: never met, so the whole budget is trained.
-    train::JointTrainer trainer({{static_cast<int>(i), task.name, 2.0, &rt, 1.0}}, o);
+    train::JointTrainer trainer({{static_cast<int>(i), task.name, 2.0, &rt, 1.0, nullptr}}, o);
     const auto result = trainer.run();
     GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
@@ -162,16 +166,12 @@ int runMergeCmd(const Args& args) {
   po::variables_map vm;
   if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
   auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
+  setupThreads(vm);
   const auto w = loadForTraining(vm);
   merge::MergeOptions o;
   o.out_dir = vm["out"].as<std::string>();
   o.device = train::defaultDevice(cluster.localRank());
   o.backend = dist::parseBackend(vm["backend"].as<std::string>());
-  if (cluster.distributed() && o.device.is_cpu() && !std::getenv("OMP_NUM_THREADS")) {
-    // CPU ranks on one node share its cores instead of each taking all of them.
-    const int cores = static_cast<int>(std::thread::hardware_concurrency());
-    torch::set_num_threads(std::max(1, cores / std::max(1, cluster.localSize())));
-  }
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
@@ -191,8 +191,10 @@ int runEvalCmd(const Args& args) {
   po::options_description desc("eval options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "json", po::bool_switch(), "print JSON instead of a table");
+  addThreadsOption(desc);
   po::variables_map vm;
   if (!parseCommandLine("eval", "--results FILE [--json]", desc, args, vm)) return 0;
+  setupThreads(vm, vm["json"].as<bool>());
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
   auto tasks = loadResultsModels(r, path, train::defaultDevice());

@@ -35,7 +35,7 @@ struct Report {
   bool hdf5_threadsafe = false;
   bool mpi_launched = false;
   int rank = 0, ranks = 1, local_ranks = 1;
-  int threads = 1;
+  ThreadChoice threads;
 };
 
 std::string orNone(const std::string& s) { return s.empty() ? "-" : s; }
@@ -44,7 +44,7 @@ std::string cudaVersionText(int v) {
   return v > 0 ? format("{}.{}", v / 1000, (v % 1000) / 10) : "";
 }
 
-Report collect() {
+Report collect(const ThreadChoice& threads) {
   Report r;
   r.platform = dist::probePlatform();
   const auto& p = r.platform;
@@ -73,7 +73,7 @@ Report collect() {
   r.rank = c.rank();
   r.ranks = c.size();
   r.local_ranks = c.localSize();
-  r.threads = at::get_num_threads();
+  r.threads = threads;
   return r;
 }
 
@@ -101,7 +101,7 @@ void printText(const Report& r) {
     std::printf("MPI:           not launched by an MPI launcher (1 rank)\n");
   }
   std::printf("backends:      single, mpi%s\n", dist::haveNccl() ? ", nccl" : " (nccl not built)");
-  std::printf("CPU threads:   %d (intra-op)\n", r.threads);
+  std::printf("CPU threads:   %d per rank (%s)\n", r.threads.threads, r.threads.why.c_str());
   std::printf("HDF5:          %s\n", r.hdf5_threadsafe ? "thread-safe build" : "serial build");
 }
 
@@ -135,7 +135,8 @@ std::string versionJson(const Report& r) {
   j.key("cuda_note").value(p.cuda_note);
   j.key("mpi_launched").value(r.mpi_launched);
   j.key("ranks").value(r.ranks).key("local_ranks").value(r.local_ranks);
-  j.key("threads").value(r.threads);
+  j.key("threads").value(r.threads.threads);
+  j.key("threads_from").value(r.threads.why);
   j.key("hdf5_threadsafe").value(r.hdf5_threadsafe);
   j.endObject();
   return j.endObject().str();
@@ -146,10 +147,11 @@ std::string versionJson(const Report& r) {
 int runVersion(const Args& args) {
   po::options_description desc("options");
   desc.add_options()("json", po::bool_switch(), "print one JSON object");
+  addThreadsOption(desc);
   po::variables_map vm;
   if (!parseCommandLine("version", "", desc, args, vm)) return 0;
   dist::Cluster::init();
-  const auto report = collect();
+  const auto report = collect(setupThreads(vm, true));
   // Every rank sees the same build; rank 0 speaks for the job.
   if (report.rank != 0) return 0;
   if (vm["json"].as<bool>()) {

@@ -157,7 +157,8 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   if (!r.expectMap(node, "search")) return;
   r.checkKeys(node, "search",
               {"strategy", "epochs_per_trial", "seconds_per_trial", "lr", "momentum",
-               "weight_decay", "seed", "groups", "max_trials"});
+               "weight_decay", "seed", "groups", "max_trials", "drop_after_epochs",
+               "recovery_fraction"});
   r.read(node, "search", "strategy", s.strategy);
   r.read(node, "search", "epochs_per_trial", s.epochs_per_trial);
   r.read(node, "search", "seconds_per_trial", s.seconds_per_trial);
@@ -166,6 +167,8 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   r.read(node, "search", "weight_decay", s.weight_decay);
   r.read(node, "search", "seed", s.seed);
   r.read(node, "search", "max_trials", s.max_trials);
+  r.read(node, "search", "drop_after_epochs", s.drop_after_epochs);
+  r.read(node, "search", "recovery_fraction", s.recovery_fraction);
   std::vector<double> groups;
   if (r.readNumbers(node, "search", "groups", groups)) {
     for (const double g : groups) {

@@ -156,6 +156,14 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
     c.add("search.seconds_per_trial",
           "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");
   }
+  if (!(s.drop_after_epochs >= 0)) {
+    c.add("search.drop_after_epochs",
+          "got " + show(s.drop_after_epochs) + "; expected >= 0 (epochs before a task may be dropped)");
+  }
+  if (!(s.recovery_fraction >= 0 && s.recovery_fraction <= 1)) {
+    c.add("search.recovery_fraction",
+          "got " + show(s.recovery_fraction) + "; expected a fraction in [0, 1] (0: no recovery)");
+  }
   if (!(s.lr > 0)) c.add("search.lr", "got " + show(s.lr) + "; expected a positive learning rate");
   if (s.momentum < 0 || s.momentum >= 1)
     c.add("search.momentum", "got " + show(s.momentum) + "; expected a value in [0, 1)");

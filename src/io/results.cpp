@@ -118,6 +118,12 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "met", t.met);
       f.setAttr(g, "trained", t.trained);
       f.setAttr(g, "scores", t.scores);
+      if (!t.ended.empty()) f.setAttr(g, "ended", t.ended);
+      if (!t.dropped.empty()) f.setAttr(g, "dropped", t.dropped);
+      if (!t.checked.empty()) {
+        f.setAttr(g, "checked", t.checked);
+        f.setAttr(g, "check_scores", t.check_scores);
+      }
       f.setAttr(g, "bytes_saved", t.bytes_saved);
       f.setAttr(g, "steps", t.steps);
       f.setAttr(g, "seconds", t.seconds);
@@ -205,6 +211,15 @@ Results readResults(const std::string& path) {
     t.met = f.attrStrings(g, "met");
     t.trained = f.attrStrings(g, "trained");
     t.scores = f.attrDoubles(g, v1 ? "accuracy" : "scores");
+    if (f.hasAttr(g, "ended")) t.ended = f.attrString(g, "ended");
+    if (f.hasAttr(g, "dropped")) t.dropped = f.attrStrings(g, "dropped");
+    if (f.hasAttr(g, "checked")) {
+      t.checked = f.attrStrings(g, "checked");
+      t.check_scores = f.attrDoubles(g, "check_scores");
+      GEMEL_THROW_IF_NOT(t.check_scores.size() == t.checked.size(), InputError,
+                         "{}: {} has {} checked tasks but {} check_scores; the file was altered",
+                         path, g, t.checked.size(), t.check_scores.size());
+    }
     t.bytes_saved = f.attrInt(g, "bytes_saved");
     t.steps = f.attrInt(g, "steps");
     t.seconds = f.attrDouble(g, "seconds");

@@ -151,13 +151,31 @@ io::Results MergeCoordinator::run() {
   for (int t = 0; t < n; ++t) all.insert(t);
   score_ = runner_.validate(accepted_, all);
   record("done");
-  log::info(
-      "merge", "{}: {} trials, {} saved ({}%), {} s", results_path_, results_.trials.size(),
-      formatBytes(accepted_.bytesSaved(catalog)),
-      formatFixed(
-          100.0 * accepted_.bytesSaved(catalog) / std::max<int64_t>(1, catalog.totalBytes()), 1),
-      formatFixed(elapsed(), 1));
+  printReport();
   return results_;
+}
+
+// One line: what sharing could save, what the search confirmed, how long, how trials ended.
+void MergeCoordinator::printReport() const {
+  if (!control_.lead()) return;
+  const auto& catalog = runner_.catalog();
+  std::map<std::string, int> by;
+  for (const auto& t : results_.trials) by[t.decision.substr(0, t.decision.find(' '))]++;
+  std::string decisions;
+  for (const auto& [d, n] : by) decisions += format("{}{} {}", decisions.empty() ? "" : ", ", n, d);
+  const int64_t saved = accepted_.bytesSaved(catalog), possible = catalog.savingsBytes();
+  const auto line = format(
+      "search: possible savings {}, confirmed {} ({}% of possible, {}% of all weights) in {} s; "
+      "{} trials: {}",
+      formatBytes(possible), formatBytes(saved),
+      formatFixed(100.0 * saved / std::max<int64_t>(1, possible), 1),
+      formatFixed(100.0 * saved / std::max<int64_t>(1, catalog.totalBytes()), 1),
+      formatFixed(elapsed(), 0), results_.trials.size(), decisions.empty() ? "none" : decisions);
+  log::info("merge", "{}", line);
+  if (o_.print_table) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
 }
 
 void MergeCoordinator::startFresh() {
@@ -229,6 +247,7 @@ train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
     to.adaptive = false;
   }
   to.label = format("trial {} ({})", trial.number, trial.label);
+  to.min_candidates = 2;  // partial confirmation needs two models that met
   return to;
 }
 
@@ -238,8 +257,10 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   const auto involved_set = trial_plan.models();
   runner_.apply(trial_plan, snapshot_, accepted_);
   const auto options = trialOptions(trial);
-  const auto outcome = runner_.train(
-      trial_plan, options, trial.number == 1 ? fault_hook_ : std::function<void(int64_t)>());
+  const auto candidates = trial.models();
+  const auto outcome =
+      runner_.train(trial_plan, options, {candidates.begin(), candidates.end()},
+                    trial.number == 1 ? fault_hook_ : std::function<void(int64_t)>());
   const auto decision = decide(trial, outcome, options);
 
   // The lead decides; everyone adopts its plan.
@@ -261,9 +282,13 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   std::vector<int> involved(involved_set.begin(), involved_set.end());
   for (std::size_t k = 0; k < involved.size(); ++k) {
     if (outcome.met[k]) rec.met.push_back(w_.tasks[involved[k]].name);
+    if (outcome.dropped[k]) rec.dropped.push_back(w_.tasks[involved[k]].name);
     rec.trained.push_back(w_.tasks[involved[k]].name);
     rec.scores.push_back(outcome.scores[k]);
   }
+  rec.ended = outcome.ended;
+  for (const int m : decision.checked) rec.checked.push_back(w_.tasks[m].name);
+  rec.check_scores = decision.check_scores;
   rec.bytes_saved = saved;
   rec.steps = outcome.steps;
   rec.seconds = elapsed() - trial_start;
@@ -292,20 +317,22 @@ MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,
   if (!outcome.nan_loss && others_ok && met.size() == involved_set.size()) {
     snapshot_ = takeSnapshot(runner_.models());
     score_ = trial_score;
-    return {"accepted", met};
+    return {"accepted", met, {}, {}};
   }
   std::size_t met_candidates = 0;
   for (const int m : candidates) met_candidates += met.count(m);
-  if (!outcome.nan_loss && others_ok && met_candidates >= 2 && checkPartial(trial, met, options)) {
-    return {format("partial {}/{}", met_candidates, candidates.size()), met};
+  Decision d{outcome.nan_loss ? "failed (NaN)" : "rejected", {}, {}, {}};
+  if (!outcome.nan_loss && others_ok && met_candidates >= 2 && checkPartial(trial, met, options, d)) {
+    d.label = format("partial {}/{}", met_candidates, candidates.size());
+    d.report_met = met;
   }
-  return {outcome.nan_loss ? "failed (NaN)" : "rejected", {}};
+  return d;
 }
 
-// Keeps the trial's layers for the models that met; the others go back to their accepted
-// weights. True (and the new state taken) only if everything validates at target that way.
+// The partial check (see coordinator.h). True, and the new state taken, only if every task
+// validates at target; the decision carries the check's scores either way.
 bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met,
-                                    const train::TrainOptions& options) {
+                                    const train::TrainOptions& options, Decision& decision) {
   SharingPlan tentative = accepted_;
   for (const auto& part : trial.parts) {
     TrialPart ok = part;
@@ -315,30 +342,80 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
     }
     tentative.add(ok);
   }
+  // The models that missed go back to their accepted weights; materialize gives every tensor
+  // they share with a model that met that model's current values.
   const auto involved_set = accepted_.with(trial).models();
   auto next_snapshot = takeSnapshot(runner_.models());
   std::vector<bool> current(runner_.tasks(), true);
+  std::set<int> missed;
   for (const int m : involved_set) {
-    if (!met.count(m)) {
-      next_snapshot[m] = snapshot_[m];
-      current[m] = false;
-    }
+    if (met.count(m)) continue;
+    next_snapshot[m] = snapshot_[m];
+    current[m] = false;
+    missed.insert(m);
   }
   runner_.apply(tentative, next_snapshot, tentative, current);
+  // Only the models that share a layer in the tentative plan can have moved.
   const auto check_set = tentative.models();
-  const auto checked = runner_.validate(tentative, check_set, options);
-  bool ok = true;
   std::vector<double> check = score_;
-  std::size_t k = 0;
-  for (const int m : check_set) {
-    check[m] = checked[k++];
-    ok = ok && check[m] >= target_[m];
+  auto validate = [&] {
+    const auto scores = runner_.validate(tentative, check_set, options);
+    std::size_t k = 0;
+    for (const int m : check_set) check[m] = scores[k++];
+  };
+  auto describe = [&] {
+    std::string out;
+    for (const int m : check_set) {
+      out += format("{}{} {}/{}", out.empty() ? "" : ", ", w_.tasks[m].name,
+                    formatFixed(check[m], 3), formatFixed(target_[m], 3));
+    }
+    return out;
+  };
+  auto below = [&] {
+    std::set<int> out;
+    for (const int m : check_set) {
+      if (check[m] < target_[m]) out.insert(m);
+    }
+    return out;
+  };
+  validate();
+  const std::string label = format("trial {}: partial check", trial.number);
+  log::info("merge", "{}: {}", label, describe());
+  std::set<int> recovering;
+  for (const int m : below()) {
+    if (missed.count(m)) recovering = missed;  // (a met model below target: no recovery helps)
   }
-  if (ok) {
-    snapshot_ = takeSnapshot(runner_.models());
-    score_ = check;
+  for (const int m : missed) {
+    if (!check_set.count(m)) recovering.erase(m);  // untouched: exactly its accepted state
   }
-  return ok;
+  if (below().size() > 0 && !recovering.empty() && w_.search.recovery_fraction > 0) {
+    auto ro = options;
+    ro.epochs = options.epochs * w_.search.recovery_fraction;
+    ro.seconds = options.seconds * w_.search.recovery_fraction;
+    if (options.max_steps > 0) {
+      ro.max_steps = std::max<int64_t>(
+          1, static_cast<int64_t>(std::ceil(options.max_steps * w_.search.recovery_fraction)));
+    }
+    ro.min_candidates = 0;
+    ro.label = label + " recovery";
+    const auto outcome = runner_.recover(tentative, recovering, ro);
+    if (!outcome.nan_loss) {
+      validate();
+      log::info("merge", "{} after recovery ({} steps): {}", label, outcome.steps, describe());
+    }
+  }
+  decision.checked.assign(check_set.begin(), check_set.end());
+  decision.check_scores.clear();
+  for (const int m : check_set) decision.check_scores.push_back(check[m]);
+  if (!below().empty()) {
+    std::string missing;
+    for (const int m : below()) missing += (missing.empty() ? "" : ", ") + w_.tasks[m].name;
+    log::info("merge", "{}: rejected, below target: {}", label, missing);
+    return false;
+  }
+  snapshot_ = takeSnapshot(runner_.models());
+  score_ = check;
+  return true;
 }
 
 // The lead gathers every task's accepted weights (from its owner) and writes results.h5.

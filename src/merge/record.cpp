@@ -62,19 +62,31 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
 
 void printTrialRow(const io::TrialRecord& t, const std::vector<double>& targets,
                    const config::Workload& w, int64_t total_bytes) {
+  auto targetOf = [&](const std::string& name) {
+    for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+      if (w.tasks[i].name == name) return targets[i];
+    }
+    return 0.0;
+  };
   std::string per;
   for (std::size_t k = 0; k < t.trained.size(); ++k) {
-    double target = 0;
-    for (std::size_t i = 0; i < w.tasks.size(); ++i) {
-      if (w.tasks[i].name == t.trained[k]) target = targets[i];
-    }
-    per += format("{} {}/{}  ", t.trained[k], formatFixed(t.scores[k], 3), formatFixed(target, 3));
+    const bool dropped = std::count(t.dropped.begin(), t.dropped.end(), t.trained[k]) > 0;
+    per += format("{} {}/{}{}  ", t.trained[k], formatFixed(t.scores[k], 3),
+                  formatFixed(targetOf(t.trained[k]), 3), dropped ? " (dropped)" : "");
   }
   std::printf("%-5d %-34s %-9s %-10s %ssaved %s (%.1f%%) %.0fs\n", t.number,
               t.label.substr(0, 34).c_str(),
               format("{}/{}", t.met.size(), t.trained.size()).c_str(), t.decision.c_str(),
               per.c_str(), formatBytes(t.bytes_saved).c_str(),
               100.0 * t.bytes_saved / std::max<int64_t>(1, total_bytes), t.seconds);
+  if (!t.checked.empty()) {
+    std::string check;
+    for (std::size_t k = 0; k < t.checked.size(); ++k) {
+      check += format("{} {}/{}  ", t.checked[k], formatFixed(t.check_scores[k], 3),
+                      formatFixed(targetOf(t.checked[k]), 3));
+    }
+    std::printf("%-5s %-34s %-9s %-10s %s\n", "", "  partial check", "", "", check.c_str());
+  }
   std::fflush(stdout);
 }
 

@@ -56,12 +56,13 @@ std::vector<int> TrialRunner::ranksOf(const std::set<int>& tasks) const {
   return {ranks.begin(), ranks.end()};
 }
 
-std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks) const {
+std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks,
+                                                      const std::set<int>& candidates) const {
   std::vector<train::TrialTask> out;
   for (const int t : tasks) {
     out.push_back({t, workload_.tasks[t].name, targets_[t], local_[t],
                    1.0 / static_cast<double>(placement_.ranksOf(t).size()),
-                   train::makeObjective(workload_.tasks[t].kind)});
+                   train::makeObjective(workload_.tasks[t].kind), candidates.count(t) > 0});
   }
   return out;
 }
@@ -70,7 +71,7 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
   std::vector<train::TrialTask> unknown;
   for (const int t : tasks) {
     unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
-                       train::makeObjective(workload_.tasks[t].kind)});
+                       train::makeObjective(workload_.tasks[t].kind), false});
   }
   train::Collectives sum;
   sum.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
@@ -149,7 +150,9 @@ TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
         e.key = format("p:{}:{}", t, name);
         e.ranks = placement_.ranksOf(t);
       }
-      if (e.ranks.size() >= 2 && seen.insert(e.key).second) grad_entries.push_back(e);
+      // (A frozen tensor, see recover(), has no gradient to reduce.)
+      if (e.ranks.size() >= 2 && tensor.requires_grad() && seen.insert(e.key).second)
+        grad_entries.push_back(e);
     }
     if (placement_.ranksOf(t).size() >= 2) {
       for (const auto& [name, tensor] : models_[t]->namedBuffers()) {
@@ -168,10 +171,42 @@ TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
 }
 
 train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::TrainOptions& options,
+                                      const std::set<int>& candidates,
                                       std::function<void(int64_t)> on_step) {
   auto sync = synchronisation(plan);
   sync.collectives.on_step = std::move(on_step);
-  train::JointTrainer trainer(trialTasks(plan.models()), options, sync.collectives);
+  train::JointTrainer trainer(trialTasks(plan.models(), candidates), options, sync.collectives);
+  return trainer.run();
+}
+
+train::TrialResult TrialRunner::recover(const SharingPlan& plan, const std::set<int>& tasks,
+                                        const train::TrainOptions& options) {
+  // Frozen: on every rank, the local tensors of each shared layer that a model outside `tasks`
+  // uses (decided from the plan, so every rank freezes the same layers).
+  std::vector<torch::Tensor> frozen;
+  for (const auto& [key, members] : plan.instances()) {
+    const bool others = std::any_of(members.begin(), members.end(),
+                                    [&](int m) { return tasks.count(m) == 0; });
+    if (!others) continue;
+    for (const auto& ref : catalog_->groups()[key.first].instances[key.second].members) {
+      if (!members.count(ref.model) || !models_[ref.model]) continue;
+      const auto params = models_[ref.model]->namedParameters();
+      for (const auto& leaf : catalog_->layer(ref.model, ref.module).params) {
+        for (const auto& [name, tensor] : params) {
+          if (name == ref.module + "." + leaf && tensor.requires_grad()) frozen.push_back(tensor);
+        }
+      }
+    }
+  }
+  for (auto& t : frozen) t.set_requires_grad(false);
+  struct Thaw {
+    std::vector<torch::Tensor>& tensors;
+    ~Thaw() {
+      for (auto& t : tensors) t.set_requires_grad(true);
+    }
+  } thaw{frozen};
+  auto sync = synchronisation(plan);
+  train::JointTrainer trainer(trialTasks(tasks), options, sync.collectives);
   return trainer.run();
 }
 

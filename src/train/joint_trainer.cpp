@@ -37,6 +37,7 @@ TrainOptions TrainOptions::fromSearch(const config::SearchConfig& search) {
   o.weight_decay = search.weight_decay;
   o.epochs = search.epochs_per_trial;
   o.seconds = search.seconds_per_trial;
+  o.drop_after_epochs = search.drop_after_epochs;
   return o;
 }
 
@@ -93,6 +94,9 @@ struct JointTrainer::Run {
   // finite: read (one host synchronisation) and agreed between ranks only on the cadence.
   torch::Tensor pending_loss, pending_bad;
   int64_t pending_steps = 0;
+  // keep_best: per task, the best score validated and that moment's weights (this rank's).
+  std::vector<double> best_score;
+  std::vector<models::StateDict> best_state;
 
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -151,6 +155,7 @@ TrialResult JointTrainer::run() {
   auto& r = run.result;
   run.acc = validateAll();
   ++r.validations;
+  keepBest(run);
   run.start_acc = run.acc;
   refreshWeights(run);
   bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
@@ -170,7 +175,9 @@ TrialResult JointTrainer::run() {
   if (r.steps > run.last_validated && !r.nan_loss) {
     run.acc = validateAll();
     ++r.validations;
+    keepBest(run);
   }
+  if (options_.keep_best && !r.nan_loss) restoreBest(run);
   log::progress(
       "train",
       format("{}: {} steps in {} s", options_.label, r.steps, std::round(run.seconds() * 10) / 10),
@@ -255,39 +262,104 @@ void JointTrainer::logProgress(Run& run, double loss) {
                 false);
 }
 
-// Validates, then decides what comes next: stop early, drop tasks that cannot close their gap
-// in the budget left, refresh the loss weights, and schedule the next validation. Returns
-// false when the trial should end.
+void JointTrainer::keepBest(Run& run) const {
+  if (!options_.keep_best) return;
+  run.best_score.resize(tasks_.size(), -1);
+  run.best_state.resize(tasks_.size());
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (run.acc[i] <= run.best_score[i]) continue;
+    run.best_score[i] = run.acc[i];
+    run.best_state[i].clear();
+    if (!tasks_[i].local) continue;
+    for (const auto& [name, t] : tasks_[i].local->model().stateDict())
+      run.best_state[i].emplace_back(name, t.detach().clone());
+  }
+}
+
+void JointTrainer::restoreBest(Run& run) const {
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (run.acc[i] >= run.best_score[i]) continue;
+    log::info("train", "{}: task {} keeps its best validated weights ({} against {} at the end)",
+              options_.label, tasks_[i].name, round4(run.best_score[i]), round4(run.acc[i]));
+    run.acc[i] = run.best_score[i];
+    if (tasks_[i].local)
+      tasks_[i].local->model().loadStateDict(run.best_state[i], {false, tasks_[i].name});
+  }
+}
+
+// Validates, then decides what comes next: drop tasks whose projected score misses their
+// target, end the trial when it cannot succeed or has succeeded, refresh the loss weights, and
+// schedule the next validation. Returns false when the trial should end.
 bool JointTrainer::validateAndReschedule(Run& run) {
   auto& r = run.result;
+  const auto previous = run.acc;
+  const double previous_epochs = double(run.last_validated) / run.steps_per_epoch;
   run.acc = validateAll();
   ++r.validations;
+  keepBest(run);
   run.last_validated = r.steps;
   const double epochs_done = double(r.steps) / run.steps_per_epoch;
-  const double epochs_left = double(run.budget - r.steps) / run.steps_per_epoch;
-  if (options_.early_stop && metAll(tasks_, run.acc, r.dropped, true)) return false;
+  // The budget left, in epochs: steps, and seconds at the rate so far (the slowest rank's
+  // clock, so that every rank takes the same decision).
+  double steps_left = double(run.budget - r.steps);
+  if (options_.seconds > 0) {
+    const double elapsed = double(coll_.max(static_cast<int64_t>(run.seconds() * 1000))) / 1000;
+    const double rate = r.steps / std::max(elapsed, 1e-9);
+    steps_left = std::min(steps_left, std::max(0.0, options_.seconds - elapsed) * rate);
+  }
+  const double epochs_left = steps_left / run.steps_per_epoch;
   double interval = 1.0;
   for (std::size_t i = 0; i < tasks_.size() && options_.adaptive; ++i) {
     const double acc = run.acc[i];
     if (r.dropped[i] || acc >= tasks_[i].target) continue;
     const double gap = tasks_[i].target - acc;
-    const double lift = (acc - run.start_acc[i]) / std::max(epochs_done, 1e-9);  // per epoch
-    if (epochs_done >= 1.0 && (lift <= 0 || gap / lift > epochs_left)) {
+    // The best lift per epoch seen: over the whole run, or since the last validation.
+    double lift = (acc - run.start_acc[i]) / std::max(epochs_done, 1e-9);
+    if (epochs_done > previous_epochs) {
+      lift = std::max(lift, (acc - previous[i]) / (epochs_done - previous_epochs));
+    }
+    const double projected = acc + std::max(lift, 0.0) * epochs_left;
+    // Not on the first validation of the run: a trial's new sharing often costs accuracy at
+    // first, and the trend after that shock is what the projection must see.
+    const bool trend = r.validations >= 3;
+    if (trend && epochs_done >= options_.drop_after_epochs && projected < tasks_[i].target) {
       r.dropped[i] = true;
       log::info("train",
-                "{}: dropping task {}: accuracy {} vs target {}; at {} per epoch it cannot "
-                "close the gap in the {} epochs left",
+                "{}: dropping task {}: {} against a target of {}; at its best lift of {} per "
+                "epoch it would reach {} in the {} epochs left",
                 options_.label, tasks_[i].name, round4(acc), round4(tasks_[i].target), round4(lift),
-                round4(epochs_left));
+                round4(projected), round4(epochs_left));
       continue;
     }
-    if (lift > 0) interval = std::min(interval, gap / lift);
+    // A task not improving is looked at again soon: it may be dropped, or be recovering.
+    interval = std::min(interval, lift > 0 ? gap / lift : 0.25);
   }
-  if (std::all_of(r.dropped.begin(), r.dropped.end(), [](bool d) { return d; })) return false;
+  // Whether the trial can still succeed, or already has.
+  int candidates = 0;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (r.dropped[i] && !tasks_[i].candidate) {
+      r.ended = format("task {} cannot reach its target, and the trial needs it", tasks_[i].name);
+    }
+    candidates += !r.dropped[i] && tasks_[i].candidate;
+  }
+  if (r.ended.empty() && candidates < options_.min_candidates) {
+    r.ended = format("{} of the trial's models can still reach their targets, fewer than {}",
+                     candidates, options_.min_candidates);
+  }
+  if (r.ended.empty() && std::all_of(r.dropped.begin(), r.dropped.end(), [](bool d) { return d; }))
+    r.ended = "no task can reach its target";
+  if (r.ended.empty() && options_.early_stop && metAll(tasks_, run.acc, r.dropped, true)) {
+    r.ended = "every remaining task meets its target";
+  }
+  if (!r.ended.empty()) {
+    log::info("train", "{}: ends at step {}: {}", options_.label, r.steps, r.ended);
+    return false;
+  }
   refreshWeights(run);
   run.next_validation =
       r.steps +
-      std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.1) * run.steps_per_epoch));
+      std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.25) * run.steps_per_epoch));
   return true;
 }
 

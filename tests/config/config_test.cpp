@@ -123,6 +123,25 @@ tasks:
   EXPECT_NE(msg.find("tasks[1].num_classes: missing"), std::string::npos) << msg;
 }
 
+TEST(Config, SearchEarlyStopAndRecoveryKeys) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"),
+            "name: demo\nsearch: {drop_after_epochs: 1.5, recovery_fraction: 0.5}\ntasks:\n"
+            "  - {name: t, arch: resnet18, num_classes: 2}\n");
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  EXPECT_DOUBLE_EQ(w.search.drop_after_epochs, 1.5);
+  EXPECT_DOUBLE_EQ(w.search.recovery_fraction, 0.5);
+  const auto msg = loadError(dir,
+                             "name: demo\nsearch:\n  drop_after_epochs: -1\n  recovery_fraction: 2\n"
+                             "tasks:\n  - {name: t, arch: resnet18, num_classes: 2}\n");
+  EXPECT_NE(msg.find("w.yaml:3: search.drop_after_epochs: got -1; expected >= 0"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("w.yaml:4: search.recovery_fraction: got 2; expected a fraction in [0, 1]"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Config, MalformedYamlNamesLineAndColumn) {
   TempDir dir;
   const auto msg = loadError(dir, "name: demo\ntasks: [\n  - name: x\n");

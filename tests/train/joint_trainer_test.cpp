@@ -66,7 +66,7 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
     o.early_stop = false;
     o.adaptive = false;
     o.label = "replica " + std::to_string(rank);
-    JointTrainer trainer({{0, c.name, 2.0, &task, 0.5}}, o, coll);
+    JointTrainer trainer({{0, c.name, 2.0, &task, 0.5, nullptr, false}}, o, coll);
     results[rank] = trainer.run();
   });
   EXPECT_EQ(results[0].steps, 6);

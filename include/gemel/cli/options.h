@@ -7,6 +7,7 @@
 #include <boost/program_options.hpp>
 
 #include "gemel/cli/commands.h"
+#include "gemel/core/threads.h"
 
 namespace gemel::cli {
 
@@ -21,5 +22,11 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
 
 // "resnet50:3" -> {"resnet50", 3}; "vgg16" -> {"vgg16", 1000}. Throws UsageError.
 std::pair<std::string, int> parseArchSpec(const std::string& spec);
+
+// --threads, and applying it: --threads, else OMP_NUM_THREADS, else the CPUs this process may
+// use (affinity, cgroup quota) divided by the ranks on this node; given to LibTorch's
+// intra-op pool and logged (unless quiet). Call after dist::Cluster::init.
+void addThreadsOption(po::options_description& desc);
+ThreadChoice setupThreads(const po::variables_map& vm, bool quiet = false);
 
 }  // namespace gemel::cli

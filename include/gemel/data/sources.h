@@ -81,4 +81,13 @@ std::vector<std::string> readClassNames(const std::string& path);
 std::string buildDemo(const std::string& out_dir,
                       const std::string& fashion_dir = kFashionMnistDir);
 
+inline constexpr const char* kOpenCVDataDir = "/usr/share/doc/opencv-doc/examples/data";
+
+// The street workload from Debian's opencv-doc (vtest.avi and digits.png): two ResNet-18
+// cameras on the video's frames (busy or quiet; motion left or right, labelled by a background
+// model, the label CSVs written beside the datasets) and a ResNet-34 reading the digits, all at
+// `size` px, and street.yaml naming them. Returns the YAML's path.
+std::string buildStreet(const std::string& out_dir, const std::string& opencv_data = kOpenCVDataDir,
+                        int size = 64);
+
 }  // namespace gemel::data

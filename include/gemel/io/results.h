@@ -50,7 +50,13 @@ struct TrialRecord {
   std::string label, decision;
   std::vector<std::string> models, met, trained;
   std::vector<double> scores;  // parallel to `trained`
-  int64_t bytes_saved = 0;     // accepted savings after this trial
+  std::string ended;           // why training ended before the budget ("" when it ran out)
+  std::vector<std::string> dropped;  // tasks dropped as unable to reach their targets
+  // The partial check, when there was one: the tasks validated and their scores, after the
+  // recovery of the models that missed (if any).
+  std::vector<std::string> checked;
+  std::vector<double> check_scores;
+  int64_t bytes_saved = 0;  // accepted savings after this trial
   int64_t steps = 0;
   double seconds = 0;
 };

@@ -4,9 +4,12 @@
 //   1. the lead proposes the next trial (Planner::next) and shares it;
 //   2. every rank ties the accepted plan plus the trial and retrains its tasks (TrialRunner);
 //   3. the decision policy: accepted when every involved task met its target; else, when at
-//      least two of the trial's models met theirs, a partial plan keeps the layers for those
-//      models, the others go back to their accepted weights, and it is accepted only if every
-//      task then validates at target; else rejected (or failed, on a NaN loss);
+//      least two of the trial's models met theirs, the partial check: a plan that keeps the
+//      trial's layers for those models; the others go back to their accepted weights, except
+//      the tensors they share with the models that met, which keep those models' values; the
+//      ones then below target retrain alone for a short recovery (search.recovery_fraction of
+//      a trial), those shared tensors frozen; accepted only if every task then validates at
+//      target; else rejected (or failed, on a NaN loss);
 //   4. the lead reports the outcome to the Planner and shares the accepted plan; everyone
 //      adopts it, and the lead records results.h5 (after every trial).
 // A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
@@ -48,6 +51,8 @@ class MergeCoordinator {
   struct Decision {
     std::string label;         // accepted, partial k/n, rejected, failed (NaN)
     std::set<int> report_met;  // what the Planner is told met
+    std::vector<int> checked;  // the partial check's tasks and scores, if there was one
+    std::vector<double> check_scores;
   };
   void startFresh();
   void resume(const io::Results& previous);
@@ -56,9 +61,10 @@ class MergeCoordinator {
   Decision decide(const Trial& trial, const train::TrialResult& outcome,
                   const train::TrainOptions& options);
   bool checkPartial(const Trial& trial, const std::set<int>& met,
-                    const train::TrainOptions& options);
+                    const train::TrainOptions& options, Decision& decision);
   void record(const std::string& status);
   void printTable() const;
+  void printReport() const;
   double elapsed() const;
 
   const config::Workload& w_;

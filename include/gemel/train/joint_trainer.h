@@ -3,9 +3,12 @@
 // batch per step; the loss is sum_i w_i * L_i with w_i = min((target_i / acc_i)^0.75, 10)
 // refreshed at each validation; one backward, gradient synchronisation across ranks, one SGD
 // step over the unique parameters (a tied tensor is entered once). Validation comes after
-// min(1, gap / lift) of an epoch (at least 0.1); a task whose observed lift cannot close its gap
-// in the budget left is dropped; the trial ends when every remaining task meets its target or
-// the epoch/time budget is spent. A NaN or infinite loss ends the trial as a failure.
+// min(1, gap / lift) of an epoch (at least 0.25; 0.25 while a task is not improving). Early
+// stop: after `drop_after_epochs` and two validations in training, a task whose projected score (its best lift per epoch, over the whole run or since the last
+// validation, carried over the budget left in steps and seconds) misses its target is dropped;
+// the trial ends when a dropped task was not a candidate (a model the trial cannot do without),
+// when fewer than `min_candidates` candidates remain, when every remaining task meets its
+// target, or when the budget is spent. A NaN or infinite loss ends the trial as a failure.
 //
 // Distributed: the trainer sees every task of the trial, but only trains those held by this
 // rank (`local`). Accuracy counts are summed over ranks and every stop decision is agreed on by
@@ -29,6 +32,11 @@ struct TrainOptions {
   bool early_stop = true;       // end once every task meets its target
   bool adaptive = true;         // loss weights, validation cadence, dropping
   int64_t max_steps = 0;        // hard cap (0: none), for tests and benchmarks
+  double drop_after_epochs = 0.5;  // no task is dropped before this much training
+  // Independent training (gemel train; tasks that share nothing): each task ends with the
+  // weights of its best validation, not its last.
+  bool keep_best = false;
+  int min_candidates = 0;          // end when fewer candidate tasks remain (a trial: 2)
   std::string label = "trial";  // progress lines
 
   // The workload's search settings: optimizer, and a trial's epoch and time budgets.
@@ -44,6 +52,9 @@ struct TrialTask {
   // The task kind's objective (every rank knows it, also for tasks trained elsewhere); null:
   // the local task's.
   std::shared_ptr<const Objective> objective;
+  // One of the trial's own models, which the trial may go on without (partial confirmation);
+  // dropping a task that is not ends the trial.
+  bool candidate = false;
 };
 
 struct TrialResult {
@@ -51,6 +62,7 @@ struct TrialResult {
   std::vector<bool> met;       // score >= target
   std::vector<bool> dropped;
   bool nan_loss = false;
+  std::string ended;  // why the trial ended before its budget ("" when it ran it out)
   int64_t steps = 0;
   int validations = 0;
   double seconds = 0;
@@ -92,6 +104,8 @@ class JointTrainer {
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);
   void refreshWeights(Run& run) const;
+  void keepBest(Run& run) const;
+  void restoreBest(Run& run) const;
 
   std::vector<TrialTask> tasks_;
   TrainOptions options_;

@@ -319,7 +319,8 @@ bool JointTrainer::validateAndReschedule(Run& run) {
     if (epochs_done > previous_epochs) {
       lift = std::max(lift, (acc - previous[i]) / (epochs_done - previous_epochs));
     }
-    const double projected = acc + std::max(lift, 0.0) * epochs_left;
+    // (Scores are fractions: no projection goes past 1.)
+    const double projected = std::min(1.0, acc + std::max(lift, 0.0) * epochs_left);
     // Not on the first validation of the run: a trial's new sharing often costs accuracy at
     // first, and the trend after that shock is what the projection must see.
     const bool trend = r.validations >= 3;

@@ -86,3 +86,73 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
 
 }  // namespace
 }  // namespace gemel::train
+
+namespace gemel::train {
+namespace {
+
+// Three independent tiny tasks; targets decide the early-stop rules' outcome.
+struct Trio {
+  gemel::testing::TempDir dir;
+  std::vector<std::unique_ptr<TaskRuntime>> tasks;
+  Trio() {
+    data::FashionMnistOptions fo;
+    fo.classes = {5, 7, 9};
+    fo.size = 16;
+    fo.max_train = 160;
+    fo.max_val = 48;
+    data::convertFashionMnist(fo, dir.file("shoes.h5"));
+    for (int t = 0; t < 3; ++t) {
+      config::TaskConfig c;
+      c.name = "shoes_" + std::to_string(t);
+      c.arch = "resnet18";
+      c.num_classes = 3;
+      c.dataset = dir.file("shoes.h5");
+      c.batch_size = 32;
+      c.image_size = 16;
+      tasks.push_back(std::make_unique<TaskRuntime>(c, t, torch::kCPU, 0));
+    }
+  }
+  int64_t epochAndAHalf() const {
+    const int64_t per_epoch = tasks[0]->batchesPerEpoch();
+    return std::max<int64_t>(1, per_epoch / 2) + per_epoch;
+  }
+  // Tasks 0 and 1 reachable (target 0), task 2 not (target 2); `candidate2`: task 2 is one of
+  // the trial's own models.
+  TrialResult run(bool candidate2) {
+    TrainOptions o;
+    o.lr = 0.01;
+    o.epochs = 20;
+    o.drop_after_epochs = 0;
+    o.min_candidates = 2;
+    std::vector<TrialTask> trial;
+    for (int t = 0; t < 3; ++t) {
+      trial.push_back({t, tasks[t]->name(), t == 2 ? 2.0 : 0.0, tasks[t].get(), 1.0, nullptr,
+                       t < 2 || candidate2});
+    }
+    return JointTrainer(trial, o).run();
+  }
+};
+
+TEST(EarlyStop, AHopelessCandidateIsDroppedAndTheOthersEndTheTrialAtOnce) {
+  Trio trio;
+  const auto r = trio.run(true);
+  EXPECT_EQ(r.dropped, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(r.met, (std::vector<bool>{true, true, false}));
+  EXPECT_EQ(r.ended, "every remaining task meets its target");
+  // Dropped on the second validation in training (never on the first), at most 1.5 epochs in:
+  // far inside the 20-epoch budget.
+  EXPECT_EQ(r.validations, 3);
+  EXPECT_LE(r.steps, trio.epochAndAHalf());
+}
+
+TEST(EarlyStop, ATrialEndsWhenATaskItCannotDoWithoutIsDropped) {
+  Trio trio;
+  const auto r = trio.run(false);
+  EXPECT_EQ(r.dropped, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(r.ended, "task shoes_2 cannot reach its target, and the trial needs it");
+  EXPECT_EQ(r.validations, 3);
+  EXPECT_LE(r.steps, trio.epochAndAHalf());
+}
+
+}  // namespace
+}  // namespace gemel::train

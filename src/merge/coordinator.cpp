@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <numeric>
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
@@ -255,7 +256,15 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   const auto trial_start = elapsed();
   const auto trial_plan = accepted_.with(trial);
   const auto involved_set = trial_plan.models();
-  runner_.apply(trial_plan, snapshot_, accepted_);
+  // A new shared layer starts from the model with the least headroom above its target (the
+  // others have room to adapt to it): members ranked by score / target.
+  std::vector<int> order(runner_.tasks()), rank(runner_.tasks());
+  std::iota(order.begin(), order.end(), 0);
+  auto headroom = [&](int m) { return score_[m] / std::max(target_[m], 1e-12); };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return headroom(a) < headroom(b); });
+  for (std::size_t k = 0; k < order.size(); ++k) rank[order[k]] = static_cast<int>(k);
+  runner_.apply(trial_plan, snapshot_, accepted_, rank);
   const auto options = trialOptions(trial);
   const auto candidates = trial.models();
   const auto outcome =
@@ -342,53 +351,59 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
     }
     tentative.add(ok);
   }
-  // The models that missed go back to their accepted weights; materialize gives every tensor
-  // they share with a model that met that model's current values.
+  const int n = runner_.tasks();
   const auto involved_set = accepted_.with(trial).models();
   auto next_snapshot = takeSnapshot(runner_.models());
-  std::vector<bool> current(runner_.tasks(), true);
   std::set<int> missed;
   for (const int m : involved_set) {
     if (met.count(m)) continue;
-    next_snapshot[m] = snapshot_[m];
-    current[m] = false;
+    next_snapshot[m] = snapshot_[m];  // back to its accepted weights
     missed.insert(m);
   }
-  runner_.apply(tentative, next_snapshot, tentative, current);
   // Only the models that share a layer in the tentative plan can have moved.
   const auto check_set = tentative.models();
   std::vector<double> check = score_;
-  auto validate = [&] {
+  const std::string label = format("trial {}: partial check", trial.number);
+  auto validate = [&](const std::string& state) {
     const auto scores = runner_.validate(tentative, check_set, options);
     std::size_t k = 0;
-    for (const int m : check_set) check[m] = scores[k++];
-  };
-  auto describe = [&] {
-    std::string out;
+    std::string text;
+    double shortfall = 0;
     for (const int m : check_set) {
-      out += format("{}{} {}/{}", out.empty() ? "" : ", ", w_.tasks[m].name,
-                    formatFixed(check[m], 3), formatFixed(target_[m], 3));
+      check[m] = scores[k++];
+      shortfall += std::max(0.0, target_[m] - check[m]);
+      text += format("{}{} {}/{}", text.empty() ? "" : ", ", w_.tasks[m].name,
+                     formatFixed(check[m], 3), formatFixed(target_[m], 3));
     }
-    return out;
+    log::info("merge", "{} ({}): {}", label, state, text);
+    return shortfall;
   };
-  auto below = [&] {
-    std::set<int> out;
-    for (const int m : check_set) {
-      if (check[m] < target_[m]) out.insert(m);
+  // A tensor that a model that missed shares with models that met (an earlier group) takes
+  // one of two consistent values: the met models' (as the trial left it), or its value before
+  // the trial (every sharer held the same). `materialize` takes each shared tensor from a
+  // preferred member: the met models, or the ones that missed (whose snapshot is pre-trial).
+  auto tie = [&](bool from_met) {
+    std::vector<int> rank(n, from_met ? 0 : 1);
+    for (const int m : missed) rank[m] = from_met ? 1 : 0;
+    runner_.apply(tentative, next_snapshot, tentative, rank);
+  };
+  tie(true);
+  double shortfall = validate("shared layers as the models that met left them");
+  bool moved = false;  // does any model that missed share a tensor in the tentative plan?
+  for (const int m : missed) moved = moved || check_set.count(m) > 0;
+  if (shortfall > 0 && moved) {
+    const auto from_met = check;
+    const double before = validate((tie(false), "shared layers as before the trial"));
+    if (before < shortfall) {
+      shortfall = before;
+    } else {
+      tie(true);
+      check = from_met;
     }
-    return out;
-  };
-  validate();
-  const std::string label = format("trial {}: partial check", trial.number);
-  log::info("merge", "{}: {}", label, describe());
-  std::set<int> recovering;
-  for (const int m : below()) {
-    if (missed.count(m)) recovering = missed;  // (a met model below target: no recovery helps)
   }
-  for (const int m : missed) {
-    if (!check_set.count(m)) recovering.erase(m);  // untouched: exactly its accepted state
-  }
-  if (below().size() > 0 && !recovering.empty() && w_.search.recovery_fraction > 0) {
+  // Recovery: every model of the tentative plan retrains jointly (the adaptive loss weights
+  // favour the ones below target) for a fraction of a trial's budget, until all meet.
+  if (shortfall > 0 && w_.search.recovery_fraction > 0) {
     auto ro = options;
     ro.epochs = options.epochs * w_.search.recovery_fraction;
     ro.seconds = options.seconds * w_.search.recovery_fraction;
@@ -398,18 +413,17 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
     }
     ro.min_candidates = 0;
     ro.label = label + " recovery";
-    const auto outcome = runner_.recover(tentative, recovering, ro);
-    if (!outcome.nan_loss) {
-      validate();
-      log::info("merge", "{} after recovery ({} steps): {}", label, outcome.steps, describe());
-    }
+    const auto outcome = runner_.train(tentative, ro, {});
+    if (!outcome.nan_loss) shortfall = validate(format("after {} recovery steps", outcome.steps));
   }
   decision.checked.assign(check_set.begin(), check_set.end());
   decision.check_scores.clear();
   for (const int m : check_set) decision.check_scores.push_back(check[m]);
-  if (!below().empty()) {
+  if (shortfall > 0) {
     std::string missing;
-    for (const int m : below()) missing += (missing.empty() ? "" : ", ") + w_.tasks[m].name;
+    for (const int m : check_set) {
+      if (check[m] < target_[m]) missing += (missing.empty() ? "" : ", ") + w_.tasks[m].name;
+    }
     log::info("merge", "{}: rejected, below target: {}", label, missing);
     return false;
   }

@@ -92,9 +92,9 @@ void TrialRunner::prepareComms(const SharingPlan& plan) {
 }
 
 void TrialRunner::apply(const SharingPlan& plan, const Snapshot& snapshot,
-                        const SharingPlan& previous, const std::vector<bool>& current) {
+                        const SharingPlan& previous, const std::vector<int>& rank) {
   prepareComms(plan);
-  const auto sources = materialize(models_, *catalog_, plan, snapshot, previous, current);
+  const auto sources = materialize(models_, *catalog_, plan, snapshot, previous, rank);
   torch::NoGradGuard no_grad;
   for (const auto& [key, members] : plan.instances()) {
     const auto ranks = ranksOf(members);
@@ -150,9 +150,7 @@ TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
         e.key = format("p:{}:{}", t, name);
         e.ranks = placement_.ranksOf(t);
       }
-      // (A frozen tensor, see recover(), has no gradient to reduce.)
-      if (e.ranks.size() >= 2 && tensor.requires_grad() && seen.insert(e.key).second)
-        grad_entries.push_back(e);
+      if (e.ranks.size() >= 2 && seen.insert(e.key).second) grad_entries.push_back(e);
     }
     if (placement_.ranksOf(t).size() >= 2) {
       for (const auto& [name, tensor] : models_[t]->namedBuffers()) {
@@ -176,37 +174,6 @@ train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::Trai
   auto sync = synchronisation(plan);
   sync.collectives.on_step = std::move(on_step);
   train::JointTrainer trainer(trialTasks(plan.models(), candidates), options, sync.collectives);
-  return trainer.run();
-}
-
-train::TrialResult TrialRunner::recover(const SharingPlan& plan, const std::set<int>& tasks,
-                                        const train::TrainOptions& options) {
-  // Frozen: on every rank, the local tensors of each shared layer that a model outside `tasks`
-  // uses (decided from the plan, so every rank freezes the same layers).
-  std::vector<torch::Tensor> frozen;
-  for (const auto& [key, members] : plan.instances()) {
-    const bool others = std::any_of(members.begin(), members.end(),
-                                    [&](int m) { return tasks.count(m) == 0; });
-    if (!others) continue;
-    for (const auto& ref : catalog_->groups()[key.first].instances[key.second].members) {
-      if (!members.count(ref.model) || !models_[ref.model]) continue;
-      const auto params = models_[ref.model]->namedParameters();
-      for (const auto& leaf : catalog_->layer(ref.model, ref.module).params) {
-        for (const auto& [name, tensor] : params) {
-          if (name == ref.module + "." + leaf && tensor.requires_grad()) frozen.push_back(tensor);
-        }
-      }
-    }
-  }
-  for (auto& t : frozen) t.set_requires_grad(false);
-  struct Thaw {
-    std::vector<torch::Tensor>& tensors;
-    ~Thaw() {
-      for (auto& t : tensors) t.set_requires_grad(true);
-    }
-  } thaw{frozen};
-  auto sync = synchronisation(plan);
-  train::JointTrainer trainer(trialTasks(tasks), options, sync.collectives);
   return trainer.run();
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <tuple>
 
 #include "gemel/core/error.h"
 
@@ -28,7 +29,7 @@ std::string memberName(const LayerCatalog& catalog, int model, const std::string
 std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& models,
                                             const LayerCatalog& catalog, const SharingPlan& plan,
                                             const Snapshot& snapshot, const SharingPlan& previous,
-                                            const std::vector<bool>& current) {
+                                            const std::vector<int>& rank) {
   std::map<SharingPlan::Key, int> sources;
   GEMEL_ASSERT(models.size() == catalog.models().size() && snapshot.size() == models.size(),
                "materialize: models, catalog and snapshot disagree");
@@ -70,19 +71,19 @@ std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& m
       }
       throw Error(format("internal: model {} is not in group {}", model, group.id));
     };
-    auto isCurrent = [&](int m) { return current.empty() || current[m]; };
+    auto rankOf = [&](int m) { return rank.empty() ? 0 : rank[m]; };
     const auto prev = previous.instances().find(key);
     auto shared_before = [&](int m) {
       return prev != previous.instances().end() && prev->second.count(m) > 0;
     };
     int source = -1;
+    auto better = [&](int m) {  // (not shared before, rank, index), lowest first
+      return std::make_tuple(!shared_before(m), rankOf(m), m) <
+             std::make_tuple(!shared_before(source), rankOf(source), source);
+    };
     for (const int m : members) {
-      if (source < 0 && shared_before(m) && isCurrent(m)) source = m;
+      if (source < 0 || better(m)) source = m;
     }
-    for (const int m : members) {
-      if (source < 0 && isCurrent(m)) source = m;
-    }
-    if (source < 0) source = *members.begin();
     sources[key] = source;
     // Locally, tie to the source when it is here, else to the first local member (whose values
     // the caller then overwrites with the source's, broadcast from the source's rank).

@@ -159,6 +159,7 @@ TrialResult JointTrainer::run() {
   run.start_acc = run.acc;
   refreshWeights(run);
   bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
+  if (!go_on) r.ended = "every task meets its target before training";
   while (go_on && r.steps < run.budget) {
     const auto total = forward(run);
     const int64_t step = r.steps + 1;

@@ -47,8 +47,8 @@ struct SearchConfig {
   // Early stop of a trial: after this many epochs, a task whose projected score (its best lift
   // per epoch so far, carried over the budget left) falls short of its target is dropped.
   double drop_after_epochs = 0.5;
-  // Partial confirmation: the models that missed their targets retrain alone, the layers they
-  // share with the models that met frozen, for up to this fraction of a trial's budget.
+  // Partial confirmation: when a task is below target in the check, the partial plan's models
+  // retrain jointly for up to this fraction of a trial's budget.
   double recovery_fraction = 0.25;
   std::vector<int> groups;  // manual: group indices as `gemel inspect` numbers them
 };

@@ -2,13 +2,16 @@
 // MergeCoordinator: the search itself (DESIGN.md, "The merge, unit by unit"). Every rank runs
 // it; rank 0 (the lead) alone holds the Planner. Per trial:
 //   1. the lead proposes the next trial (Planner::next) and shares it;
-//   2. every rank ties the accepted plan plus the trial and retrains its tasks (TrialRunner);
+//   2. every rank ties the accepted plan plus the trial (a new shared layer starts from the
+//      weights of the member with the least headroom above its target) and retrains its tasks
+//      (TrialRunner);
 //   3. the decision policy: accepted when every involved task met its target; else, when at
 //      least two of the trial's models met theirs, the partial check: a plan that keeps the
-//      trial's layers for those models; the others go back to their accepted weights, except
-//      the tensors they share with the models that met, which keep those models' values; the
-//      ones then below target retrain alone for a short recovery (search.recovery_fraction of
-//      a trial), those shared tensors frozen; accepted only if every task then validates at
+//      trial's layers for those models, the others back at their accepted weights. A tensor
+//      they share with the models that met (an earlier group) takes the met models' value, or,
+//      if that validates worse, its value before the trial. When some task is then below
+//      target, every model of that plan retrains jointly for a short recovery
+//      (search.recovery_fraction of a trial). Accepted only if every task then validates at
 //      target; else rejected (or failed, on a NaN loss);
 //   4. the lead reports the outcome to the Planner and shares the accepted plan; everyone
 //      adopts it, and the lead records results.h5 (after every trial).

@@ -6,7 +6,6 @@
 //             its source member's values on every rank that holds it;
 //   train     retrain a plan's tasks jointly, gradients of tensors held on several ranks
 //             all-reduced over exactly those ranks (GradSync);
-//   recover   retrain some of a plan's tasks alone, the layers they share with others frozen;
 //   validate  score tasks, counts summed over ranks and replicas.
 #include <functional>
 #include <memory>
@@ -53,15 +52,11 @@ class TrialRunner {
   // Scores of `tasks` as they are, untied (the unmerged models).
   std::vector<double> measure(const std::vector<int>& tasks);
   void apply(const SharingPlan& plan, const Snapshot& snapshot, const SharingPlan& previous,
-             const std::vector<bool>& current = {});
+             const std::vector<int>& rank = {});
   // `candidates`: the trial's own models (train::TrialTask::candidate).
   train::TrialResult train(const SharingPlan& plan, const train::TrainOptions& options,
                            const std::set<int>& candidates,
                            std::function<void(int64_t)> on_step = {});
-  // Retrains `tasks` (with the plan tied), every layer they share with a model outside `tasks`
-  // frozen, so that those models keep exactly their weights.
-  train::TrialResult recover(const SharingPlan& plan, const std::set<int>& tasks,
-                             const train::TrainOptions& options);
   // Scores of the plan's tasks (or of `tasks`), in ascending task order.
   std::vector<double> validate(const SharingPlan& plan, const std::set<int>& tasks,
                                const train::TrainOptions& options = {});

@@ -19,9 +19,10 @@ using Snapshot = std::vector<models::StateDict>;
 Snapshot takeSnapshot(const std::vector<models::Model*>& models);
 
 // Resets the models to `snapshot` and ties `plan`. The shared tensor of an instance is taken
-// from a member that already shared it in `previous` (so accepted shared weights carry over)
-// and whose snapshot is current (`current[m]`, default all), else from its first current
-// member, else its first member.
+// from a member that already shared it in `previous` (so accepted shared weights carry over),
+// else from any member; among those, the one of lowest `rank[m]` (default: all 0), then the
+// lowest model index. The search ranks members by their headroom above target, so a new shared
+// layer starts from the weights of the model that can least afford to change.
 // Null models (on other ranks) are skipped; when an instance's source member is not local, the
 // local members are tied to one of them and the caller broadcasts the source's values.
 // Returns the source model of every shared instance.
@@ -29,7 +30,7 @@ std::map<SharingPlan::Key, int> materialize(const std::vector<models::Model*>& m
                                             const LayerCatalog& catalog, const SharingPlan& plan,
                                             const Snapshot& snapshot,
                                             const SharingPlan& previous = {},
-                                            const std::vector<bool>& current = {});
+                                            const std::vector<int>& rank = {});
 
 // "task:module" of one member of an instance, as results.h5 lists them.
 std::string memberName(const LayerCatalog& catalog, int model, const std::string& module);

@@ -1,12 +1,10 @@
 // The street workload: three cameras built from the real data Debian's opencv-doc ships.
-//   street_busy_resnet18   vtest.avi frames: is the scene busy (more moving pixels than the
-//                          video's median frame) or quiet;
-//   street_side_resnet18   the same frames: is most of the motion in the left or right half;
+//   street_near_resnet18   patches of the lower band of vtest.avi's frames: person or empty;
+//   street_far_resnet18    patches of the upper band: person or empty;
 //   digits_resnet34        the handwritten digits sheet (digits.png, 5000 cells, 10 classes).
-// The frame labels come from a background model (the per-pixel median of the video, which a
+// The patch labels come from a background model (the per-pixel median of the video, which a
 // static camera makes the empty scene), as video-analytics labels often come from a heavier
-// model; they are written beside the datasets as CSV files, then converted as `gemel-data
-// video` converts any labelled video.
+// model than the one deployed. The last 20% of the frames (in time) validate.
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -84,9 +84,9 @@ std::string buildDemo(const std::string& out_dir,
 inline constexpr const char* kOpenCVDataDir = "/usr/share/doc/opencv-doc/examples/data";
 
 // The street workload from Debian's opencv-doc (vtest.avi and digits.png): two ResNet-18
-// cameras on the video's frames (busy or quiet; motion left or right, labelled by a background
-// model, the label CSVs written beside the datasets) and a ResNet-34 reading the digits, all at
-// `size` px, and street.yaml naming them. Returns the YAML's path.
+// cameras on patches of the video's frames (the lower and upper band; person or empty, by a
+// background model) and a ResNet-34 reading the digits, all at `size` px, and street.yaml
+// naming them with each dataset's mean and std. Returns the YAML's path.
 std::string buildStreet(const std::string& out_dir, const std::string& opencv_data = kOpenCVDataDir,
                         int size = 64);
 

@@ -8,7 +8,14 @@
 namespace gemel::cli {
 
 std::pair<std::string, int> parseArchSpec(const std::string& spec) {
-  const auto colon = spec.find(':');
+  // darknet:<path>[:N]: the arch holds a colon; a count, if any, follows the last one.
+  auto colon = spec.find(':');
+  if (spec.rfind("darknet:", 0) == 0) {
+    colon = spec.rfind(':');
+    const auto tail = spec.substr(colon + 1);
+    if (colon < 8 || tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos)
+      colon = std::string::npos;
+  }
   const auto arch = spec.substr(0, colon);
   GEMEL_THROW_IF_NOT(models::isZooArch(arch), UsageError,
                      "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "

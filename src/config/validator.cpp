@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "gemel/models/archs.h"
+#include "gemel/models/darknet_cfg.h"
 
 namespace fs = std::filesystem;
 
@@ -65,9 +66,18 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
     c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
                               models::knownArchList());
   }
-  if (t.kind == TaskKind::kDetection && !t.arch.empty()) {
+  const bool darknet = models::isDarknetArch(t.arch);
+  if (t.kind == TaskKind::kDetection && !t.arch.empty() && !darknet) {
     c.add(path + ".kind", "got 'detection', but arch '" + t.arch +
                               "' is a classification model; use kind: classification");
+  }
+  if (t.kind == TaskKind::kClassification && darknet) {
+    c.add(path + ".kind", "missing or 'classification', but arch '" + t.arch +
+                              "' is a detector; use kind: detection");
+  }
+  if (darknet && t.image_size % 32 != 0) {
+    c.add(path + ".image_size", "got " + show(t.image_size) + "; arch '" + t.arch +
+                                    "' needs a multiple of 32 (e.g. 416)");
   }
   if (!script && t.num_classes < 1) {
     c.add(path + ".num_classes", t.num_classes == 0

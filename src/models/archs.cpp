@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "gemel/models/darknet_cfg.h"
+
 namespace gemel::models {
 
 const std::vector<std::string>& zooArchs() {
@@ -13,13 +15,13 @@ const std::vector<std::string>& zooArchs() {
 
 bool isZooArch(const std::string& arch) {
   const auto& a = zooArchs();
-  return std::find(a.begin(), a.end(), arch) != a.end();
+  return std::find(a.begin(), a.end(), arch) != a.end() || isDarknetArch(arch);
 }
 
 std::string knownArchList() {
   std::string out;
   for (const auto& a : zooArchs()) out += a + ", ";
-  return out + kTorchScriptArch;
+  return out + "yolov3, yolov3-tiny, darknet:<path to a .cfg>, " + kTorchScriptArch;
 }
 
 std::string headPrefix(const std::string& arch) {
@@ -38,7 +40,7 @@ double forwardGflops224(const std::string& arch) {
       {"resnet18", 1.81},   {"resnet34", 3.66},    {"resnet50", 4.09},  {"resnet101", 7.80},
       {"resnet152", 11.51}, {"vgg11", 7.61},       {"vgg13", 11.31},    {"vgg16", 15.47},
       {"vgg19", 19.63},     {"vgg11_bn", 7.61},    {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
-      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}};
+      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30},    {"yolov3", 19.1},    {"yolov3-tiny", 1.61}};
   for (const auto& f : kFigures) {
     if (arch == f.arch) return f.gflops;
   }

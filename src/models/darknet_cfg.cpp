@@ -249,6 +249,22 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
   return net;
 }
 
+const char* builtInDarknetCfg(const std::string& arch);  // generated from configs/models/
+
+bool isDarknetArch(const std::string& arch) {
+  return builtInDarknetCfg(arch) != nullptr || (arch.rfind("darknet:", 0) == 0 && arch.size() > 8);
+}
+
+DarknetNet darknetForArch(const std::string& arch, int num_classes) {
+  if (const char* text = builtInDarknetCfg(arch))
+    return parseDarknetCfgText(text, "configs/models/" + arch + ".cfg", num_classes);
+  GEMEL_THROW_IF_NOT(isDarknetArch(arch), ConfigError,
+                     "arch '{}' is not a Darknet arch; expected yolov3, yolov3-tiny or "
+                     "darknet:<path to a .cfg>",
+                     arch);
+  return parseDarknetCfg(arch.substr(8), num_classes);
+}
+
 DarknetNet parseDarknetCfg(const std::string& path, int num_classes) {
   const auto bytes = readFile(path, "Darknet cfg");
   return parseDarknetCfgText(std::string(bytes.begin(), bytes.end()), path, num_classes);

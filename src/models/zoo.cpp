@@ -3,6 +3,7 @@
 #include "gemel/config/workload.h"
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
+#include "gemel/models/darknet_cfg.h"
 #include "model_impl.h"
 
 namespace gemel::models {
@@ -12,6 +13,7 @@ std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) 
                      arch, knownArchList());
   GEMEL_THROW_IF_NOT(num_classes >= 1, ConfigError,
                      "arch '{}': num_classes is {}; expected an integer >= 1", arch, num_classes);
+  if (isDarknetArch(arch)) return createDarknetModel(arch, darknetForArch(arch, num_classes));
   std::shared_ptr<NetImpl> net;
   if (arch.rfind("resnet", 0) == 0) {
     net = makeResNet(arch, num_classes);

@@ -193,6 +193,18 @@ TEST_F(Cli, InspectPrintsTotalsAndGroupsLargestFirst) {
       << r.output;
 }
 
+// Detectors by name and by cfg path: a YOLOv3-tiny's 512->256 3x3 convolution (Darknet: no
+// bias, BatchNorm after) shares with a ResNet-18's of the same signature.
+TEST_F(Cli, InspectDarknetDetectorsBesideClassifiers) {
+  const auto cfg = std::string(GEMEL_SOURCE_DIR) + "/configs/models/yolov3-tiny.cfg";
+  const auto r = gemel("inspect --arch yolov3-tiny:2 --arch darknet:" + cfg + ":3 --arch resnet18:2 --top 0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("yolov3-tiny           2       13     33.1 MiB"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("9.0 MiB     1  yolov3-tiny,darknet:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("conv2d weight[512,256,3,3]"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, InspectJsonIsValidAndConsistent) {
   const auto json_file = dir_->file("inspect.json");
   const auto r = run(shellQuote(GEMEL_BINARY) +

@@ -142,6 +142,23 @@ TEST(Config, SearchEarlyStopAndRecoveryKeys) {
       << msg;
 }
 
+TEST(Config, DetectorsNeedKindDetectionAndAStrideMultiple) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"),
+            "name: demo\ntasks:\n  - {name: t, arch: yolov3-tiny, kind: detection, num_classes: 2, "
+            "image_size: 416}\n");
+  EXPECT_EQ(loadWorkload(dir.file("w.yaml")).tasks[0].arch, "yolov3-tiny");
+  const auto msg = loadError(dir,
+                             "name: demo\ntasks:\n  - {name: t, arch: yolov3, num_classes: 2, "
+                             "image_size: 100}\n");
+  EXPECT_NE(msg.find("tasks[0].kind: missing or 'classification', but arch 'yolov3' is a detector"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("tasks[0].image_size: got 100; arch 'yolov3' needs a multiple of 32"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Config, MalformedYamlNamesLineAndColumn) {
   TempDir dir;
   const auto msg = loadError(dir, "name: demo\ntasks: [\n  - name: x\n");

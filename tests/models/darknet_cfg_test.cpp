@@ -46,6 +46,19 @@ TEST(DarknetCfg, YoloV3TinyAndNumClassesSetsTheHeads) {
   EXPECT_EQ(two.layers[22].filters, 3 * (5 + 2));
 }
 
+TEST(DarknetCfg, ArchNamesResolveToTheShippedCfgsOrAFile) {
+  EXPECT_TRUE(isDarknetArch("yolov3"));
+  EXPECT_TRUE(isDarknetArch("yolov3-tiny"));
+  EXPECT_TRUE(isDarknetArch("darknet:/x/my.cfg"));
+  EXPECT_FALSE(isDarknetArch("darknet:"));
+  EXPECT_FALSE(isDarknetArch("resnet18"));
+  // The built-in text is the file's.
+  EXPECT_EQ(darknetForArch("yolov3", 0).parameterCount(),
+            parseDarknetCfg(kModels + "yolov3.cfg").parameterCount());
+  EXPECT_EQ(darknetForArch("darknet:" + kModels + "yolov3-tiny.cfg", 4).classes(), 4);
+  EXPECT_THROW(darknetForArch("darknet:/nonexistent.cfg", 1), Error);
+}
+
 std::string errorOf(const std::string& body) {
   try {
     parseDarknetCfgText("[net]\nwidth=64\nheight=64\n" + body, "my.cfg");

@@ -11,6 +11,7 @@ inline constexpr const char* kTorchScriptArch = "torchscript";
 
 // Zoo architectures (torchvision-compatible), in the order they are listed to users.
 const std::vector<std::string>& zooArchs();
+// Built by createZooModel: the torchvision classifiers and the Darknet detectors.
 bool isZooArch(const std::string& arch);
 // Zoo archs plus "torchscript".
 std::string knownArchList();

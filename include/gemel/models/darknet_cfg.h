@@ -45,4 +45,9 @@ DarknetNet parseDarknetCfg(const std::string& path, int num_classes = 0);
 DarknetNet parseDarknetCfgText(const std::string& text, const std::string& source,
                                int num_classes = 0);
 
+// Darknet arch names: "yolov3" and "yolov3-tiny" (the cfgs under configs/models/, built in) and
+// "darknet:<path to a .cfg>".
+bool isDarknetArch(const std::string& arch);
+DarknetNet darknetForArch(const std::string& arch, int num_classes);
+
 }  // namespace gemel::models

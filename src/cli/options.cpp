@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/models/archs.h"
 
 namespace gemel::cli {
@@ -23,14 +24,8 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
                      spec, arch, models::knownArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
-  std::size_t used = 0;
-  int n = 0;
-  try {
-    n = std::stoi(count, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  GEMEL_THROW_IF_NOT(used == count.size() && n >= 1, UsageError,
+  const auto n = parseInt(count).value_or(0);
+  GEMEL_THROW_IF_NOT(n >= 1, UsageError,
                      "--arch '{}': '{}' is not a number of classes; expected ARCH[:N] with N >= 1, "
                      "e.g. resnet50:3",
                      spec, count);

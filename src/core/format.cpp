@@ -1,5 +1,6 @@
 #include "gemel/core/format.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace gemel {
@@ -23,6 +24,14 @@ std::string formatFixed(double value, int digits) {
   o.precision(digits);
   o << value;
   return o.str();
+}
+
+std::optional<int> parseInt(std::string_view text) {
+  int v = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || ptr != end) return std::nullopt;
+  return v;
 }
 
 }  // namespace gemel

@@ -112,14 +112,8 @@ ThreadChoice chooseThreads(int requested, const char* omp_env, const CpuBudget& 
   GEMEL_THROW_IF_NOT(requested == 0, UsageError, "--threads {}: expected a positive count",
                      requested);
   if (omp_env && *omp_env) {
-    std::size_t used = 0;
-    int n = 0;
-    try {
-      n = std::stoi(omp_env, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    GEMEL_THROW_IF_NOT(used == std::string(omp_env).size() && n >= 1, UsageError,
+    const int n = parseInt(omp_env).value_or(0);
+    GEMEL_THROW_IF_NOT(n >= 1, UsageError,
                        "OMP_NUM_THREADS='{}': expected a positive whole number, or unset it to "
                        "use every CPU this process may run on",
                        omp_env);

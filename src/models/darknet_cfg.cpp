@@ -70,18 +70,11 @@ class Options {
     std::stringstream ss(it->second.first);
     std::string item;
     while (std::getline(ss, item, ',')) {
-      item = trim(item);
-      std::size_t used = 0;
-      int v = 0;
-      try {
-        v = std::stoi(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      GEMEL_THROW_IF_NOT(!item.empty() && used == item.size(), ConfigError,
+      const auto v = parseInt(trim(item));
+      GEMEL_THROW_IF_NOT(v.has_value(), ConfigError,
                          "{}: {}='{}': expected whole numbers separated by commas", where(key), key,
                          it->second.first);
-      out.push_back(v);
+      out.push_back(*v);
     }
     return out;
   }

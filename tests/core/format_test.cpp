@@ -30,5 +30,14 @@ TEST(ErrorDeathTest, AssertAbortsWithExpressionAndLocation) {
                "assertion '2 < 1' failed at .*format_test.cpp:[0-9]+: value 7");
 }
 
+TEST(ParseInt, WholeNumbersOnly) {
+  EXPECT_EQ(parseInt("42"), 42);
+  EXPECT_EQ(parseInt("-3"), -3);
+  EXPECT_FALSE(parseInt("").has_value());
+  EXPECT_FALSE(parseInt("4x").has_value());
+  EXPECT_FALSE(parseInt(" 4").has_value());
+  EXPECT_FALSE(parseInt("99999999999").has_value());
+}
+
 }  // namespace
 }  // namespace gemel

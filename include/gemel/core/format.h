@@ -3,6 +3,7 @@
 // neither fmt nor spdlog (PyTorch 2.x ships a fmt that clashes with the system one); each "{}"
 // is replaced by the next argument written with operator<<.
 #include <cstdint>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -39,5 +40,8 @@ std::string formatBytes(int64_t bytes);
 
 // 0.61234, 3 -> "0.612": fixed notation with `digits` decimals.
 std::string formatFixed(double value, int digits);
+
+// "42" -> 42, "-3" -> -3; anything else (empty, "4x", " 4", out of int's range) -> nullopt.
+std::optional<int> parseInt(std::string_view text);
 
 }  // namespace gemel

@@ -9,7 +9,7 @@
 #include <array>
 #include <cmath>
 #include <filesystem>
-#include <numeric>
+#include <memory>
 
 #include "gemel/config/workload.h"
 #include "gemel/core/error.h"
@@ -145,33 +145,37 @@ struct Camera {
   double still, busy;
 };
 
-std::vector<int64_t> convertCamera(const std::string& video, const std::vector<cv::Mat>& masks,
-                                   const Camera& cam, int size, const std::string& out) {
+// Every camera's dataset in one pass over the video (`paths` parallel to `cameras`).
+void convertCameras(const std::string& video, const std::vector<cv::Mat>& masks,
+                    const std::vector<Camera>& cameras, int size,
+                    const std::vector<std::string>& paths) {
   cv::VideoCapture capture(video);
   DatasetInfo info;
   info.classes = {"empty", "person"};
   info.height = info.width = size;
   info.channels = 3;
-  DatasetWriter writer(out, info);
+  std::vector<std::unique_ptr<DatasetWriter>> writers;
+  for (const auto& path : paths) writers.push_back(std::make_unique<DatasetWriter>(path, info));
   const int64_t first_val = static_cast<int64_t>(masks.size()) * 4 / 5;
   cv::Mat frame, sized, rgb;
   for (int64_t f = 0; f < static_cast<int64_t>(masks.size()) && capture.read(frame); ++f) {
     const int scale = frame.cols / masks[f].cols;
-    const int width = frame.cols / cam.patches;
-    for (int p = 0; p < cam.patches; ++p) {
-      const cv::Rect src(p * width, cam.top, width, cam.bottom - cam.top);
-      const cv::Rect low(src.x / scale, src.y / scale, src.width / scale, src.height / scale);
-      const double moving = cv::countNonZero(masks[f](low)) / double(low.area());
-      if (moving > cam.still && moving < cam.busy) continue;
-      cv::resize(frame(src), sized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
-      cv::cvtColor(sized, rgb, cv::COLOR_BGR2RGB);
-      rgb = rgb.clone();
-      writer.addClassified(f >= first_val ? "val" : "train", rgb.data, moving >= cam.busy);
+    for (std::size_t c = 0; c < cameras.size(); ++c) {
+      const auto& cam = cameras[c];
+      const int width = frame.cols / cam.patches;
+      for (int p = 0; p < cam.patches; ++p) {
+        const cv::Rect src(p * width, cam.top, width, cam.bottom - cam.top);
+        const cv::Rect low(src.x / scale, src.y / scale, src.width / scale, src.height / scale);
+        const double moving = cv::countNonZero(masks[f](low)) / double(low.area());
+        if (moving > cam.still && moving < cam.busy) continue;
+        cv::resize(frame(src), sized, cv::Size(size, size), 0, 0, cv::INTER_AREA);
+        cv::cvtColor(sized, rgb, cv::COLOR_BGR2RGB);
+        rgb = rgb.clone();
+        writers[c]->addClassified(f >= first_val ? "val" : "train", rgb.data, moving >= cam.busy);
+      }
     }
   }
-  std::vector<int64_t> counts = {writer.count("train"), writer.count("val")};
-  writer.commit();
-  return counts;
+  for (auto& w : writers) w->commit();
 }
 
 // Per split, how many samples of each class.
@@ -227,13 +231,17 @@ std::string buildStreet(const std::string& out_dir, const std::string& opencv_da
       {"street_near_resnet18", 280, 472, 6, 0.005, 0.04},
       {"street_far_resnet18", 120, 280, 6, 0.005, 0.04},
   };
+  std::vector<std::string> paths;
   for (const auto& cam : cameras) {
-    const auto file =
-        config::defaultDatasetName(cam.name, "resnet18", config::TaskKind::kClassification);
-    const auto path = (fs::path(out_dir) / file).string();
-    convertCamera(video, masks, cam, size, path);
-    log::info("data", "street: {}: {}", file, classCounts(path));
-    yaml += task_yaml(cam.name, "resnet18", 2, path);
+    paths.push_back((fs::path(out_dir) / config::defaultDatasetName(
+                                             cam.name, "resnet18", config::TaskKind::kClassification))
+                        .string());
+  }
+  convertCameras(video, masks, cameras, size, paths);
+  for (std::size_t c = 0; c < cameras.size(); ++c) {
+    log::info("data", "street: {}: {}", fs::path(paths[c]).filename().string(),
+              classCounts(paths[c]));
+    yaml += task_yaml(cameras[c].name, "resnet18", 2, paths[c]);
   }
   const std::string digits_task = "digits_resnet34";
   const auto file =

@@ -14,6 +14,7 @@
 #include <opencv2/videoio.hpp>
 #include <sstream>
 
+#include "gemel/config/parser.h"
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
 #include "test_support.h"
@@ -309,6 +310,29 @@ TEST(Video, DetectedFramesFromYoloFolder) {
     EXPECT_NEAR(boxes[0].y2, 0.75 * 576, 1e-3);
     EXPECT_EQ(stored(reader, split, i), rgbBytes(frames[25 * k], 576, 768));
   }
+}
+
+// gemel-data street: the three cameras from opencv-doc, each dataset valid with both classes
+// (all ten digits) in train and val, and a workload that loads as written.
+TEST(Street, BuildsThreeCamerasAndAWorkloadThatLoads) {
+  requireSources();
+  TempDir dir;
+  const auto r = gemelData(format("street --out {} --size 32", shellQuote(dir.file("s"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto w = config::loadWorkload(dir.file("s/street.yaml"));
+  ASSERT_EQ(w.tasks.size(), 3u);
+  for (const auto& t : w.tasks) {
+    const DatasetReader reader(t.dataset);
+    reader.verify();
+    EXPECT_EQ(static_cast<int>(reader.info().classes.size()), t.num_classes) << t.name;
+    EXPECT_EQ(reader.info().height, 32) << t.name;
+    for (const auto* split : {"train", "val"}) {
+      std::vector<int64_t> n(reader.info().classes.size(), 0);
+      for (const auto l : reader.labels(split)) ++n[l];
+      for (std::size_t c = 0; c < n.size(); ++c) EXPECT_GT(n[c], 0) << t.name << " " << split << " " << c;
+    }
+  }
+  EXPECT_EQ(DatasetReader(w.tasks[2].dataset).size("val"), 1000);  // 100 digits of each class
 }
 
 }  // namespace

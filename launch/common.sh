@@ -7,6 +7,8 @@ GEMEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GEMEL_BUILD_DIR="${GEMEL_BUILD_DIR:-$GEMEL_ROOT/build}"
 GEMEL_VENV="${GEMEL_VENV:-$GEMEL_ROOT/.venv}"
 GEMEL_REQUIREMENTS="$GEMEL_ROOT/launch/requirements.txt"
+# References installed without their declared dependencies (see the file for why).
+GEMEL_REQUIREMENTS_NODEPS="$GEMEL_ROOT/launch/requirements-nodeps.txt"
 
 # Debian packages the build and the tests need. LibTorch is not among them: it comes from the
 # torch wheel (launch/requirements.txt). The CUDA toolkit (nvcc, headers) is expected at
@@ -37,10 +39,11 @@ gemel_install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# The venv holds exactly launch/requirements.txt; a stamp of that file says it is up to date.
+# The venv holds exactly the two requirement files; a stamp of both says it is up to date.
 gemel_install_python() {
   local stamp="$GEMEL_VENV/.gemel-requirements"
-  if [ -x "$GEMEL_VENV/bin/python" ] && cmp -s "$GEMEL_REQUIREMENTS" "$stamp"; then
+  if [ -x "$GEMEL_VENV/bin/python" ] &&
+     cmp -s <(cat "$GEMEL_REQUIREMENTS" "$GEMEL_REQUIREMENTS_NODEPS") "$stamp"; then
     echo "[setup] $GEMEL_VENV has the pinned torch ($(grep '^torch==' "$GEMEL_REQUIREMENTS"))"
     return 0
   fi
@@ -51,7 +54,9 @@ gemel_install_python() {
   fi
   echo "[setup] installing launch/requirements.txt into $GEMEL_VENV (LibTorch with CUDA: a few GB)"
   "$GEMEL_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$GEMEL_REQUIREMENTS"
-  cp "$GEMEL_REQUIREMENTS" "$stamp"
+  "$GEMEL_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+    -r "$GEMEL_REQUIREMENTS_NODEPS"
+  cat "$GEMEL_REQUIREMENTS" "$GEMEL_REQUIREMENTS_NODEPS" > "$stamp"
 }
 
 gemel_install_deps() {

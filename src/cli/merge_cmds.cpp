@@ -22,6 +22,7 @@
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
 #include "gemel/merge/tying.h"
+#include "gemel/models/darknet_cfg.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
@@ -61,6 +62,11 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
     c.transforms.mean = t.mean;
     c.transforms.std = t.std;
     c.batch_size = 64;
+    if (t.kind == "detection") {
+      c.kind = config::TaskKind::kDetection;
+      c.metric = t.metric;
+    }
+    if (t.image_size > 0) c.image_size = t.image_size;
     GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
                        "task '{}': its dataset {} (recorded in the results) is missing", c.name,
                        c.dataset);
@@ -271,6 +277,15 @@ int runExportCmd(const Args& args) {
       models::writeStateDict(file, state);
     }
     std::printf("%s -> %s\n", task.c_str(), file.c_str());
+    if (models::isDarknetArch(rec->arch)) {
+      // Darknet's own formats too: the network's cfg (with the task's classes) and .weights.
+      const auto net = models::darknetForArch(rec->arch, rec->num_classes);
+      const auto stem = fs::path(file).replace_extension("").string();
+      const auto cfg_text = models::renderDarknetCfg(net);
+      writeFileAtomic(stem + ".cfg", cfg_text.data(), cfg_text.size());
+      models::writeDarknetWeights(stem + ".weights", net, state);
+      std::printf("%s -> %s.cfg, %s.weights\n", task.c_str(), stem.c_str(), stem.c_str());
+    }
   }
   return 0;
 }

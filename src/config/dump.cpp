@@ -58,6 +58,7 @@ std::string dumpWorkload(const Workload& w) {
     out << YAML::Key << "accuracy_target" << YAML::Value << t.accuracy_target;
     out << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
     out << YAML::Key << "image_size" << YAML::Value << t.image_size;
+    if (!t.metric.empty()) out << YAML::Key << "metric" << YAML::Value << t.metric;
     out << YAML::Key << "transforms" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "mean" << YAML::Value;
     emitNumbers(out, t.transforms.mean);
@@ -65,6 +66,7 @@ std::string dumpWorkload(const Workload& w) {
     emitNumbers(out, t.transforms.std);
     out << YAML::Key << "hflip" << YAML::Value << t.transforms.hflip;
     out << YAML::Key << "crop_padding" << YAML::Value << t.transforms.crop_padding;
+    out << YAML::Key << "scale_jitter" << YAML::Value << t.transforms.scale_jitter;
     out << YAML::EndMap;
     out << YAML::EndMap;
   }

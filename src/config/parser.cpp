@@ -184,11 +184,12 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
 
 void parseTransforms(Reader& r, const YAML::Node& node, const std::string& path, Transforms& t) {
   if (!r.expectMap(node, path)) return;
-  r.checkKeys(node, path, {"mean", "std", "hflip", "crop_padding"});
+  r.checkKeys(node, path, {"mean", "std", "hflip", "crop_padding", "scale_jitter"});
   r.readNumbers(node, path, "mean", t.mean);
   r.readNumbers(node, path, "std", t.std);
   r.read(node, path, "hflip", t.hflip);
   r.read(node, path, "crop_padding", t.crop_padding);
+  r.read(node, path, "scale_jitter", t.scale_jitter);
 }
 
 TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
@@ -205,7 +206,8 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   r.record(path, node);
   r.checkKeys(node, path,
               {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset",
-               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms"});
+               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms",
+               "metric"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   std::string kind = "classification";
@@ -235,6 +237,7 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   r.read(node, path, "accuracy_target", t.accuracy_target);
   r.read(node, path, "batch_size", t.batch_size);
   r.read(node, path, "image_size", t.image_size);
+  r.read(node, path, "metric", t.metric);
   if (node["transforms"].IsDefined())
     parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
   if (!t.dataset_explicit && !t.name.empty()) {

@@ -75,6 +75,16 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
     c.add(path + ".kind", "missing or 'classification', but arch '" + t.arch +
                               "' is a detector; use kind: detection");
   }
+  if (!t.metric.empty()) {
+    const bool detection = t.kind == TaskKind::kDetection;
+    const bool ok = detection ? (t.metric == "map50" || t.metric == "map") : t.metric == "top1";
+    if (!ok) {
+      c.add(path + ".metric", "got '" + t.metric + "'; a " +
+                                  (detection ? "detection task is scored by map50 (mAP@0.5, "
+                                               "the default) or map (COCO mAP@[.5:.95])"
+                                             : "classification task is scored by top1"));
+    }
+  }
   if (darknet && t.image_size % 32 != 0) {
     c.add(path + ".image_size", "got " + show(t.image_size) + "; arch '" + t.arch +
                                     "' needs a multiple of 32 (e.g. 416)");
@@ -128,6 +138,10 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
       c.add(path + ".transforms.std", "got " + show(s) + "; expected positive values");
       break;
     }
+  }
+  if (!(tr.scale_jitter >= 0 && tr.scale_jitter < 1)) {
+    c.add(path + ".transforms.scale_jitter", "got " + show(tr.scale_jitter) +
+                                                 "; expected a fraction in [0, 1)");
   }
   if (tr.crop_padding < 0) {
     c.add(path + ".transforms.crop_padding", "got " + show(tr.crop_padding) + "; expected >= 0");

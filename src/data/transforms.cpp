@@ -165,3 +165,86 @@ std::vector<Box> augmentBoxes(const std::vector<Box>& boxes, const Augmentation&
 }
 
 }  // namespace gemel::data
+
+namespace gemel::data {
+
+torch::Tensor prepareDetection(Batch& batch, const config::Transforms& t, int64_t size,
+                               bool train, const torch::Device& device) {
+  const auto& images = batch.images;
+  GEMEL_THROW_IF_NOT(images.dim() == 4 && images.scalar_type() == torch::kUInt8, InputError,
+                     "images must be uint8 [B, H, W, C], got {} of {} dimensions",
+                     std::string(c10::toString(images.scalar_type())), images.dim());
+  const int64_t b = images.size(0), h = images.size(1), w = images.size(2), c = images.size(3);
+  const double side = static_cast<double>(std::max(h, w)), s = double(size) / side;
+  InputMap base{s, (side - double(w)) / 2 * s, s, (side - double(h)) / 2 * s};
+  batch.maps.assign(static_cast<std::size_t>(b), base);
+  if (train) {
+    const double j = t.scale_jitter;
+    auto draws = torch::rand({b, 4}, torch::kDouble);
+    auto d = draws.accessor<double, 2>();
+    for (int64_t i = 0; i < b; ++i) {
+      auto& m = batch.maps[i];
+      const double scale = 1 - j + 2 * j * d[i][0], half = double(size) / 2;
+      const double tx = (d[i][1] - 0.5) * j * double(size), ty = (d[i][2] - 0.5) * j * double(size);
+      m.sx *= scale;
+      m.sy *= scale;
+      m.ox = (m.ox - half) * scale + half + tx;
+      m.oy = (m.oy - half) * scale + half + ty;
+      if (t.hflip && d[i][3] < 0.5) {
+        m.sx = -m.sx;
+        m.ox = double(size) - m.ox;
+      }
+    }
+  }
+  // Targets from the moved boxes.
+  std::vector<float> rows;
+  if (batch.boxes.size() == static_cast<std::size_t>(b)) {
+    const double limit = double(size);
+    for (int64_t i = 0; i < b; ++i) {
+      const auto& m = batch.maps[i];
+      for (const auto& box : batch.boxes[i]) {
+        double x1 = m.sx * box.x1 + m.ox, x2 = m.sx * box.x2 + m.ox;
+        if (x1 > x2) std::swap(x1, x2);
+        const double y1 = std::clamp(m.sy * box.y1 + m.oy, 0.0, limit);
+        const double y2 = std::clamp(m.sy * box.y2 + m.oy, 0.0, limit);
+        x1 = std::clamp(x1, 0.0, limit);
+        x2 = std::clamp(x2, 0.0, limit);
+        if (x2 - x1 < 2 || y2 - y1 < 2) continue;
+        rows.insert(rows.end(), {float(i), box.cls, float((x1 + x2) / 2 / limit),
+                                 float((y1 + y2) / 2 / limit), float((x2 - x1) / limit),
+                                 float((y2 - y1) / limit)});
+      }
+    }
+  }
+  batch.targets = torch::tensor(rows, torch::kFloat).view({-1, 6});
+  const bool identity = h == size && w == size &&
+                        std::all_of(batch.maps.begin(), batch.maps.end(), [](const InputMap& m) {
+                          return m.sx == 1 && m.sy == 1 && m.ox == 0 && m.oy == 0;
+                        });
+  if (identity) return applyAugmentation(images, t, Augmentation{}, device);
+  // One affine resampling: theta maps output coordinates to source ones (align_corners=false
+  // normalised coordinates).
+  std::vector<float> theta;
+  for (const auto& m : batch.maps) {
+    theta.insert(theta.end(),
+                 {float(double(size) / (m.sx * double(w))), 0.0f,
+                  float((double(size) - 2 * m.ox) / (m.sx * double(w)) - 1), 0.0f,
+                  float(double(size) / (m.sy * double(h))),
+                  float((double(size) - 2 * m.oy) / (m.sy * double(h)) - 1)});
+  }
+  auto th = torch::tensor(theta, torch::kFloat).view({b, 2, 3}).to(device);
+  auto x = images.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2}).to(torch::kFloat);
+  auto grid = torch::nn::functional::affine_grid(th, {b, c, size, size}, false);
+  x = torch::nn::functional::grid_sample(x, grid,
+                                         torch::nn::functional::GridSampleFuncOptions()
+                                             .mode(torch::kBilinear)
+                                             .padding_mode(torch::kZeros)
+                                             .align_corners(false));
+  std::vector<float> scale, shift;
+  normalisation(t, c, scale, shift);
+  auto sc = torch::tensor(scale).view({1, -1, 1, 1}).to(device);
+  auto sh = torch::tensor(shift).view({1, -1, 1, 1}).to(device);
+  return x.mul_(sc).add_(sh).contiguous();
+}
+
+}  // namespace gemel::data

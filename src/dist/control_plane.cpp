@@ -18,6 +18,24 @@ std::string ControlPlane::share(std::string text, int root) const {
 
 void ControlPlane::sum(std::vector<int64_t>& values) const { cluster_.sumInPlace(values); }
 
+void ControlPlane::concat(std::vector<int64_t>& values) const {
+  const int n = cluster_.size(), me = rank();
+  if (n == 1) return;
+  // Two sums: every rank's length, then each rank's values in its own slot of a zeroed whole.
+  std::vector<int64_t> lengths(static_cast<std::size_t>(n), 0);
+  lengths[static_cast<std::size_t>(me)] = static_cast<int64_t>(values.size());
+  cluster_.sumInPlace(lengths);
+  int64_t before = 0, total = 0;
+  for (int r = 0; r < n; ++r) {
+    if (r < me) before += lengths[static_cast<std::size_t>(r)];
+    total += lengths[static_cast<std::size_t>(r)];
+  }
+  std::vector<int64_t> all(static_cast<std::size_t>(total), 0);
+  std::copy(values.begin(), values.end(), all.begin() + before);
+  cluster_.sumInPlace(all);
+  values = std::move(all);
+}
+
 int64_t ControlPlane::max(int64_t value) const { return cluster_.max(value); }
 
 std::vector<models::StateDict> ControlPlane::gatherStates(

@@ -90,6 +90,8 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "dataset", t.dataset);
       f.setAttr(g, "num_classes", static_cast<int64_t>(t.num_classes));
       f.setAttr(g, "metric", t.metric);
+      f.setAttr(g, "kind", t.kind);
+      f.setAttr(g, "image_size", static_cast<int64_t>(t.image_size));
       f.setAttr(g, "unmerged_score", t.unmerged_score);
       f.setAttr(g, "target", t.target);
       f.setAttr(g, "final_score", t.final_score);
@@ -183,6 +185,8 @@ Results readResults(const std::string& path) {
     t.dataset = f.attrString(g, "dataset");
     t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
     t.metric = v1 ? "top1" : f.attrString(g, "metric");
+    if (f.hasAttr(g, "kind")) t.kind = f.attrString(g, "kind");
+    if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
     t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
     t.target = f.attrDouble(g, "target");
     t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");

@@ -107,7 +107,7 @@ io::Results MergeCoordinator::run() {
   for (std::size_t k = 0; k < unknown.size(); ++k) {
     unmerged_[unknown[k]] = measured[k];
     log::info("merge", "{}: unmerged {} {} (measured)", w_.tasks[unknown[k]].name,
-              train::makeObjective(w_.tasks[unknown[k]].kind)->metric(),
+              train::makeObjective(w_.tasks[unknown[k]])->metric(),
               formatFixed(measured[k], 4));
   }
   for (int t = 0; t < n; ++t) {

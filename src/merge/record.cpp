@@ -47,7 +47,9 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     t.source = c.weights;
     t.dataset = c.dataset;
     t.num_classes = c.num_classes;
-    t.metric = train::makeObjective(c.kind)->metric();
+    t.metric = train::makeObjective(c)->metric();
+    t.kind = config::toString(c.kind);
+    t.image_size = c.image_size;
     t.unmerged_score = scores.unmerged[i];
     t.target = scores.target[i];
     t.final_score = scores.current[i];

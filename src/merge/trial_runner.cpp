@@ -62,7 +62,7 @@ std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks
   for (const int t : tasks) {
     out.push_back({t, workload_.tasks[t].name, targets_[t], local_[t],
                    1.0 / static_cast<double>(placement_.ranksOf(t).size()),
-                   train::makeObjective(workload_.tasks[t].kind), candidates.count(t) > 0});
+                   train::makeObjective(workload_.tasks[t]), candidates.count(t) > 0});
   }
   return out;
 }
@@ -71,10 +71,11 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
   std::vector<train::TrialTask> unknown;
   for (const int t : tasks) {
     unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
-                       train::makeObjective(workload_.tasks[t].kind), false});
+                       train::makeObjective(workload_.tasks[t]), false});
   }
   train::Collectives sum;
   sum.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
+  sum.concat = [this](std::vector<int64_t>& v) { control_.concat(v); };
   return train::JointTrainer(unknown, {}, sum).validateAll();
 }
 
@@ -125,6 +126,7 @@ void TrialRunner::apply(const SharingPlan& plan, const Snapshot& snapshot,
 TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
   Sync s;
   s.collectives.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
+  s.collectives.concat = [this](std::vector<int64_t>& v) { control_.concat(v); };
   s.collectives.max = [this](int64_t v) { return control_.max(v); };
   if (placement_.worldSize() < 2) return s;
   // Shared layers: (task, module) -> instance.

@@ -6,7 +6,29 @@
 #include "model_impl.h"
 
 namespace gemel::models {
+
+torch::Tensor darknetAnchors(const DarknetLayer& yolo) {
+  std::vector<float> v;
+  for (const int m : yolo.mask) {
+    v.push_back(static_cast<float>(yolo.anchors[m].first));
+    v.push_back(static_cast<float>(yolo.anchors[m].second));
+  }
+  return torch::tensor(v, torch::kFloat).view({-1, 2});
+}
+
 namespace {
+
+// A yolo layer's state in PyTorch-YOLOv3: its anchors (pixels) as buffers `anchors` [na, 2]
+// and `anchor_grid` [1, na, 1, 1, 2]. The heads' arithmetic is in the task's objective.
+struct YoloAnchorsImpl : torch::nn::Module {
+  explicit YoloAnchorsImpl(const DarknetLayer& l) {
+    auto a = darknetAnchors(l);
+    register_buffer("anchors", a);
+    register_buffer("anchor_grid", a.clone().view({1, -1, 1, 1, 2}));
+  }
+  torch::Tensor forward(torch::Tensor x) { return x; }
+};
+TORCH_MODULE(YoloAnchors);
 
 class DarknetImpl : public NetImpl {
  public:
@@ -50,8 +72,11 @@ class DarknetImpl : public NetImpl {
                                                      double(l.stride), double(l.stride)})
                                                  .mode(torch::kNearest)));
           break;
+        case DarknetLayerType::kYolo:
+          seq->push_back("yolo_" + n, YoloAnchors(l));
+          break;
         default:
-          break;  // route, shortcut and yolo have no module of their own
+          break;  // route and shortcut have no module of their own
       }
       list_->push_back(seq);
       seqs_.push_back(seq);

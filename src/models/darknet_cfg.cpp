@@ -264,3 +264,56 @@ DarknetNet parseDarknetCfg(const std::string& path, int num_classes) {
 }
 
 }  // namespace gemel::models
+
+namespace gemel::models {
+
+std::string renderDarknetCfg(const DarknetNet& net) {
+  std::ostringstream o;
+  o << "# written by gemel from " << net.source << "\n"
+    << "[net]\nbatch=16\nsubdivisions=1\nwidth=" << net.width << "\nheight=" << net.height
+    << "\nchannels=" << net.channels
+    << "\nmomentum=0.9\ndecay=0.0005\nlearning_rate=0.001\nburn_in=1000\nmax_batches=500200\n"
+       "policy=steps\nsteps=400000,450000\nscales=.1,.1\n";
+  for (std::size_t i = 0; i < net.layers.size(); ++i) {
+    const auto& l = net.layers[i];
+    const int at = static_cast<int>(i);
+    switch (l.type) {
+      case DarknetLayerType::kConvolutional:
+        o << "\n[convolutional]\n";
+        if (l.batch_normalize) o << "batch_normalize=1\n";
+        o << "filters=" << l.filters << "\nsize=" << l.size << "\nstride=" << l.stride
+          << "\npad=" << (l.padding > 0 ? 1 : 0) << "\nactivation=" << l.activation << "\n";
+        break;
+      case DarknetLayerType::kShortcut:
+        o << "\n[shortcut]\nfrom=" << (l.from - at) << "\nactivation=linear\n";
+        break;
+      case DarknetLayerType::kRoute: {
+        o << "\n[route]\nlayers=";
+        for (std::size_t k = 0; k < l.layers.size(); ++k) {
+          o << (k ? "," : "") << (l.layers[k] < at ? l.layers[k] - at : l.layers[k]);
+        }
+        o << "\n";
+        break;
+      }
+      case DarknetLayerType::kUpsample:
+        o << "\n[upsample]\nstride=" << l.stride << "\n";
+        break;
+      case DarknetLayerType::kMaxpool:
+        o << "\n[maxpool]\nsize=" << l.size << "\nstride=" << l.stride << "\n";
+        break;
+      case DarknetLayerType::kYolo: {
+        o << "\n[yolo]\nmask=";
+        for (std::size_t k = 0; k < l.mask.size(); ++k) o << (k ? "," : "") << l.mask[k];
+        o << "\nanchors=";
+        for (std::size_t k = 0; k < l.anchors.size(); ++k) {
+          o << (k ? ", " : "") << l.anchors[k].first << "," << l.anchors[k].second;
+        }
+        o << "\nclasses=" << l.classes << "\nnum=" << l.anchors.size() << "\n";
+        break;
+      }
+    }
+  }
+  return o.str();
+}
+
+}  // namespace gemel::models

@@ -43,6 +43,12 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
   auto model = createZooModel(task.arch, task.num_classes);
   if (!task.weights.empty()) {
     try {
+      const auto& w = task.weights;
+      if (isDarknetArch(task.arch) && w.size() > 8 && w.compare(w.size() - 8, 8, ".weights") == 0) {
+        model->loadStateDict(readDarknetWeights(w, darknetForArch(task.arch, task.num_classes)),
+                             {task.skip_head, w});
+        return model;
+      }
       model->loadWeightsFile(task.weights, task.skip_head);
     } catch (const InputError& e) {
       throw InputError(format("task '{}' (key weights): {}", task.name, e.what()));

@@ -45,6 +45,7 @@ JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
                            Collectives collectives)
     : tasks_(std::move(tasks)), options_(std::move(options)), coll_(std::move(collectives)) {
   if (!coll_.sum) coll_.sum = [](std::vector<int64_t>&) {};
+  if (!coll_.concat) coll_.concat = [](std::vector<int64_t>&) {};
   if (!coll_.max) coll_.max = [](int64_t v) { return v; };
 }
 
@@ -60,23 +61,50 @@ const Objective& objectiveOf(const TrialTask& t) {
 
 std::vector<double> JointTrainer::validateAll() {
   if (coll_.sync_buffers) coll_.sync_buffers();
-  // One vector of every task's metric state, laid out alike on every rank.
+  // One vector of every task's metric counts, laid out alike on every rank, summed; and when
+  // a task has records, one vector of (task, length, values...) per rank, concatenated.
   std::vector<std::size_t> offset;
   std::size_t size = 0;
+  bool records = false;
   for (const auto& t : tasks_) {
     offset.push_back(size);
     size += static_cast<std::size_t>(objectiveOf(t).stateSize());
+    records = records || objectiveOf(t).recordSize() > 0;
   }
-  std::vector<int64_t> state(size, 0);
+  std::vector<int64_t> counts(size, 0), packed;
+  std::vector<MetricState> states(tasks_.size());
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    states[i] = objectiveOf(tasks_[i]).emptyState();
     if (!tasks_[i].local) continue;
     const auto local = tasks_[i].local->validate();
-    std::copy(local.begin(), local.end(), state.begin() + static_cast<std::ptrdiff_t>(offset[i]));
+    std::copy(local.counts.begin(), local.counts.end(),
+              counts.begin() + static_cast<std::ptrdiff_t>(offset[i]));
+    if (!local.records.empty()) {
+      packed.push_back(static_cast<int64_t>(i));
+      packed.push_back(static_cast<int64_t>(local.records.size()));
+      packed.insert(packed.end(), local.records.begin(), local.records.end());
+    }
   }
-  coll_.sum(state);
+  coll_.sum(counts);
+  if (records) {
+    coll_.concat(packed);
+    for (std::size_t at = 0; at + 1 < packed.size();) {
+      const auto task = static_cast<std::size_t>(packed[at]);
+      const auto n = static_cast<std::size_t>(packed[at + 1]);
+      GEMEL_ASSERT(task < tasks_.size() && at + 2 + n <= packed.size(), "bad metric records");
+      auto& r = states[task].records;
+      r.insert(r.end(), packed.begin() + static_cast<std::ptrdiff_t>(at + 2),
+               packed.begin() + static_cast<std::ptrdiff_t>(at + 2 + n));
+      at += 2 + n;
+    }
+  }
   std::vector<double> out;
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    out.push_back(objectiveOf(tasks_[i]).score(state.data() + offset[i]));
+    auto& s = states[i];
+    std::copy(counts.begin() + static_cast<std::ptrdiff_t>(offset[i]),
+              counts.begin() + static_cast<std::ptrdiff_t>(offset[i] + s.counts.size()),
+              s.counts.begin());
+    out.push_back(objectiveOf(tasks_[i]).score(s));
   }
   return out;
 }

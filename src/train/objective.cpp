@@ -3,6 +3,9 @@
 #include <torch/torch.h>
 
 #include "gemel/core/error.h"
+#include "gemel/data/transforms.h"
+#include "gemel/models/darknet_cfg.h"
+#include "gemel/train/detection.h"
 
 namespace gemel::train {
 namespace {
@@ -10,34 +13,87 @@ namespace {
 // Cross-entropy; top-1 accuracy from {correct, total}.
 class Classification final : public Objective {
  public:
+  explicit Classification(config::Transforms transforms) : transforms_(std::move(transforms)) {}
   std::string metric() const override { return "top1"; }
+  torch::Tensor prepare(data::Batch& batch, bool train, const torch::Device& device) const override {
+    return data::prepareImages(batch.images, transforms_, train, device);
+  }
   torch::Tensor loss(const models::ModelOutput& out, const data::Batch& batch) const override {
     return torch::nn::functional::cross_entropy(out.logits, batch.labels.to(out.logits.device()));
   }
   int stateSize() const override { return 2; }
   void accumulate(const models::ModelOutput& out, const data::Batch& batch,
-                  int64_t* state) const override {
+                  MetricState& state) const override {
     const auto predicted = out.logits.argmax(1).cpu();
-    state[0] += predicted.eq(batch.labels).sum().item<int64_t>();
-    state[1] += batch.labels.size(0);
+    state.counts[0] += predicted.eq(batch.labels).sum().item<int64_t>();
+    state.counts[1] += batch.labels.size(0);
   }
-  double score(const int64_t* state) const override {
-    return state[1] > 0 ? double(state[0]) / double(state[1]) : 0.0;
+  double score(const MetricState& state) const override {
+    return state.counts[1] > 0 ? double(state.counts[0]) / double(state.counts[1]) : 0.0;
   }
+
+ private:
+  config::Transforms transforms_;
+};
+
+// The YOLOv3 loss; COCO mAP from per-detection records (class, image, rank, score, matches)
+// and per-class ground-truth counts.
+class Detection final : public Objective {
+ public:
+  Detection(const config::TaskConfig& task)
+      : transforms_(task.transforms),
+        size_(task.image_size),
+        classes_(task.num_classes),
+        map50_(task.metric != "map"),
+        heads_(yoloHeads(models::darknetForArch(task.arch, task.num_classes))) {}
+  std::string metric() const override { return map50_ ? "map50" : "map"; }
+  torch::Tensor prepare(data::Batch& batch, bool train, const torch::Device& device) const override {
+    return data::prepareDetection(batch, transforms_, size_, train, device);
+  }
+  torch::Tensor loss(const models::ModelOutput& out, const data::Batch& batch) const override {
+    return yoloLoss(out.logits, heads_, size_, batch.targets).total.squeeze();
+  }
+  int stateSize() const override { return classes_; }
+  int recordSize() const override { return kCocoRecordSize; }
+  void accumulate(const models::ModelOutput& out, const data::Batch& batch,
+                  MetricState& state) const override {
+    const auto kept = nonMaxSuppression(decodeYolo(out.logits.detach(), heads_, size_), NmsOptions{});
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      // Back to source pixels, where the ground truth is.
+      const auto& m = batch.maps[i];
+      auto d = kept[i].to(torch::kCPU, torch::kFloat).clone();
+      auto x1 = (d.select(1, 0) - m.ox) / m.sx, x2 = (d.select(1, 2) - m.ox) / m.sx;
+      d.select(1, 0).copy_(torch::min(x1, x2));
+      d.select(1, 2).copy_(torch::max(x1, x2));
+      d.select(1, 1).sub_(m.oy).div_(m.sy);
+      d.select(1, 3).sub_(m.oy).div_(m.sy);
+      cocoRecords(d, batch.boxes[i], batch.indices[i], classes_, state.records,
+                  state.counts.data());
+    }
+  }
+  double score(const MetricState& state) const override {
+    const auto ap = cocoScore(state.records, state.counts.data(), classes_);
+    return map50_ ? ap.map50 : ap.map;
+  }
+
+ private:
+  config::Transforms transforms_;
+  int64_t size_;
+  int64_t classes_;
+  bool map50_;
+  std::vector<YoloHead> heads_;
 };
 
 }  // namespace
 
-std::shared_ptr<const Objective> makeObjective(config::TaskKind kind) {
-  switch (kind) {
-    case config::TaskKind::kClassification: {
-      static const auto classification = std::make_shared<const Classification>();
-      return classification;
-    }
+std::shared_ptr<const Objective> makeObjective(const config::TaskConfig& task) {
+  switch (task.kind) {
+    case config::TaskKind::kClassification:
+      return std::make_shared<const Classification>(task.transforms);
     case config::TaskKind::kDetection:
-      break;
+      return std::make_shared<const Detection>(task);
   }
-  throw ConfigError("detection tasks can be converted and loaded, but not yet trained or merged");
+  throw ConfigError(format("task '{}': unknown task kind", task.name));
 }
 
 }  // namespace gemel::train

@@ -11,17 +11,16 @@ namespace gemel::train {
 TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device,
                          uint64_t seed, Replica replica)
     : config_(task), index_(index), device_(device), replica_(replica) {
-  GEMEL_THROW_IF_NOT(task.kind == config::TaskKind::kClassification, ConfigError,
-                     "task '{}': training detection tasks is not supported yet; gemel trains "
-                     "and merges classification tasks",
-                     task.name);
-  objective_ = makeObjective(task.kind);
+  objective_ = makeObjective(task);
   data_ = std::make_shared<const data::DatasetReader>(task.dataset);
   const auto& info = data_->info();
-  GEMEL_THROW_IF_NOT(info.kind == data::DatasetKind::kClassification, ConfigError,
-                     "task '{}': dataset {} holds detection data, but the task is a "
-                     "classification task",
-                     task.name, task.dataset);
+  const bool detection = task.kind == config::TaskKind::kDetection;
+  GEMEL_THROW_IF_NOT(
+      (info.kind == data::DatasetKind::kDetection) == detection, ConfigError,
+      "task '{}': dataset {} holds {} data, but the task is a {} task; give the task a {} "
+      "dataset",
+      task.name, task.dataset, data::toString(info.kind), config::toString(task.kind),
+      config::toString(task.kind));
   GEMEL_THROW_IF_NOT(static_cast<int>(info.classes.size()) == task.num_classes, ConfigError,
                      "task '{}': num_classes is {} but dataset {} has {} classes; make them agree",
                      task.name, task.num_classes, task.dataset, info.classes.size());
@@ -78,11 +77,12 @@ torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
   model_->train(true);
   torch::manual_seed(seed_ * 1000003u + static_cast<uint64_t>(index_) * 7919u +
                      static_cast<uint64_t>(step_++) * 104729u);
-  const auto x = data::prepareImages(batch.images, config_.transforms, true, device_);
-  return objective_->loss(model_->forward(x), batch);
+  data::Batch prepared = batch;
+  const auto x = objective_->prepare(prepared, true, device_);
+  return objective_->loss(model_->forward(x), prepared);
 }
 
-std::vector<int64_t> TaskRuntime::validate() {
+MetricState TaskRuntime::validate() {
   data::LoaderOptions o;
   o.split = "val";
   o.batch_size = std::max(64, config_.batch_size * 4);
@@ -93,10 +93,10 @@ std::vector<int64_t> TaskRuntime::validate() {
   loader.startEpoch(0);
   model_->train(false);
   torch::NoGradGuard no_grad;
-  std::vector<int64_t> state(static_cast<std::size_t>(objective_->stateSize()), 0);
+  auto state = objective_->emptyState();
   while (auto batch = loader.next()) {
-    const auto x = data::prepareImages(batch->images, config_.transforms, false, device_);
-    objective_->accumulate(model_->forward(x), *batch, state.data());
+    const auto x = objective_->prepare(*batch, false, device_);
+    objective_->accumulate(model_->forward(x), *batch, state);
   }
   return state;
 }

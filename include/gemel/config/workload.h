@@ -17,6 +17,8 @@ struct Transforms {
   std::vector<double> std{0.229, 0.224, 0.225};
   bool hflip = true;     // random horizontal flip while training
   int crop_padding = 0;  // random crop after zero padding by this many pixels (0: off)
+  // Detection: random scale in [1 - j, 1 + j] and shift within +-j/2 of the input while training
+  double scale_jitter = 0.2;
 };
 
 struct TaskConfig {
@@ -33,6 +35,9 @@ struct TaskConfig {
   int batch_size = 32;
   int image_size = 224;
   Transforms transforms;
+  // The score: top1 (classification); map50 (mAP@0.5, the detection default) or map
+  // (COCO mAP@[.5:.95]). Empty: the kind's default.
+  std::string metric;
 };
 
 struct SearchConfig {

@@ -31,11 +31,22 @@ struct LoaderOptions {
   int64_t cache_bytes = int64_t(2) << 30;  // cache the shard in memory up to this size
 };
 
+// Where a source pixel lands in the model's input: x_in = sx * x + ox, y_in = sy * y + oy
+// (detection letterboxing and augmentation; sx < 0 when the image was flipped).
+struct InputMap {
+  double sx = 1, ox = 0, sy = 1, oy = 0;
+};
+
 struct Batch {
   torch::Tensor images;                 // uint8 [B, H, W, C]
   torch::Tensor labels;                 // int64 [B] (classification)
-  std::vector<std::vector<Box>> boxes;  // per image (detection)
+  std::vector<std::vector<Box>> boxes;  // per image, source pixels (detection)
   std::vector<int64_t> indices;         // dataset indices, in batch order
+  // Filled when a detection batch is prepared for the model: per image, the map from source to
+  // input pixels, and the training targets [M, 6] (image, class, cx, cy, w, h), relative to the
+  // square input.
+  std::vector<InputMap> maps;
+  torch::Tensor targets;
 };
 
 class ShardedLoader {

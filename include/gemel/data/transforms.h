@@ -8,6 +8,7 @@
 
 #include "gemel/config/workload.h"
 #include "gemel/data/dataset.h"
+#include "gemel/data/loader.h"
 
 namespace gemel::data {
 
@@ -27,6 +28,15 @@ torch::Tensor prepareImages(const torch::Tensor& images, const config::Transform
 // calls this; tests call it to compare the two paths.
 torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Transforms& transforms,
                                 const Augmentation& a, const torch::Device& device);
+
+// Detection inputs: each image letterboxed to size x size (aspect kept, centred, black padding),
+// and while training moved by a random scale in [1 - j, 1 + j], a shift within +-j/2 of the
+// input (j = scale_jitter) and a horizontal flip (hflip); then normalised. One batched
+// resampling on `device` (none when the images are already size x size and nothing moves).
+// Fills batch.maps, and batch.targets from the moved boxes (clipped to the input; boxes under
+// 2 px on a side are dropped). Draws from torch's default generator.
+torch::Tensor prepareDetection(Batch& batch, const config::Transforms& transforms, int64_t size,
+                               bool train, const torch::Device& device);
 
 // Moves boxes the way prepareImages moved their image (flip, then shift; clipped; boxes that
 // leave the image are dropped).

@@ -30,6 +30,8 @@ class ControlPlane {
   // Every rank returns `root`'s text.
   std::string share(std::string text, int root = 0) const;
   void sum(std::vector<int64_t>& values) const;
+  // Every rank's values concatenated in rank order, on every rank.
+  void concat(std::vector<int64_t>& values) const;
   int64_t max(int64_t value) const;
   // states[t] is filled on the rank that owns task t (owners[t]). The lead returns every
   // task's state; the other ranks return empty entries.

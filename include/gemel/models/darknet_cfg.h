@@ -45,6 +45,10 @@ DarknetNet parseDarknetCfg(const std::string& path, int num_classes = 0);
 DarknetNet parseDarknetCfgText(const std::string& text, const std::string& source,
                                int num_classes = 0);
 
+// The network as a .cfg file (what export writes beside a .weights file): every layer with its
+// options, and the [net] hyperparameters PyTorch-YOLOv3 requires. Parses back to `net`.
+std::string renderDarknetCfg(const DarknetNet& net);
+
 // Darknet arch names: "yolov3" and "yolov3-tiny" (the cfgs under configs/models/, built in) and
 // "darknet:<path to a .cfg>".
 bool isDarknetArch(const std::string& arch);

@@ -72,6 +72,8 @@ struct TrialResult {
 // How ranks agree. The defaults are for one process.
 struct Collectives {
   std::function<void(std::vector<int64_t>&)> sum;  // element-wise over ranks, in place
+  // Every rank's values one after another, in rank order, on every rank (in place).
+  std::function<void(std::vector<int64_t>&)> concat;
   std::function<int64_t(int64_t)> max;             // over ranks
   std::function<void(const std::vector<torch::Tensor>&)> reduce_gradients;
   std::function<void()> sync_buffers;         // before each validation

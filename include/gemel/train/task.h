@@ -52,10 +52,10 @@ class TaskRuntime {
   // they do not depend on which other tasks share this process.
   torch::Tensor trainLoss(const data::Batch& batch);
   // The objective's metric state over this rank's shard of the val split (model in eval mode,
-  // no grad): counts to be summed over ranks and replicas before Objective::score.
-  std::vector<int64_t> validate();
+  // no grad), to be gathered over ranks and replicas before Objective::score.
+  MetricState validate();
   // validate() scored, for one process that holds the whole val split.
-  double score() { return objective_->score(validate().data()); }
+  double score() { return objective_->score(validate()); }
 
  private:
   config::TaskConfig config_;

@@ -1,0 +1,180 @@
+"""Reference side of the detection parity tests: PyTorch-YOLOv3 (`pytorchyolo`) and
+pycocotools, installed into .venv by launch/common.sh. gemel writes its side into DIR; this
+script computes the reference and compares.
+
+  names CFG STATE.pt   pytorchyolo's Darknet(CFG) has the parameter and buffer names and the
+                       shapes of STATE.pt (a state_dict written by gemel)
+  run DIR              DIR/net.cfg, DIR/gemel.pt (weights), DIR/gemel.weights (the same, Darknet
+                       format) and DIR/io.pt (inputs and gemel's outputs): raw outputs, decoded
+                       boxes, boxes after NMS, the loss, and the .weights file loaded by
+                       pytorchyolo, all compared with gemel's
+  coco DIR             DIR/coco.json (ground truth, detections and gemel's mAP): pycocotools'
+                       COCOeval on the same, compared with gemel's mAP@[.5:.95] and mAP@0.5
+  score DIR            DIR/net.cfg and DIR/model.pt (a model exported by gemel), DIR/data.pt
+                       (val images as gemel feeds them, and their boxes): detections by
+                       pytorchyolo, NMS and pycocotools' mAP@0.5 and mAP@[.5:.95], printed
+
+Exit status 0 on success, 1 with a message on stderr on any mismatch.
+"""
+import json
+import sys
+import types
+
+# pytorchyolo.utils.utils imports imgaug only to seed it (provide_determinism); imgaug itself
+# does not import under numpy 2. Nothing here uses it.
+sys.modules.setdefault("imgaug", types.ModuleType("imgaug"))
+
+import torch  # noqa: E402
+from pytorchyolo.models import Darknet  # noqa: E402
+from pytorchyolo.utils.loss import compute_loss  # noqa: E402
+from pytorchyolo.utils.utils import non_max_suppression  # noqa: E402
+
+TOLERANCE = 1e-4  # max |a - b| / max |b|
+CONF, NMS_IOU = 0.01, 0.4  # gemel's validation thresholds (pytorchyolo's test.py defaults)
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def expect_close(what, got, want, tol=TOLERANCE):
+    if got.shape != want.shape:
+        fail(f"{what}: gemel's shape {tuple(got.shape)}, pytorchyolo's {tuple(want.shape)}")
+    err = rel_err(got, want)
+    print(f"{what}: relative error {err:.2e}")
+    if err > tol:
+        fail(f"{what}: relative error {err:.3e} > {tol}")
+
+
+def names(cfg, state_path):
+    ref = Darknet(cfg).state_dict()
+    got = torch.load(state_path)
+    # gemel writes parameters before buffers; load_state_dict goes by name, not order.
+    missing = [k for k in ref if k not in got]
+    extra = [k for k in got if k not in ref]
+    if missing or extra:
+        fail(f"names differ: missing {missing[:5]}, unexpected {extra[:5]}")
+    for k, v in ref.items():
+        if tuple(v.shape) != tuple(got[k].shape):
+            fail(f"{k}: gemel's shape {tuple(got[k].shape)}, pytorchyolo's {tuple(v.shape)}")
+    print(f"{cfg}: {len(ref)} tensors, names and shapes alike")
+
+
+def run(d):
+    io = torch.load(f"{d}/io.pt")
+    x, targets = io["x"], io["targets"]
+    model = Darknet(f"{d}/net.cfg")
+    model.load_state_dict(torch.load(f"{d}/gemel.pt"))
+    from_weights = Darknet(f"{d}/net.cfg")
+    from_weights.load_darknet_weights(f"{d}/gemel.weights")
+
+    # Eval mode: decoded boxes, then NMS.
+    model.eval()
+    from_weights.eval()
+    with torch.no_grad():
+        decoded = model(x)
+        decoded_w = from_weights(x)
+    expect_close("decoded (eval)", io["decoded"], decoded)
+    expect_close("decoded, pytorchyolo loading gemel's .weights", io["decoded"], decoded_w)
+    kept = non_max_suppression(decoded.clone(), conf_thres=CONF, iou_thres=NMS_IOU)
+    for i, want in enumerate(kept):
+        got = io[f"nms_{i}"]
+        if got.shape != want.shape:
+            fail(f"NMS image {i}: gemel kept {got.shape[0]} boxes, pytorchyolo {want.shape[0]}")
+        # Same boxes; pytorchyolo's order among equal scores is torchvision's, so compare sorted.
+        order_g = torch.argsort(got[:, 4], descending=True, stable=True)
+        order_w = torch.argsort(want[:, 4], descending=True, stable=True)
+        expect_close(f"NMS image {i} ({want.shape[0]} boxes)", got[order_g], want[order_w])
+
+    # Train mode: raw heads (BatchNorm on batch statistics), then the loss.
+    model.train()
+    outputs = model(x)
+    raw = torch.cat([o.reshape(o.shape[0], -1, o.shape[-1]) for o in outputs], 1)
+    expect_close("raw heads (train)", io["raw"], raw.detach())
+    loss, parts = compute_loss(outputs, targets, model)
+    ref = torch.cat([loss.detach().view(1), parts[:3]])  # total, box, obj, cls
+    expect_close("loss (total, box, obj, cls)", io["loss"], ref, tol=1e-5)
+
+
+def coco_eval(gt, detections):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    import contextlib
+    import io as pyio
+
+    truth = COCO()
+    truth.dataset = gt
+    with contextlib.redirect_stdout(pyio.StringIO()):
+        truth.createIndex()
+        if detections:
+            result = truth.loadRes(detections)
+        else:
+            return 0.0, 0.0
+        ev = COCOeval(truth, result, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return max(ev.stats[0], 0.0), max(ev.stats[1], 0.0)
+
+
+def ground_truth(images, classes, boxes):
+    """boxes: (image, class, x1, y1, x2, y2) rows."""
+    anns = []
+    for image, cls, x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        anns.append({"id": len(anns) + 1, "image_id": int(image), "category_id": int(cls),
+                     "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0})
+    return {"images": [{"id": i} for i in images],
+            "categories": [{"id": c} for c in range(classes)], "annotations": anns}
+
+
+def detections_of(rows):
+    return [{"image_id": int(r[0]), "category_id": int(r[1]), "score": r[2],
+             "bbox": [r[3], r[4], r[5] - r[3], r[6] - r[4]]} for r in rows]
+
+
+def coco(d):
+    with open(f"{d}/coco.json") as f:
+        spec = json.load(f)
+    gt = ground_truth(spec["images"], spec["classes"], spec["truth"])
+    m, m50 = coco_eval(gt, detections_of(spec["detections"]))
+    print(f"pycocotools: mAP {m:.6f} mAP@0.5 {m50:.6f}; gemel: {spec['map']:.6f} "
+          f"{spec['map50']:.6f}")
+    if abs(m - spec["map"]) > TOLERANCE or abs(m50 - spec["map50"]) > TOLERANCE:
+        fail("mAP differs from pycocotools' by more than 1e-4")
+
+
+def score(d):
+    data = torch.load(f"{d}/data.pt")
+    model = Darknet(f"{d}/net.cfg")
+    model.load_state_dict(torch.load(f"{d}/model.pt"))
+    model.eval()
+    rows, images = [], []
+    x, index = data["images"], data["index"]
+    with torch.no_grad():
+        for start in range(0, x.shape[0], 32):
+            kept = non_max_suppression(model(x[start:start + 32]), conf_thres=CONF,
+                                       iou_thres=NMS_IOU)
+            for k, det in enumerate(kept):
+                image = int(index[start + k])
+                for r in det.tolist():
+                    rows.append([image, r[5], r[4], r[0], r[1], r[2], r[3]])
+    images = [int(i) for i in index]
+    gt = ground_truth(images, int(data["classes"]), data["boxes"].tolist())
+    m, m50 = coco_eval(gt, detections_of(rows))
+    print(json.dumps({"map": m, "map50": m50, "images": len(images), "detections": len(rows)}))
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "names" and len(sys.argv) == 4:
+        names(sys.argv[2], sys.argv[3])
+    elif cmd in ("run", "coco", "score") and len(sys.argv) == 3:
+        {"run": run, "coco": coco, "score": score}[cmd](sys.argv[2])
+    else:
+        fail(__doc__)

@@ -31,6 +31,9 @@ const std::vector<DemoTask>& demoTasks() {
   return tasks;
 }
 
+constexpr int kBagsSize = 128;
+constexpr int64_t kBagsTrain = 1200, kBagsVal = 300;
+
 }  // namespace
 
 std::string buildDemo(const std::string& out_dir, const std::string& fashion_dir) {
@@ -65,6 +68,24 @@ std::string buildDemo(const std::string& out_dir, const std::string& fashion_dir
         "    transforms: {mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353], "
         "hflip: true, crop_padding: 4}\n",
         t.name, t.arch, t.classes.size(), t.size);
+  }
+  // The detection camera: bags and sneakers on the street (needs OpenCV and opencv-doc's video).
+  const auto video = std::string(kOpenCVDataDir) + "/vtest.avi";
+  if (haveOpenCV() && std::filesystem::exists(video)) {
+    const char* name = "bags_street_yolov3tiny";
+    const auto file = config::defaultDatasetName(name, "yolov3-tiny", config::TaskKind::kDetection);
+    const auto counts = buildBagsCamera(out_dir + "/" + file, fashion_dir, video, kBagsSize,
+                                        kBagsTrain, kBagsVal);
+    log::info("data", "demo: {} (bags and sneakers on {}, {}x{}): {} train, {} val images", file,
+              video, kBagsSize, kBagsSize, counts[0], counts[1]);
+    yaml += format(
+        "  - name: {}\n    arch: yolov3-tiny\n    kind: detection\n    num_classes: 2\n"
+        "    image_size: {}\n    batch_size: 16\n"
+        "    transforms: {mean: [0, 0, 0], std: [1, 1, 1], hflip: true, scale_jitter: 0.2}\n",
+        name, kBagsSize);
+  } else {
+    log::warn("data", "demo: no detection camera: {}", haveOpenCV() ? video + " is missing (install opencv-doc)"
+                                                                   : "gemel was built without OpenCV");
   }
   const auto yaml_path = out_dir + "/demo.yaml";
   writeFileAtomic(yaml_path, yaml.data(), yaml.size());

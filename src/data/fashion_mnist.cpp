@@ -83,6 +83,27 @@ void resizeBilinear(const uint8_t* src, int src_h, int src_w, int channels, uint
   }
 }
 
+FashionMnistSplit readFashionMnist(const std::string& dir, const std::string& split) {
+  std::string images_path = dir + "/" + split + "-images-idx3-ubyte";
+  std::string labels_path = dir + "/" + split + "-labels-idx1-ubyte";
+  if (!fs::exists(images_path)) images_path += ".gz";
+  if (!fs::exists(labels_path)) labels_path += ".gz";
+  auto images = readIdx(images_path, 3);
+  auto labels = readIdx(labels_path, 1);
+  GEMEL_THROW_IF_NOT(images.dims[0] == labels.dims[0], InputError,
+                     "{}: {} images but {} labels in {}", images_path, images.dims[0],
+                     labels.dims[0], labels_path);
+  GEMEL_THROW_IF_NOT(images.dims[1] == 28 && images.dims[2] == 28, InputError,
+                     "{}: images of {}x{}, expected Fashion-MNIST's 28x28", images_path,
+                     images.dims[1], images.dims[2]);
+  for (int64_t i = 0; i < labels.dims[0]; ++i) {
+    GEMEL_THROW_IF_NOT(labels.data[i] < 10, InputError,
+                       "{}: label {} of image {} is out of range 0..9", labels_path,
+                       labels.data[i], i);
+  }
+  return {images.dims[0], std::move(images.data), std::move(labels.data)};
+}
+
 std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& o, const std::string& out) {
   GEMEL_THROW_IF_NOT(o.size >= 1, UsageError, "--size {} must be positive", o.size);
   GEMEL_THROW_IF_NOT(o.channels == 1 || o.channels == 3, UsageError, "--channels must be 1 or 3");
@@ -106,21 +127,13 @@ std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& o, const std
   std::vector<uint8_t> resized(o.size * o.size), image(info.imageBytes());
   const std::pair<std::string, std::string> sources[2] = {{"train", "train"}, {"val", "t10k"}};
   for (const auto& [split, stem] : sources) {
-    std::string images_path = o.dir + "/" + stem + "-images-idx3-ubyte";
-    std::string labels_path = o.dir + "/" + stem + "-labels-idx1-ubyte";
-    if (!fs::exists(images_path)) images_path += ".gz";
-    if (!fs::exists(labels_path)) labels_path += ".gz";
-    const auto images = readIdx(images_path, 3);
-    const auto labels = readIdx(labels_path, 1);
-    GEMEL_THROW_IF_NOT(images.dims[0] == labels.dims[0], InputError,
-                       "{}: {} images but {} labels in {}", images_path, images.dims[0],
-                       labels.dims[0], labels_path);
+    const auto read = readFashionMnist(o.dir, stem);
+    const Idx images{{read.count, 28, 28}, read.images};
+    const Idx labels{{read.count}, read.labels};
     const int h = static_cast<int>(images.dims[1]), w = static_cast<int>(images.dims[2]);
     std::vector<int64_t> keep;
     for (int64_t i = 0; i < labels.dims[0]; ++i) {
       const int label = labels.data[i];
-      GEMEL_THROW_IF_NOT(label < 10, InputError, "{}: label {} of image {} is out of range 0..9",
-                         labels_path, label, i);
       if (relabel[label] >= 0) keep.push_back(i);
     }
     const int64_t cap = split == "train" ? o.max_train : o.max_val;

@@ -21,6 +21,14 @@ struct FashionMnistOptions {
   uint64_t seed = 0;  // which images are kept when capped
 };
 
+// One Fashion-MNIST split as it is: 28x28 grey images and their labels. split: train | t10k.
+struct FashionMnistSplit {
+  int64_t count = 0;
+  std::vector<uint8_t> images;  // count * 28 * 28
+  std::vector<uint8_t> labels;
+};
+FashionMnistSplit readFashionMnist(const std::string& dir, const std::string& split);
+
 // Returns the number of images written per split {train, val}.
 std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& options,
                                          const std::string& out);
@@ -75,6 +83,14 @@ std::string openCVVersion();
 std::vector<std::string> splitList(const std::string& text);
 // One class name per non-empty line.
 std::vector<std::string> readClassNames(const std::string& path);
+
+// A detection camera: Fashion-MNIST items (bags and sneakers) placed on frames of opencv-doc's
+// vtest.avi, with their exact boxes. Train takes the first 80% of the frames and Fashion-MNIST's
+// train items, val the rest and its test items. `size`: the square image side.
+// Returns images per split {train, val}.
+std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
+                                     const std::string& video, int size, int64_t train_images,
+                                     int64_t val_images);
 
 // The bundled example: several camera tasks cut from Fashion-MNIST with different class subsets,
 // sizes and image sizes, and a workload YAML naming them. Returns the YAML's path.

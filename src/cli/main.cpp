@@ -19,7 +19,8 @@ constexpr const char* kUsage =
     "  train     train each task's unmerged model; writes weights and a workload naming them\n"
     "  merge     search for the layers to share, retraining jointly; writes results.h5\n"
     "  eval      re-measure every task from results.h5 (shared tensors loaded once)\n"
-    "  export    write a task's full state_dict (.pt) from results.h5, loadable by PyTorch\n"
+    "  export    write a task's full state_dict (.pt; detectors also .cfg and .weights)\n"
+    "  bench       training images/s of one model on synthetic data (e.g. yolov3-tiny at 416)\n"
     "  bench-sync  (under mpirun) GradSync's bandwidth against a raw MPI_Allreduce\n"
     "  version   what this gemel was built with and what it finds at run time (--json)\n"
     "\n"
@@ -32,6 +33,7 @@ int dispatch(const std::string& command, const gemel::cli::Args& args) {
   if (command == "eval") return gemel::cli::runEval(args);
   if (command == "export") return gemel::cli::runExport(args);
   if (command == "bench-sync") return gemel::cli::runBenchSync(args);
+  if (command == "bench") return gemel::cli::runBench(args);
   if (command == "version") return gemel::cli::runVersion(args);
   throw gemel::UsageError("'" + command +
                           "' is not a gemel command; run 'gemel --help' for the list");

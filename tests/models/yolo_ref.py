@@ -10,9 +10,10 @@ script computes the reference and compares.
                        pytorchyolo, all compared with gemel's
   coco DIR             DIR/coco.json (ground truth, detections and gemel's mAP): pycocotools'
                        COCOeval on the same, compared with gemel's mAP@[.5:.95] and mAP@0.5
-  score DIR            DIR/net.cfg and DIR/model.pt (a model exported by gemel), DIR/data.pt
-                       (val images as gemel feeds them, and their boxes): detections by
-                       pytorchyolo, NMS and pycocotools' mAP@0.5 and mAP@[.5:.95], printed
+  score CFG MODEL DATA a model exported by gemel (its .cfg and .pt) in pytorchyolo, on DATA
+                       (a .pt: val images as gemel feeds them, their dataset indices and
+                       boxes): pytorchyolo's detections and NMS, pycocotools' mAP@0.5 and
+                       mAP@[.5:.95], printed as JSON
 
 Exit status 0 on success, 1 with a message on stderr on any mismatch.
 """
@@ -149,10 +150,10 @@ def coco(d):
         fail("mAP differs from pycocotools' by more than 1e-4")
 
 
-def score(d):
-    data = torch.load(f"{d}/data.pt")
-    model = Darknet(f"{d}/net.cfg")
-    model.load_state_dict(torch.load(f"{d}/model.pt"))
+def score(cfg, model_path, data_path):
+    data = torch.load(data_path)
+    model = Darknet(cfg)
+    model.load_state_dict(torch.load(model_path))
     model.eval()
     rows, images = [], []
     x, index = data["images"], data["index"]
@@ -174,7 +175,9 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "names" and len(sys.argv) == 4:
         names(sys.argv[2], sys.argv[3])
-    elif cmd in ("run", "coco", "score") and len(sys.argv) == 3:
-        {"run": run, "coco": coco, "score": score}[cmd](sys.argv[2])
+    elif cmd in ("run", "coco") and len(sys.argv) == 3:
+        {"run": run, "coco": coco}[cmd](sys.argv[2])
+    elif cmd == "score" and len(sys.argv) == 5:
+        score(*sys.argv[2:5])
     else:
         fail(__doc__)

@@ -14,6 +14,7 @@ int runMerge(const Args& args);
 int runEval(const Args& args);
 int runExport(const Args& args);
 int runBenchSync(const Args& args);
+int runBench(const Args& args);
 // gemel version / gemel-data version (and --version): build and platform report.
 int runVersion(const Args& args);
 

@@ -103,6 +103,32 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   EXPECT_NEAR(std::stod(m[1]), map50, 1e-4) << r.output;
   std::printf("gemel eval mAP@0.5 %.6f; pytorchyolo + pycocotools on the export: %s\n", map50,
               r.output.c_str());
+
+  // Under mpirun -np 3 the detector (the costlier task) has two replicas, each validating half
+  // of the val images: the unmerged mAP the merge measures from their gathered records is the
+  // one `gemel train` measured in one process.
+  const auto trained_yaml = testing::readText(dir.file("trained/mixed.trained.yaml"));
+  std::smatch u;
+  const auto bags_at = trained_yaml.find("bags_yolov3tiny");
+  const auto bags_text = trained_yaml.substr(bags_at);
+  ASSERT_TRUE(std::regex_search(bags_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)")))
+      << trained_yaml;
+  const double single = std::stod(u[1]);
+  testing::writeText(dir.file("remeasure.yaml"),
+                     std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
+  r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
+          format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
+                 shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("bags_yolov3tiny"), std::string::npos);
+  EXPECT_NE(r.output.find("bags_yolov3tiny (replica 2/2)"), std::string::npos) << r.output;
+  r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
+  const auto json3 = r.output.substr(r.output.find('{'));
+  std::smatch v;
+  const auto rest = json3.substr(json3.find("bags_yolov3tiny"));
+  ASSERT_TRUE(std::regex_search(rest, v, std::regex("\"unmerged_score\":\\s*([0-9.eE+-]+)")))
+      << json3;
+  EXPECT_NEAR(std::stod(v[1]), single, 1e-3) << r.output;
 }
 
 }  // namespace

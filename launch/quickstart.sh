@@ -1,6 +1,7 @@
 #!/bin/bash
 # From a fresh Debian 12 machine: install what is missing, build gemel, and run the main job on
-# the bundled example: build the demo camera workload (4 tasks cut from Fashion-MNIST), train
+# the bundled example: build the demo camera workload (4 classifiers cut from Fashion-MNIST and a
+# yolov3-tiny detector of bags and sneakers on opencv-doc's street video), train
 # each task's unmerged model, merge them, re-evaluate the merged models from results.h5, and
 # print the final table. Output goes to data/demo/ (override with GEMEL_DEMO_DIR).
 set -euo pipefail

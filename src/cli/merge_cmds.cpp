@@ -114,8 +114,8 @@ int runTrainCmd(const Args& args) {
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
-  std::printf("%-28s %-10s %8s %8s %10s  %s\n", "task", "arch", "epochs", "seconds", "val acc",
-              "weights");
+  std::printf("%-28s %-12s %8s %8s %10s %-6s  %s\n", "task", "arch", "epochs", "seconds",
+              "val score", "metric", "weights");
   for (std::size_t i = 0; i < w.tasks.size(); ++i) {
     auto& task = w.tasks[i];
     const auto t0 = std::chrono::steady_clock::now();
@@ -139,15 +139,15 @@ int runTrainCmd(const Args& args) {
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
     task.unmerged_acc = acc;
-    std::printf("%-28s %-10s %8.2f %8.1f %10.4f  %s\n", task.name.c_str(), task.arch.c_str(),
+    std::printf("%-28s %-12s %8.2f %8.1f %10.4f %-6s  %s\n", task.name.c_str(), task.arch.c_str(),
                 result.epochs,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), acc,
-                weights.c_str());
+                rt.objective().metric().c_str(), weights.c_str());
     std::fflush(stdout);
   }
   const auto yaml = (fs::path(out) / (w.name + ".trained.yaml")).string();
   const auto text = "# Written by gemel train from " + w.source_file +
-                    ": the same workload with each task's trained weights and accuracy.\n" +
+                    ": the same workload with each task's trained weights and score.\n" +
                     config::dumpWorkload(w);
   writeFileAtomic(yaml, text.data(), text.size());
   std::printf("\nworkload with the trained weights: %s  (%.0f s)\n", yaml.c_str(),

@@ -186,6 +186,10 @@ Results readResults(const std::string& path) {
     t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
     t.metric = v1 ? "top1" : f.attrString(g, "metric");
     if (f.hasAttr(g, "kind")) t.kind = f.attrString(g, "kind");
+    GEMEL_THROW_IF_NOT(t.kind == "classification" || t.kind == "detection", InputError,
+                       "{}: {} attribute kind is '{}', expected classification or detection; "
+                       "the file was altered or written by a newer gemel",
+                       path, g, t.kind);
     if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
     t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
     t.target = f.attrDouble(g, "target");

@@ -195,7 +195,6 @@ torch::Tensor nms(const torch::Tensor& boxes_in, const torch::Tensor& scores_in,
 
 std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const NmsOptions& o) {
   const int64_t nc = decoded.size(2) - 5;
-  const double max_wh = 4096;  // class offset: boxes of different classes never overlap
   std::vector<torch::Tensor> out;
   for (int64_t i = 0; i < decoded.size(0); ++i) {
     auto x = decoded[i];
@@ -225,8 +224,28 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const
       out.push_back(torch::zeros({0, 6}, decoded.options()));
       continue;
     }
-    auto shifted = det.narrow(1, 0, 4) + det.narrow(1, 5, 1) * max_wh;
-    auto keep = nms(shifted, det.select(1, 4), o.iou);
+    // Class-aware: what pytorchyolo gets by offsetting each class's boxes by class * 4096 px
+    // before one NMS. Here each class is suppressed on its own (the same result for boxes
+    // inside 4096 px, and sum n_c^2 work instead of n^2), then the kept boxes merge by score.
+    const auto classes = det.select(1, 5).to(torch::kCPU, torch::kLong).contiguous();
+    const int64_t* cls = classes.data_ptr<int64_t>();
+    std::map<int64_t, std::vector<int64_t>> members;
+    for (int64_t k = 0; k < det.size(0); ++k) members[cls[k]].push_back(k);
+    torch::Tensor keep;
+    if (members.size() == 1) {
+      keep = nms(det.narrow(1, 0, 4), det.select(1, 4), o.iou);
+    } else {
+      std::vector<torch::Tensor> kept;
+      for (const auto& [c, rows] : members) {
+        auto idx = torch::tensor(rows, torch::kLong).to(det.device());
+        kept.push_back(idx.index_select(
+            0, nms(det.index_select(0, idx).narrow(1, 0, 4), det.index_select(0, idx).select(1, 4), o.iou)));
+      }
+      keep = torch::cat(kept);
+      // By score, then candidate order (what a stable sort of all candidates gives).
+      keep = std::get<0>(keep.sort());
+      keep = keep.index_select(0, std::get<1>(det.select(1, 4).index_select(0, keep).sort(true, 0, true)));
+    }
     if (keep.size(0) > o.max_det) keep = keep.narrow(0, 0, o.max_det);
     out.push_back(det.index_select(0, keep));
   }

@@ -20,7 +20,8 @@ import json, sys
 ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 arch, size, batch = sys.argv[3:6]
 print(f"{arch} training at {size} px, batch {batch}, {ours['threads']} threads on {ours['device']}:")
-print(f"  gemel bench (C++):            {ours['images_per_s']:8.2f} images/s")
-print(f"  pytorchyolo step (Python):    {theirs['images_per_s']:8.2f} images/s")
-print(f"  ratio gemel / pytorchyolo:    {ours['images_per_s'] / theirs['images_per_s']:8.2f}x")
+for m in ours["modes"]:
+    print(f"  gemel bench, {m['mode']:<18} {m['images_per_s']:8.2f} images/s")
+print(f"  pytorchyolo step (Python):       {theirs['images_per_s']:8.2f} images/s")
+print(f"  ratio gemel best / pytorchyolo:  {ours['images_per_s'] / theirs['images_per_s']:8.2f}x")
 PY

@@ -133,3 +133,28 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
 
 }  // namespace
 }  // namespace gemel
+
+namespace gemel {
+namespace {
+
+// gemel bench runs both memory formats of a training step and reports them (no timing asserted:
+// benchmarks print figures).
+TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
+  for (const std::string arch : {"yolov3-tiny", "resnet18"}) {
+    const auto r = gemel(format("bench --arch {} --size 64 --batch 2 --steps 1 --classes 3 --json",
+                                arch));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto json = r.output.substr(r.output.find('{'));
+    EXPECT_NE(json.find("\"mode\":\"fp32\""), std::string::npos) << json;
+    EXPECT_NE(json.find("\"mode\":\"fp32 channels_last\""), std::string::npos) << json;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(json, m, std::regex("\"loss\":([0-9.eE+-]+)"))) << json;
+    EXPECT_GT(std::stod(m[1]), 0.0) << json;
+  }
+  const auto bad = gemel("bench --arch yolov3-tiny --size 100");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("multiple of 32"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace gemel

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "cli_support.h"
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
@@ -22,7 +23,8 @@ using testing::shellQuote;
 using testing::TempDir;
 using testing::writeText;
 
-CommandResult gemel(const std::string& args) { return run(shellQuote(GEMEL_BINARY) + " " + args); }
+using testing::gemel;
+using testing::jsonNumber;
 
 // Two resnet18 tasks on different class subsets, 16x16 images, a few hundred images each.
 std::string tinyWorkload(const TempDir& dir) {
@@ -55,15 +57,6 @@ std::string editedCopy(const TempDir& dir, const std::string& from, const std::s
   if (at != std::string::npos) text.replace(at, find.size(), replace);
   writeText(dir.file(file), text);
   return dir.file(file);
-}
-
-double jsonNumber(const std::string& json, const std::string& after, const std::string& key) {
-  const auto at = json.find(after);
-  EXPECT_NE(at, std::string::npos) << after << " in " << json;
-  std::smatch m;
-  const std::string rest = json.substr(at);
-  EXPECT_TRUE(std::regex_search(rest, m, std::regex("\"" + key + "\":\\s*([0-9.eE+-]+)")));
-  return std::stod(m[1]);
 }
 
 TEST(MergeCli, TrainMergeEvalExportEndToEnd) {

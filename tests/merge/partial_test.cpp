@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 
+#include "cli_support.h"
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
@@ -30,9 +31,7 @@ using testing::run;
 using testing::shellQuote;
 using testing::TempDir;
 
-testing::CommandResult gemel(const std::string& args) {
-  return run(shellQuote(GEMEL_BINARY) + " " + args);
-}
+using testing::gemel;
 
 // The group number `gemel inspect` gives the layers of `signature` (its table's first match).
 int groupOf(const std::string& inspect, const std::string& signature) {

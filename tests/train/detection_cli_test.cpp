@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "cli_support.h"
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
@@ -23,16 +24,8 @@ using testing::run;
 using testing::shellQuote;
 using testing::TempDir;
 
-testing::CommandResult gemel(const std::string& args) {
-  return run(shellQuote(GEMEL_BINARY) + " " + args);
-}
-
-double scoreOf(const std::string& json, const std::string& task) {
-  std::smatch m;
-  const auto rest = json.substr(json.find(task));
-  EXPECT_TRUE(std::regex_search(rest, m, std::regex("\"score\":\\s*([0-9.eE+-]+)"))) << json;
-  return std::stod(m[1]);
-}
+using testing::gemel;
+using testing::jsonNumber;
 
 // The val split as gemel feeds it to the model (64 px images need no letterbox; mean 0, std 1),
 // with dataset indices (the COCO image ids) and boxes (image, class, x1, y1, x2, y2).
@@ -84,7 +77,7 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"metric\":\"map50\""), std::string::npos) << json;
-  const double map50 = scoreOf(json, "bags_yolov3tiny");
+  const double map50 = jsonNumber(json, "bags_yolov3tiny", "score");
   EXPECT_GT(map50, 0.01) << "the detector learned nothing in 12 epochs";
 
   r = gemel(format("export --results {} --task bags_yolov3tiny --out {}", shellQuote(results),
@@ -124,11 +117,7 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   EXPECT_NE(r.output.find("bags_yolov3tiny (replica 2/2)"), std::string::npos) << r.output;
   r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
   const auto json3 = r.output.substr(r.output.find('{'));
-  std::smatch v;
-  const auto rest = json3.substr(json3.find("bags_yolov3tiny"));
-  ASSERT_TRUE(std::regex_search(rest, v, std::regex("\"unmerged_score\":\\s*([0-9.eE+-]+)")))
-      << json3;
-  EXPECT_NEAR(std::stod(v[1]), single, 1e-3) << r.output;
+  EXPECT_NEAR(jsonNumber(json3, "bags_yolov3tiny", "unmerged_score"), single, 1e-3) << r.output;
 }
 
 }  // namespace
@@ -136,6 +125,8 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
 
 namespace gemel {
 namespace {
+
+using testing::gemel;
 
 // gemel bench runs both memory formats of a training step and reports them (no timing asserted:
 // benchmarks print figures).

@@ -10,6 +10,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
+#include "gemel/train/sgd.h"
 
 namespace gemel::train {
 namespace {
@@ -114,7 +115,7 @@ struct JointTrainer::Run {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   TrialResult result;
   std::vector<torch::Tensor> params;  // unique parameters of this rank's models
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<ForeachSgd> optimizer;
   int64_t steps_per_epoch = 1, budget = 0;
   std::vector<double> acc, start_acc, weight;
   int64_t next_validation = 0, last_validated = 0;
@@ -157,10 +158,11 @@ void JointTrainer::prepare(Run& run) {
   run.steps_per_epoch = coll_.max(local_steps);
   run.params = uniqueParameters(models);
   if (!run.params.empty()) {
-    run.optimizer =
-        std::make_unique<torch::optim::SGD>(run.params, torch::optim::SGDOptions(options_.lr)
-                                                            .momentum(options_.momentum)
-                                                            .weight_decay(options_.weight_decay));
+    SgdOptions o;
+    o.lr = options_.lr;
+    o.momentum = options_.momentum;
+    o.weight_decay = options_.weight_decay;
+    run.optimizer = std::make_unique<ForeachSgd>(run.params, o);
   }
   run.budget = static_cast<int64_t>(std::ceil(options_.epochs * run.steps_per_epoch));
   if (options_.max_steps > 0) run.budget = std::min(run.budget, options_.max_steps);

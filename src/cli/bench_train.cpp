@@ -1,127 +1,310 @@
-// gemel bench: training throughput of one model on synthetic data, as gemel trains it: uint8
-// images prepared on the device (letterbox, jitter, flip, normalisation for detectors), forward,
-// the task's loss, backward and an SGD step. Detectors get random boxes. tests/bench/yolo_bench.sh
-// runs it beside PyTorch-YOLOv3's own training step in Python.
+// gemel bench: joint-training throughput of a set of models on synthetic data, as gemel trains
+// them: every shareable layer tied (one tensor, one optimizer entry), uint8 images prepared on
+// the device (augmentation and normalisation; letterbox, jitter and flip for detectors),
+// forward, each task's loss, one backward, the multi-tensor SGD step. Each mode (fp32, bf16
+// autocast, each with contiguous or channels_last conv weights and inputs) is timed in turn,
+// with the process's peak memory after it and each model's forward latency at batch 1.
+// tests/bench/compare.sh runs it beside the same workload in Python (tests/bench/py_joint.py);
+// tests/bench/yolo_bench.sh beside PyTorch-YOLOv3's own training step.
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "gemel/cli/commands.h"
 #include "gemel/cli/options.h"
+#include "gemel/config/parser.h"
 #include "gemel/config/workload.h"
 #include "gemel/core/error.h"
 #include "gemel/core/json.h"
+#include "gemel/data/sources.h"
+#include "gemel/merge/catalog.h"
+#include "gemel/merge/model_layers.h"
+#include "gemel/merge/tying.h"
 #include "gemel/models/darknet_cfg.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
+#include "gemel/train/joint_trainer.h"
 #include "gemel/train/objective.h"
+#include "gemel/train/precision.h"
+#include "gemel/train/sgd.h"
 #include "gemel/train/task.h"
 
 namespace gemel::cli {
+namespace {
 
-int runBench(const Args& args) {
-  po::options_description desc("bench options");
-  desc.add_options()("arch", po::value<std::string>()->default_value("yolov3-tiny"),
-                     "the model (a zoo classifier or a Darknet detector)")(
-      "size", po::value<int>()->default_value(416), "input side in pixels")(
-      "batch", po::value<int>()->default_value(8), "images per step")(
-      "classes", po::value<int>()->default_value(80), "number of classes")(
-      "steps", po::value<int>()->default_value(10), "timed steps (after 2 warm-up steps)")(
-      "channels-last", po::value<std::string>()->default_value("both"),
-      "memory format of the conv weights and inputs: off, on, or both (timed in turn)")(
-      "json", po::bool_switch(), "print JSON");
-  addThreadsOption(desc);
-  po::variables_map vm;
-  if (!parseCommandLine("bench", "[--arch A] [--size S] [--batch B] [--steps N]", desc, args, vm))
-    return 0;
-  const bool json = vm["json"].as<bool>();
-  const auto threads = setupThreads(vm, json);
-  config::TaskConfig task;
-  task.name = "bench";
-  task.arch = vm["arch"].as<std::string>();
-  task.num_classes = vm["classes"].as<int>();
-  task.image_size = vm["size"].as<int>();
-  task.batch_size = vm["batch"].as<int>();
-  const bool detection = models::isDarknetArch(task.arch);
-  if (detection) {
-    task.kind = config::TaskKind::kDetection;
-    task.transforms.mean = {0, 0, 0};
-    task.transforms.std = {1, 1, 1};
-    GEMEL_THROW_IF_NOT(task.image_size % 32 == 0, UsageError,
-                       "--size {}: {} needs a multiple of 32", task.image_size, task.arch);
+struct Mode {
+  train::Precision precision = train::Precision::kFp32;
+  bool channels_last = false;
+  std::string name() const {
+    return train::toString(precision) + (channels_last ? " channels_last" : "");
   }
-  const int steps = vm["steps"].as<int>(), b = task.batch_size, s = task.image_size;
-  GEMEL_THROW_IF_NOT(steps > 0 && b > 0 && s >= 16, UsageError,
-                     "--steps, --batch must be positive and --size at least 16");
-  const auto device = train::defaultDevice();
-  const auto cl_mode = vm["channels-last"].as<std::string>();
-  GEMEL_THROW_IF_NOT(cl_mode == "off" || cl_mode == "on" || cl_mode == "both", UsageError,
-                     "--channels-last '{}': expected off, on or both", cl_mode);
-  std::vector<bool> modes;
-  if (cl_mode != "on") modes.push_back(false);
-  if (cl_mode != "off") modes.push_back(true);
-  // A batch of noise images with 1-4 random boxes each (or labels), the same every step.
-  torch::manual_seed(0);
+};
+
+// Noise images with 1-4 boxes each (detection) or random labels, the same every step.
+data::Batch syntheticBatch(const config::TaskConfig& t) {
+  const int b = t.batch_size, s = t.image_size;
   data::Batch batch;
   batch.images = torch::randint(0, 256, {b, s, s, 3}, torch::kUInt8);
-  batch.labels = torch::randint(0, task.num_classes, {b}, torch::kLong);
+  batch.labels = torch::randint(0, t.num_classes, {b}, torch::kLong);
   for (int i = 0; i < b; ++i) {
     std::vector<data::Box> boxes;
     for (int k = 0; k < 1 + i % 4; ++k) {
-      const float w = s * (0.1f + 0.05f * k), x = s * (0.1f + 0.17f * k), y = s * (0.2f + 0.1f * (i % 5));
-      boxes.push_back({float((i + k) % task.num_classes), x, y, x + w, y + w * 1.3f});
+      const float w = s * (0.1f + 0.05f * k), x = s * (0.1f + 0.17f * k),
+                  y = s * (0.2f + 0.1f * (i % 5));
+      boxes.push_back({float((i + k) % t.num_classes), x, y, x + w, y + w * 1.3f});
     }
     batch.boxes.push_back(std::move(boxes));
   }
-  const auto objective = train::makeObjective(task);
-  JsonWriter j;
-  j.beginObject().key("arch").value(task.arch).key("size").value(s).key("batch").value(b);
-  j.key("device").value(device.str()).key("threads").value(threads.threads);
-  j.key("steps").value(steps).key("modes").beginArray();
-  double best = 0;
-  for (const bool channels_last : modes) {
-    torch::manual_seed(0);
-    auto model = models::buildTaskModel(task);
-    model->to(device);
-    model->train(true);
-    std::vector<torch::Tensor> params;
-    for (auto& [name, p] : model->namedParameters()) {
-      // In place, so the module keeps using the same parameter.
-      if (channels_last && p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-      params.push_back(p);
-    }
-    torch::optim::SGD sgd(params, torch::optim::SGDOptions(1e-3).momentum(0.9).weight_decay(5e-4));
-    auto step = [&]() {
-      data::Batch prepared = batch;
-      auto x = objective->prepare(prepared, true, device);
-      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
-      auto loss = objective->loss(model->forward(x), prepared);
-      sgd.zero_grad();
-      loss.backward();
-      sgd.step();
-      return loss;
-    };
-    for (int i = 0; i < 2; ++i) step().item<double>();
-    const auto t0 = std::chrono::steady_clock::now();
-    torch::Tensor last;
-    for (int i = 0; i < steps; ++i) last = step();
-    const double loss = last.item<double>();  // waits for the device
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double rate = steps * b / seconds;
-    best = std::max(best, rate);
-    const char* mode = channels_last ? "fp32 channels_last" : "fp32";
-    j.beginObject().key("mode").value(mode).key("images_per_s").value(rate);
-    j.key("seconds").value(seconds).key("loss").value(loss).endObject();
-    if (!json) {
-      std::printf("gemel bench: %s at %d px, batch %d, %d classes on %s (%d threads), %-18s "
-                  "%8.2f images/s (%d steps in %.1f s, last loss %.3f)\n",
-                  task.arch.c_str(), s, b, task.num_classes, device.str().c_str(), threads.threads,
-                  mode, rate, steps, seconds, loss);
+  return batch;
+}
+
+double peakRssBytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+struct ModeResult {
+  double images_per_s = 0, seconds = 0, loss = 0, peak_rss = 0;
+  std::vector<double> latency_ms;  // per model, median forward at batch 1
+};
+
+ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mode, int steps,
+                    const torch::Device& device, std::vector<std::vector<std::string>>* shared) {
+  torch::manual_seed(0);
+  std::vector<std::unique_ptr<models::Model>> owned;
+  std::vector<models::Model*> models;
+  std::vector<merge::CatalogModel> described;
+  for (const auto& t : tasks) {
+    owned.push_back(models::buildTaskModel(t));
+    owned.back()->to(device);
+    owned.back()->train(true);
+    models.push_back(owned.back().get());
+    described.push_back(merge::describeModel(t.name, *owned.back()));
+  }
+  // Every shareable layer shared by every model that has it.
+  const merge::LayerCatalog catalog(std::move(described));
+  merge::SharingPlan plan;
+  for (const auto& g : catalog.groups()) {
+    for (std::size_t i = 0; i < g.instances.size(); ++i)
+      plan.add({g.id, {static_cast<int>(i)}, g.models});
+  }
+  merge::materialize(models, catalog, plan, merge::takeSnapshot(models));
+  if (shared) {
+    shared->clear();
+    for (const auto& [key, members] : plan.instances()) {
+      const auto& inst = catalog.groups()[key.first].instances[key.second];
+      std::vector<std::string> names;
+      for (const auto& ref : inst.members) {
+        if (members.count(ref.model)) names.push_back(merge::memberName(catalog, ref.model, ref.module));
+      }
+      shared->push_back(std::move(names));
     }
   }
-  j.endArray().key("images_per_s").value(best).endObject();
-  if (json) std::printf("%s\n", j.str().c_str());
+  auto params = train::uniqueParameters(models);
+  for (auto& p : params) {
+    // In place: every model sharing the tensor keeps using it.
+    if (mode.channels_last && p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  train::SgdOptions so;
+  so.lr = 1e-3;
+  so.momentum = 0.9;
+  so.weight_decay = 5e-4;
+  train::ForeachSgd sgd(params, so);
+  std::vector<std::shared_ptr<const train::Objective>> objectives;
+  std::vector<data::Batch> batches;
+  int64_t images = 0;
+  for (const auto& t : tasks) {
+    objectives.push_back(train::makeObjective(t));
+    batches.push_back(syntheticBatch(t));
+    images += t.batch_size;
+  }
+  auto input = [&](std::size_t i, data::Batch& b, bool train) {
+    auto x = objectives[i]->prepare(b, train, device);
+    return mode.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  };
+  auto step = [&]() {
+    for (auto& p : params) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    torch::Tensor total;
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      data::Batch prepared = batches[i];
+      const auto x = input(i, prepared, true);
+      models::ModelOutput out;
+      {
+        train::AutocastScope autocast(device, mode.precision);
+        out = models[i]->forward(x);
+      }
+      out.logits = out.logits.to(torch::kFloat);
+      auto loss = objectives[i]->loss(out, prepared);
+      total = total.defined() ? total + loss : loss;
+    }
+    total.backward();
+    sgd.step();
+    return total;
+  };
+  for (int i = 0; i < 2; ++i) step().item<double>();
+  ModeResult r;
+  const auto t0 = std::chrono::steady_clock::now();
+  torch::Tensor last;
+  for (int i = 0; i < steps; ++i) last = step();
+  r.loss = last.item<double>();  // waits for the device
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.images_per_s = double(steps) * double(images) / r.seconds;
+  // Forward latency at batch 1, eval mode.
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    models[i]->train(false);
+    data::Batch one = batches[i];
+    one.images = one.images.narrow(0, 0, 1);
+    one.labels = one.labels.narrow(0, 0, 1);
+    one.boxes.resize(1);
+    const auto x = input(i, one, false);
+    std::vector<double> ms;
+    for (int k = 0; k < 12; ++k) {
+      const auto t = std::chrono::steady_clock::now();
+      {
+        train::AutocastScope autocast(device, mode.precision);
+        models[i]->forward(x).logits.sum().item<double>();
+      }
+      if (k >= 2)
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    r.latency_ms.push_back(ms[ms.size() / 2]);
+  }
+  r.peak_rss = peakRssBytes();
+  return r;
+}
+
+}  // namespace
+
+int runBench(const Args& args) {
+  po::options_description desc("bench options");
+  desc.add_options()(
+      "arch", po::value<std::string>(),
+      "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50 or yolov3-tiny); "
+      "default yolov3-tiny")(
+      "config", po::value<std::string>(), "a workload YAML: its tasks' archs, classes, sizes and batches")(
+      "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
+      "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
+      "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
+      "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
+      "modes", po::value<std::string>()->default_value("fp32,fp32-cl,bf16,bf16-cl"),
+      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last")(
+      "json", po::bool_switch(), "print JSON");
+  addThreadsOption(desc);
+  po::variables_map vm;
+  if (!parseCommandLine("bench", "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",
+                        desc, args, vm))
+    return 0;
+  const bool json = vm["json"].as<bool>();
+  const auto threads = setupThreads(vm, json);
+  const int steps = vm["steps"].as<int>();
+  GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
+  std::vector<config::TaskConfig> tasks;
+  if (vm.count("config")) {
+    GEMEL_THROW_IF_NOT(!vm.count("arch"), UsageError, "give --arch or --config, not both");
+    config::LoadOptions lo;
+    lo.require_datasets = false;
+    auto w = config::loadWorkload(vm["config"].as<std::string>(), lo);
+    for (auto t : w.tasks) {
+      t.weights.clear();  // synthetic data: the weights do not matter
+      tasks.push_back(t);
+    }
+  } else {
+    const auto archs = data::splitList(vm.count("arch") ? vm["arch"].as<std::string>() : "yolov3-tiny");
+    for (std::size_t i = 0; i < archs.size(); ++i) {
+      config::TaskConfig t;
+      t.name = format("m{}_{}", i, archs[i]);
+      t.arch = archs[i];
+      t.num_classes = vm["classes"].as<int>();
+      t.image_size = vm["size"].as<int>();
+      t.batch_size = vm["batch"].as<int>();
+      if (models::isDarknetArch(t.arch)) {
+        t.kind = config::TaskKind::kDetection;
+        t.transforms.mean = {0, 0, 0};
+        t.transforms.std = {1, 1, 1};
+      }
+      tasks.push_back(t);
+    }
+  }
+  for (const auto& t : tasks) {
+    GEMEL_THROW_IF_NOT(t.arch != models::kTorchScriptArch && models::isZooArch(t.arch), UsageError,
+                       "bench: arch '{}' is not a zoo or Darknet arch", t.arch);
+    GEMEL_THROW_IF_NOT(t.batch_size > 0 && t.image_size >= 16, UsageError,
+                       "--batch must be positive and --size at least 16");
+    GEMEL_THROW_IF_NOT(t.kind != config::TaskKind::kDetection || t.image_size % 32 == 0, UsageError,
+                       "--size {}: {} needs a multiple of 32", t.image_size, t.arch);
+  }
+  std::vector<Mode> modes;
+  for (const auto& m : data::splitList(vm["modes"].as<std::string>())) {
+    Mode mode;
+    const bool cl = m.size() > 3 && m.compare(m.size() - 3, 3, "-cl") == 0;
+    mode.precision = train::parsePrecision(cl ? m.substr(0, m.size() - 3) : m);
+    mode.channels_last = cl;
+    modes.push_back(mode);
+  }
+  const auto device = train::defaultDevice();
+  for (const auto& m : modes) {
+    GEMEL_THROW_IF_NOT(m.precision != train::Precision::kFp16 || device.is_cuda(), UsageError,
+                       "--modes: fp16 needs a CUDA device; on the CPU use bf16");
+  }
+  std::string names;
+  for (const auto& t : tasks) names += (names.empty() ? "" : ",") + t.arch;
+  JsonWriter j;
+  j.beginObject().key("models").value(names).key("device").value(device.str());
+  j.key("threads").value(threads.threads).key("steps").value(steps);
+  j.key("batch").beginArray();
+  for (const auto& t : tasks) j.value(t.batch_size);
+  j.endArray().key("size").beginArray();
+  for (const auto& t : tasks) j.value(t.image_size);
+  j.endArray().key("modes").beginArray();
+  if (!json) {
+    std::printf("gemel bench: %s on %s, %d threads; joint step, every shareable layer tied\n",
+                names.c_str(), device.str().c_str(), threads.threads);
+    std::printf("  %-20s %10s %10s %12s  %s\n", "mode", "images/s", "loss", "peak RSS",
+                "forward ms at batch 1, per model");
+  }
+  double best = 0;
+  std::string best_mode;
+  std::vector<std::vector<std::string>> shared;
+  for (const auto& mode : modes) {
+    const auto r = timeMode(tasks, mode, steps, device, shared.empty() ? &shared : nullptr);
+    if (r.images_per_s > best) best = r.images_per_s, best_mode = mode.name();
+    j.beginObject().key("mode").value(mode.name()).key("images_per_s").value(r.images_per_s);
+    j.key("seconds").value(r.seconds).key("loss").value(r.loss).key("peak_rss_bytes").value(r.peak_rss);
+    j.key("latency_ms").beginArray();
+    for (const double v : r.latency_ms) j.value(v);
+    j.endArray().endObject();
+    if (!json) {
+      std::string lat;
+      for (const double v : r.latency_ms) lat += format("{} ", std::round(v * 10) / 10);
+      std::printf("  %-20s %10.2f %10.3f %9.0f MiB  %s\n", mode.name().c_str(), r.images_per_s,
+                  r.loss, r.peak_rss / (1 << 20), lat.c_str());
+      std::fflush(stdout);
+    }
+  }
+  j.endArray().key("best_mode").value(best_mode).key("images_per_s").value(best);
+  j.key("shared").beginArray();
+  for (const auto& inst : shared) {
+    j.beginArray();
+    for (const auto& m : inst) j.value(m);
+    j.endArray();
+  }
+  j.endArray().endObject();
+  if (json) {
+    std::printf("%s\n", j.str().c_str());
+  } else {
+    std::printf("  best: %s, %.2f images/s; %zu layers shared (peak RSS is the process's, so it "
+                "only grows from mode to mode)\n",
+                best_mode.c_str(), best, shared.size());
+  }
   return 0;
 }
 

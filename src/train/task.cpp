@@ -83,13 +83,17 @@ torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
 }
 
 MetricState TaskRuntime::validate() {
-  data::LoaderOptions o;
-  o.split = "val";
-  o.batch_size = std::max(64, config_.batch_size * 4);
-  o.shuffle = false;
-  o.rank = replica_.rank;
-  o.world_size = replica_.world_size;
-  data::ShardedLoader loader(data_, o);
+  // One loader for every validation: its shard is read (and cached) once.
+  if (!val_) {
+    data::LoaderOptions o;
+    o.split = "val";
+    o.batch_size = std::max(64, config_.batch_size * 4);
+    o.shuffle = false;
+    o.rank = replica_.rank;
+    o.world_size = replica_.world_size;
+    val_ = std::make_unique<data::ShardedLoader>(data_, o);
+  }
+  auto& loader = *val_;
   loader.startEpoch(0);
   model_->train(false);
   torch::NoGradGuard no_grad;

@@ -66,6 +66,7 @@ class TaskRuntime {
   std::unique_ptr<models::Model> model_;
   std::shared_ptr<const data::DatasetReader> data_;
   std::unique_ptr<data::ShardedLoader> train_;
+  std::unique_ptr<data::ShardedLoader> val_;  // made at the first validation, then reused
   uint64_t seed_ = 0;
   int64_t epoch_ = 0;
   int64_t step_ = 0;

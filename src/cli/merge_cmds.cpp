@@ -36,12 +36,29 @@ config::Workload loadForTraining(const po::variables_map& vm) {
   config::LoadOptions options;
   options.require_datasets = true;
   if (vm.count("datasets-dir")) options.datasets_dir = vm["datasets-dir"].as<std::string>();
-  return config::loadWorkload(vm["config"].as<std::string>(), options);
+  auto w = config::loadWorkload(vm["config"].as<std::string>(), options);
+  if (vm.count("precision")) {
+    const auto p = vm["precision"].as<std::string>();
+    GEMEL_THROW_IF_NOT(p == "auto" || p == "fp32" || p == "bf16" || p == "fp16", UsageError,
+                       "--precision '{}': expected auto, fp32, bf16 or fp16", p);
+    w.precision = p;
+    for (auto& t : w.tasks) t.precision = p;
+  }
+  const auto device = train::defaultDevice();
+  const auto precision = train::resolvePrecision(w.precision, device);
+  log::info("train", "forward passes in {}{} on {} (precision: {}, channels_last: {})",
+            train::toString(precision),
+            train::resolveChannelsLast(w.channels_last, precision) ? ", channels_last" : "",
+            device.str(), w.precision, w.channels_last);
+  return w;
 }
 
 void addWorkloadOptions(po::options_description& desc) {
   desc.add_options()("config", po::value<std::string>()->required(), "workload YAML file")(
-      "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir");
+      "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir")(
+      "precision", po::value<std::string>(),
+      "override the workload's precision: auto (bf16 where the device computes it natively), "
+      "fp32, bf16, fp16 (CUDA)");
   addThreadsOption(desc);
 }
 
@@ -67,6 +84,9 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
       c.metric = t.metric;
     }
     if (t.image_size > 0) c.image_size = t.image_size;
+    // Scored as the merge scored it.
+    c.precision = t.precision;
+    c.channels_last = t.channels_last ? "on" : "off";
     GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
                        "task '{}': its dataset {} (recorded in the results) is missing", c.name,
                        c.dataset);

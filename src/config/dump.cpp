@@ -26,6 +26,8 @@ std::string dumpWorkload(const Workload& w) {
   out << YAML::EndMap;
 
   const auto& s = w.search;
+  out << YAML::Key << "precision" << YAML::Value << w.precision;
+  out << YAML::Key << "channels_last" << YAML::Value << w.channels_last;
   out << YAML::Key << "search" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "strategy" << YAML::Value << s.strategy;
   out << YAML::Key << "epochs_per_trial" << YAML::Value << s.epochs_per_trial;

@@ -198,6 +198,8 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   t.accuracy_target = w.defaults.accuracy_target;
   t.batch_size = w.defaults.batch_size;
   t.image_size = w.defaults.image_size;
+  t.precision = w.precision;
+  t.channels_last = w.channels_last;
   if (!node.IsMap()) {
     r.problem(node, path,
               "got " + typeName(node) + "; expected a task (a mapping with name, arch, ...)");
@@ -277,8 +279,14 @@ Workload parseWorkload(const std::string& path, const std::string& datasets_dir_
         "got " + typeName(root) + "; expected a mapping with name, defaults, search and tasks");
     return w;
   }
-  r.checkKeys(root, "", {"name", "datasets_dir", "defaults", "search", "tasks"});
+  r.checkKeys(root, "",
+              {"name", "datasets_dir", "defaults", "search", "precision", "channels_last", "tasks"});
   r.read(root, "", "name", w.name);
+  r.read(root, "", "precision", w.precision);
+  if (r.read(root, "", "channels_last", w.channels_last)) {  // true/false mean on/off
+    if (w.channels_last == "true") w.channels_last = "on";
+    if (w.channels_last == "false") w.channels_last = "off";
+  }
   std::string datasets_dir = ".";
   r.read(root, "", "datasets_dir", datasets_dir);
   if (!datasets_dir_override.empty()) datasets_dir = datasets_dir_override;

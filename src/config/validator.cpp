@@ -157,6 +157,13 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
   } else if (!validName(w.name)) {
     c.add("name", "got '" + w.name + "'; expected letters, digits, '_', '-' or '.' only");
   }
+  if (w.precision != "auto" && w.precision != "fp32" && w.precision != "bf16" &&
+      w.precision != "fp16") {
+    c.add("precision", "got '" + w.precision + "'; expected auto, fp32, bf16 or fp16");
+  }
+  if (w.channels_last != "auto" && w.channels_last != "on" && w.channels_last != "off") {
+    c.add("channels_last", "got '" + w.channels_last + "'; expected auto, on or off");
+  }
   c.fraction("defaults.accuracy_target", w.defaults.accuracy_target);
   c.positive("defaults.batch_size", w.defaults.batch_size);
   c.positive("defaults.image_size", w.defaults.image_size);

@@ -106,7 +106,12 @@ class MpiCommunicator final : public Communicator {
   // Hands MPI host memory (or device memory when CUDA-aware), in pieces below INT_MAX elements.
   template <typename Op>
   void run(torch::Tensor& t, Op op) {
-    GEMEL_ASSERT(t.is_contiguous(), "MPI collectives need contiguous tensors");
+    if (!t.is_contiguous()) {  // channels_last weights: through a contiguous copy
+      auto c = t.contiguous();
+      run(c, op);
+      t.copy_(c);
+      return;
+    }
     torch::Tensor host = t;
     const bool staged = t.is_cuda() && !cuda_aware_;
     if (staged) host = t.to(torch::kCPU);
@@ -155,14 +160,26 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return size_; }
   std::string backend() const override { return "nccl"; }
   void allreduceSum(torch::Tensor& t) override {
-    GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
+    GEMEL_ASSERT(t.is_cuda(), "NCCL needs CUDA tensors");
+    if (!t.is_contiguous()) {  // channels_last weights: through a contiguous copy
+      auto c = t.contiguous();
+      allreduceSum(c);
+      t.copy_(c);
+      return;
+    }
     auto stream = c10::cuda::getCurrentCUDAStream(t.device().index());
     ncclCheck(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), ncclSum, comm_,
                             stream.stream()),
               "ncclAllReduce");
   }
   void broadcast(torch::Tensor& t, int root) override {
-    GEMEL_ASSERT(t.is_cuda() && t.is_contiguous(), "NCCL needs contiguous CUDA tensors");
+    GEMEL_ASSERT(t.is_cuda(), "NCCL needs CUDA tensors");
+    if (!t.is_contiguous()) {
+      auto c = t.contiguous();
+      broadcast(c, root);
+      t.copy_(c);
+      return;
+    }
     auto stream = c10::cuda::getCurrentCUDAStream(t.device().index());
     ncclCheck(ncclBroadcast(t.data_ptr(), t.data_ptr(), t.numel(), ncclType(t), root, comm_,
                             stream.stream()),

@@ -92,6 +92,8 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "metric", t.metric);
       f.setAttr(g, "kind", t.kind);
       f.setAttr(g, "image_size", static_cast<int64_t>(t.image_size));
+      f.setAttr(g, "precision", t.precision);
+      f.setAttr(g, "channels_last", static_cast<int64_t>(t.channels_last ? 1 : 0));
       f.setAttr(g, "unmerged_score", t.unmerged_score);
       f.setAttr(g, "target", t.target);
       f.setAttr(g, "final_score", t.final_score);
@@ -191,6 +193,11 @@ Results readResults(const std::string& path) {
                        "the file was altered or written by a newer gemel",
                        path, g, t.kind);
     if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
+    if (f.hasAttr(g, "precision")) t.precision = f.attrString(g, "precision");
+    GEMEL_THROW_IF_NOT(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
+                       InputError, "{}: {} attribute precision is '{}', expected fp32, bf16 or fp16",
+                       path, g, t.precision);
+    if (f.hasAttr(g, "channels_last")) t.channels_last = f.attrInt(g, "channels_last") != 0;
     t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
     t.target = f.attrDouble(g, "target");
     t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");

@@ -8,6 +8,8 @@
 
 #include "gemel/core/format.h"
 #include "gemel/train/objective.h"
+#include "gemel/train/precision.h"
+#include "gemel/train/task.h"
 
 namespace gemel::merge {
 
@@ -49,6 +51,9 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     t.num_classes = c.num_classes;
     t.metric = train::makeObjective(c)->metric();
     t.kind = config::toString(c.kind);
+    const auto precision = train::resolvePrecision(c.precision, train::defaultDevice());
+    t.precision = train::toString(precision);
+    t.channels_last = train::resolveChannelsLast(c.channels_last, precision);
     t.image_size = c.image_size;
     t.unmerged_score = scores.unmerged[i];
     t.target = scores.target[i];

@@ -116,6 +116,9 @@ struct JointTrainer::Run {
   TrialResult result;
   std::vector<torch::Tensor> params;  // unique parameters of this rank's models
   std::unique_ptr<ForeachSgd> optimizer;
+  // fp16: the gradient scaler's scale and growth counter (on the device).
+  bool scaled = false;
+  torch::Tensor scale, growth;
   int64_t steps_per_epoch = 1, budget = 0;
   std::vector<double> acc, start_acc, weight;
   int64_t next_validation = 0, last_validated = 0;
@@ -157,6 +160,25 @@ void JointTrainer::prepare(Run& run) {
   }
   run.steps_per_epoch = coll_.max(local_steps);
   run.params = uniqueParameters(models);
+  bool channels_last = false;
+  for (auto& t : tasks_) {
+    if (!t.local) continue;
+    channels_last = channels_last || t.local->channelsLast();
+    run.scaled = run.scaled || t.local->precision() == Precision::kFp16;
+  }
+  if (channels_last) {
+    // Tied tensors are fresh: put them (in place, so every model keeps them) in the format
+    // the tasks' inputs come in.
+    for (auto& p : run.params) {
+      if (p.dim() == 4 && !p.is_contiguous(torch::MemoryFormat::ChannelsLast))
+        p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+  }
+  if (run.scaled && !run.params.empty()) {
+    const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(run.params[0].device());
+    run.scale = torch::full({1}, 65536.0, opts);
+    run.growth = torch::zeros({1}, opts.dtype(torch::kInt));
+  }
   if (!run.params.empty()) {
     SgdOptions o;
     o.lr = options_.lr;
@@ -269,14 +291,26 @@ bool JointTrainer::agreeToGoOn(Run& run, double& loss) {
 
 // The step's second half: backward, the gradient all-reduce, the optimizer step.
 void JointTrainer::backwardAndStep(Run& run, const torch::Tensor& total) {
-  if (total.defined()) total.backward();
+  if (total.defined()) (run.scaled ? total * run.scale : total).backward();
   // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
   // every rank steps the same set of tensors.
   for (auto& p : run.params) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
   }
   if (coll_.reduce_gradients) coll_.reduce_gradients(run.params);
-  if (run.optimizer) run.optimizer->step();
+  bool skip = false;
+  if (run.scaled && !run.params.empty()) {
+    // Unscale; a step with an infinite or NaN gradient on any rank is skipped everywhere and
+    // the scale halves; 2000 clean steps double it (torch.amp.GradScaler's defaults).
+    auto found = torch::zeros({1}, run.scale.options());
+    std::vector<torch::Tensor> grads;
+    for (auto& p : run.params) grads.push_back(p.mutable_grad());
+    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, run.scale.reciprocal());
+    skip = coll_.max(found.item<float>() > 0 ? 1 : 0) > 0;
+    if (skip) found.fill_(1);
+    at::_amp_update_scale_(run.scale, run.growth, found, 2.0, 0.5, 2000);
+  }
+  if (run.optimizer && !skip) run.optimizer->step();
   ++run.result.steps;
   if (coll_.on_step) coll_.on_step(run.result.steps);
 }

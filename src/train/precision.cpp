@@ -2,7 +2,10 @@
 
 #include <ATen/autocast_mode.h>
 
+#include <fstream>
+
 #include "gemel/core/error.h"
+#include "gemel/dist/platform.h"
 
 namespace gemel::train {
 
@@ -23,6 +26,47 @@ std::string toString(Precision precision) {
       return "fp16";
   }
   return "?";
+}
+
+bool cpuHasBf16() {
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      return line.find(" avx512_bf16") != std::string::npos ||
+             line.find(" amx_bf16") != std::string::npos;
+    }
+    return false;
+  }();
+  return has;
+}
+
+Precision resolvePrecision(const std::string& setting, const torch::Device& device) {
+  if (setting != "auto") {
+    const auto p = parsePrecision(setting);
+    GEMEL_THROW_IF_NOT(p != Precision::kFp16 || device.is_cuda(), UsageError,
+                       "precision fp16 needs a CUDA device (with a gradient scaler); on the CPU "
+                       "use bf16 or fp32");
+    return p;
+  }
+  if (device.is_cuda()) {
+    // bf16 tensor cores from Ampere (compute capability 8) on.
+    for (const auto& d : dist::probePlatform().devices) {
+      if (d.index == device.index() || (device.index() < 0 && d.index == 0))
+        return d.capability_major >= 8 ? Precision::kBf16 : Precision::kFp32;
+    }
+    return Precision::kFp32;
+  }
+  return cpuHasBf16() ? Precision::kBf16 : Precision::kFp32;
+}
+
+bool resolveChannelsLast(const std::string& setting, Precision precision) {
+  if (setting == "on") return true;
+  if (setting == "off") return false;
+  GEMEL_THROW_IF_NOT(setting == "auto", UsageError,
+                     "channels_last '{}': expected auto, on or off", setting);
+  return precision == Precision::kBf16;
 }
 
 AutocastScope::AutocastScope(const torch::Device& device, Precision precision) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "gemel/core/error.h"
+#include "gemel/core/log.h"
 #include "gemel/data/transforms.h"
 #include "gemel/models/zoo.h"
 
@@ -31,6 +32,16 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(index));
   model_ = models::buildTaskModel(task);
   model_->to(device);
+  precision_ = resolvePrecision(task.precision, device);
+  channels_last_ = resolveChannelsLast(task.channels_last, precision_);
+  log::debug("train", "task '{}': forward in {}{} on {}", task.name, toString(precision_),
+             channels_last_ ? ", channels_last" : "", device.str());
+  if (channels_last_) {
+    // In place: the module keeps its parameters; merging ties these tensors later.
+    for (auto& [name, p] : model_->namedParameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    }
+  }
   data::LoaderOptions o;
   o.split = "train";
   o.batch_size = (task.batch_size + replica.world_size - 1) / replica.world_size;
@@ -79,7 +90,19 @@ torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
                      static_cast<uint64_t>(step_++) * 104729u);
   data::Batch prepared = batch;
   const auto x = objective_->prepare(prepared, true, device_);
-  return objective_->loss(model_->forward(x), prepared);
+  return objective_->loss(run(x), prepared);
+}
+
+// The forward pass in the task's precision and memory format; the outputs come back as fp32,
+// so losses and metrics are computed in fp32.
+models::ModelOutput TaskRuntime::run(const torch::Tensor& x) {
+  models::ModelOutput out;
+  {
+    AutocastScope autocast(device_, precision_);
+    out = model_->forward(channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x);
+  }
+  if (out.logits.scalar_type() != torch::kFloat) out.logits = out.logits.to(torch::kFloat);
+  return out;
 }
 
 MetricState TaskRuntime::validate() {
@@ -100,7 +123,7 @@ MetricState TaskRuntime::validate() {
   auto state = objective_->emptyState();
   while (auto batch = loader.next()) {
     const auto x = objective_->prepare(*batch, false, device_);
-    objective_->accumulate(model_->forward(x), *batch, state);
+    objective_->accumulate(run(x), *batch, state);
   }
   return state;
 }

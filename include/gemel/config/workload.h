@@ -38,6 +38,10 @@ struct TaskConfig {
   // The score: top1 (classification); map50 (mAP@0.5, the detection default) or map
   // (COCO mAP@[.5:.95]). Empty: the kind's default.
   std::string metric;
+  // The workload's precision (auto | fp32 | bf16 | fp16) and channels_last (auto | on | off),
+  // resolved for the device at training time (train/precision.h).
+  std::string precision = "fp32";
+  std::string channels_last = "auto";
 };
 
 struct SearchConfig {
@@ -74,6 +78,10 @@ struct Workload {
   std::string datasets_dir;  // absolute
   Defaults defaults;
   SearchConfig search;
+  // fp32 by default for now: auto (bf16 where the device computes it natively) is opt-in
+  // until the search tests hold under bf16.
+  std::string precision = "fp32";  // every task's; see TaskConfig
+  std::string channels_last = "auto";
   std::vector<TaskConfig> tasks;
   SourceLines lines;
 

@@ -29,7 +29,7 @@ class Communicator {
   virtual int rank() const = 0;  // within this communicator
   virtual int size() const = 0;
   virtual std::string backend() const = 0;
-  // In place, contiguous tensors.
+  // In place. A tensor that is not contiguous (channels_last) goes through a contiguous copy.
   virtual void allreduceSum(torch::Tensor& tensor) = 0;
   virtual void broadcast(torch::Tensor& tensor, int root) = 0;  // root: rank in this communicator
 };

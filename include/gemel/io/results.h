@@ -35,6 +35,8 @@ struct TaskRecord {
   std::string metric = "top1";  // what the scores measure (the task objective's metric)
   std::string kind = "classification";  // classification | detection
   int image_size = 0;                   // the model's input size (detection letterboxes to it)
+  std::string precision = "fp32";       // of its forward passes in training and validation
+  bool channels_last = false;
   double unmerged_score = 0, target = 0, final_score = 0;
   std::vector<double> mean, std;
   models::StateDict params;  // private parameters and buffers

@@ -11,6 +11,15 @@ enum class Precision { kFp32, kBf16, kFp16 };
 Precision parsePrecision(const std::string& name);  // fp32 | bf16 | fp16; UsageError
 std::string toString(Precision precision);
 
+// Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo).
+bool cpuHasBf16();
+// auto: bf16 on CUDA devices with bf16 (compute capability 8 or more) and on CPUs with native
+// bf16, else fp32. fp16 is for CUDA only (UsageError on the CPU).
+Precision resolvePrecision(const std::string& setting, const torch::Device& device);
+// auto: on with bf16, off with fp32 (what `gemel bench` measured: channels_last pays with bf16
+// on the CPU and costs with fp32 for ResNets).
+bool resolveChannelsLast(const std::string& setting, Precision precision);
+
 // While alive, ops on `device` run in `precision` where autocast lowers them (fp32: nothing).
 class AutocastScope {
  public:

@@ -12,6 +12,7 @@
 #include "gemel/data/loader.h"
 #include "gemel/models/model.h"
 #include "gemel/train/objective.h"
+#include "gemel/train/precision.h"
 
 namespace gemel::train {
 
@@ -47,6 +48,9 @@ class TaskRuntime {
   void resumeStream(int64_t batches, int64_t steps);
   // The task kind's loss and metric.
   const Objective& objective() const { return *objective_; }
+  // How the forward pass runs: autocast precision, and conv weights and inputs channels_last.
+  Precision precision() const { return precision_; }
+  bool channelsLast() const { return channels_last_; }
   // The objective's loss on an augmented training batch (model in train mode). The random
   // draws (augmentation, dropout) come from torch's generator seeded by (seed, task, step), so
   // they do not depend on which other tasks share this process.
@@ -68,6 +72,9 @@ class TaskRuntime {
   std::unique_ptr<data::ShardedLoader> train_;
   std::unique_ptr<data::ShardedLoader> val_;  // made at the first validation, then reused
   uint64_t seed_ = 0;
+  Precision precision_ = Precision::kFp32;
+  bool channels_last_ = false;
+  models::ModelOutput run(const torch::Tensor& x);
   int64_t epoch_ = 0;
   int64_t step_ = 0;
   int64_t batches_ = 0;  // taken from the stream, over all epochs

@@ -33,7 +33,7 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
   w.header =
       "name: prec\n"
       "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
-      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 1}\n";
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.02, max_trials: 1}\n";
   w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}};
   w.size = 24;
   w.max_train = 600;
@@ -41,7 +41,7 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
   const auto yaml = testing::writeFashionWorkload(dir, "prec.yaml", w);
   std::vector<std::vector<double>> scores;
   for (const std::string p : {"fp32", "bf16"}) {
-    const auto r = gemel(format("train --config {} --epochs 3 --precision {} --out {}",
+    const auto r = gemel(format("train --config {} --epochs 4 --precision {} --out {}",
                                 shellQuote(yaml), p, shellQuote(dir.file("trained_" + p))));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("forward passes in " + p), std::string::npos) << r.output;
@@ -50,7 +50,7 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
   }
   // Within noise: 300 val images give a binomial standard error of about 0.025 per score.
   for (std::size_t t = 0; t < 2; ++t) {
-    EXPECT_GT(scores[0][t], 0.6) << "fp32 did not learn";
+    EXPECT_GT(scores[0][t], 0.8) << "fp32 did not learn";
     EXPECT_NEAR(scores[1][t], scores[0][t], 0.08) << "task " << t;
   }
   // The merge records the precision; eval scores in it.
@@ -61,7 +61,7 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
   const auto results = io::readResults(dir.file("merged/results.h5"));
   for (const auto& t : results.tasks) {
     EXPECT_EQ(t.precision, "bf16") << t.name;
-    EXPECT_TRUE(t.channels_last) << t.name;  // auto: on with bf16
+    EXPECT_FALSE(t.channels_last) << t.name;  // auto: off (a LibTorch bug, precision.cpp)
   }
   r = gemel(format("eval --results {} --json", shellQuote(dir.file("merged/results.h5"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;

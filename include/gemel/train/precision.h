@@ -16,8 +16,7 @@ bool cpuHasBf16();
 // auto: bf16 on CUDA devices with bf16 (compute capability 8 or more) and on CPUs with native
 // bf16, else fp32. fp16 is for CUDA only (UsageError on the CPU).
 Precision resolvePrecision(const std::string& setting, const torch::Device& device);
-// auto: on with bf16, off with fp32 (what `gemel bench` measured: channels_last pays with bf16
-// on the CPU and costs with fp32 for ResNets).
+// auto: off (see precision.cpp: a LibTorch bf16 channels_last bug on 1x1 maps); on | off.
 bool resolveChannelsLast(const std::string& setting, Precision precision);
 
 // While alive, ops on `device` run in `precision` where autocast lowers them (fp32: nothing).

@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "gemel/core/error.h"
+#include "gemel/core/memory.h"
 #include "gemel/dist/cluster.h"
 
 namespace gemel::cli {
@@ -16,6 +17,7 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
     std::fputs(usage, stderr);
     return static_cast<int>(ExitCode::kUsage);
   }
+  tuneHostAllocator();
   const std::string first = argv[1];
   if (first == "--help" || first == "-h" || first == "help") {
     std::fputs(usage, stdout);

@@ -12,10 +12,11 @@ channels_last weights and inputs. Prints one JSON line with every mode and the b
 """
 import json
 import sys
-import time
 
 import torch
 import torchvision
+
+from bench_util import time_steps
 
 
 def build(spec):
@@ -74,12 +75,7 @@ def time_mode(spec, steps, bf16, channels_last):
         sgd.step()
         return total
 
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    seconds = time.perf_counter() - start
+    seconds, loss = time_steps(step, steps)
     images = sum(spec["batch"])
     return {"mode": ("bf16" if bf16 else "fp32") + (" channels_last" if channels_last else ""),
             "images_per_s": steps * images / seconds, "loss": loss.item()}

@@ -9,7 +9,6 @@ counted; gemel's figure includes preparing its batch from uint8). Prints one JSO
 """
 import json
 import sys
-import time
 import types
 
 sys.modules.setdefault("imgaug", types.ModuleType("imgaug"))  # see tests/models/yolo_ref.py
@@ -17,6 +16,8 @@ sys.modules.setdefault("imgaug", types.ModuleType("imgaug"))  # see tests/models
 import torch  # noqa: E402
 from pytorchyolo.models import Darknet  # noqa: E402
 from pytorchyolo.utils.loss import compute_loss  # noqa: E402
+
+from bench_util import time_steps  # noqa: E402
 
 
 def main(cfg, size, batch, steps, threads):
@@ -43,12 +44,7 @@ def main(cfg, size, batch, steps, threads):
         sgd.step()
         return loss
 
-    for _ in range(2):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    seconds = time.perf_counter() - start
+    seconds, loss = time_steps(step, steps)
     print(json.dumps({"images_per_s": steps * batch / seconds, "steps": steps,
                       "seconds": seconds, "loss": loss.item(), "threads": threads}))
 

@@ -132,7 +132,7 @@ using testing::gemel;
 // benchmarks print figures).
 TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
   for (const std::string arch : {"yolov3-tiny", "resnet18"}) {
-    const auto r = gemel(format("bench --arch {} --size 64 --batch 2 --steps 1 --classes 3 --json",
+    const auto r = gemel(format("bench --arch {} --size 64 --batch 2 --steps 1 --classes 3 --modes fp32,fp32-cl --json",
                                 arch));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto json = r.output.substr(r.output.find('{'));

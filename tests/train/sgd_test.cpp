@@ -30,8 +30,8 @@ double trainBoth(bool nesterov) {
   a->train(true);
   b->train(true);
   for (int step = 0; step < 50; ++step) {
-    const auto x = torch::randn({8, 3, 32, 32});
-    const auto y = torch::randint(0, 4, {8}, torch::kLong);
+    const auto x = torch::randn({4, 3, 16, 16});
+    const auto y = torch::randint(0, 4, {4}, torch::kLong);
     reference.zero_grad();
     torch::nn::functional::cross_entropy(a->forward(x).logits, y).backward();
     reference.step();

@@ -182,31 +182,8 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
   return r;
 }
 
-}  // namespace
-
-int runBench(const Args& args) {
-  po::options_description desc("bench options");
-  desc.add_options()(
-      "arch", po::value<std::string>(),
-      "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50 or yolov3-tiny); "
-      "default yolov3-tiny")(
-      "config", po::value<std::string>(), "a workload YAML: its tasks' archs, classes, sizes and batches")(
-      "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
-      "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
-      "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
-      "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
-      "modes", po::value<std::string>()->default_value("fp32,fp32-cl,bf16,bf16-cl"),
-      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last")(
-      "json", po::bool_switch(), "print JSON");
-  addThreadsOption(desc);
-  po::variables_map vm;
-  if (!parseCommandLine("bench", "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",
-                        desc, args, vm))
-    return 0;
-  const bool json = vm["json"].as<bool>();
-  const auto threads = setupThreads(vm, json);
-  const int steps = vm["steps"].as<int>();
-  GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
+// The models to time: a workload's tasks (--config) or one per --arch entry.
+std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
   std::vector<config::TaskConfig> tasks;
   if (vm.count("config")) {
     GEMEL_THROW_IF_NOT(!vm.count("arch"), UsageError, "give --arch or --config, not both");
@@ -242,6 +219,11 @@ int runBench(const Args& args) {
     GEMEL_THROW_IF_NOT(t.kind != config::TaskKind::kDetection || t.image_size % 32 == 0, UsageError,
                        "--size {}: {} needs a multiple of 32", t.image_size, t.arch);
   }
+  return tasks;
+}
+
+// --modes: fp32 | bf16 (| fp16), each with -cl for channels_last.
+std::vector<Mode> benchModes(const po::variables_map& vm) {
   std::vector<Mode> modes;
   for (const auto& m : data::splitList(vm["modes"].as<std::string>())) {
     Mode mode;
@@ -250,6 +232,36 @@ int runBench(const Args& args) {
     mode.channels_last = cl;
     modes.push_back(mode);
   }
+  return modes;
+}
+
+}  // namespace
+
+int runBench(const Args& args) {
+  po::options_description desc("bench options");
+  desc.add_options()(
+      "arch", po::value<std::string>(),
+      "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50 or yolov3-tiny); "
+      "default yolov3-tiny")(
+      "config", po::value<std::string>(), "a workload YAML: its tasks' archs, classes, sizes and batches")(
+      "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
+      "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
+      "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
+      "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
+      "modes", po::value<std::string>()->default_value("fp32,fp32-cl,bf16,bf16-cl"),
+      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last")(
+      "json", po::bool_switch(), "print JSON");
+  addThreadsOption(desc);
+  po::variables_map vm;
+  if (!parseCommandLine("bench", "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",
+                        desc, args, vm))
+    return 0;
+  const bool json = vm["json"].as<bool>();
+  const auto threads = setupThreads(vm, json);
+  const int steps = vm["steps"].as<int>();
+  GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
+  const auto tasks = benchTasks(vm);
+  const auto modes = benchModes(vm);
   const auto device = train::defaultDevice();
   for (const auto& m : modes) {
     GEMEL_THROW_IF_NOT(m.precision != train::Precision::kFp16 || device.is_cuda(), UsageError,

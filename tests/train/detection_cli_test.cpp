@@ -142,6 +142,17 @@ TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
     ASSERT_TRUE(std::regex_search(json, m, std::regex("\"loss\":([0-9.eE+-]+)"))) << json;
     EXPECT_GT(std::stod(m[1]), 0.0) << json;
   }
+  // A workload's tasks, tied: two ResNet-18s share every conv (and no head: other classes).
+  TempDir dir;
+  testing::writeText(dir.file("w.yaml"),
+                     "name: w\ntasks:\n"
+                     "  - {name: a_resnet18, arch: resnet18, num_classes: 3, image_size: 32, batch_size: 2}\n"
+                     "  - {name: b_resnet18, arch: resnet18, num_classes: 2, image_size: 32, batch_size: 2}\n");
+  const auto w = gemel(format("bench --config {} --steps 1 --modes fp32 --json", shellQuote(dir.file("w.yaml"))));
+  ASSERT_EQ(w.exit_code, 0) << w.output;
+  const auto wj = w.output.substr(w.output.find('{'));
+  EXPECT_NE(wj.find("\"models\":\"resnet18,resnet18\""), std::string::npos) << wj;
+  EXPECT_NE(wj.find("\"a_resnet18:layer4.1.conv2\",\"b_resnet18:layer4.1.conv2\""), std::string::npos) << wj;
   const auto bad = gemel("bench --arch yolov3-tiny --size 100");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("multiple of 32"), std::string::npos) << bad.output;

@@ -238,8 +238,8 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const
       std::vector<torch::Tensor> kept;
       for (const auto& [c, rows] : members) {
         auto idx = torch::tensor(rows, torch::kLong).to(det.device());
-        kept.push_back(idx.index_select(
-            0, nms(det.index_select(0, idx).narrow(1, 0, 4), det.index_select(0, idx).select(1, 4), o.iou)));
+        const auto mine = det.index_select(0, idx);
+        kept.push_back(idx.index_select(0, nms(mine.narrow(1, 0, 4), mine.select(1, 4), o.iou)));
       }
       keep = torch::cat(kept);
       // By score, then candidate order (what a stable sort of all candidates gives).

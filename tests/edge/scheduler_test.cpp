@@ -22,14 +22,19 @@ ModelProfile model(const std::string& name, std::vector<Block> blocks, std::vect
   return m;
 }
 
+SimulationOptions options(int64_t memory, double fps, int64_t frames, double sla) {
+  SimulationOptions o;
+  o.memory_bytes = memory;
+  o.fps = fps;
+  o.frames = frames;
+  o.sla_seconds = sla;
+  return o;
+}
+
 TEST(EdgeScheduler, OneModelLoadsOnceThenKeepsUp) {
   // fps 8: frames at 0, .125, ..., .5. Load .25, then each frame takes .0625:
   // f0 ends .3125; f1 .375; f2 .4375; f3 .5; f4 .5625.
-  SimulationOptions o;
-  o.memory_bytes = 100;
-  o.fps = 8;
-  o.frames = 5;
-  o.sla_seconds = 1;
+  auto o = options(100, 8, 5, 1);
   const auto r = simulate({model("a", {{"a", 100, 0.25}}, {1}, {0.0625})}, o);
   EXPECT_EQ(r.streams[0].processed, 5);
   EXPECT_EQ(r.streams[0].within_sla, 5);
@@ -42,11 +47,7 @@ TEST(EdgeScheduler, ModelsThatDoNotFitTogetherSwapAndSharingAvoidsIt) {
   // Two models of 100 bytes in 150: each turn evicts the other (load .125 each).
   // 0: a loads (.125) runs (.1875); b evicts a, loads (.3125) runs (.375). Next frames at 1:
   // a loads (1.125) runs (1.1875); b loads (1.3125) runs (1.375).
-  SimulationOptions o;
-  o.memory_bytes = 150;
-  o.fps = 1;
-  o.frames = 2;
-  o.sla_seconds = 10;
+  auto o = options(150, 1, 2, 10);
   const std::vector<ModelProfile> merged = {
       model("a", {{"shared", 80, 0.125 * 0.75}, {"a", 20, 0.125 * 0.25}}, {1}, {0.0625}),
       model("b", {{"shared", 80, 0.125 * 0.75}, {"b", 20, 0.125 * 0.25}}, {1}, {0.0625})};
@@ -73,11 +74,7 @@ TEST(EdgeScheduler, FramesOlderThanTheSlaAreSkipped) {
   // fps 8, 10 frames, each run .5, SLA .25. f0 runs to .5. At .5: f1 (.125) waited .375: skip;
   // f2 (.25) waited .25: kept, runs to 1. At 1: f3..f5 skipped, f6 (.75) runs to 1.5.
   // At 1.5: f7, f8, f9 (.875, 1, 1.125) skipped. No frame ends within .25 of its arrival.
-  SimulationOptions o;
-  o.memory_bytes = 10;
-  o.fps = 8;
-  o.frames = 10;
-  o.sla_seconds = 0.25;
+  auto o = options(10, 8, 10, 0.25);
   const auto r = simulate({model("a", {{"a", 10, 0}}, {1}, {0.5})}, o);
   EXPECT_EQ(r.streams[0].processed, 3);
   EXPECT_EQ(r.streams[0].skipped, 7);
@@ -88,11 +85,7 @@ TEST(EdgeScheduler, FramesOlderThanTheSlaAreSkipped) {
 TEST(EdgeScheduler, AutoBatchTakesWhatWaitsFixedBatchDoesNot) {
   // fps 4, 8 frames, every batch size takes .5. Auto: f0 (.5), f1-f2 (1), f3-f4 (1.5),
   // f5-f6 (2), f7 (2.5). Batch 1: one frame per .5 s, the last ends at 4.
-  SimulationOptions o;
-  o.memory_bytes = 10;
-  o.fps = 4;
-  o.frames = 8;
-  o.sla_seconds = 100;
+  auto o = options(10, 4, 8, 100);
   const auto m = model("a", {{"a", 10, 0}}, {1, 2, 4}, {0.5, 0.5, 0.5});
   const auto automatic = simulate({m}, o);
   EXPECT_EQ(automatic.processed(), 8);

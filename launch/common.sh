@@ -22,14 +22,17 @@ GEMEL_PACKAGES=(
   python3 python3-venv
   dataset-fashion-mnist opencv-doc
 )
+# Only the tests need these: headless Chromium renders `gemel report`'s page to a screenshot.
+GEMEL_TEST_PACKAGES=(chromium)
 
+# gemel_install_packages [extra packages...]
 gemel_install_packages() {
-  local missing=()
-  for p in "${GEMEL_PACKAGES[@]}"; do
+  local missing=() wanted=("${GEMEL_PACKAGES[@]}" "$@")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "[setup] all ${#GEMEL_PACKAGES[@]} Debian packages present"
+    echo "[setup] all ${#wanted[@]} Debian packages present"
     return 0
   fi
   echo "[setup] installing: ${missing[*]}"
@@ -59,10 +62,11 @@ gemel_install_python() {
   cat "$GEMEL_REQUIREMENTS" "$GEMEL_REQUIREMENTS_NODEPS" > "$stamp"
 }
 
+# gemel_install_deps [extra Debian packages...]
 gemel_install_deps() {
   local start
   start=$(date +%s)
-  gemel_install_packages
+  gemel_install_packages "$@"
   gemel_install_python
   echo "[setup] install took $(( $(date +%s) - start )) s"
 }

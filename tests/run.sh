@@ -6,7 +6,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../launch/common.sh"
 start=$(date +%s)
 
-gemel_install_deps
+gemel_install_deps "${GEMEL_TEST_PACKAGES[@]}"
 gemel_build
 cd "$GEMEL_BUILD_DIR"
 tests_start=$(date +%s)

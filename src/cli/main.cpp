@@ -20,6 +20,9 @@ constexpr const char* kUsage =
     "  merge     search for the layers to share, retraining jointly; writes results.h5\n"
     "  eval      re-measure every task from results.h5 (shared tensors loaded once)\n"
     "  export    write a task's full state_dict (.pt; detectors also .cfg and .weights)\n"
+    "  profile   measure load times, resident bytes and latency of the merged models on a device\n"
+    "  simulate  run the edge scheduler on the profile: frames processed per memory budget\n"
+    "  report    one HTML page with plots of the merge, the profile and the simulation\n"
     "  bench       training images/s of one model on synthetic data (e.g. yolov3-tiny at 416)\n"
     "  bench-sync  (under mpirun) GradSync's bandwidth against a raw MPI_Allreduce\n"
     "  version   what this gemel was built with and what it finds at run time (--json)\n"
@@ -32,6 +35,9 @@ int dispatch(const std::string& command, const gemel::cli::Args& args) {
   if (command == "merge") return gemel::cli::runMerge(args);
   if (command == "eval") return gemel::cli::runEval(args);
   if (command == "export") return gemel::cli::runExport(args);
+  if (command == "profile") return gemel::cli::runProfile(args);
+  if (command == "simulate") return gemel::cli::runSimulate(args);
+  if (command == "report") return gemel::cli::runReport(args);
   if (command == "bench-sync") return gemel::cli::runBenchSync(args);
   if (command == "bench") return gemel::cli::runBench(args);
   if (command == "version") return gemel::cli::runVersion(args);

@@ -101,7 +101,6 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
   SimulationResult r;
   for (const auto& m : models) r.streams.push_back({m.name, 0, 0, 0});
   std::vector<int64_t> head(n, 0);           // frames before it are processed or skipped
-  std::vector<double> last_run(n, -1);       // for least-recently-run eviction
   std::map<std::string, int64_t> resident;   // block id -> bytes
   int64_t resident_bytes = 0;
   auto arrival = [&](int64_t k) { return double(k) / o.fps; };
@@ -109,6 +108,18 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
   auto arrived = [&](double t) {
     return std::min<int64_t>(o.frames - 1, static_cast<int64_t>(std::floor(t * o.fps + 1e-9)));
   };
+  if (o.preload) {
+    int64_t reserve = 0;
+    for (const auto& m : models) reserve = std::max(reserve, m.run_bytes[0]);
+    for (const auto& m : models) {
+      int64_t missing = 0;
+      for (const auto& b : m.blocks) missing += resident.count(b.id) ? 0 : b.bytes;
+      if (resident_bytes + missing + reserve > o.memory_bytes) continue;
+      for (const auto& b : m.blocks) {
+        if (resident.emplace(b.id, b.bytes).second) resident_bytes += b.bytes;
+      }
+    }
+  }
   double clock = 0;
   std::size_t turn = 0;
   while (true) {
@@ -152,13 +163,15 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
     const auto [at0, take0] = chooseBatch(model, waiting, o.batch, o.memory_bytes - model.residentBytes());
     auto need = [&](std::size_t at) { return resident_bytes + missing + model.run_bytes[at]; };
     while (need(at0) > o.memory_bytes) {
-      // The least recently run other model that still holds a block this one does not use.
+      // Of the other models that still hold a block this one does not use, the one whose
+      // round-robin turn comes last (the furthest next use: round-robin's optimal eviction;
+      // least-recently-run would evict the very model that runs next, every turn).
       std::size_t victim = n;
       for (std::size_t v = 0; v < n; ++v) {
         if (v == m) continue;
         bool holds = false;
         for (const auto& b : models[v].blocks) holds = holds || (resident.count(b.id) && !mine.count(b.id));
-        if (holds && (victim == n || last_run[v] < last_run[victim])) victim = v;
+        if (holds && (victim == n || (v + n - m) % n > (victim + n - m) % n)) victim = v;
       }
       GEMEL_ASSERT(victim < n, "eviction found nothing to evict, yet the model fits alone");
       for (const auto& b : models[victim].blocks) {
@@ -185,7 +198,6 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
     }
     st.processed += take0;
     head[m] += take0;
-    last_run[m] = clock;
   }
   r.end_seconds = clock;
   return r;

@@ -280,4 +280,41 @@ models::StateDict fullStateDict(const Results& r, const std::string& task) {
   throw UsageError(format("no task '{}' in the results", task));
 }
 
+std::vector<WeightBlock> weightBlocks(const Results& r) {
+  auto bytesOf = [](const models::StateDict& state) {
+    int64_t n = 0;
+    for (const auto& [name, t] : state) n += t.numel() * static_cast<int64_t>(t.element_size());
+    return n;
+  };
+  std::vector<WeightBlock> out;
+  for (const auto& t : r.tasks) {
+    WeightBlock b{"private:" + t.name, {t.name}, {}, bytesOf(t.params)};
+    for (const auto& [name, tensor] : t.params) b.objects.push_back("/tasks/" + t.name + "/params/" + name);
+    out.push_back(std::move(b));
+  }
+  for (const auto& s : r.shared) {
+    WeightBlock b{s.id, {}, {}, bytesOf(s.tensors)};
+    for (const auto& t : r.tasks) {
+      for (const auto& m : s.members) {
+        if (m.rfind(t.name + ":", 0) == 0) {
+          b.tasks.push_back(t.name);
+          break;
+        }
+      }
+    }
+    for (const auto& [name, tensor] : s.tensors) b.objects.push_back("/shared/" + s.id + "/" + name);
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+std::vector<torch::Tensor> readResultTensors(const std::string& path,
+                                             const std::vector<std::string>& objects) {
+  const auto f = h5::File::open(path);
+  std::vector<torch::Tensor> out;
+  out.reserve(objects.size());
+  for (const auto& o : objects) out.push_back(readTensor(f, o));
+  return out;
+}
+
 }  // namespace gemel::io

@@ -70,6 +70,24 @@ TEST(EdgeScheduler, ModelsThatDoNotFitTogetherSwapAndSharingAvoidsIt) {
   EXPECT_DOUBLE_EQ(free_loads.end_seconds, 1.125);
 }
 
+TEST(EdgeScheduler, EvictsTheModelWhoseTurnComesLast) {
+  // Three models of 100 bytes in 200, one frame per second each, turns a, b, c, a, ...
+  // Round 1: a and b load; c evicts b (a runs next). Round 2: a is resident; b evicts a (c runs
+  // next); c is resident. Round 3: a evicts c; b is resident; c evicts b. Round 4: a resident,
+  // b evicts a, c resident. Loads: 3 + 1 + 2 + 1 = 7 (least-recently-run would load 12).
+  auto o = options(200, 1, 4, 10);
+  std::vector<ModelProfile> models;
+  for (const char* name : {"a", "b", "c"}) models.push_back(model(name, {{name, 100, 0.0625}}, {1}, {0.0625}));
+  const auto r = simulate(models, o);
+  EXPECT_EQ(r.loads, 7);
+  EXPECT_DOUBLE_EQ(r.load_seconds, 7 * 0.0625);
+  EXPECT_EQ(r.processed(), 12);
+  // Preloaded, a and b are resident before frame 0 (c would not fit with them): round 1 then
+  // loads only c, and the rest is as above: 5 loads.
+  o.preload = true;
+  EXPECT_EQ(simulate(models, o).loads, 5);
+}
+
 TEST(EdgeScheduler, FramesOlderThanTheSlaAreSkipped) {
   // fps 8, 10 frames, each run .5, SLA .25. f0 runs to .5. At .5: f1 (.125) waited .375: skip;
   // f2 (.25) waited .25: kept, runs to 1. At 1: f3..f5 skipped, f6 (.75) runs to 1.5.

@@ -15,6 +15,9 @@ int runEval(const Args& args);
 int runExport(const Args& args);
 int runBenchSync(const Args& args);
 int runBench(const Args& args);
+int runProfile(const Args& args);
+int runSimulate(const Args& args);
+int runReport(const Args& args);
 // gemel version / gemel-data version (and --version): build and platform report.
 int runVersion(const Args& args);
 

@@ -8,8 +8,10 @@
 //   2. with no frame waiting, the turn passes to the next model; when no stream has a frame
 //      waiting, the clock jumps to the next arrival;
 //   3. the model is made resident: its blocks that are not resident are loaded, paying their
-//      load time, after evicting the least recently run models (their blocks that this model
-//      does not use) until its blocks and its run memory for the batch fit in the budget;
+//      load time, after evicting models (their blocks that this model does not use) until its
+//      blocks and its run memory for the batch fit in the budget. The victim is the model whose
+//      turn comes last in the round-robin order: the furthest next use, which is the optimal
+//      choice for a cyclic schedule (least-recently-run would evict the next model every turn);
 //   4. it runs one batch of the waiting frames (oldest first): `batch` frames, or with batch 0
 //      (auto) the largest profiled batch size not above the frames waiting; the clock advances
 //      by the profiled latency of that batch size.
@@ -45,6 +47,9 @@ struct SimulationOptions {
   int64_t frames = 3000;  // per stream
   int batch = 0;          // 0: auto
   bool load_costs = true;  // false: the no-swap-cost mode (loads are free, still counted)
+  // The box starts with models loaded, in stream order, while they fit beside the largest
+  // smallest-batch run memory; these loads are free and not counted.
+  bool preload = false;
 };
 
 struct StreamResult {

@@ -86,4 +86,18 @@ Results readResults(const std::string& path);
 // the model names them.
 models::StateDict fullStateDict(const Results& results, const std::string& task);
 
+// The parts of a results file a deployment loads separately (gemel profile): each task's private
+// tensors, and each shared entry, which every task using it needs and loads once.
+struct WeightBlock {
+  std::string id;                    // "private:<task>" or the shared id ("g3_i0")
+  std::vector<std::string> tasks;    // the tasks that use it, in /tasks order
+  std::vector<std::string> objects;  // its HDF5 datasets ("/tasks/a/params/fc.weight")
+  int64_t bytes = 0;                 // the tensors' bytes
+};
+std::vector<WeightBlock> weightBlocks(const Results& results);
+
+// Reads datasets of a results file into fresh CPU tensors (InputError naming file and object).
+std::vector<torch::Tensor> readResultTensors(const std::string& path,
+                                             const std::vector<std::string>& objects);
+
 }  // namespace gemel::io

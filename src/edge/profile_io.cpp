@@ -248,6 +248,15 @@ Sweep runSweep(const Profile& p, const std::vector<std::string>& modes,
     }
   }
   for (const auto& mode : modes) {
+    std::map<std::string, int64_t> blocks;
+    int64_t run = 0;
+    for (const auto& m : sets[mode]) {
+      for (const auto& b : m.blocks) blocks[b.id] = b.bytes;
+      run = std::max(run, m.run_bytes[0]);
+    }
+    int64_t all = run;
+    for (const auto& [id, bytes] : blocks) all += bytes;
+    s.all_resident_bytes.push_back(all);
     std::vector<SimulationResult> row;
     for (auto budget : memory_bytes) {
       auto o = options;
@@ -277,6 +286,7 @@ void writeSweep(const std::string& path, const Sweep& s) {
     for (std::size_t m = 0; m < s.modes.size(); ++m) {
       const auto g = "/" + s.modes[m];
       f.createGroup(g);
+      f.setAttr(g, "all_resident_bytes", s.all_resident_bytes[m]);
       std::vector<int64_t> processed, skipped, within, loads;
       std::vector<double> load_seconds;
       std::vector<std::vector<int64_t>> sp, ss, sw;

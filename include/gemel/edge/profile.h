@@ -79,6 +79,8 @@ std::vector<ModelProfile> modelProfiles(const Profile& profile, bool merged);
 //   /               attrs: format="gemel-simulation", version, results, profile, modes,
 //                          streams, fps, sla_seconds, frames, batch (0: auto)
 //   /memory_bytes   int64 [M]
+//   /<mode>         attrs: all_resident_bytes (every model's weights resident at once, plus
+//                          the largest smallest-batch run memory: the budget where nothing swaps)
 //   /<mode>/processed, skipped, within_sla, loads  int64 [M]; load_seconds float64 [M];
 //   /<mode>/stream_processed, stream_skipped, stream_within_sla  int64 [M, S]
 struct Sweep {
@@ -86,6 +88,7 @@ struct Sweep {
   std::vector<std::string> modes, streams;
   std::vector<int64_t> memory_bytes;
   SimulationOptions options;  // memory_bytes and load_costs vary per run
+  std::vector<int64_t> all_resident_bytes;  // per mode
   std::vector<std::vector<SimulationResult>> runs;  // [mode][budget]
 };
 

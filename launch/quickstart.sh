@@ -3,7 +3,8 @@
 # the bundled example: build the demo camera workload (4 classifiers cut from Fashion-MNIST and a
 # yolov3-tiny detector of bags and sneakers on opencv-doc's street video), train
 # each task's unmerged model, merge them, re-evaluate the merged models from results.h5, and
-# print the final table. Output goes to data/demo/ (override with GEMEL_DEMO_DIR).
+# print the final table, then profile the merged models on the CPU, simulate the edge box over
+# memory budgets, and write report.html. Output goes to data/demo/ (override with GEMEL_DEMO_DIR).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 start=$(date +%s)
@@ -33,6 +34,16 @@ echo
 echo "== 5. re-evaluate from $demo/merged/results.h5"
 "$gemel" eval --results "$demo/merged/results.h5"
 "$gemel" export --results "$demo/merged/results.h5" --all --out "$demo/export"
+echo
+echo "== 6. the edge plan: measure the merged models on this CPU, schedule them over memory budgets"
+"$gemel" profile --results "$demo/merged/results.h5" --device cpu --out "$demo/profile.h5"
+"$gemel" simulate --results "$demo/merged/results.h5" --profile "$demo/profile.h5" \
+  --out "$demo/simulation.h5"
+echo
+echo "== 7. the report"
+"$gemel" report --results "$demo/merged/results.h5" --profile "$demo/profile.h5" \
+  --simulation "$demo/simulation.h5" --out "$demo/report.html"
 end=$(date +%s)
 echo
 echo "quickstart finished in $(( end - start )) s (setup and build $(( built - start )) s, main job $(( end - built )) s)"
+echo "open the report: $demo/report.html"

@@ -449,7 +449,9 @@ void MergeCoordinator::record(const std::string& status) {
   results_.status = status;
   results_.streams.clear();
   for (int t = 0; t < n; ++t) results_.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
-  fillRecords(results_, accepted_, runner_.catalog(), all, w_, {unmerged_, target_, score_});
+  if (input_sizes_.empty()) input_sizes_ = inputSizes(w_);
+  fillRecords(results_, accepted_, runner_.catalog(), all, w_, {unmerged_, target_, score_},
+              input_sizes_);
   io::writeResults(results_path_, results_);
 }
 

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "gemel/core/format.h"
+#include "gemel/data/dataset.h"
 #include "gemel/train/objective.h"
 #include "gemel/train/precision.h"
 #include "gemel/train/task.h"
@@ -14,7 +15,8 @@
 namespace gemel::merge {
 
 void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerCatalog& catalog,
-                 const Snapshot& all, const config::Workload& w, const TaskScores& scores) {
+                 const Snapshot& all, const config::Workload& w, const TaskScores& scores,
+                 const std::vector<int>& input_sizes) {
   const int n_tasks = static_cast<int>(w.tasks.size());
   results.achieved_savings = accepted.bytesSaved(catalog);
   results.plan_json = accepted.json();
@@ -54,7 +56,7 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     const auto precision = train::resolvePrecision(c.precision, train::defaultDevice());
     t.precision = train::toString(precision);
     t.channels_last = train::resolveChannelsLast(c.channels_last, precision);
-    t.image_size = c.image_size;
+    t.image_size = input_sizes[i];
     t.unmerged_score = scores.unmerged[i];
     t.target = scores.target[i];
     t.final_score = scores.current[i];
@@ -65,6 +67,18 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     }
     results.tasks.push_back(std::move(t));
   }
+}
+
+std::vector<int> inputSizes(const config::Workload& w) {
+  std::vector<int> out;
+  for (const auto& c : w.tasks) {
+    if (c.kind == config::TaskKind::kDetection) {
+      out.push_back(c.image_size);
+    } else {
+      out.push_back(static_cast<int>(data::DatasetReader(c.dataset).info().height));
+    }
+  }
+  return out;
 }
 
 void printTrialRow(const io::TrialRecord& t, const std::vector<double>& targets,

@@ -81,6 +81,7 @@ class MergeCoordinator {
   SharingPlan accepted_;
   Snapshot snapshot_;  // the accepted weights of this rank's tasks
   std::vector<double> unmerged_, target_, score_;
+  std::vector<int> input_sizes_;  // the lead's, read once from the datasets
   io::Results results_;
 };
 

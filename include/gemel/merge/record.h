@@ -18,9 +18,15 @@ struct TaskScores {
 
 // Fills results' plan, savings, shared tensors (each stored once, from its first member) and
 // per-task records (private tensors and buffers) from every task's accepted state.
+// input_sizes: each task's input side in pixels (inputSizes()).
 void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerCatalog& catalog,
                  const Snapshot& states, const config::Workload& workload,
-                 const TaskScores& scores);
+                 const TaskScores& scores, const std::vector<int>& input_sizes);
+
+// The side of each task's input images as it trains and runs: a detector's image_size (it
+// letterboxes to it), a classifier's dataset height (it takes the images as they are stored).
+// Recorded as the task's image_size, which profile and eval build inputs from.
+std::vector<int> inputSizes(const config::Workload& workload);
 
 // One row of the trial table: trained tasks' score/target, savings so far, seconds.
 void printTrialRow(const io::TrialRecord& trial, const std::vector<double>& targets,

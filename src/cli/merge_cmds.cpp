@@ -18,6 +18,7 @@
 #include "gemel/core/json.h"
 #include "gemel/core/log.h"
 #include "gemel/dist/cluster.h"
+#include "gemel/dist/watchdog.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
@@ -188,7 +189,10 @@ int runMergeCmd(const Args& args) {
       "backend", po::value<std::string>()->default_value("auto"),
       "gradient all-reduce between ranks: auto, mpi, nccl or single")(
       "resume", po::bool_switch(),
-      "go on from DIR/results.h5 of an interrupted (or finished) merge of the same workload");
+      "go on from DIR/results.h5 of an interrupted (or finished) merge of the same workload")(
+      "timeout", po::value<double>()->default_value(600),
+      "under mpirun: end the job when one MPI call has waited this many seconds (a stopped or "
+      "lost rank); 0: wait forever");
   po::variables_map vm;
   if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
   auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
@@ -202,6 +206,10 @@ int runMergeCmd(const Args& args) {
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();
+  GEMEL_THROW_IF_NOT(vm["timeout"].as<double>() >= 0, UsageError,
+                     "--timeout {}: expected seconds >= 0 (0: no timeout)", vm["timeout"].as<double>());
+  // Heartbeats beside results.h5: every rank sees that directory.
+  dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string());
   const auto start = std::chrono::steady_clock::now();
   const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
   if (cluster.rank() != 0) return 0;

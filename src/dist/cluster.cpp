@@ -6,6 +6,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
+#include "gemel/dist/watchdog.h"
 
 namespace gemel::dist {
 namespace {
@@ -65,11 +66,14 @@ void Cluster::abortJob(int exit_code) {
 }
 
 void Cluster::barrier() const {
-  if (mpi_) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  if (!mpi_) return;
+  CollectiveScope watch("MPI_Barrier");
+  check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 }
 
 void Cluster::broadcast(std::string& text, int root) const {
   if (!mpi_ || size_ == 1) return;
+  CollectiveScope watch("MPI_Bcast (control plane)");
   int64_t n = static_cast<int64_t>(text.size());
   check(MPI_Bcast(&n, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
   text.resize(static_cast<std::size_t>(n));
@@ -79,6 +83,7 @@ void Cluster::broadcast(std::string& text, int root) const {
 
 void Cluster::sumInPlace(std::vector<int64_t>& values) const {
   if (!mpi_ || size_ == 1 || values.empty()) return;
+  CollectiveScope watch("MPI_Allreduce (control plane sum)");
   check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT64_T,
                       MPI_SUM, MPI_COMM_WORLD),
         "MPI_Allreduce");
@@ -86,6 +91,7 @@ void Cluster::sumInPlace(std::vector<int64_t>& values) const {
 
 int64_t Cluster::max(int64_t value) const {
   if (!mpi_ || size_ == 1) return value;
+  CollectiveScope watch("MPI_Allreduce (control plane max)");
   check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD),
         "MPI_Allreduce");
   return value;
@@ -93,6 +99,8 @@ int64_t Cluster::max(int64_t value) const {
 
 void Cluster::send(const std::vector<char>& bytes, int dest, int tag) const {
   GEMEL_ASSERT(mpi_, "send without MPI");
+  const std::vector<int> peers{rank_, dest};
+  CollectiveScope watch("MPI_Send (weights)", &peers);
   int64_t n = static_cast<int64_t>(bytes.size());
   check(MPI_Send(&n, 1, MPI_INT64_T, dest, tag, MPI_COMM_WORLD), "MPI_Send");
   // In pieces below 2 GiB (MPI counts are int).
@@ -105,6 +113,8 @@ void Cluster::send(const std::vector<char>& bytes, int dest, int tag) const {
 
 std::vector<char> Cluster::receive(int source, int tag) const {
   GEMEL_ASSERT(mpi_, "receive without MPI");
+  const std::vector<int> peers{rank_, source};
+  CollectiveScope watch("MPI_Recv (weights)", &peers);
   int64_t n = 0;
   check(MPI_Recv(&n, 1, MPI_INT64_T, source, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv");
   std::vector<char> bytes(static_cast<std::size_t>(n));

@@ -12,6 +12,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/dist/cluster.h"
+#include "gemel/dist/watchdog.h"
 
 #ifdef GEMEL_HAVE_NCCL
 #include <c10/cuda/CUDAFunctions.h>
@@ -76,7 +77,9 @@ class SingleCommunicator final : public Communicator {
 
 class MpiCommunicator final : public Communicator {
  public:
-  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+  // world_ranks: the ranks of `comm` in MPI_COMM_WORLD (what the watchdog names).
+  MpiCommunicator(MPI_Comm comm, std::vector<int> world_ranks)
+      : comm_(comm), world_ranks_(std::move(world_ranks)) {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -92,11 +95,13 @@ class MpiCommunicator final : public Communicator {
   std::string backend() const override { return cuda_aware_ ? "mpi (CUDA-aware)" : "mpi"; }
 
   void allreduceSum(torch::Tensor& t) override {
+    CollectiveScope watch("MPI_Allreduce (gradients)", &world_ranks_);
     run(t, [&](void* data, int count, MPI_Datatype type) {
       check(MPI_Allreduce(MPI_IN_PLACE, data, count, type, MPI_SUM, comm_), "MPI_Allreduce");
     });
   }
   void broadcast(torch::Tensor& t, int root) override {
+    CollectiveScope watch("MPI_Bcast (weights)", &world_ranks_);
     run(t, [&](void* data, int count, MPI_Datatype type) {
       check(MPI_Bcast(data, count, type, root, comm_), "MPI_Bcast");
     });
@@ -126,6 +131,7 @@ class MpiCommunicator final : public Communicator {
     if (staged) t.copy_(host);
   }
   MPI_Comm comm_;
+  std::vector<int> world_ranks_;
   int rank_ = 0, size_ = 1;
   bool cuda_aware_ = false;
 };
@@ -277,6 +283,7 @@ void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) 
       continue;
     }
     MPI_Comm comm = MPI_COMM_NULL;
+    CollectiveScope watch("MPI_Comm_split");
     check(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, c.rank(), &comm),
           "MPI_Comm_split");
     if (!member) {
@@ -289,7 +296,7 @@ void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) 
       continue;
     }
 #endif
-    comms_[set] = std::make_unique<MpiCommunicator>(comm);
+    comms_[set] = std::make_unique<MpiCommunicator>(comm, set);
   }
 }
 

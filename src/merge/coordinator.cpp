@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 struct Fault {
   int rank = -1;
   int64_t step = -1;
-  bool kill = false;
+  int signal = 0;  // SIGKILL or SIGSTOP: raised at the step instead of throwing
 };
 
 Fault parseFault(std::string text) {
@@ -33,11 +33,14 @@ Fault parseFault(std::string text) {
   if (text.empty()) return f;
   const auto a = text.find(':');
   GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError,
-                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill]", text);
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
   f.rank = std::stoi(text.substr(0, a));
   const auto b = text.find(':', a + 1);
   f.step = std::stoll(text.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
-  f.kill = b != std::string::npos && text.substr(b + 1) == "kill";
+  const auto how = b == std::string::npos ? std::string() : text.substr(b + 1);
+  GEMEL_THROW_IF_NOT(how.empty() || how == "kill" || how == "stop", UsageError,
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
+  f.signal = how == "kill" ? SIGKILL : how == "stop" ? SIGSTOP : 0;
   return f;
 }
 
@@ -78,7 +81,7 @@ MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string&
   if (fault.rank == control.rank()) {
     fault_hook_ = [fault](int64_t step) {
       if (step != fault.step) return;
-      if (fault.kill) std::raise(SIGKILL);
+      if (fault.signal) std::raise(fault.signal);
       throw Error(format("fault injected at step {} (GEMEL_FAULT)", step));
     };
   }

@@ -103,17 +103,25 @@ TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
   }
 }
 
+// A rank that throws or dies ends the job at once; one that stops (SIGSTOP) is found by the
+// collective timeout, which names it and the call the others wait in.
 TEST_F(DistWorkload, AFaultOnOneRankEndsTheJobPromptly) {
-  for (const std::string mode : {"", ":kill"}) {
+  for (const std::string mode : {"", ":kill", ":stop"}) {
     const auto start = std::chrono::steady_clock::now();
     const auto r = run("GEMEL_FAULT=1:2" + mode + " " + mpirun(2) + shellQuote(GEMEL_BINARY) +
                        " merge --config " + shellQuote(trained()) + " --out " +
-                       shellQuote(dir_->file("fault")) + " --fixed-steps 6");
+                       shellQuote(dir_->file("fault")) + " --fixed-steps 6 --timeout 10");
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_NE(r.exit_code, 0) << r.output;
     EXPECT_NE(r.exit_code, 124) << "the job hung until the timeout\n" << r.output;
-    EXPECT_LT(seconds, 120) << r.output;
+    EXPECT_LT(seconds, mode == ":stop" ? 60 : 120) << r.output;
+    if (mode == ":stop") {
+      EXPECT_NE(r.output.find("[rank 0/2]: error: MPI_"), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find("beyond --timeout 10 s: rank 1 (its last heartbeat is"),
+                std::string::npos)
+          << r.output;
+    }
     if (mode.empty()) {
       EXPECT_NE(r.output.find("[rank 1/2]: error: fault injected at step 2"), std::string::npos)
           << r.output;

@@ -181,6 +181,9 @@ def scores_section(r):
             ax.plot(xs, ys, color="#1565c0", lw=1)
             ax.scatter(xs, ys, c=cs, s=30, zorder=3)
         ax.set_title(t["name"], fontsize=9)
+        if r["trials"]:  # every panel on the same trial axis, even with one point
+            first, last = r["trials"][0]["number"], r["trials"][-1]["number"]
+            ax.set_xlim(first - 0.5, last + 0.5)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel("trial", fontsize=8)
         ax.set_ylabel(t["metric"], fontsize=8)

@@ -213,7 +213,8 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
   }
   for (const auto& t : tasks) {
     GEMEL_THROW_IF_NOT(t.arch != models::kTorchScriptArch && models::isZooArch(t.arch), UsageError,
-                       "bench: arch '{}' is not a zoo or Darknet arch", t.arch);
+                       "--arch: '{}' is not a zoo or Darknet arch; expected one of: {}", t.arch,
+                       models::knownArchList());
     GEMEL_THROW_IF_NOT(t.batch_size > 0 && t.image_size >= 16, UsageError,
                        "--batch must be positive and --size at least 16");
     GEMEL_THROW_IF_NOT(t.kind != config::TaskKind::kDetection || t.image_size % 32 == 0, UsageError,

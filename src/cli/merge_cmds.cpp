@@ -37,11 +37,11 @@ config::Workload loadForTraining(const po::variables_map& vm) {
   config::LoadOptions options;
   options.require_datasets = true;
   if (vm.count("datasets-dir")) options.datasets_dir = vm["datasets-dir"].as<std::string>();
+  const auto p = vm.count("precision") ? vm["precision"].as<std::string>() : "";
+  GEMEL_THROW_IF_NOT(p.empty() || p == "auto" || p == "fp32" || p == "bf16" || p == "fp16",
+                     UsageError, "--precision '{}': expected auto, fp32, bf16 or fp16", p);
   auto w = config::loadWorkload(vm["config"].as<std::string>(), options);
-  if (vm.count("precision")) {
-    const auto p = vm["precision"].as<std::string>();
-    GEMEL_THROW_IF_NOT(p == "auto" || p == "fp32" || p == "bf16" || p == "fp16", UsageError,
-                       "--precision '{}': expected auto, fp32, bf16 or fp16", p);
+  if (!p.empty()) {
     w.precision = p;
     for (auto& t : w.tasks) t.precision = p;
   }
@@ -91,7 +91,14 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
     GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
                        "task '{}': its dataset {} (recorded in the results) is missing", c.name,
                        c.dataset);
-    out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
+    try {
+      out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
+    } catch (const ConfigError& e) {
+      // What the results recorded (arch, kind, classes) does not make a model: name the file.
+      throw InputError(format("{} (/tasks/{}): {}; the file was altered or written by another "
+                              "gemel",
+                              path, t.name, e.what()));
+    }
   }
   std::vector<models::Model*> models;
   std::vector<merge::CatalogModel> described;
@@ -100,6 +107,11 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
     models.push_back(&task->model());
     described.push_back(merge::describeModel(task->name(), task->model()));
     states.push_back(io::fullStateDict(r, task->name()));
+    // The file's tensors must fit the model before they are tied: an InputError naming the
+    // file and the task, not a broken invariant further down.
+    task->model().loadStateDict(
+        states.back(), {false, format("{} (/tasks/{}, its params and the /shared tensors it uses)",
+                                      path, task->name())});
   }
   const merge::LayerCatalog catalog(std::move(described));
   const auto plan = merge::SharingPlan::fromJson(r.plan_json, path + " (/search/state plan)");
@@ -131,7 +143,6 @@ int runTrainCmd(const Args& args) {
   auto w = loadForTraining(vm);
   const std::string out =
       vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
-  fs::create_directories(out);
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
@@ -156,6 +167,7 @@ int runTrainCmd(const Args& args) {
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
     const double acc = result.scores[0];
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
+    fs::create_directories(out);  // only once there is something to put in it
     rt.model().saveWeightsFile(weights);
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
@@ -195,19 +207,20 @@ int runMergeCmd(const Args& args) {
       "lost rank); 0: wait forever");
   po::variables_map vm;
   if (!parseCommandLine("merge", "--config FILE --out DIR", desc, args, vm)) return 0;
+  // The command line first, then the workload: a typo fails before anything is loaded.
+  merge::MergeOptions o;
+  o.backend = dist::parseBackend(vm["backend"].as<std::string>());
+  GEMEL_THROW_IF_NOT(vm["timeout"].as<double>() >= 0, UsageError,
+                     "--timeout {}: expected seconds >= 0 (0: no timeout)", vm["timeout"].as<double>());
   auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
   setupThreads(vm);
   const auto w = loadForTraining(vm);
-  merge::MergeOptions o;
   o.out_dir = vm["out"].as<std::string>();
   o.device = train::defaultDevice(cluster.localRank());
-  o.backend = dist::parseBackend(vm["backend"].as<std::string>());
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();
-  GEMEL_THROW_IF_NOT(vm["timeout"].as<double>() >= 0, UsageError,
-                     "--timeout {}: expected seconds >= 0 (0: no timeout)", vm["timeout"].as<double>());
   // Heartbeats beside results.h5: every rank sees that directory.
   dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string());
   const auto start = std::chrono::steady_clock::now();
@@ -293,8 +306,10 @@ int runExportCmd(const Args& args) {
   for (const auto& [task, file] : jobs) {
     const io::TaskRecord* rec = nullptr;
     for (const auto& t : r.tasks) rec = t.name == task ? &t : rec;
-    GEMEL_THROW_IF_NOT(rec != nullptr, UsageError, "--task '{}': not a task of {}", task,
-                       vm["results"].as<std::string>());
+    std::string names;
+    for (const auto& t : r.tasks) names += (names.empty() ? "" : ", ") + t.name;
+    GEMEL_THROW_IF_NOT(rec != nullptr, UsageError, "--task '{}': not a task of {}; its tasks: {}",
+                       task, vm["results"].as<std::string>(), names);
     auto state = io::fullStateDict(r, task);
     if (rec->arch != "torchscript") {
       // Checked against the architecture, and written in the model's own key order.

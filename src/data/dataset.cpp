@@ -187,19 +187,16 @@ struct DatasetReader::Impl {
 DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   auto& im = *impl_;
   im.path = path;
-  im.file = std::make_unique<h5::File>(h5::File::open(path));
+  im.file = std::make_unique<h5::File>(
+      h5::File::open(path, false, "rebuild it with gemel-data (gemel-data verify checks one)"));
   auto& f = *im.file;
-  if (!f.hasAttr("/", "format") || f.attrString("/", "format") != kFormatName) {
-    f.fail(
-        "/",
-        "not a gemel dataset (root attribute format != 'gemel-dataset'); build it with gemel-data");
-  }
+  if (!f.hasAttr("/", "format") || f.attrString("/", "format") != kFormatName)
+    f.fail("/", "not a gemel dataset (root attribute format != 'gemel-dataset')");
   const auto version = f.attrInt("/", "version");
-  if (version > kFormatVersion) {
-    f.fail("/", "dataset format version " + std::to_string(version) +
-                    " is newer than this gemel reads (" + std::to_string(kFormatVersion) +
-                    "); update gemel");
-  }
+  GEMEL_THROW_IF_NOT(version <= kFormatVersion, InputError,
+                     "{}: dataset format version {} is newer than this gemel reads ({}); update "
+                     "gemel",
+                     path, version, kFormatVersion);
   const auto kind = f.attrString("/", "kind");
   if (kind == "classification") {
     im.info.kind = DatasetKind::kClassification;

@@ -62,7 +62,8 @@ bool libraryThreadSafe() {
 
 void File::fail(const std::string& object, const std::string& what) const {
   const Lock lock;
-  throw InputError(format("{}: {}{}", path_, what, object.empty() ? "" : " (" + object + ")"));
+  throw InputError(format("{}: {}{}{}", path_, what, object.empty() ? "" : " (" + object + ")",
+                          remedy_.empty() ? "" : "; " + remedy_));
 }
 
 File File::create(const std::string& path) {
@@ -75,17 +76,19 @@ File File::create(const std::string& path) {
   return File(path, Handle(id, H5Fclose));
 }
 
-File File::open(const std::string& path, bool writable) {
+File File::open(const std::string& path, bool writable, const std::string& remedy) {
   const Lock lock;
   quietErrors();
   GEMEL_THROW_IF_NOT(std::filesystem::exists(path), InputError, "{}: no such file; check the path",
                      path);
   GEMEL_THROW_IF_NOT(H5Fis_hdf5(path.c_str()) > 0, InputError,
-                     "{}: not an HDF5 file (or a truncated one); rebuild it", path);
+                     "{}: not an HDF5 file (or a truncated one); {}", path, remedy);
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   GEMEL_THROW_IF_NOT(id >= 0, InputError,
-                     "{}: cannot be opened as HDF5 (corrupt or truncated?); rebuild it", path);
-  return File(path, Handle(id, H5Fclose));
+                     "{}: cannot be opened as HDF5 (corrupt or truncated?); {}", path, remedy);
+  File f(path, Handle(id, H5Fclose));
+  f.remedy_ = remedy;
+  return f;
 }
 
 void File::close() { handle_.reset(); }

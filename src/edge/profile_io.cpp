@@ -141,7 +141,7 @@ void writeProfile(const std::string& path, const Profile& p) {
 }
 
 Profile readProfile(const std::string& path) {
-  const auto f = h5::File::open(path);
+  const auto f = h5::File::open(path, false, "run 'gemel profile' again to write a complete one");
   const bool ours = f.hasAttr("/", "format") && f.attrString("/", "format") == kProfileFormat;
   GEMEL_THROW_IF_NOT(ours, InputError,
                      "{}: not a gemel profile (no format=\"{}\" attribute); give the file that "

@@ -10,6 +10,11 @@
 #include "gemel/data/hdf5.h"
 
 namespace gemel::io {
+
+// The end of every error about a results file that is not whole.
+constexpr const char* kReadRemedy =
+    "it is not a complete gemel results file: give the results.h5 that 'gemel merge' wrote, or "
+    "run the merge again";
 namespace {
 
 hid_t h5Type(const torch::Tensor& t) {
@@ -161,7 +166,7 @@ void writeResults(const std::string& path, const Results& r) {
 }
 
 Results readResults(const std::string& path) {
-  auto f = h5::File::open(path);
+  auto f = h5::File::open(path, false, kReadRemedy);
   const bool ours = f.hasAttr("/", "format") && f.attrString("/", "format") == kResultsFormat;
   GEMEL_THROW_IF_NOT(ours, InputError,
                      "{}: not a gemel results file (no format=\"{}\" attribute); give the "
@@ -169,8 +174,9 @@ Results readResults(const std::string& path) {
                      path, kResultsFormat);
   const auto version = f.attrInt("/", "version");
   GEMEL_THROW_IF_NOT(version == 1 || version == kResultsVersion, InputError,
-                     "{}: results format version {}; this gemel reads versions 1 to {}", path,
-                     version, kResultsVersion);
+                     "{}: results format version {}; this gemel reads versions 1 to {}: update "
+                     "gemel, or read it with the gemel that wrote it",
+                     path, version, kResultsVersion);
   const bool v1 = version == 1;  // scores were called accuracies, and were always top-1
   Results r;
   r.workload_yaml = f.attrString("/", "workload");
@@ -310,7 +316,7 @@ std::vector<WeightBlock> weightBlocks(const Results& r) {
 
 std::vector<torch::Tensor> readResultTensors(const std::string& path,
                                              const std::vector<std::string>& objects) {
-  const auto f = h5::File::open(path);
+  const auto f = h5::File::open(path, false, kReadRemedy);
   std::vector<torch::Tensor> out;
   out.reserve(objects.size());
   for (const auto& o : objects) out.push_back(readTensor(f, o));

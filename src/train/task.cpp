@@ -26,7 +26,9 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
                      "task '{}': num_classes is {} but dataset {} has {} classes; make them agree",
                      task.name, task.num_classes, task.dataset, info.classes.size());
   GEMEL_THROW_IF_NOT(data_->hasSplit("val") && data_->size("val") > 0, InputError,
-                     "{}: no val images; validation needs them", task.dataset);
+                     "{}: no val images; validation needs them: rebuild it with gemel-data with a "
+                     "val split",
+                     task.dataset);
   seed_ = seed;
   // A model without weights starts from its own seed, wherever it is placed.
   torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(index));

@@ -23,7 +23,7 @@ using testing::TempDir;
 using testing::writeText;
 
 // Two resnet18 cameras, trained for one epoch; `lr` is the search's learning rate.
-std::string trainedPair(const TempDir& dir, const std::string& lr) {
+std::string trainedPair(const std::string& dir, const std::string& lr) {
   testing::FashionWorkload w;
   w.header = "name: pair\n"
              "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
@@ -34,9 +34,9 @@ std::string trainedPair(const TempDir& dir, const std::string& lr) {
   w.task_extra = ", transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
   const auto yaml = testing::writeFashionWorkload(dir, "pair.yaml", w);
   const auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
-                              shellQuote(dir.file("trained"))));
+                              shellQuote(dir + "/trained")));
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  return dir.file("trained/pair.trained.yaml");
+  return dir + "/trained/pair.trained.yaml";
 }
 
 testing::CommandResult python(const TempDir& dir, const std::string& script, const std::string& args) {
@@ -44,37 +44,40 @@ testing::CommandResult python(const TempDir& dir, const std::string& script, con
   return run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("check.py")) + " " + args);
 }
 
-// One merge, profiled and simulated, shared by the tests below (training it is most of the cost).
+// One merge, profiled, made once per build and shared by the tests below (training it is most
+// of the cost); each test works in a directory of its own that sees those files.
+bool makeProfiledMerge(const std::string& dir) {
+  const auto trained = trainedPair(dir, "0.05");
+  auto r = gemel(format("merge --config {} --out {} --fixed-steps 6", shellQuote(trained),
+                        shellQuote(dir + "/merged")));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.exit_code != 0) return false;
+  r = gemel(format("profile --results {}/merged/results.h5 --device cpu --batch 1,2,4 --repeats 5 "
+                   "--load-repeats 3 --out {}/P.h5",
+                   shellQuote(dir), shellQuote(dir)));
+  writeText(dir + "/profile.log", r.output);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return r.exit_code == 0;
+}
+
 class EdgeCli : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir;
-    const auto trained = trainedPair(*dir_, "0.05");
-    auto r = gemel(format("merge --config {} --out {} --fixed-steps 6", shellQuote(trained),
-                          shellQuote(dir_->file("merged"))));
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = gemel(format("profile --results {} --device cpu --batch 1,2,4 --repeats 5 --load-repeats 3 "
-                     "--out {}",
-                     shellQuote(results()), shellQuote(profile())));
-    profile_output_ = new std::string(r.output);
-    ASSERT_EQ(r.exit_code, 0) << r.output;
+  void SetUp() override {
+    const auto shared = testing::sharedTestDir("edge", GEMEL_BINARY, makeProfiledMerge);
+    ASSERT_FALSE(shared.empty()) << "the shared merge failed";
+    testing::linkEntries(shared, own_.path());
+    profile_output_ = testing::readText(own_.file("profile.log"));
   }
-  static void TearDownTestSuite() {
-    delete dir_;
-    delete profile_output_;
-  }
-  static std::string results() { return dir_->file("merged/results.h5"); }
-  static std::string profile() { return dir_->file("P.h5"); }
-  static TempDir* dir_;
-  static std::string* profile_output_;
+  std::string results() const { return own_.file("merged/results.h5"); }
+  std::string profile() const { return own_.file("P.h5"); }
+  TempDir own_;
+  std::string profile_output_;
 };
-TempDir* EdgeCli::dir_ = nullptr;
-std::string* EdgeCli::profile_output_ = nullptr;
 
 // The resident bytes of the merged set, measured, are below the unmerged set's by what the
 // merge saved (within 5%), and h5py reads every table.
 TEST_F(EdgeCli, ProfileMeasuresTheSavedBytesOnTheCpu) {
-  const auto r = python(*dir_, R"PY(
+  const auto r = python(own_, R"PY(
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f.attrs["format"] == "gemel-profile"
@@ -99,8 +102,8 @@ print("saved", f.attrs["saved_bytes"], "measured", f.attrs["unmerged_set_bytes"]
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("saved ([0-9]+) measured (-?[0-9]+)")))
       << r.output;
   const double saved = std::stod(m[1]), measured = std::stod(m[2]);
-  ASSERT_GT(saved, 1e6) << "the merge should have shared at least one layer\n" << *profile_output_;
-  EXPECT_NEAR(measured, saved, 0.05 * saved) << *profile_output_;
+  ASSERT_GT(saved, 1e6) << "the merge should have shared at least one layer\n" << profile_output_;
+  EXPECT_NEAR(measured, saved, 0.05 * saved) << profile_output_;
 }
 
 // Where the unmerged set does not fit, the merged one processes more frames; where everything
@@ -108,7 +111,7 @@ print("saved", f.attrs["saved_bytes"], "measured", f.attrs["unmerged_set_bytes"]
 TEST_F(EdgeCli, SimulateMergedProcessesMoreFramesWhereUnmergedDoesNotFit) {
   const auto r = gemel(format("simulate --results {} --profile {} --frames 600 --json --out {}",
                               shellQuote(results()), shellQuote(profile()),
-                              shellQuote(dir_->file("S.h5"))));
+                              shellQuote(own_.file("S.h5"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto json = r.output.substr(r.output.find('{'));
   // The runs come mode by mode, budget by budget (auto: 12 budgets, the last above everything).
@@ -124,10 +127,10 @@ TEST_F(EdgeCli, SimulateMergedProcessesMoreFramesWhereUnmergedDoesNotFit) {
     if (merged[i] > unmerged[i]) ++more;
   }
   EXPECT_GE(more, 1) << json;
-  EXPECT_EQ(merged.back(), unmerged.back()) << json << "\n" << *profile_output_;
+  EXPECT_EQ(merged.back(), unmerged.back()) << json << "\n" << profile_output_;
   EXPECT_EQ(merged.back(), jsonNumber(json, "{", "frames_offered")) << json;
 
-  const auto py = python(*dir_, R"PY(
+  const auto py = python(own_, R"PY(
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f.attrs["format"] == "gemel-simulation"
@@ -139,7 +142,7 @@ for m in ("merged", "unmerged", "no-swap-cost"):
 assert f["merged"].attrs["all_resident_bytes"] < f["unmerged"].attrs["all_resident_bytes"]
 print("ok")
 )PY",
-                           shellQuote(dir_->file("S.h5")));
+                           shellQuote(own_.file("S.h5")));
   EXPECT_EQ(py.exit_code, 0) << py.output;
 }
 
@@ -153,7 +156,7 @@ TEST_F(EdgeCli, BadInputsAreOneClearError) {
   EXPECT_NE(r.output.find("give budgets of at least"), std::string::npos) << r.output;
 
   // A profile of other tasks: the same file with its tasks renamed.
-  auto py = python(*dir_, R"PY(
+  auto py = python(own_, R"PY(
 import sys, shutil, h5py
 shutil.copy(sys.argv[1], sys.argv[2])
 f = h5py.File(sys.argv[2], "r+")
@@ -163,10 +166,10 @@ for n in names:
 f.attrs["tasks"] = ["other_" + n for n in names]
 f.close()
 )PY",
-                   shellQuote(profile()) + " " + shellQuote(dir_->file("other.h5")));
+                   shellQuote(profile()) + " " + shellQuote(own_.file("other.h5")));
   ASSERT_EQ(py.exit_code, 0) << py.output;
   r = gemel(format("simulate --results {} --profile {}", shellQuote(results()),
-                   shellQuote(dir_->file("other.h5"))));
+                   shellQuote(own_.file("other.h5"))));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("a profile of other tasks"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("other.h5"), std::string::npos) << r.output;
@@ -181,13 +184,13 @@ f.close()
   // (the trained workload with the search's learning rate raised, beside it so that its
   // relative weight paths hold)
   TempDir nomerge;
-  auto yaml = testing::readText(dir_->file("trained/pair.trained.yaml"));
+  auto yaml = testing::readText(own_.file("trained/pair.trained.yaml"));
   const auto at = yaml.find("lr: 0.05");
   ASSERT_NE(at, std::string::npos) << yaml;
   yaml.replace(at, 8, "lr: 1e30");
-  writeText(dir_->file("trained/diverge.yaml"), yaml);
+  writeText(own_.file("trained/diverge.yaml"), yaml);
   r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
-                   shellQuote(dir_->file("trained/diverge.yaml")), shellQuote(nomerge.file("merged"))));
+                   shellQuote(own_.file("trained/diverge.yaml")), shellQuote(nomerge.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto none = nomerge.file("merged/results.h5");
   for (const auto* cmd : {"simulate", "report"}) {
@@ -201,11 +204,11 @@ f.close()
 
 // The report holds every section and figure, and a real browser renders all of them.
 TEST_F(EdgeCli, ReportRendersEverySectionInChromium) {
-  const auto sim = dir_->file("S_report.h5");
+  const auto sim = own_.file("S_report.h5");
   auto r = gemel(format("simulate --results {} --profile {} --frames 300 --out {}",
                         shellQuote(results()), shellQuote(profile()), shellQuote(sim)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto page = dir_->file("report.html");
+  const auto page = own_.file("report.html");
   r = gemel(format("report --results {} --profile {} --simulation {} --out {}", shellQuote(results()),
                    shellQuote(profile()), shellQuote(sim), shellQuote(page)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -228,12 +231,12 @@ TEST_F(EdgeCli, ReportRendersEverySectionInChromium) {
   for (const auto* t : {"shoes_a_resnet18", "bags_b_resnet18"})
     EXPECT_NE(r.output.find(t), std::string::npos) << t;
 
-  const auto shot = dir_->file("report.png");
+  const auto shot = own_.file("report.png");
   r = run(chromium + "--window-size=1280,5000 --screenshot=" + shellQuote(shot) + " " +
           shellQuote(url) + " 2>&1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The screenshot is the page drawn: large, and far from blank (figures cover much of it).
-  const auto py = python(*dir_, R"PY(
+  const auto py = python(own_, R"PY(
 import sys
 import numpy as np
 from PIL import Image

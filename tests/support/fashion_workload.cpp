@@ -7,7 +7,7 @@
 
 namespace gemel::testing {
 
-std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
+std::string writeFashionWorkload(const std::string& dir, const std::string& file,
                                  const FashionWorkload& w) {
   std::string yaml = w.header + "tasks:\n";
   for (const auto& t : w.tasks) {
@@ -16,12 +16,12 @@ std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
     o.size = w.size;
     o.max_train = w.max_train;
     o.max_val = w.max_val;
-    data::convertFashionMnist(o, dir.file(t.name.substr(0, t.name.rfind('_')) + "_CL.h5"));
+    data::convertFashionMnist(o, dir + "/" + t.name.substr(0, t.name.rfind('_')) + "_CL.h5");
     yaml += format("  - {name: {}, arch: resnet18, num_classes: {}{}}\n", t.name, t.classes.size(),
                    w.task_extra);
   }
-  writeText(dir.file(file), yaml);
-  return dir.file(file);
+  writeText(dir + "/" + file, yaml);
+  return dir + "/" + file;
 }
 
 std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary) {

@@ -23,8 +23,12 @@ struct FashionWorkload {
 };
 
 // Writes the datasets and `file` in `dir`; returns the YAML's path.
-std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
+std::string writeFashionWorkload(const std::string& dir, const std::string& file,
                                  const FashionWorkload& workload);
+inline std::string writeFashionWorkload(const TempDir& dir, const std::string& file,
+                                        const FashionWorkload& workload) {
+  return writeFashionWorkload(dir.path(), file, workload);
+}
 
 // Three resnet18 camera tasks at 16x16 with a low target (every trial passes, so its weights
 // are kept), trained for one epoch by `gemel train` into dir/trained: what the distributed

@@ -1,6 +1,9 @@
 #include "test_support.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -39,6 +42,42 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string sharedTestDir(const std::string& name, const std::string& gemel_binary,
+                          const std::function<bool(const std::string& dir)>& make) {
+  namespace fs = std::filesystem;
+  const auto stamp = fs::last_write_time(gemel_binary).time_since_epoch().count();
+  const auto root = fs::path(gemel_binary).parent_path().parent_path() / "test-cache";
+  fs::create_directories(root);
+  const auto dir = root / (name + "-" + std::to_string(stamp));
+  const int lock = ::open((root / (name + ".lock")).c_str(), O_CREAT | O_RDWR, 0644);
+  if (lock < 0) throw std::runtime_error("cannot open the lock of " + dir.string());
+  ::flock(lock, LOCK_EX);
+  bool ok = fs::exists(dir / ".done");
+  if (!ok) {
+    // Older stamps of this name are from an earlier build.
+    for (const auto& e : fs::directory_iterator(root)) {
+      const auto n = e.path().filename().string();
+      if (e.is_directory() && n.rfind(name + "-", 0) == 0) fs::remove_all(e.path());
+    }
+    fs::create_directories(dir);
+    ok = make(dir.string());
+    if (ok) {
+      writeText((dir / ".done").string(), "");
+    } else {
+      fs::remove_all(dir);
+    }
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return ok ? dir.string() : std::string();
+}
+
+void linkEntries(const std::string& shared, const std::string& dir) {
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(shared))
+    fs::create_symlink(e.path(), fs::path(dir) / e.path().filename());
 }
 
 void writeText(const std::string& path, const std::string& text) {

@@ -1,5 +1,6 @@
 #pragma once
 // Helpers shared by the test binaries: running commands, temporary directories, small files.
+#include <functional>
 #include <string>
 
 namespace gemel::testing {
@@ -28,6 +29,17 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A directory made once and then shared by every test process of one build (ctest runs each
+// test case in a process of its own, so a fixture's SetUpTestSuite would otherwise redo its
+// work per case): <build>/test-cache/<name>-<stamp of the gemel binary>. The first caller
+// fills it with `make`, under a lock, and marks it done; a failed `make` (false) leaves
+// nothing and returns "". Tests that write into it must use names of their own.
+std::string sharedTestDir(const std::string& name, const std::string& gemel_binary,
+                          const std::function<bool(const std::string& dir)>& make);
+
+// Makes `dir` a working copy of `shared`: a symbolic link to each of its entries.
+void linkEntries(const std::string& shared, const std::string& dir);
 
 void writeText(const std::string& path, const std::string& text);
 std::string readText(const std::string& path);

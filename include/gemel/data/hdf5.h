@@ -42,8 +42,11 @@ class File {
  public:
   // Creates (truncating) a file for writing.
   static File create(const std::string& path);
-  // Opens an existing file; throws InputError if it is missing or not HDF5.
-  static File open(const std::string& path, bool writable = false);
+  // Opens an existing file; throws InputError if it is missing or not HDF5. `remedy` ends
+  // every error about the file (its opening and each missing or malformed object): what the
+  // user should do, e.g. "rebuild it with gemel-data".
+  static File open(const std::string& path, bool writable = false,
+                   const std::string& remedy = "rebuild it");
 
   const std::string& path() const { return path_; }
   hid_t id() const { return handle_.id(); }
@@ -68,7 +71,7 @@ class File {
   // Names of a group's members, sorted.
   std::vector<std::string> children(const std::string& group) const;
 
-  // [[noreturn]] helper: "file: what (object)" as an InputError.
+  // [[noreturn]] helper: "file: what (object); remedy" as an InputError.
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
 
  private:
@@ -76,6 +79,7 @@ class File {
   Handle openObject(const std::string& object) const;
   std::string path_;
   Handle handle_;
+  std::string remedy_;
 };
 
 // An n-dimensional dataset of a fixed element type.

@@ -22,8 +22,10 @@ GEMEL_PACKAGES=(
   python3 python3-venv
   dataset-fashion-mnist opencv-doc
 )
-# Only the tests need these: headless Chromium renders `gemel report`'s page to a screenshot.
-GEMEL_TEST_PACKAGES=(chromium)
+# Only the tests need these: headless Chromium renders `gemel report`'s page to a screenshot;
+# clang with its runtimes builds the sanitizer and libFuzzer build (build-fuzz/).
+GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev)
+GEMEL_FUZZ_BUILD_DIR="${GEMEL_FUZZ_BUILD_DIR:-$GEMEL_ROOT/build-fuzz}"
 
 # gemel_install_packages [extra packages...]
 gemel_install_packages() {
@@ -85,4 +87,25 @@ gemel_build() {
   for t in "$@"; do targets+=(--target "$t"); done
   cmake --build "$GEMEL_BUILD_DIR" -j"$(nproc)" "${targets[@]}"
   echo "[build] took $(( $(date +%s) - start )) s"
+}
+
+# gemel_fuzz_build [targets...]: the clang build with AddressSanitizer, UndefinedBehaviorSanitizer
+# and libFuzzer's instrumentation (build-fuzz/): the fuzz harnesses and the torch-free unit
+# tests. It compiles only what those need (no LibTorch model code).
+gemel_fuzz_build() {
+  export CCACHE_SLOPPINESS="pch_defines,time_macros,include_file_mtime,include_file_ctime"
+  local start targets=()
+  start=$(date +%s)
+  if [ ! -f "$GEMEL_FUZZ_BUILD_DIR/build.ninja" ]; then
+    CC=clang-14 CXX=clang++-14 cmake -S "$GEMEL_ROOT" -B "$GEMEL_FUZZ_BUILD_DIR" -G Ninja \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGEMEL_FUZZ=ON -DGEMEL_USE_PCH=OFF \
+      -DGEMEL_PYTHON="$GEMEL_VENV/bin/python"
+  fi
+  if [ $# -eq 0 ]; then
+    set -- gemel_unit_tests fuzz_workload fuzz_darknet_cfg fuzz_dataset fuzz_profile \
+      fuzz_state_dict fuzz_results fuzz_darknet_weights
+  fi
+  for t in "$@"; do targets+=(--target "$t"); done
+  cmake --build "$GEMEL_FUZZ_BUILD_DIR" -j"$(nproc)" "${targets[@]}"
+  echo "[build-fuzz] took $(( $(date +%s) - start )) s"
 }

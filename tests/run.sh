@@ -21,6 +21,15 @@ awk '
   /: Skipped$/ { grab = 1 }
   END { for (n in skipped) printf "skipped: %s: %s\n", n, skipped[n] }
 ' Testing/Temporary/LastTest.log | sort
+# The sanitizer build (clang, ASan + UBSan, build-fuzz/): the unit tests again, and every fuzz
+# harness over its seed corpus once.
+if [ "${GEMEL_SKIP_SANITIZE:-0}" != 1 ]; then
+  sanitize_start=$(date +%s)
+  gemel_fuzz_build
+  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(nproc)" --output-on-failure -L 'unit|fuzz' || rc=$?
+  echo "sanitizer build and its tests took $(( $(date +%s) - sanitize_start )) s"
+fi
 end=$(date +%s)
 echo "tests took $(( end - tests_start )) s; install, build and tests $(( end - start )) s"
 exit $rc

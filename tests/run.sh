@@ -26,7 +26,7 @@ awk '
 if [ "${GEMEL_SKIP_SANITIZE:-0}" != 1 ]; then
   sanitize_start=$(date +%s)
   gemel_fuzz_build
-  ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(nproc)" --output-on-failure -L 'unit|fuzz' || rc=$?
   echo "sanitizer build and its tests took $(( $(date +%s) - sanitize_start )) s"
 fi

@@ -7,15 +7,6 @@
 
 namespace gemel::models {
 
-torch::Tensor darknetAnchors(const DarknetLayer& yolo) {
-  std::vector<float> v;
-  for (const int m : yolo.mask) {
-    v.push_back(static_cast<float>(yolo.anchors[m].first));
-    v.push_back(static_cast<float>(yolo.anchors[m].second));
-  }
-  return torch::tensor(v, torch::kFloat).view({-1, 2});
-}
-
 namespace {
 
 // A yolo layer's state in PyTorch-YOLOv3: its anchors (pixels) as buffers `anchors` [na, 2]

@@ -177,6 +177,8 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
     } else if (s.type == "route") {
       l.type = DarknetLayerType::kRoute;
       for (const int i : o.ints("layers")) l.layers.push_back(absoluteIndex(i, at, o, "layers"));
+      GEMEL_THROW_IF_NOT(!l.layers.empty(), ConfigError,
+                         "{}: a route needs layers=, the layers it concatenates", o.where("layers"));
       l.out_channels = 0;
       l.scale = net.layers[l.layers[0]].scale;
       for (const int i : l.layers) {

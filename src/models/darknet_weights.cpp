@@ -32,13 +32,26 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> fileOrder(const Darkne
 
 }  // namespace
 
+// (Here rather than beside the model, so that the .weights reader needs no module code.)
+torch::Tensor darknetAnchors(const DarknetLayer& yolo) {
+  std::vector<float> v;
+  for (const int m : yolo.mask) {
+    v.push_back(static_cast<float>(yolo.anchors[m].first));
+    v.push_back(static_cast<float>(yolo.anchors[m].second));
+  }
+  return torch::tensor(v, torch::kFloat).view({-1, 2});
+}
+
 StateDict readDarknetWeights(const std::string& path, const DarknetNet& net) {
   const auto bytes = readFile(path, "Darknet weights file");
   int32_t version[3] = {0, 0, 0};
   GEMEL_THROW_IF_NOT(bytes.size() >= sizeof version, InputError,
                      "{}: {} bytes, too short for a Darknet .weights header", path, bytes.size());
   std::memcpy(version, bytes.data(), sizeof version);
-  const std::size_t header = 12 + ((version[0] * 10 + version[1]) >= 2 ? 8 : 4);
+  // "seen" is int64 from version 0.2 on (major and minor compared as darknet does, without
+  // overflowing on a file that is not a .weights file at all).
+  const bool wide_seen = int64_t(version[0]) * 10 + version[1] >= 2;
+  const std::size_t header = 12 + (wide_seen ? 8 : 4);
   const auto order = fileOrder(net);
   int64_t needed = 0;
   for (const auto& [name, shape] : order) {

@@ -70,12 +70,9 @@ const char* kindName(pickle::Value::Kind kind) {
 
 }  // namespace
 
-bool isTorchScriptFile(const std::string& path) {
-  auto reader = open(path);
-  return isScriptArchive(*reader);
-}
+namespace {
 
-StateDict readStateDict(const std::string& path) {
+StateDict readStateDictUnguarded(const std::string& path) {
   auto reader = open(path);
   GEMEL_THROW_IF_NOT(
       !isScriptArchive(*reader), InputError,
@@ -134,6 +131,30 @@ StateDict readStateDict(const std::string& path) {
     out.emplace_back(key->s, value->tensor);
   }
   return out;
+}
+
+}  // namespace
+
+StateDict readStateDict(const std::string& path) {
+  // LibTorch's archive reader checks the zip's structure as it goes (record names, sizes,
+  // alignment) and throws c10::Error on a malformed one: the user's error, said once.
+  try {
+    return readStateDictUnguarded(path);
+  } catch (const c10::Error& e) {
+    throw InputError(format("{}: a corrupt PyTorch archive ({}); re-save it in Python with "
+                            "torch.save(model.state_dict(), path)",
+                            path, e.what_without_backtrace()));
+  }
+}
+
+bool isTorchScriptFile(const std::string& path) {
+  try {
+    auto reader = open(path);
+    return isScriptArchive(*reader);
+  } catch (const c10::Error& e) {
+    throw InputError(format("{}: a corrupt PyTorch archive ({}); re-save it", path,
+                            e.what_without_backtrace()));
+  }
 }
 
 namespace {

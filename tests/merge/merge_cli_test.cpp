@@ -192,32 +192,10 @@ TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("1 trials done"), std::string::npos) << r.output;
 
-  const std::string script = R"PY(
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
-ta, tb = a["search/trials"], b["search/trials"]
-assert list(ta) == list(tb) and len(ta) == 3, (list(ta), list(tb))
-for n in ta:
-    for k in ("label", "decision", "steps"):
-        assert ta[n].attrs[k] == tb[n].attrs[k], (n, k, ta[n].attrs[k], tb[n].attrs[k])
-    assert list(ta[n].attrs["met"]) == list(tb[n].attrs["met"]), n
-names = []
-a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
-worst = 0.0
-for n in names:
-    if n == "memory/timeline":
-        continue
-    x, y = np.asarray(a[n], dtype=np.float64), np.asarray(b[n], dtype=np.float64)
-    assert x.shape == y.shape, n
-    if x.size:
-        worst = max(worst, float(np.max(np.abs(x - y) / (1e-6 + np.abs(x)))))
-print("tensors", len(names), "worst", worst)
-assert worst <= 1e-5, worst
-assert b.attrs["status"] == "done"
-)PY";
-  writeText(dir.file("same.py"), script);
-  r = run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("same.py")) + " " +
-          shellQuote(dir.file("full/results.h5")) + " " + shellQuote(dir.file("part/results.h5")));
+  r = run(shellQuote(GEMEL_PYTHON) + " " +
+          shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
+          shellQuote(dir.file("full/results.h5")) + " " + shellQuote(dir.file("part/results.h5")) +
+          " 3");
   EXPECT_EQ(r.exit_code, 0) << r.output;
 
   // Another workload (a task renamed) cannot resume these results; they stay as they were.

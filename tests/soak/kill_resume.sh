@@ -68,30 +68,7 @@ EOF
 }
 
 # Same trials, decisions and weights (largest relative difference 0 up to float noise).
-same_results() {
-  "$python" - "$1" "$2" <<'EOF'
-import sys, h5py, numpy as np
-a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
-assert b.attrs["status"] == "done", b.attrs["status"]
-ta, tb = a["search/trials"], b["search/trials"]
-assert list(ta) == list(tb), (list(ta), list(tb))
-for n in ta:
-    for k in ("label", "decision", "steps"):
-        assert ta[n].attrs[k] == tb[n].attrs[k], (n, k)
-names = []
-a.visit(lambda n: names.append(n) if isinstance(a[n], h5py.Dataset) else None)
-worst = 0.0
-for n in names:
-    if n == "memory/timeline":
-        continue
-    x, y = np.asarray(a[n], dtype=np.float64), np.asarray(b[n], dtype=np.float64)
-    assert x.shape == y.shape, n
-    if x.size:
-        worst = max(worst, float(np.max(np.abs(x - y) / (1e-6 + np.abs(x)))))
-assert worst <= 1e-5, worst
-print(f"{len(list(ta))} trials, {len(names)} tensors, largest relative difference {worst:.1e}")
-EOF
-}
+same_results() { "$python" "$root/tests/support/same_results.py" "$1" "$2"; }
 
 kills=0 resumes=0 lost=0 unreadable=0 mismatched=0
 for mode in single mpi; do

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "cli_support.h"
@@ -16,7 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::gemel;
-using testing::jsonNumber;
 using testing::run;
 using testing::shellQuote;
 using testing::TempDir;
@@ -107,28 +107,54 @@ print("saved", f.attrs["saved_bytes"], "measured", f.attrs["unmerged_set_bytes"]
 }
 
 // Where the unmerged set does not fit, the merged one processes more frames; where everything
-// fits, both process the same frames.
-TEST_F(EdgeCli, SimulateMergedProcessesMoreFramesWhereUnmergedDoesNotFit) {
-  const auto r = gemel(format("simulate --results {} --profile {} --frames 600 --json --out {}",
-                              shellQuote(results()), shellQuote(profile()),
-                              shellQuote(own_.file("S.h5"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto json = r.output.substr(r.output.find('{'));
-  // The runs come mode by mode, budget by budget (auto: 12 budgets, the last above everything).
-  std::vector<double> merged, unmerged;
-  std::regex run_re("\"mode\":\"(merged|unmerged)\",\"memory_bytes\":[0-9]+,\"processed\":([0-9]+)");
+// fits, both process the same frames. (Which frames a CPU keeps up with depends on the
+// latencies profile measured, so on how busy the machine was: the checks compare the modes.)
+struct SimRun {
+  double processed = 0, loads = 0;
+};
+std::map<std::string, std::vector<SimRun>> simulateRuns(const std::string& json) {
+  std::map<std::string, std::vector<SimRun>> out;  // mode -> per budget, in budget order
+  std::regex run_re("\"mode\":\"([a-z-]+)\",\"memory_bytes\":[0-9]+,\"processed\":([0-9]+),"
+                    "\"skipped\":[0-9]+,\"within_sla\":[0-9]+,\"loads\":([0-9]+)");
   for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it)
-    ((*it)[1] == "merged" ? merged : unmerged).push_back(std::stod((*it)[2]));
+    out[(*it)[1]].push_back({std::stod((*it)[2]), std::stod((*it)[3])});
+  return out;
+}
+
+TEST_F(EdgeCli, SimulateMergedProcessesMoreFramesWhereUnmergedDoesNotFit) {
+  auto r = gemel(format("simulate --results {} --profile {} --frames 600 --json --out {}",
+                        shellQuote(results()), shellQuote(profile()), shellQuote(own_.file("S.h5"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto json = r.output.substr(r.output.find('{'));
+  auto runs = simulateRuns(json);
+  const auto& merged = runs["merged"];
+  const auto& unmerged = runs["unmerged"];
   ASSERT_EQ(merged.size(), unmerged.size()) << json;
   ASSERT_GE(merged.size(), 4u) << json;
-  int more = 0;
+  // Budgets where the merged set is resident without a swap and the unmerged one is not:
+  // merged processes at least as many frames there, and more at one of them at least.
+  int both = 0, more = 0;
   for (std::size_t i = 0; i < merged.size(); ++i) {
-    EXPECT_GE(merged[i], unmerged[i]) << "budget " << i << "\n" << json;
-    if (merged[i] > unmerged[i]) ++more;
+    if (merged[i].loads != 0 || unmerged[i].loads == 0) continue;
+    ++both;
+    EXPECT_GE(merged[i].processed, unmerged[i].processed) << "budget " << i << "\n" << json;
+    if (merged[i].processed > unmerged[i].processed) ++more;
   }
-  EXPECT_GE(more, 1) << json;
-  EXPECT_EQ(merged.back(), unmerged.back()) << json << "\n" << profile_output_;
-  EXPECT_EQ(merged.back(), jsonNumber(json, "{", "frames_offered")) << json;
+  EXPECT_GE(both, 1) << "no budget holds the merged set but not the unmerged one\n" << json;
+  EXPECT_GE(more, 1) << json << "\n" << profile_output_;
+
+  // A budget far above everything: nothing swaps, and both process the same frames.
+  r = gemel(format("simulate --results {} --profile {} --frames 600 --json --memory 4GiB",
+                   shellQuote(results()), shellQuote(profile())));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  json = r.output.substr(r.output.find('{'));
+  runs = simulateRuns(json);
+  ASSERT_EQ(runs["merged"].size(), 1u) << json;
+  ASSERT_EQ(runs["unmerged"].size(), 1u) << json;
+  EXPECT_EQ(runs["merged"][0].loads, 0) << json;
+  EXPECT_EQ(runs["unmerged"][0].loads, 0) << json;
+  EXPECT_EQ(runs["merged"][0].processed, runs["unmerged"][0].processed) << json;
+  EXPECT_GT(runs["merged"][0].processed, 0) << json;
 
   const auto py = python(own_, R"PY(
 import sys, h5py

@@ -31,15 +31,19 @@ for h in "${harnesses[@]}"; do
     # Fork mode goes on after a crash, so that one libhdf5 defect does not end the run; every
     # crash input is kept and classified below.
     "$fuzzer" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
-      -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -max_len=65536 \
+      -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -max_len=262144 \
       -print_final_stats=1 -artifact_prefix="$findings/" \
       "$work" "$root/tests/fuzz/corpus/$h" >"$log" 2>&1 || rc=$?
   fi
-  # libFuzzer's last status line: "#N DONE cov: C ft: F corp: ... exec/s: E ..."
-  last=$(grep -E '^#[0-9]+[[:space:]]+(DONE|INITED|pulse|NEW|REDUCE)' "$log" | tail -1 || true)
+  # libFuzzer's last status line: "#N DONE cov: C ft: F ... exec/s: E" (fork mode: "#N: cov: C
+  # ft: F corp: K exec/s E ... time: Ts"; its rate is then executions over time).
+  last=$(grep -E '^#[0-9]+:?[[:space:]]+(DONE|INITED|pulse|NEW|REDUCE|cov:)' "$log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  if [ -z "$rate" ] && [[ "$last" =~ ^#([0-9]+):.*time:\ ([0-9]+)s ]]; then
+    rate=$(( BASH_REMATCH[1] / (BASH_REMATCH[2] > 0 ? BASH_REMATCH[2] : 1) ))
+  fi
   [ -n "$rate" ] || rate=$(sed -n 's/.* exec\/s: \([0-9]*\).*/\1/p' <<<"$last")
   # Each crash input, replayed: a report whose first frames are all inside libhdf5 is a
   # defect of the HDF5 library on a corrupt file (counted, not ours to fix); any other is ours.
@@ -47,7 +51,7 @@ for h in "${harnesses[@]}"; do
   for crash in "$findings"/crash-* "$findings"/leak-* "$findings"/timeout-* "$findings"/oom-*; do
     [ -e "$crash" ] || continue
     report=$(timeout 120 "$fuzzer" -runs=1 -timeout=30 "$crash" 2>&1 || true)
-    top=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -E 'libhdf5|gemel::|/src/|/tests/fuzz/' | head -1)
+    top=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -E 'libhdf5|in gemel::|/src/[a-z_/]+\.cpp|/tests/fuzz/[a-z_]+\.(cpp|h)' | head -1)
     if grep -q 'libhdf5' <<<"$top"; then hdf5=$(( hdf5 + 1 )); else ours=$(( ours + 1 )); fi
   done
   if [ "$seconds" -eq 0 ] && [ "$rc" -ne 0 ]; then ours=$(( ours + 1 )); fi

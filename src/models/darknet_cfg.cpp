@@ -122,19 +122,26 @@ int64_t DarknetNet::parameterCount() const {
   return n;
 }
 
+namespace {
+
+// The [net] section: the input's size.
+void readNetSection(const Section& first, const std::string& source, DarknetNet& net) {
+  const Options o(first, source);
+  net.width = o.integer("width", 416);
+  net.height = o.integer("height", 416);
+  net.channels = o.integer("channels", 3);
+  GEMEL_THROW_IF_NOT(net.width > 0 && net.height > 0 && net.channels > 0, ConfigError,
+                     "{}: [net] width, height and channels must be positive", o.where("width"));
+}
+
+}  // namespace
+
 DarknetNet parseDarknetCfgText(const std::string& text, const std::string& source,
                                int num_classes) {
   const auto all = sections(text, source);
   DarknetNet net;
   net.source = source;
-  {
-    const Options o(all[0], source);
-    net.width = o.integer("width", 416);
-    net.height = o.integer("height", 416);
-    net.channels = o.integer("channels", 3);
-    GEMEL_THROW_IF_NOT(net.width > 0 && net.height > 0 && net.channels > 0, ConfigError,
-                       "{}: [net] width, height and channels must be positive", o.where("width"));
-  }
+  readNetSection(all[0], source, net);
   for (std::size_t k = 1; k < all.size(); ++k) {
     const auto& s = all[k];
     const Options o(s, source);

@@ -11,6 +11,10 @@ gemel_build
 cd "$GEMEL_BUILD_DIR"
 tests_start=$(date +%s)
 rc=0
+# One test per core, one intra-op thread per test: LibTorch's default (a thread per core) in
+# every test at once oversubscribes the machine, and OpenMP's spinning threads then make the
+# heavy tests 10-50x slower. (Tests that care about threads set their own.)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 ctest -j"$(nproc)" --output-on-failure --timeout 900 "$@" || rc=$?
 
 # Each skipped test with the reason it gave (GTEST_SKIP's message), from ctest's log.

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "../../src/dist/mpi_check.h"  // dist-internal: the MPI error boundary
@@ -28,18 +29,24 @@ using testing::writeText;
 
 std::string mpirun(int np) { return testing::mpirunPrefix(np); }
 
-// Three resnet18 tasks (16x16 images, a few hundred each), trained for one epoch.
+// Three resnet18 tasks (16x16 images, a few hundred each), trained for three epochs (made once
+// per build); each test writes its merges into a directory of its own.
 class DistWorkload : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    testing::writeTrainedTrio(*dir_, GEMEL_BINARY);
+    trained_ = new std::string(testing::sharedTrainedTrio(GEMEL_BINARY));
   }
-  static void TearDownTestSuite() { delete dir_; }
-  static std::string trained() { return dir_->file("trained/trio.trained.yaml"); }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete trained_;
+  }
+  static std::string trained() { return *trained_; }
   static TempDir* dir_;
+  static std::string* trained_;
 };
 TempDir* DistWorkload::dir_ = nullptr;
+std::string* DistWorkload::trained_ = nullptr;
 
 double relativeDifference(const torch::Tensor& a, const torch::Tensor& b) {
   if (!torch::isFloatingType(a.scalar_type())) return torch::equal(a, b) ? 0.0 : 1.0;
@@ -57,7 +64,7 @@ TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
     // which is not what this test is about (see the tolerance below).
     const auto r =
         run(mpirun(np) + "-x OMP_NUM_THREADS=1 " + shellQuote(GEMEL_BINARY) + " merge --config " +
-            shellQuote(trained()) + " --out " + shellQuote(out) + " --fixed-steps 4");
+            shellQuote(trained()) + " --out " + shellQuote(out) + " --fixed-steps 2");
     ASSERT_EQ(r.exit_code, 0) << "np " << np << "\n" << r.output;
     if (np > 1) {
       EXPECT_NE(r.output.find(format("placement on {} ranks", np)), std::string::npos) << r.output;
@@ -67,7 +74,7 @@ TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
   const auto& base = results[0];
   ASSERT_FALSE(base.trials.empty());
   for (const auto& t : base.trials) {
-    EXPECT_EQ(t.steps, 4) << t.label;  // the weights compared below were trained
+    EXPECT_EQ(t.steps, 2) << t.label;  // the weights compared below were trained
     EXPECT_EQ(t.decision, "accepted") << t.label;
   }
   for (std::size_t k = 1; k < results.size(); ++k) {
@@ -95,11 +102,15 @@ TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
       }
     }
     // A shared gradient is summed in another order on N ranks (autograd within a rank, then
-    // the all-reduce) than on one, and LibTorch 2.x's CPU convolutions round differently with
-    // the order; these 1-epoch networks amplify last-bit differences over 8 steps. Measured
-    // here: 1e-4 absolute at worst, on BatchNorm biases of ~5e-3 (2e-2 of them). A missing all-reduce gives differences of order 1
-    // (measured: 0.93 on a shared weight), so the bound still catches broken synchronisation.
-    EXPECT_LE(worst, 2e-2) << "np " << np << ": largest relative difference at " << where;
+    // the all-reduce) than on one: last-bit differences. Two steps per trial (the second one
+    // with momentum), over two trials (the second starts from the first's tied tensors),
+    // measured on this workload: 5e-7 (np 2 and 3), 1.4e-5 for one rank at 2 threads instead of
+    // 1; with the gradient all-reduce left out, 0.05. (Longer runs are no test of equivalence:
+    // at 3 steps a ReLU or max-pool tie that flips one way on one run and the other way on
+    // another already gives 0.04 between one rank at 1 and 2 threads.)
+    std::printf("np %d against 1: largest relative difference %.3g at %s\n", np, worst,
+                where.c_str());
+    EXPECT_LE(worst, 1e-3) << "np " << np << ": largest relative difference at " << where;
   }
 }
 

@@ -139,8 +139,9 @@ for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b"
 
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // (A figure, not a bound: speed is for the benchmarks; CI machines are shared.)
   RecordProperty("seconds", std::to_string(seconds));
-  EXPECT_LT(seconds, 120) << "the tiny end-to-end merge should take well under a minute";
+  std::printf("train, merge, eval and export took %.1f s\n", seconds);
 }
 
 TEST(MergeCli, ADivergedTrialFailsAndKeepsTheAcceptedWeights) {

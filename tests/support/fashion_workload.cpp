@@ -24,21 +24,30 @@ std::string writeFashionWorkload(const std::string& dir, const std::string& file
   return dir + "/" + file;
 }
 
-std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary) {
+std::string writeTrainedTrio(const std::string& dir, const std::string& gemel_binary) {
   FashionWorkload w;
   w.header =
       "name: trio\n"
       "defaults: {batch_size: 32, accuracy_target: 0.1}  # trials pass: their weights are kept\n"
-      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 2}\n";
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.01, max_trials: 2}\n";
   w.tasks = {{"shoes_a_resnet18", {5, 7, 9}},
              {"bags_b_resnet18", {8, 1, 3}},
              {"tops_c_resnet18", {0, 2, 6}}};
   writeFashionWorkload(dir, "trio.yaml", w);
   const auto r =
-      run(shellQuote(gemel_binary) + " train --epochs 1 --config " +
-          shellQuote(dir.file("trio.yaml")) + " --out " + shellQuote(dir.file("trained")));
+      run(shellQuote(gemel_binary) + " train --epochs 3 --config " +
+          shellQuote(dir + "/trio.yaml") + " --out " + shellQuote(dir + "/trained"));
   if (r.exit_code != 0) throw std::runtime_error("gemel train failed:\n" + r.output);
-  return dir.file("trained/trio.trained.yaml");
+  return dir + "/trained/trio.trained.yaml";
+}
+
+std::string sharedTrainedTrio(const std::string& gemel_binary) {
+  const auto dir = sharedTestDir("trio", gemel_binary, [&](const std::string& d) {
+    writeTrainedTrio(d, gemel_binary);
+    return true;
+  });
+  if (dir.empty()) throw std::runtime_error("the shared trained trio could not be made");
+  return dir + "/trained/trio.trained.yaml";
 }
 
 std::string mpirunPrefix(int np) {

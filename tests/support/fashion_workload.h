@@ -31,9 +31,18 @@ inline std::string writeFashionWorkload(const TempDir& dir, const std::string& f
 }
 
 // Three resnet18 camera tasks at 16x16 with a low target (every trial passes, so its weights
-// are kept), trained for one epoch by `gemel train` into dir/trained: what the distributed
-// tests merge. Returns the trained workload's path (dir/trained/trio.trained.yaml).
-std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary);
+// are kept), trained for three epochs at lr 0.01 by `gemel train` into dir/trained: what the
+// distributed tests merge. (At lr 0.05, or after one epoch, a task can end at its random
+// initialisation, kept as its best validated weights; retraining from there is chaotic: a
+// last-bit difference grows to order-1 differences within a few steps.) Returns the trained
+// workload's path (dir/trained/trio.trained.yaml).
+std::string writeTrainedTrio(const std::string& dir, const std::string& gemel_binary);
+inline std::string writeTrainedTrio(const TempDir& dir, const std::string& gemel_binary) {
+  return writeTrainedTrio(dir.path(), gemel_binary);
+}
+// The same, made once per build in its shared test directory (read-only to its users: they
+// write their outputs elsewhere).
+std::string sharedTrainedTrio(const std::string& gemel_binary);
 
 // "timeout 300 mpirun -np N ..." with the options the tests need on one machine, as root.
 std::string mpirunPrefix(int np);

@@ -143,6 +143,13 @@ int runTrainCmd(const Args& args) {
   auto w = loadForTraining(vm);
   const std::string out =
       vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
+  {
+    // Before training: --out, or the directory it will be made in, must be writable.
+    auto existing = fs::absolute(out);
+    while (!fs::exists(existing) && existing.has_parent_path() && existing != existing.parent_path())
+      existing = existing.parent_path();
+    requireWritableDirectory(existing.string(), "give --out a writable directory");
+  }
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
@@ -167,7 +174,8 @@ int runTrainCmd(const Args& args) {
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
     const double acc = result.scores[0];
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
-    fs::create_directories(out);  // only once there is something to put in it
+    // Made only once there is something to put in it.
+    requireWritableDirectory(out, "give --out a writable directory");
     rt.model().saveWeightsFile(weights);
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
@@ -297,7 +305,7 @@ int runExportCmd(const Args& args) {
   const auto out = vm["out"].as<std::string>();
   std::vector<std::pair<std::string, std::string>> jobs;  // task, file
   if (all) {
-    fs::create_directories(out);
+    requireWritableDirectory(out, "give --out a writable directory");
     for (const auto& t : r.tasks)
       jobs.emplace_back(t.name, (fs::path(out) / (t.name + ".pt")).string());
   } else {

@@ -1,10 +1,12 @@
 #include "gemel/core/files.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -24,25 +26,64 @@ std::string tempPathFor(const std::string& path) {
   return (p.parent_path() / name).string();
 }
 
+std::string writeFailure(const std::string& path, int err) {
+  // The nearest directory that exists: the one whose file system refused.
+  auto dir = fs::path(path).parent_path();
+  std::error_code ec;
+  while (!dir.empty() && !fs::exists(dir, ec) && dir != dir.parent_path()) dir = dir.parent_path();
+  if (dir.empty()) dir = ".";
+  std::string why = err != 0 ? std::strerror(err) : "unknown cause";
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) == 0) {
+    const auto free_bytes = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    if ((st.f_flag & ST_RDONLY) != 0 || err == EROFS) {
+      why += format(": the file system holding {} is read-only", dir.string());
+    } else if (err == ENOSPC || err == EDQUOT || free_bytes < (uint64_t(1) << 20)) {
+      why += format(": the file system holding {} is full ({} bytes free)", dir.string(),
+                    free_bytes);
+    }
+  }
+  return why;
+}
+
+void requireWritableDirectory(const std::string& dir, const std::string& remedy) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  GEMEL_THROW_IF_NOT(!ec, OutputError, "{}: cannot create the directory ({}); {}", dir,
+                     writeFailure((fs::path(dir) / "x").string(), ec.value()), remedy);
+  GEMEL_THROW_IF_NOT(fs::is_directory(dir), OutputError, "{}: not a directory; {}", dir, remedy);
+  const auto probe = tempPathFor((fs::path(dir) / "write-probe").string());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  int err = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    const char byte = 0;
+    if (::write(fd, &byte, 1) != 1) err = errno;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    std::remove(probe.c_str());
+  }
+  GEMEL_THROW_IF_NOT(err == 0, OutputError, "{}: cannot write there ({}); {}", dir,
+                     writeFailure(probe, err), remedy);
+}
+
 void commitTempFile(const std::string& temp, const std::string& path) {
   if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
+    const std::string why = writeFailure(path, errno);
     std::remove(temp.c_str());
-    throw InputError(
+    throw OutputError(
         format("{}: cannot be written ({}); check that its directory is writable", path, why));
   }
 }
 
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
   const auto parent = fs::path(path_).parent_path();
-  GEMEL_THROW_IF_NOT(parent.empty() || fs::is_directory(parent), InputError,
+  GEMEL_THROW_IF_NOT(parent.empty() || fs::is_directory(parent), OutputError,
                      "{}: cannot be written: directory '{}' does not exist; create it first", path_,
                      parent.string());
   temp_ = tempPathFor(path_);
   fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  GEMEL_THROW_IF_NOT(fd_ >= 0, InputError,
+  GEMEL_THROW_IF_NOT(fd_ >= 0, OutputError,
                      "{}: cannot be written ({}); check that its directory is writable", path_,
-                     std::strerror(errno));
+                     writeFailure(path_, errno));
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
@@ -57,8 +98,9 @@ void AtomicFileWriter::write(const void* data, std::size_t size) {
   while (done < size) {
     const auto n = ::write(fd_, bytes + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    GEMEL_THROW_IF_NOT(n > 0, InputError, "{}: write failed after {} bytes ({}); is the disk full?",
-                       path_, written_ + done, std::strerror(errno));
+    GEMEL_THROW_IF_NOT(n > 0, OutputError,
+                       "{}: write failed after {} bytes ({}); the file is left as it was", path_,
+                       written_ + done, writeFailure(path_, n < 0 ? errno : ENOSPC));
     done += static_cast<std::size_t>(n);
   }
   written_ += size;
@@ -67,11 +109,12 @@ void AtomicFileWriter::write(const void* data, std::size_t size) {
 void AtomicFileWriter::commit() {
   GEMEL_ASSERT(fd_ >= 0, "{}: committed twice", path_);
   const bool synced = ::fsync(fd_) == 0;
-  const std::string why = synced ? "" : std::strerror(errno);
+  const int sync_errno = synced ? 0 : errno;
   const bool closed = ::close(fd_) == 0;
   fd_ = -1;
-  GEMEL_THROW_IF_NOT(synced && closed, InputError, "{}: cannot be flushed to disk ({})", path_,
-                     synced ? std::strerror(errno) : why);
+  GEMEL_THROW_IF_NOT(synced && closed, OutputError,
+                     "{}: cannot be flushed to disk ({}); the file is left as it was", path_,
+                     writeFailure(path_, synced ? errno : sync_errno));
   commitTempFile(temp_, path_);
   temp_.clear();
 }

@@ -74,7 +74,7 @@ DatasetWriter::DatasetWriter(std::string path, DatasetInfo info) : impl_(std::ma
   impl_->path = std::move(path);
   impl_->temp = tempPathFor(impl_->path);
   impl_->info = std::move(info);
-  impl_->file = std::make_unique<h5::File>(h5::File::create(impl_->temp));
+  impl_->file = std::make_unique<h5::File>(h5::File::create(impl_->temp, impl_->path));
 }
 
 DatasetWriter::~DatasetWriter() {

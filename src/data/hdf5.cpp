@@ -1,10 +1,12 @@
 #include "gemel/data/hdf5.h"
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 
 #include "gemel/core/error.h"
+#include "gemel/core/files.h"
 
 namespace gemel::h5 {
 namespace {
@@ -21,6 +23,15 @@ struct Lock {
   std::lock_guard<std::recursive_mutex> guard{h5Mutex()};
 };
 
+// No clean-up at exit: a file whose flush failed (a full disk) stays open in the library, and
+// HDF5 1.10's exit handler then crashes closing it again (in H5F__close_cb). Every file gemel
+// writes is closed explicitly before it is committed, so the handler has nothing left to do.
+// H5dont_atexit() must come before any other HDF5 call: this initialiser runs before main.
+[[maybe_unused]] const bool kNoExitHandler = [] {
+  H5dont_atexit();
+  return true;
+}();
+
 }  // namespace
 
 Handle& Handle::operator=(Handle&& other) noexcept {
@@ -34,10 +45,14 @@ Handle& Handle::operator=(Handle&& other) noexcept {
   return *this;
 }
 
-void Handle::reset() {
+void Handle::reset() { close(); }
+
+herr_t Handle::close() {
   const Lock lock;
-  if (id_ >= 0 && closer_) closer_(id_);
+  herr_t status = 0;
+  if (id_ >= 0 && closer_) status = closer_(id_);
   id_ = -1;
+  return status;
 }
 
 void quietErrors() {
@@ -66,14 +81,24 @@ void File::fail(const std::string& object, const std::string& what) const {
                           remedy_.empty() ? "" : "; " + remedy_));
 }
 
-File File::create(const std::string& path) {
+void File::failWrite(const std::string& object, const std::string& what, int err) const {
+  const Lock lock;
+  throw OutputError(format("{}: {}{} ({}); a file it would replace is left as it was", path_,
+                           what, object.empty() ? "" : " (" + object + ")",
+                           writeFailure(path_, err)));
+}
+
+File File::create(const std::string& path, const std::string& shown_as) {
   const Lock lock;
   quietErrors();
+  errno = 0;
+  const auto& name = shown_as.empty() ? path : shown_as;
   const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  GEMEL_THROW_IF_NOT(
-      id >= 0, InputError,
-      "{}: cannot create the HDF5 file; check that its directory exists and is writable", path);
-  return File(path, Handle(id, H5Fclose));
+  GEMEL_THROW_IF_NOT(id >= 0, OutputError,
+                     "{}: cannot create the HDF5 file ({}); check that its directory exists and "
+                     "is writable",
+                     name, writeFailure(path, errno));
+  return File(name, Handle(id, H5Fclose));
 }
 
 File File::open(const std::string& path, bool writable, const std::string& remedy) {
@@ -91,7 +116,17 @@ File File::open(const std::string& path, bool writable, const std::string& remed
   return f;
 }
 
-void File::close() { handle_.reset(); }
+void File::close() {
+  const Lock lock;
+  if (!handle_.valid()) return;
+  // HDF5 keeps metadata in its cache until the file is flushed: a full disk often shows only
+  // here, and a file whose close failed is incomplete.
+  errno = 0;
+  unsigned intent = 0;
+  const bool writable = H5Fget_intent(id(), &intent) >= 0 && (intent & H5F_ACC_RDWR) != 0;
+  if (writable && H5Fflush(id(), H5F_SCOPE_LOCAL) < 0) failWrite("", "cannot be flushed", errno);
+  if (handle_.close() < 0 && writable) failWrite("", "cannot be closed", errno);
+}
 
 bool File::exists(const std::string& object) const {
   const Lock lock;
@@ -111,8 +146,9 @@ bool File::exists(const std::string& object) const {
 
 void File::createGroup(const std::string& name) {
   const Lock lock;
+  errno = 0;
   Handle g(H5Gcreate2(id(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  if (!g.valid()) fail(name, "cannot create group");
+  if (!g.valid()) failWrite(name, "cannot create group", errno);
 }
 
 Handle File::openObject(const std::string& object) const {
@@ -127,11 +163,12 @@ namespace {
 void writeAttr(const File& f, hid_t obj, const std::string& object, const std::string& name,
                hid_t type, hid_t space, const void* data) {
   const Lock lock;
+  errno = 0;
   if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
   Handle attr(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   const bool empty = H5Sget_simple_extent_type(space) == H5S_NULL;  // nothing to write
   if (!attr.valid() || (!empty && H5Awrite(attr.id(), type, data) < 0))
-    f.fail(object, "cannot write attribute '" + name + "'");
+    f.failWrite(object, "cannot write attribute '" + name + "'", errno);
 }
 
 // Variable-length UTF-8 strings: h5py reads them as str (fixed-length ones come back as bytes).
@@ -350,10 +387,11 @@ Dataset Dataset::create(File& file, const std::string& name, hid_t type,
                H5Sclose);
   Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (!chunk.empty()) H5Pset_chunk(props.id(), static_cast<int>(chunk.size()), chunk.data());
+  errno = 0;
   Handle ds(
       H5Dcreate2(file.id(), name.c_str(), type, space.id(), H5P_DEFAULT, props.id(), H5P_DEFAULT),
       H5Dclose);
-  if (!ds.valid()) file.fail(name, "cannot create dataset");
+  if (!ds.valid()) file.failWrite(name, "cannot create dataset", errno);
   return Dataset(&file, name, std::move(ds));
 }
 
@@ -386,7 +424,9 @@ void Dataset::extend(hsize_t first_dim) {
   const Lock lock;
   auto d = dims();
   d[0] = first_dim;
-  if (H5Dset_extent(handle_.id(), d.data()) < 0) file_->fail(name_, "cannot extend dataset");
+  errno = 0;
+  if (H5Dset_extent(handle_.id(), d.data()) < 0)
+    file_->failWrite(name_, "cannot extend dataset", errno);
 }
 
 std::vector<hsize_t> Dataset::checkRows(hsize_t start, hsize_t count) const {
@@ -443,15 +483,17 @@ void Dataset::writeRows(hsize_t start, hsize_t count, hid_t mem_type, const void
   if (count == 0) return;
   Handle memspace;
   auto space = selectRows(start, count, memspace);
+  errno = 0;
   if (H5Dwrite(handle_.id(), mem_type, memspace.id(), space.id(), H5P_DEFAULT, buffer) < 0) {
-    file_->fail(name_, "cannot write rows (disk full?)");
+    file_->failWrite(name_, "cannot write rows", errno);
   }
 }
 
 void Dataset::writeAll(hid_t mem_type, const void* buffer) {
   const Lock lock;
+  errno = 0;
   if (H5Dwrite(handle_.id(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0)
-    file_->fail(name_, "cannot write dataset (disk full?)");
+    file_->failWrite(name_, "cannot write dataset", errno);
 }
 
 void Dataset::readAll(hid_t mem_type, void* buffer) const {

@@ -80,7 +80,7 @@ void writeAtomically(const std::string& path, Fill fill) {
   const auto temp = tempPathFor(path);
   TempFileGuard guard(temp);
   {
-    auto f = h5::File::create(temp);
+    auto f = h5::File::create(temp, path);
     fill(f);
     f.close();
   }

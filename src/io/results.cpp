@@ -77,7 +77,7 @@ void writeResults(const std::string& path, const Results& r) {
   const auto temp = tempPathFor(path);
   TempFileGuard guard(temp);
   {
-    auto f = h5::File::create(temp);
+    auto f = h5::File::create(temp, path);
     f.setAttr("/", "format", std::string(kResultsFormat));
     f.setAttr("/", "version", kResultsVersion);
     f.setAttr("/", "workload", r.workload_yaml);

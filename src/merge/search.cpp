@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "gemel/core/files.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
@@ -35,7 +36,10 @@ void printSummary(const io::Results& r, const std::vector<double>& scores) {
 io::Results runMerge(const config::Workload& w, const std::string& workload_path,
                      const MergeOptions& o) {
   const auto& cluster = dist::Cluster::get();
-  if (cluster.rank() == 0) std::filesystem::create_directories(o.out_dir);
+  // Before hours of training: results.h5 must be writable there (a read-only or full file
+  // system fails now, with its cause).
+  if (cluster.rank() == 0)
+    requireWritableDirectory(o.out_dir, "give --out a writable directory with room for results.h5");
   // Placement: every rank computes the same one from the tasks' estimated costs.
   std::vector<dist::TaskCost> costs;
   for (const auto& t : w.tasks) {

@@ -55,15 +55,41 @@ TEST(AtomicFileWriter, AbandonedWriteKeepsTheOldFileAndLeavesNoTemporary) {
   EXPECT_EQ(entries(dir.path()), 1);
 }
 
-TEST(AtomicFileWriter, MissingDirectoryIsAnInputErrorNamingThePath) {
+TEST(AtomicFileWriter, MissingDirectoryIsAnOutputErrorNamingThePath) {
   TempDir dir;
   const auto path = dir.file("no/such/dir/out.bin");
   try {
     AtomicFileWriter w(path);
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
+    FAIL() << "expected an OutputError";
+  } catch (const OutputError& e) {
+    EXPECT_EQ(e.code(), ExitCode::kOutput);
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos) << e.what();
+  }
+}
+
+// Makes the directory and leaves nothing in it; under a regular file it is an OutputError
+// naming the directory and the remedy.
+TEST(RequireWritableDirectory, MakesItLeavesNothingAndNamesWhatFails) {
+  TempDir dir;
+  const auto out = dir.file("a/b/c");
+  requireWritableDirectory(out, "give --out a writable directory");
+  EXPECT_TRUE(std::filesystem::is_directory(out));
+  EXPECT_TRUE(std::filesystem::is_empty(out));
+  {
+    AtomicFileWriter w(dir.file("plain"));
+    w.write("x", 1);
+    w.commit();
+  }
+  try {
+    requireWritableDirectory(dir.file("plain/sub"), "give --out a writable directory");
+    FAIL() << "expected an OutputError";
+  } catch (const OutputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(dir.file("plain/sub") + ": cannot create the directory ("),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("give --out a writable directory"), std::string::npos) << what;
   }
 }
 

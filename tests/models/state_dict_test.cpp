@@ -127,7 +127,8 @@ torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), 'script.pt')
 TEST(StateDict, FailedWriteKeepsTheExistingFile) {
   TempDir dir;
   writeStateDict(dir.file("keep.pt"), {{"w", torch::ones({2})}});
-  EXPECT_THROW(writeStateDict(dir.file("missing_dir/x.pt"), {{"w", torch::ones({2})}}), InputError);
+  EXPECT_THROW(writeStateDict(dir.file("missing_dir/x.pt"), {{"w", torch::ones({2})}}),
+               OutputError);
   EXPECT_TRUE(torch::equal(readStateDict(dir.file("keep.pt"))[0].second, torch::ones({2})));
 }
 

@@ -21,6 +21,7 @@ enum class ExitCode : int {
   kInput = 4,        // an input file (weights, dataset, results) is missing or wrong
   kBelowTarget = 5,  // gemel eval: a task measured below its accuracy target
   kComm = 6,         // an MPI or NCCL call failed (a rank died, the network, the library)
+  kOutput = 7,       // an output cannot be written: a full disk, a read-only file system
 };
 
 class Error : public std::runtime_error {
@@ -47,6 +48,13 @@ class ConfigError : public Error {
 class InputError : public Error {
  public:
   explicit InputError(const std::string& message) : Error(message, ExitCode::kInput) {}
+};
+
+// An output cannot be written where the user asked: the file system is full or read-only, or
+// the directory is not writable. What was there before is left as it was.
+class OutputError : public Error {
+ public:
+  explicit OutputError(const std::string& message) : Error(message, ExitCode::kOutput) {}
 };
 
 // An MPI or NCCL call failed. The message names the call, the rank and the library's own

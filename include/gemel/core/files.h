@@ -10,12 +10,20 @@ namespace gemel {
 // A unique temporary name beside `path` (same directory, so rename() is atomic).
 std::string tempPathFor(const std::string& path);
 
-// Renames `temp` over `path` (atomic on POSIX); throws InputError on failure.
+// Renames `temp` over `path` (atomic on POSIX); throws OutputError on failure.
 void commitTempFile(const std::string& temp, const std::string& path);
+
+// Why writing beside `path` failed, for an error message: errno's text, and "the file system
+// holding DIR is full (N bytes free)" or "... is read-only" where that is the cause.
+std::string writeFailure(const std::string& path, int err);
+
+// Makes `dir` (and its parents) and proves that a file can be written in it, before any long
+// work whose result goes there; throws OutputError naming `dir`, the cause and `remedy`.
+void requireWritableDirectory(const std::string& dir, const std::string& remedy);
 
 // Writes a file through a temporary beside it: write() appends, commit() flushes it to disk and
 // renames it over `path`. Destroyed without commit(), it removes the temporary and leaves `path`
-// as it was. Every error is an InputError naming `path`.
+// as it was. Every error is an OutputError naming `path`.
 class AtomicFileWriter {
  public:
   explicit AtomicFileWriter(std::string path);
@@ -31,7 +39,7 @@ class AtomicFileWriter {
   std::size_t written_ = 0;
 };
 
-// Writes `bytes` to `path` through a temporary file; throws InputError naming `path`.
+// Writes `bytes` to `path` through a temporary file; throws OutputError naming `path`.
 void writeFileAtomic(const std::string& path, const char* data, std::size_t size);
 
 // Reads a whole file; throws InputError naming `path` and `what` (e.g. "weights file").

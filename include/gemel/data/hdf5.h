@@ -1,6 +1,7 @@
 #pragma once
 // The HDF5 C API, wrapped once (as HighFive does): RAII handles, and every failing call turned
-// into an InputError that names the file, the object and the call. Every call runs under one
+// into an InputError (reads) or OutputError (writes) that names the file, the object and the
+// call. Every call runs under one
 // process-wide lock, so threads may share the wrapper even on a serial (not thread-safe) HDF5
 // build. Only the data and io modules include this header.
 #include <hdf5.h>
@@ -25,6 +26,8 @@ class Handle {
   hid_t id() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset();
+  // Closes now and returns the H5*close result (reset() ignores it).
+  herr_t close();
 
  private:
   hid_t id_ = -1;
@@ -40,8 +43,9 @@ bool libraryThreadSafe();
 
 class File {
  public:
-  // Creates (truncating) a file for writing.
-  static File create(const std::string& path);
+  // Creates (truncating) a file for writing. Errors name `shown_as` when given: the target a
+  // temporary file will be renamed to.
+  static File create(const std::string& path, const std::string& shown_as = "");
   // Opens an existing file; throws InputError if it is missing or not HDF5. `remedy` ends
   // every error about the file (its opening and each missing or malformed object): what the
   // user should do, e.g. "rebuild it with gemel-data".
@@ -52,6 +56,8 @@ class File {
   hid_t id() const { return handle_.id(); }
   bool exists(const std::string& object) const;  // "/train/images"
   void createGroup(const std::string& name);
+  // Flushes and closes; a failure (a full disk) is an OutputError. Files that were written
+  // must be closed with it before they are committed.
   void close();
 
   // Attributes on an object ("/" for the root).
@@ -73,6 +79,9 @@ class File {
 
   // [[noreturn]] helper: "file: what (object); remedy" as an InputError.
   [[noreturn]] void fail(const std::string& object, const std::string& what) const;
+  // The same for a failed write, as an OutputError with its cause (errno `err`, a full or
+  // read-only file system).
+  [[noreturn]] void failWrite(const std::string& object, const std::string& what, int err) const;
 
  private:
   File(std::string path, Handle handle) : path_(std::move(path)), handle_(std::move(handle)) {}

@@ -174,8 +174,8 @@ int runTrainCmd(const Args& args) {
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
     const double acc = result.scores[0];
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
-    // Made only once there is something to put in it.
-    requireWritableDirectory(out, "give --out a writable directory");
+    // Made only once there is something to put in it (checked writable above).
+    if (i == 0) fs::create_directories(out);
     rt.model().saveWeightsFile(weights);
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;

@@ -7,6 +7,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
+#include "global_heap.h"
 
 namespace gemel::h5 {
 namespace {
@@ -273,12 +274,9 @@ std::string File::attrString(const std::string& object, const std::string& name)
   if (H5Tget_class(a.type.id()) != H5T_STRING)
     fail(object, "attribute '" + name + "' is not a string");
   if (H5Tis_variable_str(a.type.id()) > 0) {
-    char* value = nullptr;  // read with the stored type: HDF5 will not convert charsets
-    if (H5Aread(a.attr.id(), a.type.id(), &value) < 0)
-      fail(object, "cannot read attribute '" + name + "'");
-    std::string out = value ? value : "";
-    H5free_memory(value);
-    return out;
+    if (H5Sget_simple_extent_npoints(a.space.id()) != 1)
+      fail(object, "attribute '" + name + "' is not one string");
+    return readVariableStrings(*this, a.attr.id(), 1, object, name).front();
   }
   const auto size = H5Tget_size(a.type.id());
   std::vector<char> buf(size + 1, '\0');
@@ -316,16 +314,8 @@ std::vector<std::string> File::attrStrings(const std::string& object,
   const auto n = H5Sget_simple_extent_npoints(a.space.id());
   std::vector<std::string> out;
   if (n <= 0) return out;
-  if (H5Tis_variable_str(a.type.id()) > 0) {
-    std::vector<char*> ptrs(n, nullptr);
-    if (H5Aread(a.attr.id(), a.type.id(), ptrs.data()) < 0)
-      fail(object, "cannot read attribute '" + name + "'");
-    for (auto* p : ptrs) {
-      out.emplace_back(p ? p : "");
-      H5free_memory(p);
-    }
-    return out;
-  }
+  if (H5Tis_variable_str(a.type.id()) > 0)
+    return readVariableStrings(*this, a.attr.id(), static_cast<std::size_t>(n), object, name);
   const auto width = H5Tget_size(a.type.id());
   std::vector<char> buf(width * n + 1, '\0');
   if (H5Aread(a.attr.id(), a.type.id(), buf.data()) < 0)

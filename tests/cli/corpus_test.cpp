@@ -78,6 +78,16 @@ variant(prof, "p_notask.h5", lambda f: f["tasks"].__delitem__("bags_b_resnet18")
 variant(prof, "p_batches.h5", lambda f: f["tasks/bags_b_resnet18"].__delitem__("latency_p95"))
 variant(prof, "p_version.h5", lambda f: f.attrs.__setitem__("version", 7))
 
+# A global heap collection ("GCOL", version, 3 reserved bytes, its size) holds the strings of
+# the attributes; its first object (index, references, reserved, size) follows the header.
+def heap(src, name, field_at):
+    b = bytearray(open(src, "rb").read())
+    at = b.find(b"GCOL")
+    b[at + field_at : at + field_at + 8] = (1 << 62).to_bytes(8, "little")
+    open(name, "wb").write(b)
+heap(ds, "heapobject_CL.h5", 16 + 8)
+heap(res, "r_heap.h5", 8)
+
 open("empty.pt", "wb").close()
 with zipfile.ZipFile("nopkl.pt", "w") as z:
     z.writestr("archive/version", "3")
@@ -205,6 +215,9 @@ INSTANTIATE_TEST_SUITE_P(
              {"noval_CL.h5: no val images", "gemel-data"}},
         Case{"TruncatedDataset", ONE_TASK("dataset: cut_CL.h5"), "gemel train --config w.yaml --out out", 4,
              {"cut_CL.h5: cannot be opened as HDF5", "rebuild it with gemel-data"}},
+        Case{"DatasetHeapObjectOverrun", ONE_TASK("dataset: heapobject_CL.h5"), "gemel train --config w.yaml --out out", 4,
+             {"heapobject_CL.h5: attribute '", "is corrupt (global heap object 1 at", "holds 4611686018427387904 bytes",
+              "rebuild it with gemel-data"}},
         Case{"TextAsDataset", "", "gemel-data verify text_CL.h5", 4,
              {"text_CL.h5: not an HDF5 file", "rebuild it with gemel-data"}},
         Case{"NotAGemelDataset", "", "gemel-data verify wrongformat_CL.h5", 4,
@@ -245,6 +258,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"NoSuchResults", "", "gemel eval --results nothing.h5", 4, {"nothing.h5: no such file; check the path"}},
         Case{"TruncatedResults", "", "gemel eval --results r_cut.h5", 4,
              {"r_cut.h5: cannot be opened as HDF5", "run the merge again"}},
+        Case{"ResultsHeapCollectionTooLarge", "", "gemel eval --results r_heap.h5", 4,
+             {"r_heap.h5: attribute '", "is corrupt (the global heap collection at", "claims 4611686018427387904 bytes",
+              "run the merge again"}},
         Case{"DatasetAsResults", "", "gemel eval --results good_CL.h5", 4,
              {"good_CL.h5: not a gemel results file", "give the results.h5 that 'gemel merge' wrote"}},
         Case{"AlteredFormat", "", "gemel export --results r_format.h5 --all --out out", 4,

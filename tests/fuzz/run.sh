@@ -3,7 +3,8 @@
 # build-fuzz/) and fuzzes each for SECONDS, starting from its seed corpus (corpus/<name>/,
 # which is not modified: new inputs go to build-fuzz/corpus/<name>/). Prints each harness's
 # executions per second and the coverage it reached; exits non-zero when one found a crash,
-# whose input is left in build-fuzz/findings/<name>/ (add it to corpus/<name>/ once fixed).
+# whose input is left in build-fuzz/findings/<name>/ (emptied at the start of each run; add it
+# to corpus/<name>/ once fixed).
 # SECONDS=0 replays the seed corpora once, as CI does (ctest -L fuzz). Every crash, hang or
 # sanitizer report is a finding, also one inside libhdf5 (Debian 12's HDF5 1.10.8 does not check
 # its global heap: gemel reads string attributes without it, and the result says where a crash
@@ -22,6 +23,8 @@ failed=0
 printf '%-16s %10s %12s %8s %8s %s\n' harness seconds execs/s cov ft result
 for h in "${harnesses[@]}"; do
   work="$GEMEL_FUZZ_BUILD_DIR/corpus/$h" findings="$GEMEL_FUZZ_BUILD_DIR/findings/$h"
+  # findings/<name>/ holds this run's crash inputs only.
+  rm -rf "$findings"
   mkdir -p "$work" "$findings"
   log="$GEMEL_FUZZ_BUILD_DIR/fuzz_$h.log"
   rc=0

@@ -272,7 +272,8 @@ int runBench(const Args& args) {
       while (auto batch = loader.next()) {
         if (batch->images.size(0) != static_cast<int64_t>(batch->indices.size())) ++wrong;
         if (transform) {
-          auto x = prepareImages(batch->images, transforms, true, device);
+          auto draws = Draws::forStep(0, 0, images);
+          auto x = prepareImages(batch->images, transforms, &draws, device);
           if (x.size(1) != info.channels) ++wrong;
         }
         images += batch->images.size(0);

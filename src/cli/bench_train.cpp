@@ -21,6 +21,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/json.h"
 #include "gemel/data/sources.h"
+#include "gemel/data/transforms.h"
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/tying.h"
@@ -123,8 +124,10 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
     batches.push_back(syntheticBatch(t));
     images += t.batch_size;
   }
+  int64_t steps_taken = 0;
   auto input = [&](std::size_t i, data::Batch& b, bool train) {
-    auto x = objectives[i]->prepare(b, train, device);
+    auto draws = data::Draws::forStep(0, static_cast<int>(i), steps_taken);
+    auto x = objectives[i]->prepare(b, train ? &draws : nullptr, device);
     return mode.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   };
   auto step = [&]() {
@@ -146,6 +149,7 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
     }
     total.backward();
     sgd.step();
+    ++steps_taken;
     return total;
   };
   for (int i = 0; i < 2; ++i) step().item<double>();

@@ -11,6 +11,30 @@
 
 namespace gemel::data {
 
+Draws Draws::forStep(uint64_t seed, int task, int64_t step) {
+  Draws d(seed * 0x9E3779B97F4A7C15ULL);
+  d.key_ = d.next() ^ (static_cast<uint64_t>(task) * 0xD1B54A32D192ED03ULL);
+  d.key_ = d.next() ^ static_cast<uint64_t>(step);
+  d.counter_ = 0;
+  return d;
+}
+
+uint64_t Draws::next() {
+  // SplitMix64 of key + counter * golden gamma: each output is a function of (key, counter).
+  uint64_t z = key_ + (++counter_) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+double Draws::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+int64_t Draws::below(int64_t n) {
+  GEMEL_ASSERT(n > 0, "Draws::below needs a positive bound");
+  // 53 random bits scaled: the bias is below 2^-40 for the small n of crop offsets.
+  return std::min(n - 1, static_cast<int64_t>(uniform() * static_cast<double>(n)));
+}
+
 namespace {
 
 // Per-channel affine map from a uint8 pixel to the model input: v * scale + shift.
@@ -108,30 +132,25 @@ torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Trans
   return device.is_cpu() ? applyCpu(images, t, a) : applyTensorOps(images, t, a, device);
 }
 
-torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t, bool train,
-                            const torch::Device& device, Augmentation* applied) {
+torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t,
+                            Draws* draws, const torch::Device& device, Augmentation* applied) {
   const int64_t b = images.size(0);
   Augmentation aug;
-  if (train) {
-    // Drawn on the host from torch's default generator: crop offsets within the zero padding
-    // (black, as torchvision's RandomCrop pads the raw image), then a coin per image for the flip.
+  if (draws) {
+    // Drawn on the host: crop offsets within the zero padding (black, as torchvision's
+    // RandomCrop pads the raw image), then a coin per image for the flip.
     const int64_t p = t.crop_padding;
     aug.dx.assign(b, 0);
     aug.dy.assign(b, 0);
     if (p > 0) {
-      auto oy = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
-      auto ox = torch::randint(0, 2 * p + 1, {b}, torch::kLong);
-      auto oy_a = oy.accessor<int64_t, 1>(), ox_a = ox.accessor<int64_t, 1>();
       for (int64_t i = 0; i < b; ++i) {
-        aug.dy[i] = p - oy_a[i];
-        aug.dx[i] = p - ox_a[i];
+        aug.dy[i] = p - draws->below(2 * p + 1);
+        aug.dx[i] = p - draws->below(2 * p + 1);
       }
     }
     aug.flipped.assign(b, false);
     if (t.hflip) {
-      auto flip = torch::rand({b}) < 0.5;
-      auto f = flip.accessor<bool, 1>();
-      for (int64_t i = 0; i < b; ++i) aug.flipped[i] = f[i];
+      for (int64_t i = 0; i < b; ++i) aug.flipped[i] = draws->uniform() < 0.5;
     }
   }
   auto x = applyAugmentation(images, t, aug, device);
@@ -169,7 +188,7 @@ std::vector<Box> augmentBoxes(const std::vector<Box>& boxes, const Augmentation&
 namespace gemel::data {
 
 torch::Tensor prepareDetection(Batch& batch, const config::Transforms& t, int64_t size,
-                               bool train, const torch::Device& device) {
+                               Draws* draws, const torch::Device& device) {
   const auto& images = batch.images;
   GEMEL_THROW_IF_NOT(images.dim() == 4 && images.scalar_type() == torch::kUInt8, InputError,
                      "images must be uint8 [B, H, W, C], got {} of {} dimensions",
@@ -178,19 +197,18 @@ torch::Tensor prepareDetection(Batch& batch, const config::Transforms& t, int64_
   const double side = static_cast<double>(std::max(h, w)), s = double(size) / side;
   InputMap base{s, (side - double(w)) / 2 * s, s, (side - double(h)) / 2 * s};
   batch.maps.assign(static_cast<std::size_t>(b), base);
-  if (train) {
+  if (draws) {
     const double j = t.scale_jitter;
-    auto draws = torch::rand({b, 4}, torch::kDouble);
-    auto d = draws.accessor<double, 2>();
     for (int64_t i = 0; i < b; ++i) {
       auto& m = batch.maps[i];
-      const double scale = 1 - j + 2 * j * d[i][0], half = double(size) / 2;
-      const double tx = (d[i][1] - 0.5) * j * double(size), ty = (d[i][2] - 0.5) * j * double(size);
+      const double d[4] = {draws->uniform(), draws->uniform(), draws->uniform(), draws->uniform()};
+      const double scale = 1 - j + 2 * j * d[0], half = double(size) / 2;
+      const double tx = (d[1] - 0.5) * j * double(size), ty = (d[2] - 0.5) * j * double(size);
       m.sx *= scale;
       m.sy *= scale;
       m.ox = (m.ox - half) * scale + half + tx;
       m.oy = (m.oy - half) * scale + half + ty;
-      if (t.hflip && d[i][3] < 0.5) {
+      if (t.hflip && d[3] < 0.5) {
         m.sx = -m.sx;
         m.ox = double(size) - m.ox;
       }

@@ -225,4 +225,11 @@ std::vector<LayerInfo> ZooModel::layers() const {
 
 std::string ZooModel::headPrefix() const { return models::headPrefix(arch()); }
 
+bool ZooModel::hasDropout() const {
+  for (const auto& m : net_->modules(/*include_self=*/false)) {
+    if (m->name().find("Dropout") != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace gemel::models

@@ -22,6 +22,7 @@ class ZooModel final : public Model {
   void setParameter(const std::string& name, const torch::Tensor& tensor) override;
   std::vector<LayerInfo> layers() const override;
   std::string headPrefix() const override;
+  bool hasDropout() const override;
 
  private:
   std::shared_ptr<NetImpl> net_;
@@ -42,6 +43,7 @@ class ScriptModel final : public Model {
   void setParameter(const std::string& name, const torch::Tensor& tensor) override;
   std::vector<LayerInfo> layers() const override;
   std::string headPrefix() const override;
+  bool hasDropout() const override;
 
  private:
   std::string path_;

@@ -123,6 +123,11 @@ std::vector<LayerInfo> ScriptModel::layers() const {
   return out;
 }
 
+bool ScriptModel::hasDropout() const {
+  // Dropout in a TorchScript module is a call inside forward, not always a submodule: assume it.
+  return true;
+}
+
 std::string ScriptModel::headPrefix() const {
   // The last Linear layer is the classifier head.
   std::string head;

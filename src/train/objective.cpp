@@ -15,8 +15,9 @@ class Classification final : public Objective {
  public:
   explicit Classification(config::Transforms transforms) : transforms_(std::move(transforms)) {}
   std::string metric() const override { return "top1"; }
-  torch::Tensor prepare(data::Batch& batch, bool train, const torch::Device& device) const override {
-    return data::prepareImages(batch.images, transforms_, train, device);
+  torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
+                        const torch::Device& device) const override {
+    return data::prepareImages(batch.images, transforms_, draws, device);
   }
   torch::Tensor loss(const models::ModelOutput& out, const data::Batch& batch) const override {
     return torch::nn::functional::cross_entropy(out.logits, batch.labels.to(out.logits.device()));
@@ -47,8 +48,9 @@ class Detection final : public Objective {
         map50_(task.metric != "map"),
         heads_(yoloHeads(models::darknetForArch(task.arch, task.num_classes))) {}
   std::string metric() const override { return map50_ ? "map50" : "map"; }
-  torch::Tensor prepare(data::Batch& batch, bool train, const torch::Device& device) const override {
-    return data::prepareDetection(batch, transforms_, size_, train, device);
+  torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
+                        const torch::Device& device) const override {
+    return data::prepareDetection(batch, transforms_, size_, draws, device);
   }
   torch::Tensor loss(const models::ModelOutput& out, const data::Batch& batch) const override {
     return yoloLoss(out.logits, heads_, size_, batch.targets).total.squeeze();

@@ -34,6 +34,7 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   torch::manual_seed(seed * 1000003u + static_cast<uint64_t>(index));
   model_ = models::buildTaskModel(task);
   model_->to(device);
+  has_dropout_ = model_->hasDropout();
   precision_ = resolvePrecision(task.precision, device);
   channels_last_ = resolveChannelsLast(task.channels_last, precision_);
   log::debug("train", "task '{}': forward in {}{} on {}", task.name, toString(precision_),
@@ -88,10 +89,17 @@ int64_t TaskRuntime::batchesPerEpoch() const {
 
 torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
   model_->train(true);
-  torch::manual_seed(seed_ * 1000003u + static_cast<uint64_t>(index_) * 7919u +
-                     static_cast<uint64_t>(step_++) * 104729u);
+  const int64_t step = step_++;
+  auto draws = data::Draws::forStep(seed_, index_, step);
+  // Dropout draws from the device's default generator: seeded from the same key, and only in
+  // models that have dropout (none of the ResNets or YOLOs).
+  if (has_dropout_) {
+    auto gen = at::globalContext().defaultGenerator(device_);
+    const std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(data::Draws::forStep(seed_, index_, step).next());
+  }
   data::Batch prepared = batch;
-  const auto x = objective_->prepare(prepared, true, device_);
+  const auto x = objective_->prepare(prepared, &draws, device_);
   return objective_->loss(run(x), prepared);
 }
 
@@ -124,7 +132,7 @@ MetricState TaskRuntime::validate() {
   torch::NoGradGuard no_grad;
   auto state = objective_->emptyState();
   while (auto batch = loader.next()) {
-    const auto x = objective_->prepare(*batch, false, device_);
+    const auto x = objective_->prepare(*batch, nullptr, device_);
     objective_->accumulate(run(x), *batch, state);
   }
   return state;

@@ -139,13 +139,13 @@ TEST(Transforms, NormaliseAugmentAndMoveBoxes) {
   config::Transforms t;
   t.mean = {0.5, 0.5, 0.5};
   t.std = {0.5, 0.5, 0.5};
-  const auto x = prepareImages(images, t, false, torch::kCPU);
+  const auto x = prepareImages(images, t, nullptr, torch::kCPU);
   EXPECT_EQ(x.sizes(), (std::vector<int64_t>{2, 3, 4, 6}));
   EXPECT_TRUE(torch::allclose(x, torch::ones_like(x)));
   t.crop_padding = 2;
   Augmentation a;
-  torch::manual_seed(0);
-  const auto y = prepareImages(images, t, true, torch::kCPU, &a);
+  auto draws = Draws::forStep(0, 0, 0);
+  const auto y = prepareImages(images, t, &draws, torch::kCPU, &a);
   ASSERT_EQ(a.dx.size(), 2u);
   // pixels moved in from the zero padding are black: (0 - 0.5) / 0.5 = -1
   const auto black = (y == -1).sum().item<int64_t>();

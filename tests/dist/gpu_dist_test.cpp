@@ -33,12 +33,13 @@ const TempDir& workload() {
   return *dir;
 }
 
-// Runs `prefix gemel merge` into out/<name> with 4 fixed steps per trial; returns its output.
+// Runs `prefix gemel merge` into out/<name> with 4 fixed steps per trial, in fp32 on every
+// device (auto would be bf16 on the GPU and fp32 on the CPU); returns its output.
 std::string merge(const std::string& prefix, const std::string& name, const std::string& extra) {
   const auto& d = workload();
   const auto r = run(prefix + shellQuote(GEMEL_BINARY) + " merge --config " +
                      shellQuote(d.file("trained/trio.trained.yaml")) + " --out " +
-                     shellQuote(d.file(name)) + " --fixed-steps 4 " + extra);
+                     shellQuote(d.file(name)) + " --fixed-steps 4 --precision fp32 " + extra);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   return r.output;
 }

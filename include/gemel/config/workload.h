@@ -40,7 +40,7 @@ struct TaskConfig {
   std::string metric;
   // The workload's precision (auto | fp32 | bf16 | fp16) and channels_last (auto | on | off),
   // resolved for the device at training time (train/precision.h).
-  std::string precision = "fp32";
+  std::string precision = "auto";
   std::string channels_last = "auto";
 };
 
@@ -78,9 +78,9 @@ struct Workload {
   std::string datasets_dir;  // absolute
   Defaults defaults;
   SearchConfig search;
-  // fp32 by default for now: auto (bf16 where the device computes it natively) is opt-in
-  // until the search tests hold under bf16.
-  std::string precision = "fp32";  // every task's; see TaskConfig
+  // auto: bf16 where the device computes it natively (CUDA from compute capability 8, CPUs
+  // with AVX512-BF16 or AMX), else fp32.
+  std::string precision = "auto";  // every task's; see TaskConfig
   std::string channels_last = "auto";
   std::vector<TaskConfig> tasks;
   SourceLines lines;

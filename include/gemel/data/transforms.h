@@ -2,6 +2,7 @@
 // Turning loader batches (uint8 NHWC on the host) into model inputs on the device: transfer,
 // NCHW float in [0, 1], training augmentation (random crop after zero padding, horizontal flip),
 // then per-channel normalisation. All of it runs as batched tensor ops on the target device.
+#include <cstdint>
 #include <vector>
 
 #include <torch/types.h>
@@ -12,15 +13,32 @@
 
 namespace gemel::data {
 
+// The random draws of one batch's augmentation: a counter-based stream (SplitMix64 over a key
+// and a counter). A batch's draws depend on its key alone, (seed, task, step) while training,
+// so no generator is reseeded on the step path or shared between the tasks of a process, and a
+// resumed run draws what the uninterrupted one drew.
+class Draws {
+ public:
+  explicit Draws(uint64_t key) : key_(key) {}
+  static Draws forStep(uint64_t seed, int task, int64_t step);
+  uint64_t next();
+  double uniform();          // [0, 1)
+  int64_t below(int64_t n);  // [0, n), for n > 0
+
+ private:
+  uint64_t key_;
+  uint64_t counter_ = 0;
+};
+
 struct Augmentation {
   std::vector<int64_t> dx, dy;  // per image: crop offset minus padding (pixels the image moved)
   std::vector<bool> flipped;    // per image
 };
 
-// images: uint8 [B, H, W, C]. Returns float [B, C, H, W] on `device`. When `train` is true the
-// augmentation is drawn from torch's default generator and reported in `applied` (if given).
+// images: uint8 [B, H, W, C]. Returns float [B, C, H, W] on `device`. With `draws` (training)
+// the augmentation is drawn from them and reported in `applied` (if given); without, none.
 torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& transforms,
-                            bool train, const torch::Device& device,
+                            Draws* draws, const torch::Device& device,
                             Augmentation* applied = nullptr);
 
 // Applies a given augmentation (empty vectors: none) and the normalisation. On the CPU this is a
@@ -34,9 +52,9 @@ torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Trans
 // input (j = scale_jitter) and a horizontal flip (hflip); then normalised. One batched
 // resampling on `device` (none when the images are already size x size and nothing moves).
 // Fills batch.maps, and batch.targets from the moved boxes (clipped to the input; boxes under
-// 2 px on a side are dropped). Draws from torch's default generator.
+// 2 px on a side are dropped). Moves only with `draws` (training).
 torch::Tensor prepareDetection(Batch& batch, const config::Transforms& transforms, int64_t size,
-                               bool train, const torch::Device& device);
+                               Draws* draws, const torch::Device& device);
 
 // Moves boxes the way prepareImages moved their image (flip, then shift; clipped; boxes that
 // leave the image are dropped).

@@ -53,6 +53,8 @@ class Model {
   virtual std::vector<LayerInfo> layers() const = 0;
   // The parameter-name prefix of the classifier head ("fc."), empty when unknown.
   virtual std::string headPrefix() const = 0;
+  // Whether its training forward draws random numbers (dropout), from the device's generator.
+  virtual bool hasDropout() const = 0;
 
   // Copies `state` into this model. Every missing, unexpected or wrongly shaped key is an
   // InputError naming the key (head keys are skipped with options.skip_head).

@@ -16,6 +16,10 @@
 #include "gemel/data/loader.h"
 #include "gemel/models/model.h"
 
+namespace gemel::data {
+class Draws;
+}
+
 namespace gemel::train {
 
 // A metric's state over some validation images. `counts` are added up over ranks and replicas;
@@ -32,10 +36,11 @@ class Objective {
   // The metric's name, as results, eval and the trial table name the task's score ("top1",
   // "map50", "map").
   virtual std::string metric() const = 0;
-  // The model's input for a batch (float [B, 3, S, S] on `device`): augmented when `train`,
-  // drawing from torch's default generator. May add what the loss and the metric need to the
-  // batch (detection: the boxes' targets and each image's input map).
-  virtual torch::Tensor prepare(data::Batch& batch, bool train, const torch::Device& device) const = 0;
+  // The model's input for a batch (float [B, 3, S, S] on `device`): augmented with `draws`
+  // (training; none without). May add what the loss and the metric need to the batch
+  // (detection: the boxes' targets and each image's input map).
+  virtual torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
+                                const torch::Device& device) const = 0;
   // The training loss of a prepared batch (a scalar on the model's device).
   virtual torch::Tensor loss(const models::ModelOutput& output, const data::Batch& batch) const = 0;
   virtual int stateSize() const = 0;  // counts

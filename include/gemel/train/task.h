@@ -52,8 +52,8 @@ class TaskRuntime {
   Precision precision() const { return precision_; }
   bool channelsLast() const { return channels_last_; }
   // The objective's loss on an augmented training batch (model in train mode). The random
-  // draws (augmentation, dropout) come from torch's generator seeded by (seed, task, step), so
-  // they do not depend on which other tasks share this process.
+  // draws (augmentation; dropout, in models that have it) are keyed by (seed, task, step), so
+  // they do not depend on which other tasks share this process, nor on a resume.
   torch::Tensor trainLoss(const data::Batch& batch);
   // The objective's metric state over this rank's shard of the val split (model in eval mode,
   // no grad), to be gathered over ranks and replicas before Objective::score.
@@ -74,6 +74,7 @@ class TaskRuntime {
   uint64_t seed_ = 0;
   Precision precision_ = Precision::kFp32;
   bool channels_last_ = false;
+  bool has_dropout_ = false;
   models::ModelOutput run(const torch::Tensor& x);
   int64_t epoch_ = 0;
   int64_t step_ = 0;

@@ -1,5 +1,6 @@
 #include "gemel/data/hdf5.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -7,7 +8,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
-#include "global_heap.h"
+#include "hdf5_format.h"
 
 namespace gemel::h5 {
 namespace {
@@ -94,7 +95,11 @@ File File::create(const std::string& path, const std::string& shown_as) {
   quietErrors();
   errno = 0;
   const auto& name = shown_as.empty() ? path : shown_as;
-  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  // The 1.10 format: checksummed superblock, object headers, chunk indexes and heaps, which
+  // File::open requires of what it reads.
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_libver_bounds(fapl.id(), H5F_LIBVER_V110, H5F_LIBVER_LATEST);
+  const hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.id());
   GEMEL_THROW_IF_NOT(id >= 0, OutputError,
                      "{}: cannot create the HDF5 file ({}); check that its directory exists and "
                      "is writable",
@@ -107,6 +112,19 @@ File File::open(const std::string& path, bool writable, const std::string& remed
   quietErrors();
   GEMEL_THROW_IF_NOT(std::filesystem::exists(path), InputError, "{}: no such file; check the path",
                      path);
+  // The superblock and the root group's header are checked before libhdf5 reads them.
+  const auto sb = readSuperblock(path);
+  GEMEL_THROW_IF_NOT(sb.has_value(), InputError, "{}: not an HDF5 file (or a truncated one); {}",
+                     path, remedy);
+  GEMEL_THROW_IF_NOT(sb->version >= 2, InputError,
+                     "{}: written in HDF5's original file format (superblock version {}), whose "
+                     "metadata has no checksums, so gemel cannot tell a damaged file from a good "
+                     "one (gemel writes and reads the 1.10 format); {}",
+                     path, sb->version, remedy);
+  GEMEL_THROW_IF_NOT(sb->complete && objectHeaderAt(path, sb->base + sb->root) &&
+                         (!sb->extension || objectHeaderAt(path, sb->base + *sb->extension)),
+                     InputError, "{}: cannot be opened as HDF5 (corrupt or truncated?); {}", path,
+                     remedy);
   GEMEL_THROW_IF_NOT(H5Fis_hdf5(path.c_str()) > 0, InputError,
                      "{}: not an HDF5 file (or a truncated one); {}", path, remedy);
   const hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -114,6 +132,9 @@ File File::open(const std::string& path, bool writable, const std::string& remed
                      "{}: cannot be opened as HDF5 (corrupt or truncated?); {}", path, remedy);
   File f(path, Handle(id, H5Fclose));
   f.remedy_ = remedy;
+  f.verify_ = !writable;
+  f.base_ = sb->base;
+  f.verified_.push_back(sb->root);
   return f;
 }
 
@@ -139,6 +160,7 @@ bool File::exists(const std::string& object) const {
     const auto next = object.find('/', pos);
     prefix = object.substr(0, next);
     if (H5Lexists(id(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    verifyHeader(prefix);
     if (next == std::string::npos) break;
     pos = next + 1;
   }
@@ -152,8 +174,23 @@ void File::createGroup(const std::string& name) {
   if (!g.valid()) failWrite(name, "cannot create group", errno);
 }
 
+void File::verifyHeader(const std::string& object) const {
+  const Lock lock;
+  if (!verify_) return;
+  H5L_info_t link;
+  if (H5Lget_info(id(), object.c_str(), &link, H5P_DEFAULT) < 0) fail(object, "cannot read its link");
+  if (link.type != H5L_TYPE_HARD)
+    fail(object, "is a soft or external link, which gemel never writes; the file was altered");
+  const std::uint64_t address = link.u.address;
+  if (std::find(verified_.begin(), verified_.end(), address) != verified_.end()) return;
+  if (!objectHeaderAt(path_, base_ + address))
+    fail(object, format("is corrupt: no checksummed object header at address {}", address));
+  verified_.push_back(address);
+}
+
 Handle File::openObject(const std::string& object) const {
   const Lock lock;
+  if (!exists(object)) fail(object, "missing object");
   Handle h(H5Oopen(id(), object.c_str(), H5P_DEFAULT), H5Oclose);
   if (!h.valid()) fail(object, "missing object");
   return h;
@@ -230,6 +267,7 @@ void File::setAttr(const std::string& object, const std::string& name,
 
 std::vector<std::string> File::children(const std::string& group) const {
   const Lock lock;
+  if (!exists(group)) fail(group, "missing group");
   std::vector<std::string> names;
   auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
     static_cast<std::vector<std::string>*>(out)->emplace_back(name);
@@ -391,7 +429,29 @@ Dataset Dataset::open(const File& file, const std::string& name) {
     file.fail(name, "missing dataset; the file is incomplete or not a gemel dataset");
   Handle ds(H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) file.fail(name, "cannot open dataset");
-  return Dataset(&file, name, std::move(ds));
+  Dataset d(&file, name, std::move(ds));
+  d.checkStored();
+  return d;
+}
+
+void Dataset::checkStored() const {
+  const Lock lock;
+  // Unfiltered data is stored in full (gemel writes every row): a shape that its stored bytes
+  // do not cover is a damaged or altered file, caught before a reader sizes buffers from it.
+  Handle props(H5Dget_create_plist(handle_.id()), H5Pclose);
+  if (!props.valid() || H5Pget_nfilters(props.id()) != 0) return;
+  Handle type(H5Dget_type(handle_.id()), H5Tclose);
+  hsize_t need = type.valid() ? H5Tget_size(type.id()) : 0;
+  std::string shape;
+  for (const auto d : dims()) {
+    shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    if (need != 0 && __builtin_mul_overflow(need, d, &need)) need = ~hsize_t{0};
+  }
+  const hsize_t stored = H5Dget_storage_size(handle_.id());
+  if (stored < need)
+    file_->fail(name_, format("holds {} bytes, fewer than its shape [{}] needs; the file is "
+                              "truncated or was altered",
+                              stored, shape));
 }
 
 std::vector<hsize_t> Dataset::dims() const {

@@ -30,7 +30,7 @@ import h5py, numpy as np
 
 def variant(src, name, fn):
     shutil.copy(src, name)
-    with h5py.File(name, "r+") as f:
+    with h5py.File(name, "r+", libver=("v110", "latest")) as f:
         fn(f)
 
 def cut(src, name, keep):
@@ -52,6 +52,12 @@ def float_images(f):
     f["train/images"] = x
 variant(ds, "floatimages_CL.h5", float_images)
 open("text_CL.h5", "w").write("not hdf5\n")
+# The same dataset in HDF5's original format (h5py's default), which has no checksums.
+with h5py.File(ds, "r") as a, h5py.File("oldformat_CL.h5", "w", libver="earliest") as b:
+    for k, v in a.attrs.items():
+        b.attrs[k] = v
+    for k in a:
+        a.copy(a[k], b, name=k)
 cut(ds, "cut_CL.h5", 0.5)
 
 res = "merged/results.h5"
@@ -215,6 +221,9 @@ INSTANTIATE_TEST_SUITE_P(
              {"noval_CL.h5: no val images", "gemel-data"}},
         Case{"TruncatedDataset", ONE_TASK("dataset: cut_CL.h5"), "gemel train --config w.yaml --out out", 4,
              {"cut_CL.h5: cannot be opened as HDF5", "rebuild it with gemel-data"}},
+        Case{"DatasetInTheOriginalHdf5Format", ONE_TASK("dataset: oldformat_CL.h5"), "gemel train --config w.yaml --out out", 4,
+             {"oldformat_CL.h5: written in HDF5's original file format (superblock version 0)",
+              "no checksums", "rebuild it with gemel-data"}},
         Case{"DatasetHeapObjectOverrun", ONE_TASK("dataset: heapobject_CL.h5"), "gemel train --config w.yaml --out out", 4,
              {"heapobject_CL.h5: attribute '", "is corrupt (global heap object 1 at", "holds 4611686018427387904 bytes",
               "rebuild it with gemel-data"}},

@@ -197,9 +197,9 @@ TEST_F(FashionSubset, BadFilesNameTheFileAndTheObject) {
   python(R"(
 import sys, h5py
 d = sys.argv[1]
-with h5py.File(d + '/nolabels.h5', 'a') as f: del f['val/labels']
-with h5py.File(d + '/badlabel.h5', 'a') as f: f['train/labels'][17] = 9
-with h5py.File(d + '/plain.h5', 'a') as f: del f.attrs['format']
+with h5py.File(d + '/nolabels.h5', 'a', libver=('v110', 'latest')) as f: del f['val/labels']
+with h5py.File(d + '/badlabel.h5', 'a', libver=('v110', 'latest')) as f: f['train/labels'][17] = 9
+with h5py.File(d + '/plain.h5', 'a', libver=('v110', 'latest')) as f: del f.attrs['format']
 )",
          shellQuote(dir.path()));
   EXPECT_NE(openError(dir.file("nolabels.h5"))

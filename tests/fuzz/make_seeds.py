@@ -41,7 +41,7 @@ for f, classes in (("yolov3-tiny.cfg", 2), ("yolov3.cfg", 4)):
 
 
 def dataset(path, kind, n, size, classes, rng):
-    with h5py.File(path, "w") as f:
+    with h5py.File(path, "w", libver=("v110", "latest")) as f:
         f.attrs["format"] = "gemel-dataset"
         f.attrs["version"] = np.int64(1)
         f.attrs["kind"] = kind
@@ -99,7 +99,7 @@ with open(out("darknet_weights", "old_header.weights"), "wb") as f:
 
 def shrink(src, dst):
     """A copy with every attribute and group, and each dataset cut to at most 4 values."""
-    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+    with h5py.File(src, "r") as a, h5py.File(dst, "w", libver=("v110", "latest")) as b:
         for k, v in a.attrs.items():
             b.attrs[k] = v
 
@@ -117,7 +117,24 @@ def shrink(src, dst):
         a.visititems(copy)
 
 
+def damaged_heaps(harness, src):
+    """Copies of a seed whose global heap (no checksum in any HDF5 format) is damaged: the
+    collection's size, and its first object's size, too large or zero. HDF5 1.10.8 overflowed
+    or looped on such heaps; gemel reads them itself."""
+    b = open(src, "rb").read()
+    at = b.find(b"GCOL")
+    for name, field, value in (("heap_collection_too_large", 8, 1 << 62),
+                               ("heap_object_too_large", 16 + 8, 1 << 62),
+                               ("heap_object_of_size_zero", 16 + 8, 0)):
+        d = bytearray(b)
+        d[at + field: at + field + 8] = value.to_bytes(8, "little")
+        open(out(harness, name + ".h5"), "wb").write(bytes(d))
+
+
+damaged_heaps("dataset", out("dataset", "classes_CL.h5"))
 if len(sys.argv) == 3:
     shutil.copy(sys.argv[1], out("profile", "P.h5"))
     shrink(sys.argv[2], out("results", "results.h5"))
+    damaged_heaps("profile", out("profile", "P.h5"))
+    damaged_heaps("results", out("results", "results.h5"))
 print("seeds written under", os.path.join(here, "corpus"))

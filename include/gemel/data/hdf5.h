@@ -43,12 +43,19 @@ bool libraryThreadSafe();
 
 class File {
  public:
-  // Creates (truncating) a file for writing. Errors name `shown_as` when given: the target a
-  // temporary file will be renamed to.
+  // Creates (truncating) a file for writing, in HDF5's 1.10 format (checksummed metadata;
+  // h5py reads it). Errors name `shown_as` when given: the target a temporary file will be
+  // renamed to.
   static File create(const std::string& path, const std::string& shown_as = "");
   // Opens an existing file; throws InputError if it is missing or not HDF5. `remedy` ends
   // every error about the file (its opening and each missing or malformed object): what the
   // user should do, e.g. "rebuild it with gemel-data".
+  //
+  // Only HDF5's 1.10 file format (superblock version 2 or 3, "OHDR" object headers) is read,
+  // the format File::create writes: its metadata is checksummed, so libhdf5 (whose 1.10.8
+  // decoders overflow on damaged metadata) verifies every header before it decodes it. The
+  // superblock and, before each object is opened, its header signature are checked here,
+  // without libhdf5; the global heap, which has no checksum, is read by gemel (global_heap.h).
   static File open(const std::string& path, bool writable = false,
                    const std::string& remedy = "rebuild it");
 
@@ -86,9 +93,14 @@ class File {
  private:
   File(std::string path, Handle handle) : path_(std::move(path)), handle_(std::move(handle)) {}
   Handle openObject(const std::string& object) const;
+  // For files opened to read: the link `object` is a hard link to an "OHDR" object header.
+  void verifyHeader(const std::string& object) const;
   std::string path_;
   Handle handle_;
   std::string remedy_;
+  bool verify_ = false;        // opened to read: every object's header is checked first
+  std::uint64_t base_ = 0;     // the superblock's base address (file offset of address 0)
+  mutable std::vector<std::uint64_t> verified_;  // header addresses already checked
 };
 
 // An n-dimensional dataset of a fixed element type.
@@ -117,6 +129,8 @@ class Dataset {
 
  private:
   Dataset(const File* file, std::string name, Handle handle);
+  // The stored bytes cover the shape (unfiltered datasets); an InputError if not.
+  void checkStored() const;
   std::vector<hsize_t> checkRows(hsize_t start, hsize_t count) const;  // returns dims()
   Handle selectRows(hsize_t start, hsize_t count, Handle& memspace) const;
   const File* file_;

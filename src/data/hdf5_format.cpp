@@ -1,5 +1,6 @@
-#include "global_heap.h"
+#include "hdf5_format.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -19,10 +20,12 @@ constexpr const char* kDescriptorTag = "gemel variable-length descriptor";
 // No string gemel stores comes near this; a larger collection is a corrupt size field.
 constexpr std::uint64_t kMaxCollectionBytes = 1ULL << 30;
 
-std::uint64_t decodeLittleEndian(const unsigned char* p, std::size_t bytes) {
-  std::uint64_t v = 0;
-  for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | p[i];
-  return v;
+bool readAt(const std::string& path, std::uint64_t offset, unsigned char* out, std::size_t bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(bytes));
+  return static_cast<bool>(in);
 }
 
 // An HDF5 soft conversion from a variable-length string to the tagged opaque type of the same
@@ -149,6 +152,43 @@ class HeapReader {
 };
 
 }  // namespace
+
+std::uint64_t decodeLittleEndian(const unsigned char* p, std::size_t bytes) {
+  std::uint64_t v = 0;
+  for (std::size_t i = bytes; i-- > 0;) v = (v << 8) | p[i];
+  return v;
+}
+
+std::optional<Superblock> readSuperblock(const std::string& path) {
+  static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) return std::nullopt;
+  for (std::uint64_t at = 0; at + 9 <= size; at = at == 0 ? 512 : at * 2) {
+    // Signature, version, sizes of offsets and lengths, flags; then (versions 2 and 3) the
+    // base, extension, end-of-file and root addresses, and a checksum.
+    unsigned char b[12 + 4 * 8] = {};
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(sizeof b, size - at));
+    if (!readAt(path, at, b, want) || std::memcmp(b, kSignature, 8) != 0) continue;
+    Superblock s;
+    s.version = b[8];
+    const std::size_t o = b[9];
+    if (s.version < 2 || (o != 2 && o != 4 && o != 8) || want < 12 + 4 * o) return s;
+    const std::uint64_t undefined = o == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * o)) - 1;
+    s.base = decodeLittleEndian(b + 12, o);
+    const std::uint64_t extension = decodeLittleEndian(b + 12 + o, o);
+    if (extension != undefined) s.extension = extension;
+    s.root = decodeLittleEndian(b + 12 + 3 * o, o);
+    s.complete = true;
+    return s;
+  }
+  return std::nullopt;
+}
+
+bool objectHeaderAt(const std::string& path, std::uint64_t offset) {
+  unsigned char b[4] = {};
+  return readAt(path, offset, b, sizeof b) && std::memcmp(b, "OHDR", 4) == 0;
+}
 
 std::vector<std::string> readVariableStrings(const File& file, hid_t attr, std::size_t count,
                                              const std::string& object,

@@ -54,7 +54,7 @@ for h in "${harnesses[@]}"; do
   for crash in "$findings"/crash-* "$findings"/leak-* "$findings"/timeout-* "$findings"/oom-*; do
     [ -e "$crash" ] || continue
     report=$(timeout 120 "$fuzzer" -runs=1 -timeout=30 "$crash" 2>&1 || true)
-    top=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -E 'libhdf5|in gemel::|/src/[a-z_/]+\.cpp|/tests/fuzz/[a-z_]+\.(cpp|h)' | head -1)
+    top=$(grep -E '^ +#[0-9]+ ' <<<"$report" | grep -E 'libhdf5|in gemel::|/src/[a-z_/]+\.cpp|/tests/fuzz/[a-z_]+\.(cpp|h)' | head -1 || true)
     if grep -q 'libhdf5' <<<"$top"; then hdf5=$(( hdf5 + 1 )); else ours=$(( ours + 1 )); fi
   done
   if [ "$seconds" -eq 0 ] && [ "$rc" -ne 0 ]; then ours=$(( ours + 1 )); fi

@@ -18,14 +18,20 @@ namespace {
 
 using gemel::testing::ThreadRanks;
 
-TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
-  gemel::testing::TempDir dir;
+// Three classes of Debian's Fashion-MNIST (tops) at 16 px: 256 training images, `val` to score.
+std::string writeTops(const gemel::testing::TempDir& dir, int64_t val) {
   data::FashionMnistOptions fo;
   fo.classes = {0, 2, 6};
   fo.size = 16;
   fo.max_train = 256;
-  fo.max_val = 64;
+  fo.max_val = val;
   data::convertFashionMnist(fo, dir.file("tops.h5"));
+  return dir.file("tops.h5");
+}
+
+TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
+  gemel::testing::TempDir dir;
+  writeTops(dir, 64);
   config::TaskConfig c;
   c.name = "tops_resnet18";
   c.arch = "resnet18";
@@ -195,12 +201,7 @@ struct TiedPair {
 
 TEST(JointStep, MatchesAPlainLoopWithTorchOptimSgd) {
   gemel::testing::TempDir dir;
-  data::FashionMnistOptions fo;
-  fo.classes = {0, 2, 6};
-  fo.size = 16;
-  fo.max_train = 256;
-  fo.max_val = 32;
-  data::convertFashionMnist(fo, dir.file("tops.h5"));
+  writeTops(dir, 32);
   constexpr int kSteps = 8;
   const double lr = 0.02;
 

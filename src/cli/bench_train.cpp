@@ -227,10 +227,17 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
   return tasks;
 }
 
-// --modes: fp32 | bf16 (| fp16), each with -cl for channels_last.
-std::vector<Mode> benchModes(const po::variables_map& vm) {
+// --modes: fp32 | bf16 (| fp16), each with -cl for channels_last; auto: fp32, and bf16 only
+// where the device computes it natively (emulated bf16 is about 30x slower on a CPU without
+// AVX512-BF16 or AMX, and no one would train in it).
+std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& device) {
+  std::string list = vm["modes"].as<std::string>();
+  if (list == "auto") {
+    list = "fp32,fp32-cl";
+    if (train::resolvePrecision("auto", device) == train::Precision::kBf16) list += ",bf16,bf16-cl";
+  }
   std::vector<Mode> modes;
-  for (const auto& m : data::splitList(vm["modes"].as<std::string>())) {
+  for (const auto& m : data::splitList(list)) {
     Mode mode;
     const bool cl = m.size() > 3 && m.compare(m.size() - 3, 3, "-cl") == 0;
     mode.precision = train::parsePrecision(cl ? m.substr(0, m.size() - 3) : m);
@@ -253,8 +260,9 @@ int runBench(const Args& args) {
       "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
       "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
       "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
-      "modes", po::value<std::string>()->default_value("fp32,fp32-cl,bf16,bf16-cl"),
-      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last")(
+      "modes", po::value<std::string>()->default_value("auto"),
+      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last; auto: fp32 and "
+      "fp32-cl, and bf16 and bf16-cl where bf16 is native")(
       "json", po::bool_switch(), "print JSON");
   addThreadsOption(desc);
   po::variables_map vm;
@@ -266,8 +274,8 @@ int runBench(const Args& args) {
   const int steps = vm["steps"].as<int>();
   GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
   const auto tasks = benchTasks(vm);
-  const auto modes = benchModes(vm);
   const auto device = train::defaultDevice();
+  const auto modes = benchModes(vm, device);
   for (const auto& m : modes) {
     GEMEL_THROW_IF_NOT(m.precision != train::Precision::kFp16 || device.is_cuda(), UsageError,
                        "--modes: fp16 needs a CUDA device; on the CPU use bf16");

@@ -81,10 +81,10 @@ class HeapReader {
     std::vector<char> path(n > 0 ? static_cast<std::size_t>(n) + 1 : 1, '\0');
     if (n <= 0 || H5Fget_name(file.id(), path.data(), path.size()) < 0)
       corrupt("cannot name the file");
+    path_ = path.data();
     std::error_code ec;
-    file_bytes_ = std::filesystem::file_size(path.data(), ec);
-    in_.open(path.data(), std::ios::binary);
-    if (ec || !in_) corrupt("cannot reopen the file to read it");
+    file_bytes_ = std::filesystem::file_size(path_, ec);
+    if (ec) corrupt("cannot reopen the file to read it");
   }
 
   std::size_t addressBytes() const { return addr_bytes_; }
@@ -118,11 +118,9 @@ class HeapReader {
     file_.fail(object_, "attribute '" + name_ + "' is corrupt (" + why + ")");
   }
 
-  void readAt(std::uint64_t offset, unsigned char* out, std::size_t bytes) {
-    in_.clear();
-    in_.seekg(static_cast<std::streamoff>(offset));
-    in_.read(reinterpret_cast<char*>(out), static_cast<std::streamsize>(bytes));
-    if (!in_) corrupt(format("cannot read {} bytes at offset {}", bytes, offset));
+  void read(std::uint64_t offset, unsigned char* out, std::size_t bytes) const {
+    if (!readAt(path_, offset, out, bytes))
+      corrupt(format("cannot read {} bytes at offset {}", bytes, offset));
   }
 
   const std::vector<unsigned char>& collection(std::uint64_t address) {
@@ -132,14 +130,14 @@ class HeapReader {
     if (address >= file_bytes_ || offset > file_bytes_ || file_bytes_ - offset < header)
       corrupt(format("its global heap collection at {} lies past the end of the file", address));
     std::vector<unsigned char> head(header);
-    readAt(offset, head.data(), header);
+    read(offset, head.data(), header);
     if (std::memcmp(head.data(), "GCOL", 4) != 0 || head[4] != 1)
       corrupt(format("no global heap collection at {}", address));
     const std::uint64_t size = decodeLittleEndian(&head[8], length_bytes_);
     if (size < header || size > kMaxCollectionBytes || size > file_bytes_ - offset)
       corrupt(format("the global heap collection at {} claims {} bytes", address, size));
     std::vector<unsigned char> bytes(size);
-    readAt(offset, bytes.data(), size);
+    read(offset, bytes.data(), size);
     return cache_.emplace(address, std::move(bytes)).first->second;
   }
 
@@ -147,7 +145,7 @@ class HeapReader {
   std::string object_, name_;
   std::size_t addr_bytes_ = 8, length_bytes_ = 8;
   std::uint64_t base_ = 0, file_bytes_ = 0;
-  std::ifstream in_;
+  std::string path_;
   std::map<std::uint64_t, std::vector<unsigned char>> cache_;
 };
 

@@ -285,6 +285,26 @@ int runBench(const Args& args) {
                 transform ? "loader + augment on device:" : "loader:", images / elapsed,
                 (long long)images, elapsed, (long long)wrong);
   }
+  {
+    // The augmentation alone, on one batch over and over: what the device side costs.
+    ShardedLoader loader(reader, o);
+    loader.startEpoch(0);
+    const auto batch = loader.next();
+    GEMEL_THROW_IF_NOT(batch.has_value(), InputError, "{}: the {} split has no full batch",
+                       reader->path(), o.split);
+    int64_t images = 0;
+    const auto start = std::chrono::steady_clock::now();
+    double elapsed = 0;
+    while (elapsed < seconds) {
+      auto draws = Draws::forStep(0, 0, images);
+      auto x = prepareImages(batch->images, transforms, &draws, device);
+      if (device.is_cuda()) torch::cuda::synchronize();
+      images += batch->images.size(0);
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    std::printf("  %-28s %10.0f images/s  (%lld images in %.2f s, %d threads)\n",
+                "augment alone:", images / elapsed, (long long)images, elapsed, at::get_num_threads());
+  }
   return 0;
 }
 

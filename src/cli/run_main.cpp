@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "gemel/core/error.h"
+#include "gemel/core/host_cache.h"
 #include "gemel/core/memory.h"
 #include "gemel/dist/cluster.h"
 
@@ -18,6 +19,7 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
     return static_cast<int>(ExitCode::kUsage);
   }
   tuneHostAllocator();
+  installHostCache();
   const std::string first = argv[1];
   if (first == "--help" || first == "-h" || first == "help") {
     std::fputs(usage, stdout);

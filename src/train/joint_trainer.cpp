@@ -259,6 +259,10 @@ torch::Tensor JointTrainer::forward(Run& run) {
     auto loss = tasks_[i].local->trainLoss(batch) * (run.weight[i] * tasks_[i].loss_scale);
     total = total.defined() ? total + loss : loss;
   }
+  // CUDA: the next step's batches start for the device now, beside this step's kernels.
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    if (!run.result.dropped[i] && tasks_[i].local) tasks_[i].local->stageNextBatch();
+  }
   if (total.defined()) {
     const auto value = total.detach();
     const auto bad = value.isfinite().logical_not();

@@ -2,6 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
 #include "gemel/data/transforms.h"
@@ -55,19 +63,62 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   train_ = std::make_unique<data::ShardedLoader>(data_, o);
 }
 
-data::Batch TaskRuntime::nextTrainBatch() {
+// A staged batch: its tensors already on the device (copied on `stream`), and the event the
+// compute stream waits for before it uses them.
+struct TaskRuntime::Staged {
+  data::Batch batch;
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+  std::optional<at::cuda::CUDAEvent> copied;
+#endif
+};
+
+TaskRuntime::~TaskRuntime() = default;
+
+data::Batch TaskRuntime::takeBatch() {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!epoch_open_) {
       train_->startEpoch(epoch_++);
       epoch_open_ = true;
     }
-    if (auto batch = train_->next()) {
-      ++batches_;
-      return std::move(*batch);
-    }
+    if (auto batch = train_->next()) return std::move(*batch);
     epoch_open_ = false;
   }
   throw InputError(format("{}: this rank's shard of the train split is empty", config_.dataset));
+}
+
+data::Batch TaskRuntime::nextTrainBatch() {
+  ++batches_;
+  if (!staged_) return takeBatch();
+  auto staged = std::move(staged_);
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+  if (staged->copied) {
+    const auto compute = c10::cuda::getCurrentCUDAStream(device_.index());
+    staged->copied->block(compute);
+    // The copies were allocated on the side stream: their memory must not be reused before
+    // the compute stream is done with it.
+    for (auto* t : {&staged->batch.images, &staged->batch.labels}) {
+      if (t->defined() && t->is_cuda()) t->record_stream(compute);
+    }
+  }
+#endif
+  return std::move(staged->batch);
+}
+
+void TaskRuntime::stageNextBatch() {
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+  if (staged_ || !device_.is_cuda()) return;
+  auto staged = std::make_unique<Staged>();
+  staged->batch = takeBatch();
+  {
+    const c10::cuda::CUDAStreamGuard on_side(c10::cuda::getStreamFromPool(false, device_.index()));
+    auto& b = staged->batch;
+    b.images = b.images.to(device_, /*non_blocking=*/true);  // pinned: an async copy
+    if (b.labels.defined()) b.labels = b.labels.to(device_, /*non_blocking=*/true);
+    staged->copied.emplace();
+    staged->copied->record(c10::cuda::getCurrentCUDAStream(device_.index()));
+  }
+  staged_ = std::move(staged);
+#endif
 }
 
 void TaskRuntime::resumeStream(int64_t batches, int64_t steps) {
@@ -77,6 +128,7 @@ void TaskRuntime::resumeStream(int64_t batches, int64_t steps) {
   const int64_t per_epoch = train_->batchesPerEpoch();
   batches_ = batches;
   step_ = steps;
+  staged_.reset();  // the stream goes on from `batches`: a batch taken ahead is read again
   epoch_ = per_epoch > 0 ? batches / per_epoch : 0;
   const int64_t into_epoch = per_epoch > 0 ? batches % per_epoch : 0;
   epoch_open_ = into_epoch > 0;

@@ -1,7 +1,10 @@
 #pragma once
-// SGD with momentum, weight decay and Nesterov as multi-tensor (_foreach_) ops over every
-// parameter at once: a handful of kernels per step instead of several per parameter. The same
-// arithmetic as torch::optim::SGD (and PyTorch's foreach SGD), so results match it.
+// SGD with momentum, weight decay and Nesterov over every parameter at once: LibTorch's fused
+// SGD kernel (one pass per tensor: decay, momentum, Nesterov and the update together) where a
+// parameter, its gradient and its momentum share one memory layout, and multi-tensor
+// (_foreach_) ops for the rest (a channels_last weight whose gradient is a contiguous view into
+// a GradSync bucket). The same arithmetic as torch::optim::SGD (and PyTorch's foreach and fused
+// SGD), so results match it.
 #include <vector>
 
 #include <torch/types.h>

@@ -28,6 +28,7 @@ class TaskRuntime {
   // ConfigError when the dataset does not fit the task (kind, classes).
   TaskRuntime(const config::TaskConfig& task, int index, const torch::Device& device, uint64_t seed,
               Replica replica = {});
+  ~TaskRuntime();
 
   const config::TaskConfig& config() const { return config_; }
   int index() const { return index_; }  // position in the workload
@@ -39,6 +40,11 @@ class TaskRuntime {
 
   // Training batches from this rank's shard, epoch after epoch (reshuffled each epoch).
   data::Batch nextTrainBatch();
+  // On CUDA: takes the next training batch now and starts copying it to the device on a side
+  // stream, so that the copy runs while the step in flight computes; nextTrainBatch() then
+  // hands it over (the compute stream waits for the copy). Elsewhere a no-op: the loader's
+  // thread already holds the batch ready in memory.
+  void stageNextBatch();
   int64_t batchesPerEpoch() const;
   // How far the training stream has gone: batches taken and loss steps computed. A resumed
   // merge puts them back with resumeStream, so it draws the batches and random numbers an
@@ -76,6 +82,9 @@ class TaskRuntime {
   bool channels_last_ = false;
   bool has_dropout_ = false;
   models::ModelOutput run(const torch::Tensor& x);
+  data::Batch takeBatch();
+  struct Staged;                    // CUDA: a batch on its way to the device
+  std::unique_ptr<Staged> staged_;  // (counted in batches_ once handed over)
   int64_t epoch_ = 0;
   int64_t step_ = 0;
   int64_t batches_ = 0;  // taken from the stream, over all epochs

@@ -10,9 +10,18 @@
 
 #include <sys/resource.h>
 
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
+#include <memory>
 
 #include "gemel/cli/commands.h"
 #include "gemel/cli/options.h"
@@ -40,10 +49,51 @@ namespace {
 struct Mode {
   train::Precision precision = train::Precision::kFp32;
   bool channels_last = false;
+  bool graph = false;  // CUDA: the whole step (forward, backward, SGD) replayed as one CUDA graph
   std::string name() const {
-    return train::toString(precision) + (channels_last ? " channels_last" : "");
+    return train::toString(precision) + (channels_last ? " channels_last" : "") +
+           (graph ? " cuda graph" : "");
   }
 };
+
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+// A step captured once and replayed: its inputs are static tensors the caller refills before
+// each replay. Capture follows PyTorch's whole-network recipe: warm-up steps on a side stream
+// (the allocator, cuDNN and the optimizer's momentum settle, and every gradient exists), then
+// the capture of one step on that stream (recorded, not run); the work and its memory then come
+// from the graph's own pool at fixed addresses.
+class GraphedStep {
+ public:
+  // `warm` is a whole eager step (inputs refilled, then `body`); `body` the part captured.
+  GraphedStep(const std::function<torch::Tensor()>& warm, const std::function<torch::Tensor()>& body,
+              int warmups, int device) {
+    auto side = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device));
+    auto current = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device));
+    at::cuda::CUDAEvent ready;
+    ready.record(current);
+    ready.block(side);
+    {
+      const c10::cuda::CUDAStreamGuard guard(side);
+      for (int i = 0; i < warmups; ++i) warm();
+      graph_.capture_begin();
+      loss_ = body();
+      graph_.capture_end();
+    }
+    at::cuda::CUDAEvent captured;
+    captured.record(side);
+    captured.block(current);
+  }
+  // One step on the current stream; the loss tensor is the graph's (overwritten each replay).
+  torch::Tensor replay() {
+    graph_.replay();
+    return loss_;
+  }
+
+ private:
+  at::cuda::CUDAGraph graph_;
+  torch::Tensor loss_;
+};
+#endif
 
 // Noise images with 1-4 boxes each (detection) or random labels, the same every step.
 data::Batch syntheticBatch(const config::TaskConfig& t) {
@@ -130,29 +180,72 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
     auto x = objectives[i]->prepare(b, train ? &draws : nullptr, device);
     return mode.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
   };
-  auto step = [&]() {
+  // The step: zeroed gradients, each task's loss, one backward, the SGD step.
+  auto body = [&](const std::vector<torch::Tensor>& xs, std::vector<data::Batch>& prepared) {
     for (auto& p : params) {
       if (p.grad().defined()) p.mutable_grad().zero_();
     }
     torch::Tensor total;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
-      data::Batch prepared = batches[i];
-      const auto x = input(i, prepared, true);
       models::ModelOutput out;
       {
         train::AutocastScope autocast(device, mode.precision);
-        out = models[i]->forward(x);
+        out = models[i]->forward(xs[i]);
       }
       out.logits = out.logits.to(torch::kFloat);
-      auto loss = objectives[i]->loss(out, prepared);
+      auto loss = objectives[i]->loss(out, prepared[i]);
       total = total.defined() ? total + loss : loss;
     }
     total.backward();
     sgd.step();
-    ++steps_taken;
     return total;
   };
-  for (int i = 0; i < 2; ++i) step().item<double>();
+  constexpr int kWarmups = 2;
+  bool warmed = false;  // the graph mode warms up while it captures
+  std::function<torch::Tensor()> step;
+  if (!mode.graph) {
+    step = [&]() {
+      std::vector<data::Batch> prepared = batches;
+      std::vector<torch::Tensor> xs;
+      for (std::size_t i = 0; i < tasks.size(); ++i) xs.push_back(input(i, prepared[i], true));
+      auto total = body(xs, prepared);
+      ++steps_taken;
+      return total;
+    };
+  } else {
+#ifdef GEMEL_HAVE_CUDA_RUNTIME
+    // Static inputs, refilled (augmented afresh) before each replay; labels on the device.
+    auto prepared = std::make_shared<std::vector<data::Batch>>(batches);
+    auto xs = std::make_shared<std::vector<torch::Tensor>>();
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      xs->push_back(input(i, (*prepared)[i], false).clone());
+      (*prepared)[i].labels = (*prepared)[i].labels.to(device);
+    }
+    auto refill = [&, xs]() {
+      for (std::size_t i = 0; i < tasks.size(); ++i) {
+        data::Batch b = batches[i];
+        (*xs)[i].copy_(input(i, b, true));
+      }
+      ++steps_taken;
+    };
+    // The bench's own two warm-up steps are the graph's: the steps and their draws are those
+    // of the eager modes, so the losses can be compared.
+    auto graphed = std::make_shared<GraphedStep>(
+        [&, xs, prepared]() {
+          refill();
+          return body(*xs, *prepared);
+        },
+        [&, xs, prepared]() { return body(*xs, *prepared); }, kWarmups, device.index());
+    warmed = true;
+    step = [refill, graphed]() {
+      refill();
+      return graphed->replay();
+    };
+#else
+    throw UsageError("--modes: -graph needs a CUDA build of LibTorch");
+#endif
+  }
+  for (int i = 0; i < kWarmups && !warmed; ++i) step().item<double>();
   ModeResult r;
   const auto t0 = std::chrono::steady_clock::now();
   torch::Tensor last;
@@ -230,18 +323,37 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
 // --modes: fp32 | bf16 (| fp16), each with -cl for channels_last; auto: fp32, and bf16 only
 // where the device computes it natively (emulated bf16 is about 30x slower on a CPU without
 // AVX512-BF16 or AMX, and no one would train in it).
-std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& device) {
+std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& device,
+                             const std::vector<config::TaskConfig>& tasks) {
+  // CUDA graphs need static shapes and no host work inside the step: classifiers (a
+  // detector's targets change in number from batch to batch), without dropout's generator.
+  bool graphable = device.is_cuda();
+  for (const auto& t : tasks)
+    graphable = graphable && t.kind == config::TaskKind::kClassification && t.arch.rfind("resnet", 0) == 0;
   std::string list = vm["modes"].as<std::string>();
   if (list == "auto") {
     list = "fp32,fp32-cl";
     if (train::resolvePrecision("auto", device) == train::Precision::kBf16) list += ",bf16,bf16-cl";
+    if (graphable) list += ",fp32-graph,fp32-cl-graph";
   }
   std::vector<Mode> modes;
-  for (const auto& m : data::splitList(list)) {
+  for (auto m : data::splitList(list)) {
     Mode mode;
-    const bool cl = m.size() > 3 && m.compare(m.size() - 3, 3, "-cl") == 0;
-    mode.precision = train::parsePrecision(cl ? m.substr(0, m.size() - 3) : m);
-    mode.channels_last = cl;
+    auto strip = [&m](const std::string& suffix) {
+      const bool has = m.size() > suffix.size() &&
+                       m.compare(m.size() - suffix.size(), suffix.size(), suffix) == 0;
+      if (has) m.resize(m.size() - suffix.size());
+      return has;
+    };
+    mode.graph = strip("-graph");
+    mode.channels_last = strip("-cl");
+    mode.precision = train::parsePrecision(m);
+    GEMEL_THROW_IF_NOT(!mode.graph || graphable, UsageError,
+                       "--modes: -graph (the step as one CUDA graph) needs a CUDA device and "
+                       "ResNet classifiers only (static shapes, no dropout)");
+    GEMEL_THROW_IF_NOT(!mode.graph || mode.precision == train::Precision::kFp32, UsageError,
+                       "--modes: -graph is timed in fp32 only (autocast's weight cache cannot "
+                       "live in a graph)");
     modes.push_back(mode);
   }
   return modes;
@@ -261,8 +373,9 @@ int runBench(const Args& args) {
       "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
       "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
       "modes", po::value<std::string>()->default_value("auto"),
-      "modes timed in turn: fp32, bf16 (autocast), and -cl for channels_last; auto: fp32 and "
-      "fp32-cl, and bf16 and bf16-cl where bf16 is native")(
+      "modes timed in turn: fp32, bf16 (autocast), -cl for channels_last, -graph for the step as "
+      "one CUDA graph (fp32, ResNets); auto: fp32 and fp32-cl, bf16 and bf16-cl where bf16 is "
+      "native, and fp32-graph and fp32-cl-graph on CUDA")(
       "json", po::bool_switch(), "print JSON");
   addThreadsOption(desc);
   po::variables_map vm;
@@ -275,7 +388,7 @@ int runBench(const Args& args) {
   GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
   const auto tasks = benchTasks(vm);
   const auto device = train::defaultDevice();
-  const auto modes = benchModes(vm, device);
+  const auto modes = benchModes(vm, device, tasks);
   for (const auto& m : modes) {
     GEMEL_THROW_IF_NOT(m.precision != train::Precision::kFp16 || device.is_cuda(), UsageError,
                        "--modes: fp16 needs a CUDA device; on the CPU use bf16");

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -29,7 +30,7 @@ std::size_t sizeClass(std::size_t n) {
 
 class HostCache final : public c10::Allocator {
  public:
-  explicit HostCache(std::size_t limit) : limit_(limit) {}
+  explicit HostCache(std::size_t limit) : limit_(limit), caching_(limit > 0) {}
 
   // Every block carries a header just before its data (LibTorch's raw allocation interface
   // needs one deleter for all of them): small blocks come from posix_memalign, large ones
@@ -39,7 +40,7 @@ class HostCache final : public c10::Allocator {
     if (n == 0) return {nullptr, nullptr, &HostCache::free, cpu};
     void* base = nullptr;
     std::size_t size = 0;
-    if (n + kHeader < kHostCacheMinBytes) {
+    if (n + kHeader < kHostCacheMinBytes || !caching_.load(std::memory_order_relaxed)) {
       if (posix_memalign(&base, kHeader, n + kHeader) != 0) base = nullptr;
       TORCH_CHECK(base != nullptr, "gemel host allocator: out of memory allocating ", n, " bytes");
     } else {
@@ -60,9 +61,11 @@ class HostCache final : public c10::Allocator {
     default_copy_data(dest, src, count);
   }
 
+  // 0: no caching at all (large blocks come from posix_memalign too, unrounded).
   void setLimit(std::size_t limit) {
     const std::lock_guard<std::mutex> lock(mutex_);
     limit_ = limit;
+    caching_.store(limit > 0, std::memory_order_relaxed);
     trimTo(limit_);
   }
 
@@ -192,6 +195,7 @@ class HostCache final : public c10::Allocator {
 
   std::mutex mutex_;
   std::size_t limit_;
+  std::atomic<bool> caching_;
   std::list<Idle> age_;                                         // idle blocks, oldest first
   std::multimap<std::size_t, std::list<Idle>::iterator> by_size_;  // the same, by class
   std::map<void*, std::size_t> sizes_;                          // live blocks
@@ -229,6 +233,10 @@ bool installHostCache(std::size_t limit_bytes) {
   HostCache::instance = new HostCache(limit);
   c10::SetCPUAllocator(HostCache::instance, /*priority=*/100);
   return true;
+}
+
+void disableHostCache() {
+  if (HostCache::instance) HostCache::instance->setLimit(0);
 }
 
 HostCacheStats hostCacheStats() {

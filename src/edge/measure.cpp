@@ -2,7 +2,8 @@
 // device, and each model's run memory and latency per batch size.
 //
 // Memory is measured, not computed from shapes. On the CPU: the process's resident set
-// (/proc/self/statm), after glibc has handed freed pages back (malloc_trim), so that what a load
+// (/proc/self/statm), after glibc has handed freed pages back (malloc_trim; gemel's host
+// cache is off while profiling: its size classes would count as a model's), so that what a load
 // allocates is faulted in and counted; a run's peak is the high-water mark (VmHWM), reset
 // before the run through /proc/self/clear_refs. On CUDA: LibTorch's caching allocator's
 // allocated bytes, current and peak.
@@ -17,6 +18,7 @@
 #include <sstream>
 
 #include "gemel/core/error.h"
+#include "gemel/core/host_cache.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/edge/profile.h"
@@ -235,6 +237,7 @@ void profileRuns(const io::Results& results, const io::TaskRecord& rec, const to
 }  // namespace
 
 Profile profileResults(const std::string& path, const ProfileOptions& o) {
+  disableHostCache();  // blocks as LibTorch's own allocator gives them, nothing kept
   GEMEL_THROW_IF_NOT(!o.batch_sizes.empty() && o.repeats > 0 && o.load_repeats > 0, UsageError,
                      "--batch needs at least one size, and --repeats and --load-repeats must be "
                      "positive");

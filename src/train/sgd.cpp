@@ -45,9 +45,11 @@ void ForeachSgd::step() {
     momentum_.reserve(params.size());
     for (const auto& p : params) momentum_.push_back(torch::empty_like(p));
   }
+  const bool use_fused = options_.fused == SgdOptions::Fused::kOn ||
+                         (options_.fused == SgdOptions::Fused::kAuto && params[0].is_cuda());
   std::vector<torch::Tensor> fp, fg, fm, rp, rg, rm;
   for (std::size_t i = 0; i < params.size(); ++i) {
-    const bool fused = fusable(params[i], grads[i], params[0]);
+    const bool fused = use_fused && fusable(params[i], grads[i], params[0]);
     (fused ? fp : rp).push_back(params[i]);
     (fused ? fg : rg).push_back(grads[i]);
     if (momentum) (fused ? fm : rm).push_back(momentum_[i]);

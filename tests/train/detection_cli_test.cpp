@@ -156,6 +156,12 @@ TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
   const auto bad = gemel("bench --arch yolov3-tiny --size 100");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("multiple of 32"), std::string::npos) << bad.output;
+  // The CUDA-graph mode needs a GPU (and ResNet classifiers): one clear usage error elsewhere.
+  if (!torch::cuda::is_available()) {
+    const auto graph = gemel("bench --arch resnet18 --size 64 --batch 2 --steps 1 --modes fp32-graph");
+    EXPECT_EQ(graph.exit_code, 2) << graph.output;
+    EXPECT_NE(graph.output.find("needs a CUDA device"), std::string::npos) << graph.output;
+  }
 }
 
 }  // namespace

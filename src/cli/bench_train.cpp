@@ -124,9 +124,30 @@ struct ModeResult {
   std::vector<double> latency_ms;  // per model, median forward at batch 1
 };
 
-ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mode, int steps,
-                    const torch::Device& device, std::vector<std::vector<std::string>>* shared) {
-  torch::manual_seed(0);
+// The median of 10 timed forward passes (after 2 untimed), eval mode, no grad.
+double medianForwardMs(models::Model& model, const torch::Tensor& x, const torch::Device& device,
+                       train::Precision precision) {
+  torch::NoGradGuard no_grad;
+  model.train(false);
+  std::vector<double> ms;
+  for (int k = 0; k < 12; ++k) {
+    const auto t = std::chrono::steady_clock::now();
+    {
+      train::AutocastScope autocast(device, precision);
+      model.forward(x).logits.sum().item<double>();
+    }
+    if (k >= 2)
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// The tasks' models on the device, in train mode, every shareable layer tied across every
+// model that has it; `shared` (when given) gets each tied layer's "task:module" names.
+std::vector<std::unique_ptr<models::Model>> tiedModels(const std::vector<config::TaskConfig>& tasks,
+                                                       const torch::Device& device,
+                                                       std::vector<std::vector<std::string>>* shared) {
   std::vector<std::unique_ptr<models::Model>> owned;
   std::vector<models::Model*> models;
   std::vector<merge::CatalogModel> described;
@@ -137,7 +158,6 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
     models.push_back(owned.back().get());
     described.push_back(merge::describeModel(t.name, *owned.back()));
   }
-  // Every shareable layer shared by every model that has it.
   const merge::LayerCatalog catalog(std::move(described));
   merge::SharingPlan plan;
   for (const auto& g : catalog.groups()) {
@@ -156,6 +176,15 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
       shared->push_back(std::move(names));
     }
   }
+  return owned;
+}
+
+ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mode, int steps,
+                    const torch::Device& device, std::vector<std::vector<std::string>>* shared) {
+  torch::manual_seed(0);
+  const auto owned = tiedModels(tasks, device, shared);
+  std::vector<models::Model*> models;
+  for (const auto& m : owned) models.push_back(m.get());
   auto params = train::uniqueParameters(models);
   for (auto& p : params) {
     // In place: every model sharing the tensor keeps using it.
@@ -254,26 +283,12 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.images_per_s = double(steps) * double(images) / r.seconds;
   // Forward latency at batch 1, eval mode.
-  torch::NoGradGuard no_grad;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    models[i]->train(false);
     data::Batch one = batches[i];
     one.images = one.images.narrow(0, 0, 1);
     one.labels = one.labels.narrow(0, 0, 1);
     one.boxes.resize(1);
-    const auto x = input(i, one, false);
-    std::vector<double> ms;
-    for (int k = 0; k < 12; ++k) {
-      const auto t = std::chrono::steady_clock::now();
-      {
-        train::AutocastScope autocast(device, mode.precision);
-        models[i]->forward(x).logits.sum().item<double>();
-      }
-      if (k >= 2)
-        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    r.latency_ms.push_back(ms[ms.size() / 2]);
+    r.latency_ms.push_back(medianForwardMs(*models[i], input(i, one, false), device, mode.precision));
   }
   r.peak_rss = peakRssBytes();
   return r;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "gemel/cli/options.h"
+#include "gemel/core/host_cache.h"
 #include "gemel/core/log.h"
 #include "gemel/dist/cluster.h"
 
@@ -19,6 +20,7 @@ ThreadChoice setupThreads(const po::variables_map& vm, bool quiet) {
   const auto choice = chooseThreads(requested, std::getenv("OMP_NUM_THREADS"), cpuBudget(),
                                     dist::Cluster::get().localSize());
   at::set_num_threads(choice.threads);
+  shareHostCache(dist::Cluster::get().localSize());
   if (!quiet) log::info("threads", "{} CPU threads per rank ({})", choice.threads, choice.why);
   return choice;
 }

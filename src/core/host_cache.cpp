@@ -235,6 +235,12 @@ bool installHostCache(std::size_t limit_bytes) {
   return true;
 }
 
+void shareHostCache(int processes) {
+  if (!HostCache::instance || processes <= 1 || std::getenv("GEMEL_HOST_CACHE_MB")) return;
+  if (HostCache::instance->stats().limit_bytes == 0) return;  // off stays off
+  HostCache::instance->setLimit(defaultLimit() / static_cast<std::size_t>(processes));
+}
+
 void disableHostCache() {
   if (HostCache::instance) HostCache::instance->setLimit(0);
 }

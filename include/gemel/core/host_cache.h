@@ -35,6 +35,9 @@ constexpr std::size_t kHostCacheMinBytes = std::size_t(4) << 20;
 // default, a quarter of physical memory, or GEMEL_HOST_CACHE_MB. Returns whether it is active.
 bool installHostCache(std::size_t limit_bytes = 0);
 HostCacheStats hostCacheStats();
+// The default cap split between the gemel processes on this node (the MPI ranks there), as
+// the CPU threads are; a cap given by GEMEL_HOST_CACHE_MB is each process's own.
+void shareHostCache(int processes);
 // From now on every block is allocated and freed as LibTorch's own allocator would (no size
 // classes, no huge-page alignment, nothing kept): for measuring what models occupy (gemel
 // profile), where the cache's rounding would count as theirs.

@@ -87,8 +87,12 @@ data::Batch TaskRuntime::takeBatch() {
 }
 
 data::Batch TaskRuntime::nextTrainBatch() {
+  if (!staged_) {
+    auto batch = takeBatch();
+    ++batches_;  // counted once handed over (takeBatch throws on an empty shard)
+    return batch;
+  }
   ++batches_;
-  if (!staged_) return takeBatch();
   auto staged = std::move(staged_);
 #ifdef GEMEL_HAVE_CUDA_RUNTIME
   if (staged->copied) {

@@ -10,12 +10,6 @@
 
 #include <sys/resource.h>
 
-#ifdef GEMEL_HAVE_CUDA_RUNTIME
-#include <ATen/cuda/CUDAEvent.h>
-#include <ATen/cuda/CUDAGraph.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +31,7 @@
 #include "gemel/models/darknet_cfg.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
+#include "gemel/train/cuda_graph.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/objective.h"
 #include "gemel/train/precision.h"
@@ -56,44 +51,6 @@ struct Mode {
   }
 };
 
-#ifdef GEMEL_HAVE_CUDA_RUNTIME
-// A step captured once and replayed: its inputs are static tensors the caller refills before
-// each replay. Capture follows PyTorch's whole-network recipe: warm-up steps on a side stream
-// (the allocator, cuDNN and the optimizer's momentum settle, and every gradient exists), then
-// the capture of one step on that stream (recorded, not run); the work and its memory then come
-// from the graph's own pool at fixed addresses.
-class GraphedStep {
- public:
-  // `warm` is a whole eager step (inputs refilled, then `body`); `body` the part captured.
-  GraphedStep(const std::function<torch::Tensor()>& warm, const std::function<torch::Tensor()>& body,
-              int warmups, int device) {
-    auto side = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device));
-    auto current = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device));
-    at::cuda::CUDAEvent ready;
-    ready.record(current);
-    ready.block(side);
-    {
-      const c10::cuda::CUDAStreamGuard guard(side);
-      for (int i = 0; i < warmups; ++i) warm();
-      graph_.capture_begin();
-      loss_ = body();
-      graph_.capture_end();
-    }
-    at::cuda::CUDAEvent captured;
-    captured.record(side);
-    captured.block(current);
-  }
-  // One step on the current stream; the loss tensor is the graph's (overwritten each replay).
-  torch::Tensor replay() {
-    graph_.replay();
-    return loss_;
-  }
-
- private:
-  at::cuda::CUDAGraph graph_;
-  torch::Tensor loss_;
-};
-#endif
 
 // Noise images with 1-4 boxes each (detection) or random labels, the same every step.
 data::Batch syntheticBatch(const config::TaskConfig& t) {
@@ -242,7 +199,8 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
       return total;
     };
   } else {
-#ifdef GEMEL_HAVE_CUDA_RUNTIME
+    GEMEL_THROW_IF_NOT(train::cudaGraphsAvailable(), UsageError,
+                       "--modes: -graph needs a CUDA build of LibTorch and a CUDA device");
     // Static inputs, refilled (augmented afresh) before each replay; labels on the device.
     auto prepared = std::make_shared<std::vector<data::Batch>>(batches);
     auto xs = std::make_shared<std::vector<torch::Tensor>>();
@@ -257,22 +215,23 @@ ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mo
       }
       ++steps_taken;
     };
-    // The bench's own two warm-up steps are the graph's: the steps and their draws are those
-    // of the eager modes, so the losses can be compared.
-    auto graphed = std::make_shared<GraphedStep>(
-        [&, xs, prepared]() {
-          refill();
-          return body(*xs, *prepared);
-        },
-        [&, xs, prepared]() { return body(*xs, *prepared); }, kWarmups, device.index());
+    // The bench's own two warm-up steps come first, on the capture's side stream: the steps
+    // and their draws are those of the eager modes, so the losses can be compared.
+    std::shared_ptr<train::CapturedStep> graphed;
+    {
+      const train::SideStream side(device);
+      for (int i = 0; i < kWarmups; ++i) {
+        refill();
+        body(*xs, *prepared);
+      }
+      graphed = std::make_shared<train::CapturedStep>(
+          device, [&, xs, prepared]() { return body(*xs, *prepared); });
+    }
     warmed = true;
     step = [refill, graphed]() {
       refill();
       return graphed->replay();
     };
-#else
-    throw UsageError("--modes: -graph needs a CUDA build of LibTorch");
-#endif
   }
   for (int i = 0; i < kWarmups && !warmed; ++i) step().item<double>();
   ModeResult r;
@@ -350,6 +309,8 @@ std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& d
     list = "fp32,fp32-cl";
     if (train::resolvePrecision("auto", device) == train::Precision::kBf16) list += ",bf16,bf16-cl";
     if (graphable) list += ",fp32-graph,fp32-cl-graph";
+    if (graphable && train::resolvePrecision("auto", device) == train::Precision::kBf16)
+      list += ",bf16-graph";
   }
   std::vector<Mode> modes;
   for (auto m : data::splitList(list)) {
@@ -366,9 +327,9 @@ std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& d
     GEMEL_THROW_IF_NOT(!mode.graph || graphable, UsageError,
                        "--modes: -graph (the step as one CUDA graph) needs a CUDA device and "
                        "ResNet classifiers only (static shapes, no dropout)");
-    GEMEL_THROW_IF_NOT(!mode.graph || mode.precision == train::Precision::kFp32, UsageError,
-                       "--modes: -graph is timed in fp32 only (autocast's weight cache cannot "
-                       "live in a graph)");
+    GEMEL_THROW_IF_NOT(!mode.graph || mode.precision != train::Precision::kFp16, UsageError,
+                       "--modes: -graph is timed in fp32 and bf16 (fp16 trains with a gradient "
+                       "scaler, which reads the host)");
     modes.push_back(mode);
   }
   return modes;

@@ -32,10 +32,10 @@ class DarknetImpl : public NetImpl {
       switch (l.type) {
         case DarknetLayerType::kConvolutional:
           seq->push_back("conv_" + n,
-                         torch::nn::Conv2d(torch::nn::Conv2dOptions(l.in_channels, l.filters, l.size)
-                                               .stride(l.stride)
-                                               .padding(l.padding)
-                                               .bias(!l.batch_normalize)));
+                         Conv2d(torch::nn::Conv2dOptions(l.in_channels, l.filters, l.size)
+                                    .stride(l.stride)
+                                    .padding(l.padding)
+                                    .bias(!l.batch_normalize)));
           if (l.batch_normalize) {
             seq->push_back("batch_norm_" + n,
                            torch::nn::BatchNorm2d(

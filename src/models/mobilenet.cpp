@@ -9,7 +9,7 @@ namespace nn = torch::nn;
 
 // Conv2dNormActivation: conv (no bias) + BatchNorm + ReLU6, "same" padding.
 Seq convBnAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups) {
-  return Seq(nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
+  return Seq(Conv2d(nn::Conv2dOptions(in, out, kernel)
                             .stride(stride)
                             .padding((kernel - 1) / 2)
                             .groups(groups)
@@ -24,7 +24,7 @@ class InvertedResidualImpl : public nn::Module {
     const int64_t hidden = in * expand;
     if (expand != 1) conv_->push_back(convBnAct(in, hidden, 1, 1, 1));
     conv_->push_back(convBnAct(hidden, hidden, 3, stride, hidden));
-    conv_->push_back(nn::Conv2d(nn::Conv2dOptions(hidden, out, 1).bias(false)));
+    conv_->push_back(Conv2d(nn::Conv2dOptions(hidden, out, 1).bias(false)));
     conv_->push_back(nn::BatchNorm2d(out));
     register_module("conv", conv_);
   }

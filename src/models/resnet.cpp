@@ -11,8 +11,8 @@ namespace {
 
 namespace nn = torch::nn;
 
-nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
+Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
+  return Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
 // One residual block; `bottleneck` selects torchvision's Bottleneck over BasicBlock.
@@ -50,7 +50,7 @@ class BlockImpl : public nn::Module {
 
  private:
   bool bottleneck_;
-  nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
+  Conv2d conv1_{nullptr}, conv2_{nullptr}, conv3_{nullptr};
   nn::BatchNorm2d bn1_{nullptr}, bn2_{nullptr}, bn3_{nullptr};
   Seq downsample_{nullptr};
 };
@@ -98,7 +98,7 @@ class ResNetImpl : public NetImpl {
   }
 
  private:
-  nn::Conv2d conv1_{nullptr};
+  Conv2d conv1_{nullptr};
   nn::BatchNorm2d bn1_{nullptr};
   Seq layers_[4] = {Seq{nullptr}, Seq{nullptr}, Seq{nullptr}, Seq{nullptr}};
   nn::Linear fc_{nullptr};

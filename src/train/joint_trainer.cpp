@@ -5,11 +5,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <unordered_set>
 
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
+#include "gemel/train/cuda_graph.h"
 #include "gemel/train/sgd.h"
 
 namespace gemel::train {
@@ -48,6 +52,10 @@ JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
   if (!coll_.sum) coll_.sum = [](std::vector<int64_t>&) {};
   if (!coll_.concat) coll_.concat = [](std::vector<int64_t>&) {};
   if (!coll_.max) coll_.max = [](int64_t v) { return v; };
+  const char* graphs = std::getenv("GEMEL_CUDA_GRAPHS");
+  if (options_.capture == TrainOptions::Capture::kAuto && graphs &&
+      (std::strcmp(graphs, "off") == 0 || std::strcmp(graphs, "0") == 0))
+    options_.capture = TrainOptions::Capture::kOff;
 }
 
 namespace {
@@ -110,6 +118,16 @@ std::vector<double> JointTrainer::validateAll() {
   return out;
 }
 
+// The graphed step (TrainOptions::capture) of one set of active tasks: static copies of each
+// task's input, labels and loss weight (device tensors the graph reads), and the captured step.
+struct StepGraph {
+  std::vector<bool> active;  // the tasks it steps
+  int warm = 0;              // eager steps taken since the set changed
+  std::vector<torch::Tensor> input, labels, weight;
+  std::unique_ptr<CapturedStep> step;
+  std::vector<const void*> grads;  // each gradient's storage at capture: the graph writes there
+};
+
 // The state of one run() of the schedule.
 struct JointTrainer::Run {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
@@ -126,12 +144,26 @@ struct JointTrainer::Run {
   // finite: read (one host synchronisation) and agreed between ranks only on the cadence.
   torch::Tensor pending_loss, pending_bad;
   int64_t pending_steps = 0;
+  // Graphed steps: their state (null: eager steps), the side stream they are captured on, and
+  // whether this step's backward already ran (in the graph).
+  std::unique_ptr<StepGraph> graph;
+  SideStream* side = nullptr;
+  bool backward_done = false;
   // keep_best: per task, the best score validated and that moment's weights (this rank's).
   std::vector<double> best_score;
   std::vector<models::StateDict> best_state;
 
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  // The step's loss joins those since the last read-back (on the device).
+  void notePending(const torch::Tensor& total) {
+    if (!total.defined()) return;
+    const auto value = total.detach();
+    const auto bad = value.isfinite().logical_not();
+    pending_loss = pending_loss.defined() ? pending_loss + value : value.clone();
+    pending_bad = pending_bad.defined() ? pending_bad.logical_or(bad) : bad;
+    ++pending_steps;
   }
 };
 
@@ -191,6 +223,26 @@ void JointTrainer::prepare(Run& run) {
   run.result.dropped.assign(tasks_.size(), false);
   run.weight.assign(tasks_.size(), 1.0);
   run.next_validation = std::max<int64_t>(1, run.steps_per_epoch / 2);
+  if (capturable()) run.graph = std::make_unique<StepGraph>();
+}
+
+// Whether the step can be graphed: CUDA (or kStaticInputs), and every local task a classifier
+// with static shapes and no host work in its loss: fp32 or bf16 (fp16's gradient scaler reads
+// the host), no dropout (its generator is reseeded per step).
+bool JointTrainer::capturable() const {
+  if (options_.capture == TrainOptions::Capture::kOff) return false;
+  bool any = false;
+  for (const auto& t : tasks_) {
+    if (!t.local) continue;
+    any = true;
+    if (options_.capture == TrainOptions::Capture::kAuto &&
+        !(t.local->device().is_cuda() && cudaGraphsAvailable()))
+      return false;
+    if (t.local->config().kind != config::TaskKind::kClassification ||
+        t.local->precision() == Precision::kFp16 || t.local->model().hasDropout())
+      return false;
+  }
+  return any;
 }
 
 void JointTrainer::refreshWeights(Run& run) const {
@@ -204,6 +256,12 @@ void JointTrainer::refreshWeights(Run& run) const {
 TrialResult JointTrainer::run() {
   Run run;
   prepare(run);
+  // Graphed steps are captured on a side stream, and the whole trial runs on it.
+  std::optional<SideStream> side;
+  if (run.graph && !run.params.empty()) {
+    side.emplace(run.params[0].device());
+    run.side = &*side;
+  }
   auto& r = run.result;
   run.acc = validateAll();
   ++r.validations;
@@ -231,10 +289,12 @@ TrialResult JointTrainer::run() {
     keepBest(run);
   }
   if (options_.keep_best && !r.nan_loss) restoreBest(run);
-  log::progress(
-      "train",
-      format("{}: {} steps in {} s", options_.label, r.steps, std::round(run.seconds() * 10) / 10),
-      true);
+  log::progress("train",
+                format("{}: {} steps in {} s{}", options_.label, r.steps,
+                       std::round(run.seconds() * 10) / 10,
+                       r.graphed_steps > 0 ? format(" ({} replayed as a CUDA graph)", r.graphed_steps)
+                                           : std::string()),
+                true);
   r.scores = run.acc;
   for (std::size_t i = 0; i < tasks_.size(); ++i)
     r.met.push_back(!r.nan_loss && run.acc[i] >= tasks_[i].target);
@@ -246,6 +306,8 @@ TrialResult JointTrainer::run() {
 // The step's forward half: zeroed gradients, one batch per active local task, the weighted
 // loss sum (undefined when this rank trains nothing this step).
 torch::Tensor JointTrainer::forward(Run& run) {
+  run.backward_done = false;
+  if (run.graph) return graphedForward(run);
   // (The loss is kept on the device: accumulated below, read back on the cadence.)
   // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
   // gradients may be views into GradSync's buckets.
@@ -263,13 +325,117 @@ torch::Tensor JointTrainer::forward(Run& run) {
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     if (!run.result.dropped[i] && tasks_[i].local) tasks_[i].local->stageNextBatch();
   }
-  if (total.defined()) {
-    const auto value = total.detach();
-    const auto bad = value.isfinite().logical_not();
-    run.pending_loss = run.pending_loss.defined() ? run.pending_loss + value : value.clone();
-    run.pending_bad = run.pending_bad.defined() ? run.pending_bad.logical_or(bad) : bad;
-    ++run.pending_steps;
+  run.notePending(total);
+  return total;
+}
+
+// forward() for graphed steps: each active task's input is prepared eagerly (loader, keyed
+// augmentation), copied into the graph's static tensors, and the captured forward and backward
+// replayed. The first kGraphWarmups steps of a set of tasks run eagerly on the same inputs,
+// as does a step whose shapes differ from the captured ones (a short last batch).
+torch::Tensor JointTrainer::graphedForward(Run& run) {
+  auto& g = *run.graph;
+  const std::size_t n = tasks_.size();
+  std::vector<bool> active(n);
+  for (std::size_t i = 0; i < n; ++i) active[i] = !run.result.dropped[i] && tasks_[i].local;
+  if (active != g.active) {  // a task was dropped: the graph steps the rest
+    g = StepGraph();
+    g.active = active;
+    g.input.resize(n);
+    g.labels.resize(n);
+    g.weight.resize(n);
   }
+  std::vector<data::Batch> batches(n);
+  std::vector<torch::Tensor> inputs(n);
+  bool fits = true;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
+    batches[i] = tasks_[i].local->nextTrainBatch();
+    inputs[i] = tasks_[i].local->trainInput(batches[i]);
+    const auto& s = g.input[i];
+    fits = fits && (!s.defined() || (s.sizes() == inputs[i].sizes() &&
+                                     s.strides() == inputs[i].strides() &&
+                                     s.scalar_type() == inputs[i].scalar_type()));
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (active[i]) tasks_[i].local->stageNextBatch();
+  }
+  auto zeroGradients = [&run] {
+    for (auto& p : run.params) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+  };
+  auto eager = [&]() {
+    zeroGradients();
+    torch::Tensor total;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!active[i]) continue;
+      auto loss = tasks_[i].local->trainLossOn(inputs[i], batches[i]) *
+                  (run.weight[i] * tasks_[i].loss_scale);
+      total = total.defined() ? total + loss : loss;
+    }
+    run.notePending(total);
+    return total;
+  };
+  if (!fits) return eager();
+  if (g.warm < TrainOptions::kGraphWarmups) {
+    auto total = eager();
+    ++g.warm;
+    return total;
+  }
+  if (!g.step) {  // the static tensors, in the inputs' own shapes and memory formats
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!active[i]) continue;
+      g.input[i] = torch::empty_like(inputs[i]);
+      g.labels[i] = torch::empty_like(batches[i].labels, inputs[i].device());
+      g.weight[i] = torch::empty({}, inputs[i].options().dtype(torch::kFloat));
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!active[i]) continue;
+    g.input[i].copy_(inputs[i]);
+    g.labels[i].copy_(batches[i].labels, /*non_blocking=*/true);
+    g.weight[i].fill_(run.weight[i] * tasks_[i].loss_scale);
+  }
+  // The graph writes each gradient where it was at capture: capture again if one moved.
+  bool moved = g.grads.size() != run.params.size();
+  for (std::size_t k = 0; k < run.params.size() && !moved; ++k)
+    moved = run.params[k].grad().data_ptr() != g.grads[k];
+  auto body = [&]() {
+    zeroGradients();
+    torch::Tensor total;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!active[i]) continue;
+      data::Batch b;
+      b.labels = g.labels[i];
+      auto loss = tasks_[i].local->trainLossOn(g.input[i], b) * g.weight[i];
+      total = total.defined() ? total + loss : loss;
+    }
+    total.backward();
+    return total.detach();
+  };
+  torch::Tensor total;
+  if (options_.capture == TrainOptions::Capture::kStaticInputs) {
+    total = body();
+  } else {
+    if (!g.step || moved) {
+      try {
+        g.step = std::make_unique<CapturedStep>(run.params[0].device(), body);
+      } catch (const Error& e) {
+        log::warn("train", "{}: {}; the trial goes on without CUDA graphs", options_.label,
+                  e.what());
+        run.graph.reset();
+        if (run.side) run.side->renew();
+        return eager();
+      }
+      g.grads.clear();
+      for (const auto& p : run.params) g.grads.push_back(p.grad().data_ptr());
+    }
+    total = g.step->replay();
+  }
+  run.backward_done = true;
+  ++run.result.graphed_steps;
+  run.notePending(total);
   return total;
 }
 
@@ -295,7 +461,7 @@ bool JointTrainer::agreeToGoOn(Run& run, double& loss) {
 
 // The step's second half: backward, the gradient all-reduce, the optimizer step.
 void JointTrainer::backwardAndStep(Run& run, const torch::Tensor& total) {
-  if (total.defined()) (run.scaled ? total * run.scale : total).backward();
+  if (total.defined() && !run.backward_done) (run.scaled ? total * run.scale : total).backward();
   // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
   // every rank steps the same set of tensors.
   for (auto& p : run.params) {

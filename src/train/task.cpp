@@ -144,7 +144,12 @@ int64_t TaskRuntime::batchesPerEpoch() const {
 }
 
 torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
-  model_->train(true);
+  data::Batch prepared = batch;
+  const auto x = trainInput(prepared);
+  return trainLossOn(x, prepared);
+}
+
+torch::Tensor TaskRuntime::trainInput(data::Batch& batch) {
   const int64_t step = step_++;
   auto draws = data::Draws::forStep(seed_, index_, step);
   // Dropout draws from the device's default generator: seeded from the same key, and only in
@@ -154,9 +159,13 @@ torch::Tensor TaskRuntime::trainLoss(const data::Batch& batch) {
     const std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_current_seed(data::Draws::forStep(seed_, index_, step).next());
   }
-  data::Batch prepared = batch;
-  const auto x = objective_->prepare(prepared, &draws, device_);
-  return objective_->loss(run(x), prepared);
+  const auto x = objective_->prepare(batch, &draws, device_);
+  return channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+}
+
+torch::Tensor TaskRuntime::trainLossOn(const torch::Tensor& input, const data::Batch& prepared) {
+  model_->train(true);
+  return objective_->loss(run(input), prepared);
 }
 
 // The forward pass in the task's precision and memory format; the outputs come back as fp32,

@@ -69,6 +69,37 @@ TEST_P(TorchvisionParity, WeightsAndOutputsMatchBothWays) {
 INSTANTIATE_TEST_SUITE_P(Zoo, TorchvisionParity, ::testing::ValuesIn(zooArchs()),
                          [](const auto& info) { return info.param; });
 
+// Gradients at 16 px, where strided convs see 1x1 maps (and gemel's take their unstrided path,
+// nets.h): one fp32 cross-entropy backward from the same weights gives torchvision's loss and
+// every parameter's gradient (eval mode, as the reference explains).
+class SmallMapGradients : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SmallMapGradients, MatchTorchvision) {
+  const auto arch = GetParam();
+  TempDir dir;
+  const auto made = run(python("grads " + arch + " 10 " + shellQuote(dir.path())));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  auto model = createZooModel(arch, 10);
+  model->loadWeightsFile(dir.file("py_weights.pt"), /*skip_head=*/false);
+  model->train(false);
+  const auto ref = readStateDict(dir.file("py_grads.pt"));
+  const auto loss = torch::nn::functional::cross_entropy(
+      model->forward(entry(ref, "input")).logits, entry(ref, "labels"));
+  loss.backward();
+  EXPECT_LE(relErr(loss, entry(ref, "loss")), 1e-5) << arch;
+  int compared = 0;
+  for (const auto& [name, p] : model->namedParameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    EXPECT_LE(relErr(p.grad(), entry(ref, "grad." + name)), 1e-4) << arch << " " << name;
+    ++compared;
+  }
+  EXPECT_GT(compared, 10);
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, SmallMapGradients,
+                         ::testing::Values("resnet18", "resnet50", "mobilenet_v2"),
+                         [](const auto& info) { return info.param; });
+
 TEST(TorchvisionParity, DefaultParameterCountsMatchTorchvision) {
   // 1000 classes, as torchvision's defaults; counts printed by the reference itself.
   const auto listed =

@@ -7,6 +7,9 @@
                                model with strict load_state_dict, runs DIR/py_io.pt's input and
                                compares with DIR/cpp_io.pt's output; also compares gemel's
                                default initialisation with torchvision's, tensor by tensor
+  grads ARCH NUM_CLASSES DIR    at 16 px in eval mode: DIR/py_weights.pt, and DIR/py_grads.pt
+                               ({input, labels, loss, grad.<parameter>}) after one
+                               cross-entropy backward (maps reach 1x1 under strided convs)
   script ARCH NUM_CLASSES OUT  torch.jit.script of the torchvision model -> OUT
   trace ARCH NUM_CLASSES OUT   torch.jit.trace of it -> OUT
 
@@ -19,6 +22,7 @@ import torchvision
 
 TOLERANCE = 1e-4  # max |a - b| / max |b|
 INPUT_SIZE = 96
+SMALL_SIZE = 16
 
 
 def build(arch, num_classes, seed):
@@ -43,6 +47,20 @@ def make(arch, num_classes, out_dir):
     torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
     num_params = sum(p.numel() for p in model.parameters())
     torch.save({"input": x, "output": y, "num_params": torch.tensor(num_params)}, f"{out_dir}/py_io.pt")
+
+
+def grads(arch, num_classes, out_dir):
+    # Eval mode: BatchNorm over a batch of 1x1 maps (4 values a channel) would amplify
+    # rounding (a different thread count moves the loss by 0.5%), and dropout would draw.
+    model = build(arch, num_classes, seed=0).eval()
+    x = torch.randn(4, 3, SMALL_SIZE, SMALL_SIZE, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(4) % num_classes
+    loss = torch.nn.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    torch.save(build(arch, num_classes, seed=0).state_dict(), f"{out_dir}/py_weights.pt")
+    out = {"input": x, "labels": labels, "loss": loss.detach()}
+    out.update({f"grad.{n}": p.grad for n, p in model.named_parameters()})
+    torch.save(out, f"{out_dir}/py_grads.pt")
 
 
 def check_init(arch, num_classes, cpp_state):
@@ -100,6 +118,8 @@ def main():
     torch.set_num_threads(2)
     if command == "make":
         make(arch, num_classes, path)
+    elif command == "grads":
+        grads(arch, num_classes, path)
     elif command == "check":
         check(arch, num_classes, path)
     elif command in ("script", "trace"):

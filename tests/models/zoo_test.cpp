@@ -5,6 +5,7 @@
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/models/zoo.h"
+#include "gemel/train/precision.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -38,6 +39,45 @@ TEST(Zoo, LayersAreConvAndLinearInDefinitionOrder) {
   EXPECT_EQ(layers.back().module, "fc");
   EXPECT_EQ(layers.back().signature(), "linear weight[10,512] bias[10]");
   EXPECT_EQ(layers.back().bytes, (10 * 512 + 10) * 4);
+}
+
+// bf16 training at 16 px: layer4's first 3x3 conv (stride 2) sees 1x1 maps, so only its
+// centre tap sees data and every other tap's gradient is exactly 0. LibTorch 2.11's CPU bf16
+// strided conv backward wrote garbage (often NaN) there, in either memory format, on a CPU with
+// AVX512-BF16; the zoo's conv takes the unstrided path there (nets.h).
+TEST(Zoo, Bf16GradientsOfTapsThatSeeOnlyPaddingAreZero) {
+  for (const bool channels_last : {false, true}) {
+    for (const std::string arch : {"resnet18", "resnet50"}) {
+      torch::manual_seed(0);
+      auto model = createZooModel(arch, 10);
+      model->train(true);
+      const std::string name = arch == "resnet18" ? "layer4.0.conv1" : "layer4.0.conv2";
+      torch::Tensor weight;
+      for (const auto& [n, p] : model->namedParameters()) {
+        if (channels_last && p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+        if (n == name + ".weight") weight = p;
+      }
+      ASSERT_TRUE(weight.defined()) << name;
+      auto x = torch::randn({16, 3, 16, 16});
+      if (channels_last) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+      for (int step = 0; step < 3; ++step) {  // garbage came and went from one call to the next
+        torch::Tensor logits;
+        {
+          train::AutocastScope autocast(torch::kCPU, train::Precision::kBf16);
+          logits = model->forward(x).logits;
+        }
+        logits.to(torch::kFloat).logsumexp(1).sum().backward();
+        const auto grad = weight.grad();
+        auto off_centre = grad.clone();
+        off_centre.select(2, 1).select(2, 1).zero_();
+        EXPECT_TRUE(grad.isfinite().all().item<bool>()) << arch << " " << name;
+        EXPECT_EQ(off_centre.abs().max().item<double>(), 0.0)
+            << arch << " " << name << (channels_last ? " channels_last" : "") << " step " << step;
+        EXPECT_GT(grad.select(2, 1).select(2, 1).abs().max().item<double>(), 0.0);
+        weight.mutable_grad().zero_();
+      }
+    }
+  }
 }
 
 TEST(Zoo, StrideIsNotPartOfTheSignature) {

@@ -12,22 +12,14 @@
 #include "gemel/train/task.h"
 #include "test_support.h"
 #include "thread_ranks.h"
+#include "tied_pair.h"
 
 namespace gemel::train {
 namespace {
 
 using gemel::testing::ThreadRanks;
 
-// Three classes of Debian's Fashion-MNIST (tops) at 16 px: 256 training images, `val` to score.
-std::string writeTops(const gemel::testing::TempDir& dir, int64_t val) {
-  data::FashionMnistOptions fo;
-  fo.classes = {0, 2, 6};
-  fo.size = 16;
-  fo.max_train = 256;
-  fo.max_val = val;
-  data::convertFashionMnist(fo, dir.file("tops.h5"));
-  return dir.file("tops.h5");
-}
+using gemel::testing::writeTops;
 
 TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
   gemel::testing::TempDir dir;
@@ -82,10 +74,14 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
   const auto b = replicas[1]->model().stateDict();
   ASSERT_EQ(a.size(), b.size());
   int differing = 0;
+  std::string names;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (!torch::equal(a[i].second, b[i].second)) ++differing;
+    if (torch::equal(a[i].second, b[i].second)) continue;
+    ++differing;
+    names += " " + a[i].first + " (by " +
+             std::to_string((a[i].second - b[i].second).abs().max().item<double>()) + ")";
   }
-  EXPECT_EQ(differing, 0) << "of " << a.size() << " tensors";
+  EXPECT_EQ(differing, 0) << "of " << a.size() << " tensors:" << names;
   // And they did train: the weights moved from their start.
   EXPECT_FALSE(torch::equal(before, a[0].second));
 }
@@ -166,39 +162,13 @@ TEST(EarlyStop, ATrialEndsWhenATaskItCannotDoWithoutIsDropped) {
 namespace gemel::train {
 namespace {
 
+using gemel::testing::TiedPair;
+
 // The whole joint step against the plain loop a user would write: per step, zeroed gradients,
 // each task's loss on its next batch (same augmentation draws), the sum read back to the host,
 // one backward, torch::optim::SGD over the unique parameters. The trainer keeps the loss on the
 // device, reads it back on a cadence, zeroes gradients in place and steps with multi-tensor
 // SGD; the weights must still agree within 1e-5 (fp32, two tied layers, 8 steps).
-struct TiedPair {
-  std::vector<std::unique_ptr<TaskRuntime>> tasks;
-  TiedPair(const std::string& dataset) {
-    for (int t = 0; t < 2; ++t) {
-      config::TaskConfig c;
-      c.name = "tops_" + std::to_string(t);
-      c.arch = "resnet18";
-      c.num_classes = 3;
-      c.dataset = dataset;
-      c.batch_size = 32;
-      c.image_size = 16;
-      c.precision = "fp32";
-      c.transforms.crop_padding = 2;  // and hflip: the draws must match too
-      tasks.push_back(std::make_unique<TaskRuntime>(c, t, torch::kCPU, 3));
-    }
-    auto shared = tasks[0]->model().namedParameters();
-    for (const auto& [name, p] : shared) {
-      if (name == "conv1.weight" || name == "layer1.0.conv1.weight")
-        tasks[1]->model().setParameter(name, p);
-    }
-  }
-  std::vector<torch::Tensor> state(int t) const {
-    std::vector<torch::Tensor> out;
-    for (const auto& [name, v] : tasks[t]->model().stateDict()) out.push_back(v);
-    return out;
-  }
-};
-
 TEST(JointStep, MatchesAPlainLoopWithTorchOptimSgd) {
   gemel::testing::TempDir dir;
   writeTops(dir, 32);
@@ -233,24 +203,50 @@ TEST(JointStep, MatchesAPlainLoopWithTorchOptimSgd) {
     sgd.step();
   }
 
-  double worst = 0;
-  for (int t = 0; t < 2; ++t) {
-    const auto a = fast.state(t), b = plain.state(t);
-    ASSERT_EQ(a.size(), b.size());
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (!torch::isFloatingType(a[i].scalar_type())) {
-        EXPECT_TRUE(torch::equal(a[i], b[i]));  // num_batches_tracked
-        continue;
-      }
-      worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
-    }
-  }
+  const double worst = fast.largestDifference(plain);
   std::printf("joint step vs plain loop: largest difference %.3g over %d steps\n", worst, kSteps);
   EXPECT_LE(worst, 1e-5);
   // The tie held, and training moved the weights.
-  EXPECT_TRUE(fast.tasks[0]->model().namedParameters()[0].second.is_same(
-      fast.tasks[1]->model().namedParameters()[0].second));
+  EXPECT_TRUE(fast.tied());
   EXPECT_GT((fast.state(0)[0] - start).abs().max().item<double>(), 1e-4);
+}
+
+// The path of graphed steps (TrainOptions::capture), without the graph: after the eager
+// warm-up steps, each task's input and labels are copied into static tensors and the loss
+// weights are device scalars, and the step's forward and backward run on those. It must train
+// as the eager step does (CPU, fp32: the same kernels on the same numbers).
+TEST(JointStep, TheStaticInputStepOfCudaGraphsTrainsAsTheEagerStep) {
+  gemel::testing::TempDir dir;
+  writeTops(dir, 32);
+  constexpr int kSteps = 9;
+  auto train = [&](TiedPair& pair, TrainOptions::Capture capture) {
+    TrainOptions o;
+    o.lr = 0.02;
+    o.epochs = 1e9;
+    o.max_steps = kSteps;
+    o.early_stop = false;
+    o.adaptive = false;
+    o.capture = capture;
+    JointTrainer trainer({{0, "tops_0", 0.0, pair.tasks[0].get(), 1.0, nullptr, true},
+                          {1, "tops_1", 0.0, pair.tasks[1].get(), 0.5, nullptr, true}},
+                         o);
+    return trainer.run();
+  };
+  TiedPair eager(dir.file("tops.h5")), statics(dir.file("tops.h5"));
+  const auto start = eager.state(0)[0].clone();
+  const auto e = train(eager, TrainOptions::Capture::kOff);
+  const auto s = train(statics, TrainOptions::Capture::kStaticInputs);
+  ASSERT_EQ(e.steps, kSteps);
+  ASSERT_EQ(s.steps, kSteps);
+  EXPECT_EQ(e.graphed_steps, 0);
+  EXPECT_EQ(s.graphed_steps, kSteps - TrainOptions::kGraphWarmups);
+  EXPECT_EQ(s.scores, e.scores);
+  const double worst = statics.largestDifference(eager);
+  std::printf("static-input step vs eager step: largest difference %.3g over %d steps\n", worst,
+              kSteps);
+  EXPECT_LE(worst, 1e-6);
+  EXPECT_TRUE(statics.tied());
+  EXPECT_GT((statics.state(0)[0] - start).abs().max().item<double>(), 1e-4);
 }
 
 }  // namespace

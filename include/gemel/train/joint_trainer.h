@@ -37,6 +37,14 @@ struct TrainOptions {
   // weights of its best validation, not its last.
   bool keep_best = false;
   int min_candidates = 0;          // end when fewer candidate tasks remain (a trial: 2)
+  // CUDA graphs: on CUDA, the step's forward and backward are captured once and replayed where
+  // the shapes are static (classifiers in fp32 or bf16, no dropout, full batches), after
+  // kGraphWarmups eager steps, and captured again when a task is dropped. kStaticInputs takes
+  // the same path without a graph, on any device (tests compare it with the eager step).
+  // GEMEL_CUDA_GRAPHS=off in the environment turns kAuto off.
+  enum class Capture { kOff, kAuto, kStaticInputs };
+  Capture capture = Capture::kAuto;
+  static constexpr int kGraphWarmups = 3;
   std::string label = "trial";  // progress lines
 
   // The workload's search settings: optimizer, and a trial's epoch and time budgets.
@@ -64,6 +72,7 @@ struct TrialResult {
   bool nan_loss = false;
   std::string ended;  // why the trial ended before its budget ("" when it ran it out)
   int64_t steps = 0;
+  int64_t graphed_steps = 0;  // of `steps`, replayed as a CUDA graph (or on static inputs)
   int validations = 0;
   double seconds = 0;
   double epochs = 0;
@@ -101,6 +110,8 @@ class JointTrainer {
   struct Run;
   void prepare(Run& run);
   torch::Tensor forward(Run& run);
+  bool capturable() const;
+  torch::Tensor graphedForward(Run& run);
   bool agreeToGoOn(Run& run, double& loss);
   void backwardAndStep(Run& run, const torch::Tensor& total);
   void logProgress(Run& run, double loss);

@@ -61,6 +61,11 @@ class TaskRuntime {
   // draws (augmentation; dropout, in models that have it) are keyed by (seed, task, step), so
   // they do not depend on which other tasks share this process, nor on a resume.
   torch::Tensor trainLoss(const data::Batch& batch);
+  // trainLoss in two halves: the augmented input of a training batch (the step's draws; the
+  // batch gets what the loss needs), and the loss of the model on such an input. A CUDA graph
+  // captures the second half on static copies of the first half's tensors.
+  torch::Tensor trainInput(data::Batch& batch);
+  torch::Tensor trainLossOn(const torch::Tensor& input, const data::Batch& prepared);
   // The objective's metric state over this rank's shard of the val split (model in eval mode,
   // no grad), to be gathered over ranks and replicas before Objective::score.
   MetricState validate();

@@ -8,6 +8,7 @@
 
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
+#include "gemel/models/archs.h"
 #include "gemel/train/objective.h"
 #include "gemel/train/precision.h"
 #include "gemel/train/task.h"
@@ -53,7 +54,8 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     t.num_classes = c.num_classes;
     t.metric = train::makeObjective(c)->metric();
     t.kind = config::toString(c.kind);
-    const auto precision = train::resolvePrecision(c.precision, train::defaultDevice());
+    const auto precision = train::resolvePrecision(c.precision, train::defaultDevice(),
+                                                   c.arch == models::kTorchScriptArch);
     t.precision = train::toString(precision);
     t.channels_last = train::resolveChannelsLast(c.channels_last, precision);
     t.image_size = input_sizes[i];

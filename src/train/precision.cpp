@@ -42,7 +42,8 @@ bool cpuHasBf16() {
   return has;
 }
 
-Precision resolvePrecision(const std::string& setting, const torch::Device& device) {
+Precision resolvePrecision(const std::string& setting, const torch::Device& device,
+                           bool torchscript) {
   if (setting != "auto") {
     const auto p = parsePrecision(setting);
     GEMEL_THROW_IF_NOT(p != Precision::kFp16 || device.is_cuda(), UsageError,
@@ -58,7 +59,7 @@ Precision resolvePrecision(const std::string& setting, const torch::Device& devi
     }
     return Precision::kFp32;
   }
-  return cpuHasBf16() ? Precision::kBf16 : Precision::kFp32;
+  return cpuHasBf16() && !torchscript ? Precision::kBf16 : Precision::kFp32;
 }
 
 bool resolveChannelsLast(const std::string& setting, Precision precision) {

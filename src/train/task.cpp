@@ -13,6 +13,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
 #include "gemel/data/transforms.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
 
 namespace gemel::train {
@@ -43,7 +44,7 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   model_ = models::buildTaskModel(task);
   model_->to(device);
   has_dropout_ = model_->hasDropout();
-  precision_ = resolvePrecision(task.precision, device);
+  precision_ = resolvePrecision(task.precision, device, task.arch == models::kTorchScriptArch);
   channels_last_ = resolveChannelsLast(task.channels_last, precision_);
   log::debug("train", "task '{}': forward in {}{} on {}", task.name, toString(precision_),
              channels_last_ ? ", channels_last" : "", device.str());

@@ -8,6 +8,7 @@
 
 #include "cli_support.h"
 #include "fashion_workload.h"
+#include "gemel/core/error.h"
 #include "gemel/core/format.h"
 #include "gemel/io/results.h"
 #include "gemel/train/precision.h"
@@ -109,3 +110,21 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
 
 }  // namespace
 }  // namespace gemel
+
+namespace gemel::train {
+namespace {
+
+// `auto` on the CPU: bf16 where the CPU computes it natively, except for TorchScript models,
+// whose strided convs the zoo's workaround for LibTorch's bf16 backward bug cannot reach;
+// an explicit setting is taken as given.
+TEST(Precision, AutoOnTheCpuIsFp32ForTorchScriptModels) {
+  const auto native = cpuHasBf16() ? Precision::kBf16 : Precision::kFp32;
+  EXPECT_EQ(resolvePrecision("auto", torch::kCPU), native);
+  EXPECT_EQ(resolvePrecision("auto", torch::kCPU, /*torchscript=*/true), Precision::kFp32);
+  EXPECT_EQ(resolvePrecision("bf16", torch::kCPU, /*torchscript=*/true), Precision::kBf16);
+  EXPECT_EQ(resolvePrecision("fp32", torch::kCPU), Precision::kFp32);
+  EXPECT_THROW(resolvePrecision("fp16", torch::kCPU), UsageError);
+}
+
+}  // namespace
+}  // namespace gemel::train

@@ -14,8 +14,11 @@ std::string toString(Precision precision);
 // Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo).
 bool cpuHasBf16();
 // auto: bf16 on CUDA devices with bf16 (compute capability 8 or more) and on CPUs with native
-// bf16, else fp32. fp16 is for CUDA only (UsageError on the CPU).
-Precision resolvePrecision(const std::string& setting, const torch::Device& device);
+// bf16, else fp32; fp32 for a TorchScript model on the CPU (`torchscript`): its strided convs
+// over 1x1 maps would meet LibTorch's CPU bf16 backward bug that the zoo's convs step around
+// (src/models/nets.h). fp16 is for CUDA only (UsageError on the CPU).
+Precision resolvePrecision(const std::string& setting, const torch::Device& device,
+                           bool torchscript = false);
 // auto: off (see precision.cpp: a LibTorch bf16 channels_last bug on 1x1 maps); on | off.
 bool resolveChannelsLast(const std::string& setting, Precision precision);
 

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "gemel/data/sources.h"
+#include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
 #include "test_support.h"
 
@@ -76,5 +77,22 @@ struct TiedPair {
         tasks[1]->model().namedParameters()[0].second);
   }
 };
+
+// The pair trained jointly for `steps` fixed steps (lr 0.02, no early stop, no adaptive
+// weights; the second task's loss weighted 0.5), with the given step capture.
+inline train::TrialResult trainPair(TiedPair& pair, train::TrainOptions::Capture capture,
+                                    int steps) {
+  train::TrainOptions o;
+  o.lr = 0.02;
+  o.epochs = 1e9;
+  o.max_steps = steps;
+  o.early_stop = false;
+  o.adaptive = false;
+  o.capture = capture;
+  train::JointTrainer trainer({{0, "tops_0", 0.0, pair.tasks[0].get(), 1.0, nullptr, true},
+                               {1, "tops_1", 0.0, pair.tasks[1].get(), 0.5, nullptr, true}},
+                              o);
+  return trainer.run();
+}
 
 }  // namespace gemel::testing

@@ -16,19 +16,7 @@ namespace {
 
 using gemel::testing::TiedPair;
 
-TrialResult trainPair(TiedPair& pair, TrainOptions::Capture capture, int steps) {
-  TrainOptions o;
-  o.lr = 0.02;
-  o.epochs = 1e9;
-  o.max_steps = steps;
-  o.early_stop = false;
-  o.adaptive = false;
-  o.capture = capture;
-  JointTrainer trainer({{0, "tops_0", 0.0, pair.tasks[0].get(), 1.0, nullptr, true},
-                        {1, "tops_1", 0.0, pair.tasks[1].get(), 0.5, nullptr, true}},
-                       o);
-  return trainer.run();
-}
+using gemel::testing::trainPair;
 
 TEST(GpuGraphs, TheTrainersGraphedStepTrainsAsItsEagerStep) {
   GEMEL_REQUIRE_CUDA_DEVICES(1);

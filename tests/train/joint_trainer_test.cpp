@@ -219,23 +219,10 @@ TEST(JointStep, TheStaticInputStepOfCudaGraphsTrainsAsTheEagerStep) {
   gemel::testing::TempDir dir;
   writeTops(dir, 32);
   constexpr int kSteps = 9;
-  auto train = [&](TiedPair& pair, TrainOptions::Capture capture) {
-    TrainOptions o;
-    o.lr = 0.02;
-    o.epochs = 1e9;
-    o.max_steps = kSteps;
-    o.early_stop = false;
-    o.adaptive = false;
-    o.capture = capture;
-    JointTrainer trainer({{0, "tops_0", 0.0, pair.tasks[0].get(), 1.0, nullptr, true},
-                          {1, "tops_1", 0.0, pair.tasks[1].get(), 0.5, nullptr, true}},
-                         o);
-    return trainer.run();
-  };
   TiedPair eager(dir.file("tops.h5")), statics(dir.file("tops.h5"));
   const auto start = eager.state(0)[0].clone();
-  const auto e = train(eager, TrainOptions::Capture::kOff);
-  const auto s = train(statics, TrainOptions::Capture::kStaticInputs);
+  const auto e = gemel::testing::trainPair(eager, TrainOptions::Capture::kOff, kSteps);
+  const auto s = gemel::testing::trainPair(statics, TrainOptions::Capture::kStaticInputs, kSteps);
   ASSERT_EQ(e.steps, kSteps);
   ASSERT_EQ(s.steps, kSteps);
   EXPECT_EQ(e.graphed_steps, 0);

@@ -205,37 +205,56 @@ class Machine {
     return cached->second;
   }
 
+  // One opcode; each group below returns false for an opcode that is not its own.
   void step(uint8_t op, std::size_t at) {
+    if (framing(op) || scalar(op) || text(op) || container(op) || memo(op) || object(op)) return;
+    pos_ = at;
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "0x%02x", op);
+    fail(std::string("unsupported pickle opcode ") + hex);
+  }
+
+  bool framing(uint8_t op) {
     switch (op) {
       case 0x80:
         byte();
-        break;  // PROTO
+        return true;  // PROTO
       case 0x95:
         take(8);
-        break;  // FRAME
+        return true;  // FRAME
       case '(':
         marks_.push_back(stack_.size());
-        break;  // MARK
+        return true;  // MARK
+      case 'b':
+        pop();
+        return true;  // BUILD: object state (the state_dict's _metadata) is unused
+      default:
+        return false;
+    }
+  }
+
+  bool scalar(uint8_t op) {
+    switch (op) {
       case 'N':
         push(make(Kind::kNone));
-        break;  // NONE
+        return true;
       case 0x88:
       case 0x89: {  // NEWTRUE / NEWFALSE
         auto v = make(Kind::kBool);
         v->i = op == 0x88;
         push(v);
-        break;
+        return true;
       }
       case 'K':
         push(integer(static_cast<uint8_t>(byte())));
-        break;  // BININT1
+        return true;  // BININT1
       case 'M':
         push(integer(little<uint16_t>()));
-        break;  // BININT2
+        return true;  // BININT2
       case 'J':
         push(integer(little<int32_t>()));
-        break;      // BININT
-      case 0x8a: {  // LONG1
+        return true;  // BININT
+      case 0x8a: {    // LONG1
         const auto n = static_cast<uint8_t>(byte());
         require(n <= 8, "integer too large");
         const char* p = take(n);
@@ -244,7 +263,7 @@ class Machine {
         if (n > 0 && n < 8 && (static_cast<uint8_t>(p[n - 1]) & 0x80))
           value -= int64_t(1) << (8 * n);
         push(integer(value));
-        break;
+        return true;
       }
       case 'G': {  // BINFLOAT (big-endian)
         const char* p = take(8);
@@ -253,154 +272,156 @@ class Machine {
         auto v = make(Kind::kFloat);
         std::memcpy(&v->f, &bits, 8);
         push(v);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  // Strings and bytes: the length prefix is 1, 4 (signed for 'T') or 8 bytes wide.
+  bool text(uint8_t op) {
+    Kind kind = Kind::kString;
+    std::size_t n = 0;
+    switch (op) {
+      case 0x8c:  // SHORT_BINUNICODE
+      case 'U':   // SHORT_BINSTRING
+        n = static_cast<uint8_t>(byte());
+        break;
+      case 'X':  // BINUNICODE
+        n = little<uint32_t>();
+        break;
+      case 'T': {  // BINSTRING
+        const auto len = little<int32_t>();
+        require(len >= 0, "negative length");
+        n = static_cast<std::size_t>(len);
         break;
       }
-      case 'X': {
-        const auto n = little<uint32_t>();
-        push(string(std::string(take(n), n)));
+      case 'C':  // SHORT_BINBYTES
+        n = static_cast<uint8_t>(byte());
+        kind = Kind::kBytes;
         break;
-      }
-      case 0x8c: {
-        const auto n = static_cast<uint8_t>(byte());
-        push(string(std::string(take(n), n)));
+      case 'B':  // BINBYTES
+        n = little<uint32_t>();
+        kind = Kind::kBytes;
         break;
-      }
-      case 'T': {
-        const auto n = little<int32_t>();
-        require(n >= 0, "negative length");
-        push(string(std::string(take(n), n)));
-        break;
-      }
-      case 'U': {
-        const auto n = static_cast<uint8_t>(byte());
-        push(string(std::string(take(n), n)));
-        break;
-      }
-      case 'B': {
-        const auto n = little<uint32_t>();
-        push(string(std::string(take(n), n), Kind::kBytes));
-        break;
-      }
-      case 'C': {
-        const auto n = static_cast<uint8_t>(byte());
-        push(string(std::string(take(n), n), Kind::kBytes));
-        break;
-      }
+      default:
+        return false;
+    }
+    push(string(std::string(take(n), n), kind));
+    return true;
+  }
+
+  bool container(uint8_t op) {
+    switch (op) {
       case ')':
         push(tuple({}));
-        break;  // EMPTY_TUPLE
+        return true;  // EMPTY_TUPLE
       case 't':
         push(tuple(popToMark()));
-        break;  // TUPLE
-      case 0x85: {
-        auto a = pop();
-        push(tuple({a}));
-        break;
-      }  // TUPLE1
-      case 0x86: {
-        auto b = pop();
-        auto a = pop();
-        push(tuple({a, b}));
-        break;
-      }
+        return true;  // TUPLE
+      case 0x85:      // TUPLE1..3
+      case 0x86:
       case 0x87: {
-        auto c = pop();
-        auto b = pop();
-        auto a = pop();
-        push(tuple({a, b, c}));
-        break;
+        std::vector<ValuePtr> items(op - 0x84);
+        for (auto i = items.rbegin(); i != items.rend(); ++i) *i = pop();
+        push(tuple(std::move(items)));
+        return true;
       }
       case ']':
         push(make(Kind::kList));
-        break;  // EMPTY_LIST
-      case 'l': {
+        return true;  // EMPTY_LIST
+      case 'l': {     // LIST
         auto v = make(Kind::kList);
         v->items = popToMark();
         push(v);
-        break;
+        return true;
       }
-      case 'a': {
+      case 'a': {  // APPEND
         auto item = pop();
         require(top()->kind == Kind::kList, "APPEND to a non-list");
         top()->items.push_back(item);
-        break;
+        return true;
       }
-      case 'e': {
+      case 'e': {  // APPENDS
         auto items = popToMark();
         require(top()->kind == Kind::kList, "APPENDS to a non-list");
         for (auto& i : items) top()->items.push_back(i);
-        break;
+        return true;
       }
       case '}':
         push(make(Kind::kDict));
-        break;  // EMPTY_DICT
-      case 'd': {
+        return true;  // EMPTY_DICT
+      case 'd': {     // DICT
         auto v = make(Kind::kDict);
         setItems(v, popToMark());
         push(v);
-        break;
+        return true;
       }
-      case 's': {
+      case 's': {  // SETITEM
         auto value = pop();
         auto key = pop();
         setItems(top(), {key, value});
-        break;
+        return true;
       }
-      case 'u': {
-        auto kv = popToMark();
-        setItems(top(), kv);
-        break;
-      }
+      case 'u':
+        setItems(top(), popToMark());
+        return true;  // SETITEMS
+      default:
+        return false;
+    }
+  }
+
+  bool memo(uint8_t op) {
+    switch (op) {
       case 'q':
         memo_[static_cast<uint8_t>(byte())] = top();
-        break;  // BINPUT
+        return true;  // BINPUT
       case 'r':
         memo_[little<uint32_t>()] = top();
-        break;  // LONG_BINPUT
+        return true;  // LONG_BINPUT
       case 0x94:
         memo_[memo_.size()] = top();
-        break;  // MEMOIZE
+        return true;  // MEMOIZE
       case 'h':
       case 'j': {  // BINGET / LONG_BINGET
         const uint32_t id = op == 'h' ? static_cast<uint8_t>(byte()) : little<uint32_t>();
         const auto it = memo_.find(id);
         require(it != memo_.end(), "memo entry " + std::to_string(id) + " missing");
         push(it->second);
-        break;
+        return true;
       }
+      default:
+        return false;
+    }
+  }
+
+  bool object(uint8_t op) {
+    switch (op) {
       case 'c': {  // GLOBAL
         auto module = line();
         auto name = line();
         push(string(module + "." + name, Kind::kGlobal));
-        break;
+        return true;
       }
       case 0x93: {  // STACK_GLOBAL
         auto name = pop();
         auto module = pop();
         require(name->kind == Kind::kString && module->kind == Kind::kString, "bad STACK_GLOBAL");
         push(string(module->s + "." + name->s, Kind::kGlobal));
-        break;
+        return true;
       }
-      case 'R': {
+      case 'R': {  // REDUCE
         auto args = pop();
         auto callable = pop();
         push(reduce(callable, args));
-        break;
+        return true;
       }
-      case 'Q': {
-        auto pid = pop();
-        push(persistentLoad(pid));
-        break;
-      }  // BINPERSID
-      case 'b':
-        pop();
-        break;  // BUILD: object state (e.g. the state_dict's _metadata) is not needed
-      default: {
-        pos_ = at;
-        char hex[8];
-        std::snprintf(hex, sizeof(hex), "0x%02x", op);
-        fail(std::string("unsupported pickle opcode ") + hex);
-      }
+      case 'Q':
+        push(persistentLoad(pop()));
+        return true;  // BINPERSID
+      default:
+        return false;
     }
   }
 

@@ -92,7 +92,11 @@ TEST(Precision, Bf16TrainingReachesFp32AccuracyAndIsRecorded) {
   const auto results = io::readResults(results_file);
   for (const auto& t : results.tasks) {
     EXPECT_EQ(t.precision, "bf16") << t.name;
-    EXPECT_FALSE(t.channels_last) << t.name;  // auto: off (a LibTorch bug, precision.cpp)
+    EXPECT_TRUE(t.channels_last) << t.name;  // channels_last auto: on under autocast
+  }
+  for (const auto& t : io::readResults(dir.file("merged_fp32/results.h5")).tasks) {
+    EXPECT_EQ(t.precision, "fp32") << t.name;
+    EXPECT_FALSE(t.channels_last) << t.name;  // and off in fp32
   }
   auto r = gemel(format("eval --results {} --json", shellQuote(results_file)));
   ASSERT_EQ(r.exit_code, 0) << r.output;

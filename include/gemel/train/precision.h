@@ -19,7 +19,7 @@ bool cpuHasBf16();
 // (src/models/nets.h). fp16 is for CUDA only (UsageError on the CPU).
 Precision resolvePrecision(const std::string& setting, const torch::Device& device,
                            bool torchscript = false);
-// auto: off (see precision.cpp: a LibTorch bf16 channels_last bug on 1x1 maps); on | off.
+// auto: on under autocast (bf16, fp16), off in fp32 (see precision.cpp); on | off.
 bool resolveChannelsLast(const std::string& setting, Precision precision);
 
 // While alive, ops on `device` run in `precision` where autocast lowers them (fp32: nothing).

@@ -22,14 +22,20 @@ class SeqImpl : public torch::nn::SequentialImpl {
 };
 TORCH_MODULE(Seq);
 
-// torch::nn::Conv2d, except where the stride cannot matter: when the map is so small that the
-// strided and the unstrided convolution both give one output per dimension (a 1x1 map under a
-// 3x3 kernel with padding 1), the forward runs unstrided. The result is the same. The reason is
-// LibTorch 2.11's CPU bf16 convolution backward (autocast, contiguous or channels_last):
-// on a strided conv over a 1x1 map it writes garbage, often NaN, into the weight gradient of
-// the taps that see only padding, whose gradient is 0; the unstrided conv gets them right.
-// ResNets reach 1x1 maps in layer4 at 16 px (layer3 at 8 px), and those weights would be
-// corrupted by training.
+// torch::nn::Conv2d, with two exceptions; both give the same result up to rounding.
+// - On the CPU, where the output map is tiny (at most 4 positions, or 16 for a 1x1 kernel), the
+//   conv runs as one matrix product over the input's taps (conv2d.cpp). oneDNN's convolution
+//   backward is slow there, the weight gradient being a large product over few positions:
+//   `gemel bench` of four ResNets at 64 px (layer4's maps are 2x2),
+//   batch 32 each, went from 75 to 117 images/s in bf16 channels_last and from 64 to 71 in fp32
+//   channels_last on a 2-core AMX CPU.
+// - Where the stride cannot matter (the strided and the unstrided convolution both give one
+//   output per dimension, as a 3x3 kernel with padding 1 over a 1x1 map), the forward runs
+//   unstrided. LibTorch 2.11's CPU bf16 convolution backward (autocast, contiguous or
+//   channels_last) writes garbage, often NaN, into the weight gradient of a strided conv over a
+//   1x1 map, in the taps that see only padding, whose gradient is 0; the unstrided conv gets them
+//   right. ResNets reach 1x1 maps in layer4 at 16 px (layer3 at 8 px). The matrix product above
+//   covers this case on the CPU; the unstrided conv is for other devices.
 class Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
   using torch::nn::Conv2dImpl::Conv2dImpl;

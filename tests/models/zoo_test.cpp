@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "../../src/models/nets.h"  // models-internal: the zoo's Conv2d
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/models/zoo.h"
@@ -54,7 +56,8 @@ TEST(Zoo, Bf16GradientsOfTapsThatSeeOnlyPaddingAreZero) {
       const std::string name = arch == "resnet18" ? "layer4.0.conv1" : "layer4.0.conv2";
       torch::Tensor weight;
       for (const auto& [n, p] : model->namedParameters()) {
-        if (channels_last && p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+        if (channels_last && p.dim() == 4)
+          p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
         if (n == name + ".weight") weight = p;
       }
       ASSERT_TRUE(weight.defined()) << name;
@@ -76,6 +79,64 @@ TEST(Zoo, Bf16GradientsOfTapsThatSeeOnlyPaddingAreZero) {
         EXPECT_GT(grad.select(2, 1).select(2, 1).abs().max().item<double>(), 0.0);
         weight.mutable_grad().zero_();
       }
+    }
+  }
+}
+
+// On the CPU the zoo's Conv2d runs a conv whose output map is tiny as a matrix product over
+// the input's taps (nets.h). Output, input gradient and weight and bias gradients match
+// torch::conv2d in fp32, for either memory format, which the output keeps; under bf16 autocast
+// the output is bf16, as the conv's is. The cases cover each branch: 1x1 and 3x3 kernels,
+// strides, padding, dilation, a bias, 1x1 maps, and maps too large for the product.
+TEST(Zoo, SmallMapConvMatchesTorchConv2d) {
+  struct Case {
+    int64_t in, out, size, kernel, stride, padding, dilation;
+    bool bias;
+  };
+  const std::vector<Case> cases = {{64, 48, 2, 3, 1, 1, 1, false}, {32, 40, 4, 3, 2, 1, 1, true},
+                                   {48, 96, 4, 1, 1, 0, 1, false}, {96, 24, 8, 1, 2, 0, 1, true},
+                                   {16, 32, 1, 3, 2, 1, 1, false}, {24, 16, 5, 3, 2, 2, 2, true},
+                                   {40, 24, 4, 2, 1, 0, 1, false}, {16, 16, 8, 3, 1, 1, 1, false}};
+  for (const auto& c : cases) {
+    for (const bool channels_last : {false, true}) {
+      const auto fmt =
+          channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+      const std::string what = format("in {} out {} map {} k{} s{} p{} d{}{}{}", c.in, c.out,
+                                      c.size, c.kernel, c.stride, c.padding, c.dilation,
+                                      c.bias ? " bias" : "", channels_last ? " channels_last" : "");
+      torch::manual_seed(0);
+      Conv2d conv(torch::nn::Conv2dOptions(c.in, c.out, c.kernel)
+                      .stride(c.stride)
+                      .padding(c.padding)
+                      .dilation(c.dilation)
+                      .bias(c.bias));
+      conv->weight.set_data(conv->weight.contiguous(fmt));
+      auto x = torch::randn({5, c.in, c.size, c.size}).contiguous(fmt).requires_grad_();
+      auto y = conv->forward(x);
+      EXPECT_TRUE(y.is_contiguous(fmt)) << what;
+      const auto g = torch::randn(y.sizes());
+      y.backward(g);
+
+      auto w = conv->weight.detach().clone().requires_grad_();
+      auto b = c.bias ? conv->bias.detach().clone().requires_grad_() : torch::Tensor();
+      auto x2 = x.detach().clone().requires_grad_();
+      auto ref = torch::conv2d(x2, w, b, c.stride, c.padding, c.dilation);
+      ref.backward(g);
+      ASSERT_EQ(y.sizes(), ref.sizes()) << what;
+      const auto close = [](const torch::Tensor& a, const torch::Tensor& e) {
+        return (a - e).abs().max().item<double>() <=
+               1e-5 * std::max(1.0, e.abs().max().item<double>());
+      };
+      EXPECT_TRUE(close(y, ref)) << what;
+      EXPECT_TRUE(close(x.grad(), x2.grad())) << what << ": input gradient";
+      EXPECT_TRUE(close(conv->weight.grad(), w.grad())) << what << ": weight gradient";
+      if (c.bias) EXPECT_TRUE(close(conv->bias.grad(), b.grad())) << what << ": bias gradient";
+
+      train::AutocastScope autocast(torch::kCPU, train::Precision::kBf16);
+      const auto low = conv->forward(x.detach());
+      EXPECT_EQ(low.scalar_type(), torch::kBFloat16) << what;
+      const auto err = (low.to(torch::kFloat) - ref.detach()).abs().max().item<double>();
+      EXPECT_LT(err, 0.05 * ref.abs().max().item<double>()) << what << ": bf16 output";
     }
   }
 }

@@ -90,6 +90,19 @@ torch::Tensor convAsGemm(const torch::Tensor& input, const torch::Tensor& weight
   return bias.defined() ? y + cast(bias).view({1, -1, 1, 1}) : y;
 }
 
+// The most output positions at which the product beats oneDNN's convolution, forward and
+// backward, measured on a 2-core AMX CPU in channels_last at batch 16-64 (ms, oneDNN against
+// the product): in bf16, 3x3 kernels over 256 channels win up to 6x6 maps (4x4: 26.8 against
+// 15.6; 6x6: 21.5 against 17.7) and 512 channels at 4x4 by 3x (yolov3-tiny's 512->1024 at
+// batch 16: 80 against 23), while 128 channels lose from 5x5 (10 against 19); in fp32 the
+// product's lead is smaller (256 channels: 3x3 23 against 19, 4x4 even; 512 channels: 5x5
+// 196 against 156). 1x1 kernels win up to 4x4 maps in both.
+int64_t gemmPositionsAtMost(int64_t in_channels, bool one_by_one) {
+  if (one_by_one) return 16;
+  if (at::autocast::is_autocast_enabled(at::kCPU)) return in_channels >= 256 ? 36 : 4;
+  return in_channels >= 512 ? 25 : in_channels >= 256 ? 9 : 4;
+}
+
 }  // namespace
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& input) {
@@ -107,13 +120,10 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& input) {
     stride_is_moot = stride_is_moot && reach == 1;
     out[d] = reach > 0 ? (reach - 1) / o.stride()->at(d) + 1 : 0;
   }
-  // Where the product beats oneDNN on a 2-core AMX CPU (bf16 channels_last, batch 64, forward
-  // and backward): 1x1 kernels up to 16 output positions; others up to 4, and up to 9 from 256
-  // input channels (3x3 maps at 256 channels: 10 against 22 ms; at 128 channels oneDNN wins).
   const auto positions = out[0] * out[1];
   const bool one_by_one = o.kernel_size()->at(0) == 1 && o.kernel_size()->at(1) == 1;
-  const int64_t most = one_by_one ? 16 : (input.size(1) >= 256 ? 9 : 4);
-  if (input.device().is_cpu() && o.groups() == 1 && positions > 0 && positions <= most) {
+  if (input.device().is_cpu() && o.groups() == 1 && positions > 0 &&
+      positions <= gemmPositionsAtMost(input.size(1), one_by_one)) {
     return convAsGemm(input, weight, bias,
                       Geometry{o.kernel_size()->at(0), o.kernel_size()->at(1), o.stride()->at(0),
                                o.stride()->at(1), o.dilation()->at(0), o.dilation()->at(1),

@@ -23,12 +23,14 @@ class SeqImpl : public torch::nn::SequentialImpl {
 TORCH_MODULE(Seq);
 
 // torch::nn::Conv2d, with two exceptions; both give the same result up to rounding.
-// - On the CPU, where the output map is tiny (at most 4 positions, or 16 for a 1x1 kernel), the
-//   conv runs as one matrix product over the input's taps (conv2d.cpp). oneDNN's convolution
-//   backward is slow there, the weight gradient being a large product over few positions:
-//   `gemel bench` of four ResNets at 64 px (layer4's maps are 2x2),
-//   batch 32 each, went from 75 to 117 images/s in bf16 channels_last and from 64 to 71 in fp32
-//   channels_last on a 2-core AMX CPU.
+// - On the CPU, where the output map is small for its channel count (conv2d.cpp has the limits:
+//   4 positions below 256 input channels, up to 36 above in bf16, 16 for a 1x1 kernel), the
+//   conv runs as one matrix product over the input's taps.
+//   oneDNN's convolution backward is slow there, the weight gradient being a large product over
+//   few positions: `gemel bench` of four ResNets at 64 px (layer4's maps are 2x2), batch 32
+//   each, went from 75 to 117 images/s in bf16 channels_last and from 64 to 71 in fp32
+//   channels_last on a 2-core AMX CPU; the demo's four classifiers (32-40 px, batch 64) from
+//   about 290 to 340-375 once the product had its own backward and covered 3x3 maps.
 // - Where the stride cannot matter (the strided and the unstrided convolution both give one
 //   output per dimension, as a 3x3 kernel with padding 1 over a 1x1 map), the forward runs
 //   unstrided. LibTorch 2.11's CPU bf16 convolution backward (autocast, contiguous or

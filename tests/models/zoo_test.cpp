@@ -97,7 +97,8 @@ TEST(Zoo, SmallMapConvMatchesTorchConv2d) {
                                    {48, 96, 4, 1, 1, 0, 1, false}, {96, 24, 8, 1, 2, 0, 1, true},
                                    {16, 32, 1, 3, 2, 1, 1, false}, {24, 16, 5, 3, 2, 2, 2, true},
                                    {40, 24, 4, 2, 1, 0, 1, false}, {16, 16, 8, 3, 1, 1, 1, false},
-                                   {256, 24, 3, 3, 1, 1, 1, true}, {256, 16, 5, 3, 2, 1, 1, false}};
+                                   {256, 24, 3, 3, 1, 1, 1, true}, {256, 16, 5, 3, 2, 1, 1, false},
+                                   {256, 16, 6, 3, 1, 1, 1, false}, {512, 8, 5, 3, 1, 1, 1, true}};
   for (const auto& c : cases) {
     for (const bool channels_last : {false, true}) {
       const auto fmt =

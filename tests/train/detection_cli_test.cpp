@@ -68,7 +68,10 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
                                "  - {name: bags_yolov3tiny, arch: yolov3-tiny, kind: detection, "
                                "num_classes: 2, image_size: 64, batch_size: 16, transforms: "
                                "{mean: [0, 0, 0], std: [1, 1, 1], scale_jitter: 0.1}}\n");
-  auto r = gemel(format("train --config {} --epochs 12 --out {}", shellQuote(yaml),
+  // 20 epochs: after 12 the detector's val mAP@0.5 was 0.011 to 0.029 depending on the thread
+  // count and the build's rounding, and 8 merge steps could take it under 0.01; after 20 it was
+  // 0.038 to 0.077.
+  auto r = gemel(format("train --config {} --epochs 20 --out {}", shellQuote(yaml),
                         shellQuote(dir.file("trained"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
@@ -82,7 +85,7 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"metric\":\"map50\""), std::string::npos) << json;
   const double map50 = jsonNumber(json, "bags_yolov3tiny", "score");
-  EXPECT_GT(map50, 0.01) << "the detector learned nothing in 12 epochs";
+  EXPECT_GT(map50, 0.01) << "the detector learned nothing in 20 epochs";
 
   r = gemel(format("export --results {} --task bags_yolov3tiny --out {}", shellQuote(results),
                    shellQuote(dir.file("bags.pt"))));

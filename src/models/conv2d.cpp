@@ -14,6 +14,11 @@ using torch::autograd::tensor_list;
 // The geometry of one convolution, as the custom autograd function below carries it.
 struct Geometry {
   int64_t kh, kw, sh, sw, dh, dw, ph, pw, oh, ow;
+  std::vector<int64_t> pack() const { return {kh, kw, sh, sw, dh, dw, ph, pw, oh, ow}; }
+  static Geometry unpack(const std::vector<int64_t>& v) {
+    return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7), v.at(8),
+            v.at(9)};
+  }
 };
 
 // A view of the padded NHWC map holding tap (i, j) of every output position.
@@ -35,8 +40,7 @@ class TapGemm : public torch::autograd::Function<TapGemm> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& input,
                                const torch::Tensor& weight, std::vector<int64_t> geometry) {
-    const Geometry g{geometry[0], geometry[1], geometry[2], geometry[3], geometry[4],
-                     geometry[5], geometry[6], geometry[7], geometry[8], geometry[9]};
+    const auto g = Geometry::unpack(geometry);
     const auto n = input.size(0), c = input.size(1), co = weight.size(0);
     auto x = input.permute({0, 2, 3, 1});
     if (g.ph > 0 || g.pw > 0) x = torch::constant_pad_nd(x, {0, 0, g.pw, g.pw, g.ph, g.ph});
@@ -58,18 +62,21 @@ class TapGemm : public torch::autograd::Function<TapGemm> {
     const auto saved = ctx->get_saved_variables();
     const auto& cols = saved[0];
     const auto& w = saved[1];
-    const auto gv = ctx->saved_data["geometry"].toIntVector();
-    const Geometry g{gv[0], gv[1], gv[2], gv[3], gv[4], gv[5], gv[6], gv[7], gv[8], gv[9]};
+    const auto g = Geometry::unpack(ctx->saved_data["geometry"].toIntVector());
     const auto sizes = ctx->saved_data["input_sizes"].toIntVector();
     const auto n = sizes[0], c = sizes[1], h = sizes[2], wd = sizes[3];
     const auto co = w.size(0);
     const auto gy = grads[0].permute({0, 2, 3, 1}).reshape({-1, co}).to(cols.scalar_type());
-    const auto gw = torch::mm(gy.t(), cols).view({co, g.kh, g.kw, c}).permute({0, 3, 1, 2});
-    const auto gcols = torch::mm(gy, w).view({n, g.oh, g.ow, g.kh * g.kw, c});
-    auto gx = torch::zeros({n, h + 2 * g.ph, wd + 2 * g.pw, c}, gcols.options());
-    for (int64_t i = 0, t = 0; i < g.kh; ++i)
-      for (int64_t j = 0; j < g.kw; ++j, ++t) tap(gx, g, i, j).add_(gcols.select(3, t));
-    gx = gx.slice(1, g.ph, g.ph + h).slice(2, g.pw, g.pw + wd).permute({0, 3, 1, 2});
+    torch::Tensor gx, gw;
+    if (ctx->needs_input_grad(1))
+      gw = torch::mm(gy.t(), cols).view({co, g.kh, g.kw, c}).permute({0, 3, 1, 2});
+    if (ctx->needs_input_grad(0)) {
+      const auto gcols = torch::mm(gy, w).view({n, g.oh, g.ow, g.kh * g.kw, c});
+      gx = torch::zeros({n, h + 2 * g.ph, wd + 2 * g.pw, c}, gcols.options());
+      for (int64_t i = 0, t = 0; i < g.kh; ++i)
+        for (int64_t j = 0; j < g.kw; ++j, ++t) tap(gx, g, i, j).add_(gcols.select(3, t));
+      gx = gx.slice(1, g.ph, g.ph + h).slice(2, g.pw, g.pw + wd).permute({0, 3, 1, 2});
+    }
     return {gx, gw, torch::Tensor()};
   }
 };
@@ -84,9 +91,7 @@ torch::Tensor convAsGemm(const torch::Tensor& input, const torch::Tensor& weight
   const auto cast = [dtype](const torch::Tensor& t) {
     return t.defined() && t.scalar_type() != dtype ? t.to(dtype) : t;
   };
-  auto y = TapGemm::apply(cast(input), cast(weight),
-                          std::vector<int64_t>{g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.ph, g.pw,
-                                               g.oh, g.ow});
+  auto y = TapGemm::apply(cast(input), cast(weight), g.pack());
   return bias.defined() ? y + cast(bias).view({1, -1, 1, 1}) : y;
 }
 

@@ -1,10 +1,8 @@
 #include "gemel/merge/coordinator.h"
 
-#include <torch/torch.h>
-
-#include <csignal>
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -12,80 +10,23 @@
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "gemel/core/log.h"
-#include "gemel/dist/control_plane.h"
 #include "gemel/merge/record.h"
-#include "gemel/merge/trial_runner.h"
+#include "gemel/train/objective.h"
 
 namespace gemel::merge {
-namespace {
 
 namespace fs = std::filesystem;
 
-struct Fault {
-  int rank = -1;
-  int64_t step = -1;
-  int signal = 0;  // SIGKILL or SIGSTOP: raised at the step instead of throwing
-};
-
-Fault parseFault(std::string text) {
-  Fault f;
-  if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
-  if (text.empty()) return f;
-  const auto a = text.find(':');
-  GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError,
-                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
-  f.rank = std::stoi(text.substr(0, a));
-  const auto b = text.find(':', a + 1);
-  f.step = std::stoll(text.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
-  const auto how = b == std::string::npos ? std::string() : text.substr(b + 1);
-  GEMEL_THROW_IF_NOT(how.empty() || how == "kill" || how == "stop", UsageError,
-                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
-  f.signal = how == "kill" ? SIGKILL : how == "stop" ? SIGSTOP : 0;
-  return f;
-}
-
-// The results a resumed merge picks up from, checked against the workload.
-io::Results readForResume(const std::string& path, const config::Workload& w,
-                          const LayerCatalog& catalog, const std::string& workload_path) {
-  GEMEL_THROW_IF_NOT(fs::exists(path), InputError,
-                     "{}: nothing to resume from; run gemel merge without --resume to start", path);
-  auto r = io::readResults(path);
-  std::string had, has;
-  for (const auto& t : r.tasks) had += (had.empty() ? "" : ", ") + t.name + " (" + t.arch + ")";
-  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
-    has += (has.empty() ? "" : ", ") + w.tasks[i].name + " (" + catalog.models()[i].arch + ")";
-  }
-  GEMEL_THROW_IF_NOT(
-      had == has, ConfigError,
-      "{}: was written for the tasks [{}], but {} has [{}]; resume with the workload "
-      "it was started with, or merge into a new --out directory",
-      path, had, workload_path, has);
-  return r;
-}
-
-}  // namespace
-
 MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string& workload_path,
-                                   const MergeOptions& o, TrialRunner& runner,
-                                   const dist::ControlPlane& control)
+                                   const MergeOptions& o, TrialExecutor& runner,
+                                   const dist::World& control)
     : w_(w),
       workload_path_(workload_path),
       results_path_((fs::path(o.out_dir) / "results.h5").string()),
       o_(o),
       runner_(runner),
       control_(control),
-      start_(std::chrono::steady_clock::now()) {
-  // Fault injection for the tests (GEMEL_FAULT): parsed once, so a malformed value fails at
-  // the start; this rank throws (or dies) at one training step of the first trial.
-  const auto fault = parseFault(o.fault);
-  if (fault.rank == control.rank()) {
-    fault_hook_ = [fault](int64_t step) {
-      if (step != fault.step) return;
-      if (fault.signal) std::raise(fault.signal);
-      throw Error(format("fault injected at step {} (GEMEL_FAULT)", step));
-    };
-  }
-}
+      start_(std::chrono::steady_clock::now()) {}
 
 MergeCoordinator::~MergeCoordinator() = default;
 
@@ -93,11 +34,8 @@ double MergeCoordinator::elapsed() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
-io::Results MergeCoordinator::run() {
+io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   const auto& catalog = runner_.catalog();
-  // --resume: every rank reads the last results (the lead replaces the file only after this).
-  std::optional<io::Results> previous;
-  if (o_.resume) previous = readForResume(results_path_, w_, catalog, workload_path_);
   const int n = runner_.tasks();
   unmerged_.assign(n, 0);
   target_.assign(n, 0);
@@ -110,8 +48,7 @@ io::Results MergeCoordinator::run() {
   for (std::size_t k = 0; k < unknown.size(); ++k) {
     unmerged_[unknown[k]] = measured[k];
     log::info("merge", "{}: unmerged {} {} (measured)", w_.tasks[unknown[k]].name,
-              train::makeObjective(w_.tasks[unknown[k]])->metric(),
-              formatFixed(measured[k], 4));
+              train::makeObjective(w_.tasks[unknown[k]])->metric(), formatFixed(measured[k], 4));
   }
   for (int t = 0; t < n; ++t) {
     if (previous) {
@@ -133,8 +70,8 @@ io::Results MergeCoordinator::run() {
 
   startFresh();
   if (previous) resume(*previous);
-  snapshot_ = takeSnapshot(runner_.models());
-  if (previous) runner_.apply(accepted_, snapshot_, accepted_);
+  runner_.accept();
+  if (previous) runner_.apply(accepted_, From::kAccepted, accepted_);
   record("running");
   printTable();
   for (;;) {
@@ -150,10 +87,10 @@ io::Results MergeCoordinator::run() {
     runTrial(parseTrial(text));
   }
   // Final: the accepted models, validated once more.
-  runner_.apply(accepted_, snapshot_, accepted_);
+  runner_.apply(accepted_, From::kAccepted, accepted_);
   std::set<int> all;
   for (int t = 0; t < n; ++t) all.insert(t);
-  score_ = runner_.validate(accepted_, all);
+  score_ = runner_.validate(accepted_, all, {});
   record("done");
   printReport();
   return results_;
@@ -220,15 +157,8 @@ void MergeCoordinator::resume(const io::Results& previous) {
     plan_text = planner_->accepted().serialize();
   }
   accepted_ = SharingPlan::parse(control_.share(plan_text));
-  for (int t = 0; t < runner_.tasks(); ++t) {
-    score_[t] = previous.tasks[t].final_score;
-    auto* task = runner_.local(t);
-    if (!task) continue;
-    task->model().loadStateDict(io::fullStateDict(previous, w_.tasks[t].name),
-                                {false, results_path_});
-    if (!previous.streams.empty())
-      task->resumeStream(previous.streams[t].first, previous.streams[t].second);
-  }
+  for (int t = 0; t < runner_.tasks(); ++t) score_[t] = previous.tasks[t].final_score;
+  runner_.restore(previous);
   results_.trials = previous.trials;
   if (!previous.timeline.empty()) {
     results_.timeline = previous.timeline;
@@ -267,12 +197,10 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return headroom(a) < headroom(b); });
   for (std::size_t k = 0; k < order.size(); ++k) rank[order[k]] = static_cast<int>(k);
-  runner_.apply(trial_plan, snapshot_, accepted_, rank);
+  runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
   const auto options = trialOptions(trial);
   const auto candidates = trial.models();
-  const auto outcome =
-      runner_.train(trial_plan, options, {candidates.begin(), candidates.end()},
-                    trial.number == 1 ? fault_hook_ : std::function<void(int64_t)>());
+  const auto outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
   const auto decision = decide(trial, outcome, options);
 
   // The lead decides; everyone adopts its plan.
@@ -305,7 +233,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   rec.steps = outcome.steps;
   rec.seconds = elapsed() - trial_start;
   results_.trials.push_back(rec);
-  runner_.apply(accepted_, snapshot_, accepted_);  // back to the accepted state
+  runner_.apply(accepted_, From::kAccepted, accepted_);  // back to the accepted state
   record("running");
   if (control_.lead() && o_.print_table) printTrialRow(rec, target_, w_, catalog.totalBytes());
 }
@@ -327,14 +255,15 @@ MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,
     if (!met.count(m) && !std::count(candidates.begin(), candidates.end(), m)) others_ok = false;
   }
   if (!outcome.nan_loss && others_ok && met.size() == involved_set.size()) {
-    snapshot_ = takeSnapshot(runner_.models());
+    runner_.accept();
     score_ = trial_score;
     return {"accepted", met, {}, {}};
   }
   std::size_t met_candidates = 0;
   for (const int m : candidates) met_candidates += met.count(m);
   Decision d{outcome.nan_loss ? "failed (NaN)" : "rejected", {}, {}, {}};
-  if (!outcome.nan_loss && others_ok && met_candidates >= 2 && checkPartial(trial, met, options, d)) {
+  if (!outcome.nan_loss && others_ok && met_candidates >= 2 &&
+      checkPartial(trial, met, options, d)) {
     d.label = format("partial {}/{}", met_candidates, candidates.size());
     d.report_met = met;
   }
@@ -356,13 +285,11 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
   }
   const int n = runner_.tasks();
   const auto involved_set = accepted_.with(trial).models();
-  auto next_snapshot = takeSnapshot(runner_.models());
-  std::set<int> missed;
+  std::set<int> missed;  // back to their accepted weights in the staged state
   for (const int m : involved_set) {
-    if (met.count(m)) continue;
-    next_snapshot[m] = snapshot_[m];  // back to its accepted weights
-    missed.insert(m);
+    if (!met.count(m)) missed.insert(m);
   }
+  runner_.stage(missed);
   // Only the models that share a layer in the tentative plan can have moved.
   const auto check_set = tentative.models();
   std::vector<double> check = score_;
@@ -388,7 +315,7 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
   auto tie = [&](bool from_met) {
     std::vector<int> rank(n, from_met ? 0 : 1);
     for (const int m : missed) rank[m] = from_met ? 1 : 0;
-    runner_.apply(tentative, next_snapshot, tentative, rank);
+    runner_.apply(tentative, From::kStaged, tentative, rank);
   };
   tie(true);
   double shortfall = validate("shared layers as the models that met left them");
@@ -430,32 +357,14 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
     log::info("merge", "{}: rejected, below target: {}", label, missing);
     return false;
   }
-  snapshot_ = takeSnapshot(runner_.models());
+  runner_.accept();
   score_ = check;
   return true;
 }
 
-// The lead gathers every task's accepted weights (from its owner) and writes results.h5.
 void MergeCoordinator::record(const std::string& status) {
-  const int n = runner_.tasks();
-  std::vector<int> owners(n);
-  for (int t = 0; t < n; ++t) owners[t] = runner_.placement().owner(t);
-  const auto all = control_.gatherStates(snapshot_, owners);
-  std::vector<int64_t> streams(2 * n, 0);
-  for (int t = 0; t < n; ++t) {
-    if (control_.rank() != owners[t]) continue;
-    streams[2 * t] = runner_.local(t)->batchesTaken();
-    streams[2 * t + 1] = runner_.local(t)->stepsTaken();
-  }
-  control_.sum(streams);
-  if (!control_.lead()) return;
   results_.status = status;
-  results_.streams.clear();
-  for (int t = 0; t < n; ++t) results_.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
-  if (input_sizes_.empty()) input_sizes_ = inputSizes(w_);
-  fillRecords(results_, accepted_, runner_.catalog(), all, w_, {unmerged_, target_, score_},
-              input_sizes_);
-  io::writeResults(results_path_, results_);
+  runner_.record(results_, accepted_, {unmerged_, target_, score_});
 }
 
 void MergeCoordinator::printTable() const {

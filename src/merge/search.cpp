@@ -2,20 +2,74 @@
 
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <optional>
 
+#include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
 #include "gemel/dist/cluster.h"
-#include "gemel/dist/control_plane.h"
 #include "gemel/dist/placement.h"
+#include "gemel/dist/world.h"
 #include "gemel/merge/coordinator.h"
 #include "gemel/merge/trial_runner.h"
 
 namespace gemel::merge {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Fault injection for the tests (GEMEL_FAULT or MergeOptions::fault, "RANK:STEP[:kill|:stop]"):
+// parsed once, so a malformed value fails at the start; that rank throws (or raises the signal)
+// at that training step of the run's first trial.
+std::function<void(int64_t)> faultHook(std::string text, int rank) {
+  if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
+  if (text.empty()) return {};
+  const auto a = text.find(':');
+  GEMEL_THROW_IF_NOT(a != std::string::npos, UsageError,
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
+  const int fault_rank = std::stoi(text.substr(0, a));
+  const auto b = text.find(':', a + 1);
+  const int64_t step =
+      std::stoll(text.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1));
+  const auto how = b == std::string::npos ? std::string() : text.substr(b + 1);
+  GEMEL_THROW_IF_NOT(how.empty() || how == "kill" || how == "stop", UsageError,
+                     "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
+  if (fault_rank != rank) return {};
+  const int signal = how == "kill" ? SIGKILL : how == "stop" ? SIGSTOP : 0;
+  return [step, signal](int64_t at) {
+    if (at != step) return;
+    if (signal) std::raise(signal);
+    throw Error(format("fault injected at step {} (GEMEL_FAULT)", at));
+  };
+}
+
+// The results a resumed merge picks up from, checked against the workload.
+io::Results readForResume(const std::string& path, const config::Workload& w,
+                          const LayerCatalog& catalog, const std::string& workload_path) {
+  GEMEL_THROW_IF_NOT(fs::exists(path), InputError,
+                     "{}: nothing to resume from; run gemel merge without --resume to start", path);
+  auto r = io::readResults(path);
+  std::string had, has;
+  for (const auto& t : r.tasks) had += (had.empty() ? "" : ", ") + t.name + " (" + t.arch + ")";
+  for (std::size_t i = 0; i < w.tasks.size(); ++i) {
+    has += (has.empty() ? "" : ", ") + w.tasks[i].name + " (" + catalog.models()[i].arch + ")";
+  }
+  GEMEL_THROW_IF_NOT(
+      had == has, ConfigError,
+      "{}: was written for the tasks [{}], but {} has [{}]; resume with the workload "
+      "it was started with, or merge into a new --out directory",
+      path, had, workload_path, has);
+  return r;
+}
+
+}  // namespace
 
 void printSummary(const io::Results& r, const std::vector<double>& scores) {
   const double pct = r.total_bytes > 0 ? 100.0 * r.achieved_savings / r.total_bytes : 0;
@@ -51,14 +105,20 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   const dist::Placement placement(costs, cluster.size());
   if (cluster.distributed())
     log::info("merge", "placement on {} ranks:\n{}", cluster.size(), placement.describe(costs));
-  const dist::ControlPlane control(cluster);
-  TrialRunner runner(w, placement, control, o.device, o.backend);
+  const dist::ClusterWorld world(cluster);
+  const auto results_path = (fs::path(o.out_dir) / "results.h5").string();
+  const auto fault = faultHook(o.fault, world.rank());
+  TrialRunner runner(w, placement, world, o.device, o.backend, results_path);
+  runner.armStepHook(fault);
   log::info("merge", "training on {}", o.device.str());
   if (cluster.distributed()) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(runner.backend()));
   }
-  MergeCoordinator coordinator(w, workload_path, o, runner, control);
-  return coordinator.run();
+  // --resume: every rank reads the last results (the lead replaces the file only after this).
+  std::optional<io::Results> previous;
+  if (o.resume) previous = readForResume(results_path, w, runner.catalog(), workload_path);
+  MergeCoordinator coordinator(w, workload_path, o, runner, world);
+  return coordinator.run(previous);
 }
 
 }  // namespace gemel::merge

@@ -6,8 +6,9 @@
 #include <map>
 
 #include "gemel/core/error.h"
-#include "gemel/dist/control_plane.h"
 #include "gemel/dist/grad_sync.h"
+#include "gemel/dist/state_transfer.h"
+#include "gemel/io/results.h"
 #include "gemel/merge/model_layers.h"
 
 namespace gemel::merge {
@@ -19,16 +20,17 @@ struct TrialRunner::Sync {
 };
 
 TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& placement,
-                         const dist::ControlPlane& control, const torch::Device& device,
-                         dist::Backend backend)
+                         const dist::World& world, const torch::Device& device,
+                         dist::Backend backend, std::string results_path)
     : workload_(w),
       placement_(placement),
-      control_(control),
+      world_(world),
+      results_path_(std::move(results_path)),
       local_(w.tasks.size(), nullptr),
       models_(w.tasks.size(), nullptr),
       comms_(dist::resolveBackend(backend, device), device),
       targets_(w.tasks.size(), 0) {
-  for (const auto& slot : placement.slotsOf(control.rank())) {
+  for (const auto& slot : placement.slotsOf(world.rank())) {
     owned_.push_back(std::make_unique<train::TaskRuntime>(
         w.tasks[slot.task], slot.task, device, static_cast<uint64_t>(w.search.seed),
         train::Replica{slot.replica, slot.replicas}));
@@ -38,9 +40,9 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
   std::vector<CatalogModel> described;
   for (int t = 0; t < tasks(); ++t) {
     const int owner = placement.owner(t);
-    described.push_back(parseCatalogModel(control.share(
-        control.rank() == owner ? serializeCatalogModel(describeModel(w.tasks[t].name, *models_[t]))
-                                : "",
+    described.push_back(parseCatalogModel(world.share(
+        world.rank() == owner ? serializeCatalogModel(describeModel(w.tasks[t].name, *models_[t]))
+                              : "",
         owner)));
   }
   catalog_ = std::make_unique<LayerCatalog>(std::move(described));
@@ -74,8 +76,8 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
                        train::makeObjective(workload_.tasks[t]), false});
   }
   train::Collectives sum;
-  sum.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
-  sum.concat = [this](std::vector<int64_t>& v) { control_.concat(v); };
+  sum.sum = [this](std::vector<int64_t>& v) { world_.sum(v); };
+  sum.concat = [this](std::vector<int64_t>& v) { world_.concat(v); };
   return train::JointTrainer(unknown, {}, sum).validateAll();
 }
 
@@ -92,9 +94,10 @@ void TrialRunner::prepareComms(const SharingPlan& plan) {
   comms_.prepare({sets.begin(), sets.end()});
 }
 
-void TrialRunner::apply(const SharingPlan& plan, const Snapshot& snapshot,
-                        const SharingPlan& previous, const std::vector<int>& rank) {
+void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& previous,
+                        const std::vector<int>& rank) {
   prepareComms(plan);
+  const auto& snapshot = from == From::kAccepted ? accepted_ : staged_;
   const auto sources = materialize(models_, *catalog_, plan, snapshot, previous, rank);
   torch::NoGradGuard no_grad;
   for (const auto& [key, members] : plan.instances()) {
@@ -125,9 +128,9 @@ void TrialRunner::apply(const SharingPlan& plan, const Snapshot& snapshot,
 
 TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
   Sync s;
-  s.collectives.sum = [this](std::vector<int64_t>& v) { control_.sum(v); };
-  s.collectives.concat = [this](std::vector<int64_t>& v) { control_.concat(v); };
-  s.collectives.max = [this](int64_t v) { return control_.max(v); };
+  s.collectives.sum = [this](std::vector<int64_t>& v) { world_.sum(v); };
+  s.collectives.concat = [this](std::vector<int64_t>& v) { world_.concat(v); };
+  s.collectives.max = [this](int64_t v) { return world_.max(v); };
   if (placement_.worldSize() < 2) return s;
   // Shared layers: (task, module) -> instance.
   std::map<std::pair<int, std::string>, SharingPlan::Key> shared;
@@ -171,10 +174,10 @@ TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
 }
 
 train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::TrainOptions& options,
-                                      const std::set<int>& candidates,
-                                      std::function<void(int64_t)> on_step) {
+                                      const std::set<int>& candidates) {
   auto sync = synchronisation(plan);
-  sync.collectives.on_step = std::move(on_step);
+  sync.collectives.on_step = std::move(step_hook_);
+  step_hook_ = nullptr;
   train::JointTrainer trainer(trialTasks(plan.models(), candidates), options, sync.collectives);
   return trainer.run();
 }
@@ -184,6 +187,46 @@ std::vector<double> TrialRunner::validate(const SharingPlan& plan, const std::se
   auto sync = synchronisation(plan);
   train::JointTrainer checker(trialTasks(tasks), options, sync.collectives);
   return checker.validateAll();
+}
+
+void TrialRunner::accept() { accepted_ = takeSnapshot(models_); }
+
+void TrialRunner::stage(const std::set<int>& reverted) {
+  staged_ = takeSnapshot(models_);
+  for (const int t : reverted) staged_[t] = accepted_[t];
+}
+
+void TrialRunner::restore(const io::Results& previous) {
+  for (int t = 0; t < tasks(); ++t) {
+    auto* task = local_[t];
+    if (!task) continue;
+    task->model().loadStateDict(io::fullStateDict(previous, workload_.tasks[t].name),
+                                {false, results_path_});
+    if (!previous.streams.empty())
+      task->resumeStream(previous.streams[t].first, previous.streams[t].second);
+  }
+}
+
+// The lead gathers every task's accepted weights (from its owner) and writes results.h5.
+void TrialRunner::record(io::Results& results, const SharingPlan& accepted,
+                         const TaskScores& scores) {
+  const int n = tasks();
+  std::vector<int> owners(n);
+  for (int t = 0; t < n; ++t) owners[t] = placement_.owner(t);
+  const auto all = dist::gatherStates(world_, accepted_, owners);
+  std::vector<int64_t> streams(2 * n, 0);
+  for (int t = 0; t < n; ++t) {
+    if (world_.rank() != owners[t]) continue;
+    streams[2 * t] = local_[t]->batchesTaken();
+    streams[2 * t + 1] = local_[t]->stepsTaken();
+  }
+  world_.sum(streams);
+  if (!world_.lead()) return;
+  results.streams.clear();
+  for (int t = 0; t < n; ++t) results.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
+  if (input_sizes_.empty()) input_sizes_ = inputSizes(workload_);
+  fillRecords(results, accepted, *catalog_, all, workload_, scores, input_sizes_);
+  io::writeResults(results_path_, results);
 }
 
 }  // namespace gemel::merge

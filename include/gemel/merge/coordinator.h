@@ -1,10 +1,13 @@
 #pragma once
 // MergeCoordinator: the search itself (DESIGN.md, "The merge, unit by unit"). Every rank runs
-// it; rank 0 (the lead) alone holds the Planner. Per trial:
+// it; rank 0 (the lead) alone holds the Planner. It holds the policy and nothing else: the
+// training, weights and results file are the TrialExecutor's (executor.h), the agreement
+// between ranks the World's, so every path of the policy runs against a scripted fake executor
+// in the unit tests. Per trial:
 //   1. the lead proposes the next trial (Planner::next) and shares it;
 //   2. every rank ties the accepted plan plus the trial (a new shared layer starts from the
 //      weights of the member with the least headroom above its target) and retrains its tasks
-//      (TrialRunner);
+//      (TrialExecutor::apply, train);
 //   3. the decision policy: accepted when every involved task met its target; else, when at
 //      least two of the trial's models met theirs, the partial check: a plan that keeps the
 //      trial's layers for those models, the others back at their accepted weights. A tensor
@@ -17,38 +20,31 @@
 //      adopts it, and the lead records results.h5 (after every trial).
 // A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "gemel/dist/world.h"
 #include "gemel/io/results.h"
+#include "gemel/merge/executor.h"
 #include "gemel/merge/planner.h"
 #include "gemel/merge/search.h"
-#include "gemel/merge/tying.h"
-#include "gemel/train/joint_trainer.h"
-
-namespace gemel::dist {
-class ControlPlane;
-}
 
 namespace gemel::merge {
-
-class TrialRunner;
 
 class MergeCoordinator {
  public:
   MergeCoordinator(const config::Workload& workload, const std::string& workload_path,
-                   const MergeOptions& options, TrialRunner& runner,
-                   const dist::ControlPlane& control);
+                   const MergeOptions& options, TrialExecutor& executor, const dist::World& world);
   ~MergeCoordinator();
   MergeCoordinator(const MergeCoordinator&) = delete;
   MergeCoordinator& operator=(const MergeCoordinator&) = delete;
 
   // Runs the search to its end (or options.max_trials) and returns what results.h5 holds.
-  io::Results run();
+  // `previous`: the results of an earlier run to resume from (every rank passes them).
+  io::Results run(const std::optional<io::Results>& previous = std::nullopt);
 
  private:
   struct Decision {
@@ -73,15 +69,13 @@ class MergeCoordinator {
   const config::Workload& w_;
   const std::string workload_path_, results_path_;
   const MergeOptions& o_;
-  TrialRunner& runner_;
-  const dist::ControlPlane& control_;
-  std::unique_ptr<Planner> planner_;         // the lead's
-  std::function<void(int64_t)> fault_hook_;  // GEMEL_FAULT on this rank (tests), else empty
+  using From = TrialExecutor::From;
+  TrialExecutor& runner_;
+  const dist::World& control_;
+  std::unique_ptr<Planner> planner_;  // the lead's
   std::chrono::steady_clock::time_point start_;
   SharingPlan accepted_;
-  Snapshot snapshot_;  // the accepted weights of this rank's tasks
   std::vector<double> unmerged_, target_, score_;
-  std::vector<int> input_sizes_;  // the lead's, read once from the datasets
   io::Results results_;
 };
 

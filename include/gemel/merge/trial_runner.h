@@ -1,12 +1,14 @@
 #pragma once
-// TrialRunner: this rank's side of the merge. It holds the tasks placed on this rank (model and
-// data), the catalog every rank agrees on, and the communicators; and it carries out what the
-// coordinator asks, the same calls in the same order on every rank:
+// TrialRunner: this rank's side of the merge, the real TrialExecutor (executor.h). It holds the
+// tasks placed on this rank (model and data), their accepted and staged weights, the catalog
+// every rank agrees on, and the communicators; and it carries out what the coordinator asks,
+// the same calls in the same order on every rank:
 //   apply     tie a plan's layers from a snapshot (tying.h) and make every shared tensor hold
 //             its source member's values on every rank that holds it;
 //   train     retrain a plan's tasks jointly, gradients of tensors held on several ranks
 //             all-reduced over exactly those ranks (GradSync);
-//   validate  score tasks, counts summed over ranks and replicas.
+//   validate  score tasks, counts summed over ranks and replicas;
+//   record    gather the accepted weights on the lead, which writes results.h5.
 #include <functional>
 #include <memory>
 #include <set>
@@ -17,49 +19,42 @@
 #include "gemel/config/workload.h"
 #include "gemel/dist/communicator.h"
 #include "gemel/dist/placement.h"
-#include "gemel/merge/catalog.h"
-#include "gemel/merge/planner.h"
+#include "gemel/dist/world.h"
+#include "gemel/merge/executor.h"
 #include "gemel/merge/tying.h"
-#include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
-
-namespace gemel::dist {
-class ControlPlane;
-}
 
 namespace gemel::merge {
 
-class TrialRunner {
+class TrialRunner final : public TrialExecutor {
  public:
   // Builds this rank's tasks and, with the other ranks, the catalog (each task's owner
-  // describes its model).
+  // describes its model). record() writes results_path (on the lead).
   TrialRunner(const config::Workload& workload, const dist::Placement& placement,
-              const dist::ControlPlane& control, const torch::Device& device,
-              dist::Backend backend);
-  ~TrialRunner();
+              const dist::World& world, const torch::Device& device, dist::Backend backend,
+              std::string results_path);
+  ~TrialRunner() override;
   TrialRunner(const TrialRunner&) = delete;
   TrialRunner& operator=(const TrialRunner&) = delete;
 
-  int tasks() const { return static_cast<int>(local_.size()); }
-  const LayerCatalog& catalog() const { return *catalog_; }
-  const dist::Placement& placement() const { return placement_; }
+  int tasks() const override { return static_cast<int>(local_.size()); }
+  const LayerCatalog& catalog() const override { return *catalog_; }
   dist::Backend backend() const { return comms_.backend(); }
-  // Per task (workload order): its model and runtime here, or null when on another rank.
-  const std::vector<models::Model*>& models() const { return models_; }
-  train::TaskRuntime* local(int task) const { return local_[task]; }
-  void setTargets(std::vector<double> targets) { targets_ = std::move(targets); }
+  // Called after every optimizer step of the next train() only (fault injection in tests).
+  void armStepHook(std::function<void(int64_t)> hook) { step_hook_ = std::move(hook); }
 
-  // Scores of `tasks` as they are, untied (the unmerged models).
-  std::vector<double> measure(const std::vector<int>& tasks);
-  void apply(const SharingPlan& plan, const Snapshot& snapshot, const SharingPlan& previous,
-             const std::vector<int>& rank = {});
-  // `candidates`: the trial's own models (train::TrialTask::candidate).
+  std::vector<double> measure(const std::vector<int>& tasks) override;
+  void setTargets(const std::vector<double>& targets) override { targets_ = targets; }
+  void apply(const SharingPlan& plan, From from, const SharingPlan& previous,
+             const std::vector<int>& rank = {}) override;
   train::TrialResult train(const SharingPlan& plan, const train::TrainOptions& options,
-                           const std::set<int>& candidates,
-                           std::function<void(int64_t)> on_step = {});
-  // Scores of the plan's tasks (or of `tasks`), in ascending task order.
+                           const std::set<int>& candidates) override;
   std::vector<double> validate(const SharingPlan& plan, const std::set<int>& tasks,
-                               const train::TrainOptions& options = {});
+                               const train::TrainOptions& options) override;
+  void accept() override;
+  void stage(const std::set<int>& reverted) override;
+  void restore(const io::Results& previous) override;
+  void record(io::Results& results, const SharingPlan& accepted, const TaskScores& scores) override;
 
  private:
   struct Sync;
@@ -71,13 +66,17 @@ class TrialRunner {
 
   const config::Workload& workload_;
   const dist::Placement& placement_;
-  const dist::ControlPlane& control_;
+  const dist::World& world_;
+  const std::string results_path_;
   std::vector<std::unique_ptr<train::TaskRuntime>> owned_;
   std::vector<train::TaskRuntime*> local_;
   std::vector<models::Model*> models_;
   std::unique_ptr<LayerCatalog> catalog_;
   dist::CommunicatorCache comms_;
   std::vector<double> targets_;
+  Snapshot accepted_, staged_;  // per task; empty entries for tasks on other ranks
+  std::function<void(int64_t)> step_hook_;
+  std::vector<int> input_sizes_;  // the lead's, read once from the datasets
 };
 
 }  // namespace gemel::merge

@@ -1,56 +1,27 @@
-#include "gemel/dist/control_plane.h"
+#include "gemel/dist/state_transfer.h"
 
 #include <torch/torch.h>
 
 #include <cstring>
 
 #include "gemel/core/error.h"
-#include "gemel/dist/cluster.h"
 
 namespace gemel::dist {
 
-int ControlPlane::rank() const { return cluster_.rank(); }
-
-std::string ControlPlane::share(std::string text, int root) const {
-  cluster_.broadcast(text, root);
-  return text;
-}
-
-void ControlPlane::sum(std::vector<int64_t>& values) const { cluster_.sumInPlace(values); }
-
-void ControlPlane::concat(std::vector<int64_t>& values) const {
-  const int n = cluster_.size(), me = rank();
-  if (n == 1) return;
-  // Two sums: every rank's length, then each rank's values in its own slot of a zeroed whole.
-  std::vector<int64_t> lengths(static_cast<std::size_t>(n), 0);
-  lengths[static_cast<std::size_t>(me)] = static_cast<int64_t>(values.size());
-  cluster_.sumInPlace(lengths);
-  int64_t before = 0, total = 0;
-  for (int r = 0; r < n; ++r) {
-    if (r < me) before += lengths[static_cast<std::size_t>(r)];
-    total += lengths[static_cast<std::size_t>(r)];
-  }
-  std::vector<int64_t> all(static_cast<std::size_t>(total), 0);
-  std::copy(values.begin(), values.end(), all.begin() + before);
-  cluster_.sumInPlace(all);
-  values = std::move(all);
-}
-
-int64_t ControlPlane::max(int64_t value) const { return cluster_.max(value); }
-
-std::vector<models::StateDict> ControlPlane::gatherStates(
-    const std::vector<models::StateDict>& states, const std::vector<int>& owners) const {
+std::vector<models::StateDict> gatherStates(const World& world,
+                                            const std::vector<models::StateDict>& states,
+                                            const std::vector<int>& owners) {
   std::vector<models::StateDict> all(states.size());
-  const int me = rank();
+  const int me = world.rank();
   for (std::size_t t = 0; t < states.size(); ++t) {
     const int owner = owners[t];
     const int tag = 100 + static_cast<int>(t);
     if (owner == 0) {
       if (me == 0) all[t] = states[t];
     } else if (me == owner) {
-      cluster_.send(packState(states[t]), 0, tag);
+      world.send(packState(states[t]), 0, tag);
     } else if (me == 0) {
-      all[t] = unpackState(cluster_.receive(owner, tag));
+      all[t] = unpackState(world.receive(owner, tag));
     }
   }
   return all;

@@ -1,0 +1,147 @@
+#pragma once
+// A scripted TrialExecutor for the merge policy's unit tests. A task's "weights" are its score:
+// train() sets the scores the script gives, validate() reads them back, and the accepted and
+// staged states hold copies, so what the coordinator restores, stages and accepts shows up in
+// the scores it then sees. Every call is logged for the tests to check the order of events.
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gemel/merge/executor.h"
+
+namespace gemel::testing {
+
+class FakeExecutor final : public merge::TrialExecutor {
+ public:
+  struct TrainCall {
+    int index = 0;  // 0-based, over every train() call
+    merge::SharingPlan plan;
+    train::TrainOptions options;
+    std::set<int> candidates;
+    std::vector<double> scores;  // every task's score when the call starts
+  };
+  struct Event {
+    std::string what;  // apply, train, validate, accept, stage, restore, record
+    merge::SharingPlan plan;
+    std::string label;  // train and validate: the options' label
+    From from = From::kAccepted;
+    std::vector<int> rank;
+    std::set<int> tasks;
+  };
+  // New scores for some tasks (the rest keep theirs); a NaN anywhere is a non-finite loss.
+  using TrainScript = std::function<std::map<int, double>(const TrainCall&)>;
+  // Scores the validation sees instead of the current ones (empty map: the current ones).
+  using ValidateScript = std::function<std::map<int, double>(const Event&)>;
+
+  FakeExecutor(merge::LayerCatalog catalog, std::vector<double> unmerged)
+      : catalog_(std::move(catalog)),
+        current_(unmerged),
+        accepted_(unmerged),
+        staged_(unmerged),
+        unmerged_(std::move(unmerged)) {}
+
+  TrainScript on_train;
+  ValidateScript on_validate;
+  std::vector<Event> events;
+  std::vector<TrainCall> trains;
+  std::vector<io::Results> records;  // a copy per record() call, weights left out
+
+  int tasks() const override { return static_cast<int>(unmerged_.size()); }
+  const merge::LayerCatalog& catalog() const override { return catalog_; }
+  const std::vector<double>& current() const { return current_; }
+  const std::vector<double>& acceptedScores() const { return accepted_; }
+  const std::vector<double>& targets() const { return targets_; }
+  int count(const std::string& what) const {
+    int n = 0;
+    for (const auto& e : events) n += e.what == what;
+    return n;
+  }
+
+  std::vector<double> measure(const std::vector<int>& tasks) override {
+    std::vector<double> out;
+    for (const int t : tasks) out.push_back(unmerged_[t]);
+    return out;
+  }
+  void setTargets(const std::vector<double>& targets) override { targets_ = targets; }
+
+  void apply(const merge::SharingPlan& plan, From from, const merge::SharingPlan&,
+             const std::vector<int>& rank) override {
+    current_ = from == From::kAccepted ? accepted_ : staged_;
+    events.push_back({"apply", plan, "", from, rank, {}});
+  }
+
+  train::TrialResult train(const merge::SharingPlan& plan, const train::TrainOptions& options,
+                           const std::set<int>& candidates) override {
+    TrainCall call{static_cast<int>(trains.size()), plan, options, candidates, current_};
+    trains.push_back(call);
+    events.push_back({"train", plan, options.label, From::kAccepted, {}, plan.models()});
+    train::TrialResult r;
+    if (on_train) {
+      for (const auto& [t, score] : on_train(call)) {
+        if (std::isnan(score))
+          r.nan_loss = true;
+        else
+          current_[t] = score;
+      }
+    }
+    for (const int t : plan.models()) {
+      r.scores.push_back(current_[t]);
+      r.met.push_back(current_[t] >= targets_[t]);  // as scored, NaN or not
+      r.dropped.push_back(false);
+    }
+    r.steps = 10;
+    if (r.nan_loss) r.ended = "the loss is not finite (NaN)";
+    return r;
+  }
+
+  std::vector<double> validate(const merge::SharingPlan& plan, const std::set<int>& tasks,
+                               const train::TrainOptions& options) override {
+    events.push_back({"validate", plan, options.label, From::kAccepted, {}, tasks});
+    std::map<int, double> seen;
+    if (on_validate) seen = on_validate(events.back());
+    for (const auto& [t, score] : seen) current_[t] = score;
+    std::vector<double> out;
+    for (const int t : tasks) out.push_back(current_[t]);
+    return out;
+  }
+
+  void accept() override {
+    accepted_ = current_;
+    events.push_back({"accept", {}, "", From::kAccepted, {}, {}});
+  }
+  void stage(const std::set<int>& reverted) override {
+    staged_ = current_;
+    for (const int t : reverted) staged_[t] = accepted_[t];
+    events.push_back({"stage", {}, "", From::kAccepted, {}, reverted});
+  }
+  void restore(const io::Results& previous) override {
+    for (int t = 0; t < tasks(); ++t) current_[t] = previous.tasks[t].final_score;
+    events.push_back({"restore", {}, "", From::kAccepted, {}, {}});
+  }
+  void record(io::Results& results, const merge::SharingPlan& accepted,
+              const merge::TaskScores& scores) override {
+    results.plan_json = accepted.json();
+    results.achieved_savings = accepted.bytesSaved(catalog_);
+    results.tasks.resize(unmerged_.size());
+    for (std::size_t t = 0; t < unmerged_.size(); ++t) {
+      auto& rec = results.tasks[t];
+      rec.name = catalog_.models()[t].name;
+      rec.arch = catalog_.models()[t].arch;
+      rec.unmerged_score = scores.unmerged[t];
+      rec.target = scores.target[t];
+      rec.final_score = scores.current[t];
+    }
+    records.push_back(results);
+    events.push_back({"record", accepted, results.status, From::kAccepted, {}, {}});
+  }
+
+ private:
+  merge::LayerCatalog catalog_;
+  std::vector<double> current_, accepted_, staged_;
+  std::vector<double> unmerged_, targets_;
+};
+
+}  // namespace gemel::testing

@@ -95,9 +95,10 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
       out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
     } catch (const ConfigError& e) {
       // What the results recorded (arch, kind, classes) does not make a model: name the file.
-      throw InputError(format("{} (/tasks/{}): {}; the file was altered or written by another "
-                              "gemel",
-                              path, t.name, e.what()));
+      throw InputError(
+          format("{} (/tasks/{}): {}; the file was altered or written by another "
+                 "gemel",
+                 path, t.name, e.what()));
     }
   }
   std::vector<models::Model*> models;
@@ -146,7 +147,8 @@ int runTrainCmd(const Args& args) {
   {
     // Before training: --out, or the directory it will be made in, must be writable.
     auto existing = fs::absolute(out);
-    while (!fs::exists(existing) && existing.has_parent_path() && existing != existing.parent_path())
+    while (!fs::exists(existing) && existing.has_parent_path() &&
+           existing != existing.parent_path())
       existing = existing.parent_path();
     requireWritableDirectory(existing.string(), "give --out a writable directory");
   }
@@ -202,6 +204,8 @@ int runMergeCmd(const Args& args) {
   desc.add_options()("out", po::value<std::string>()->required(), "output directory (results.h5)")(
       "max-trials", po::value<int>()->default_value(0),
       "stop after this many trials (default: the workload's search.max_trials)")(
+      "time-budget", po::value<double>()->default_value(0),
+      "seconds for the whole search (default: the workload's search.time_budget; 0: none)")(
       "max-steps", po::value<int64_t>()->default_value(0),
       "cap on training steps per trial (0: the workload's budget)")(
       "fixed-steps", po::value<int64_t>()->default_value(0),
@@ -219,13 +223,19 @@ int runMergeCmd(const Args& args) {
   merge::MergeOptions o;
   o.backend = dist::parseBackend(vm["backend"].as<std::string>());
   GEMEL_THROW_IF_NOT(vm["timeout"].as<double>() >= 0, UsageError,
-                     "--timeout {}: expected seconds >= 0 (0: no timeout)", vm["timeout"].as<double>());
+                     "--timeout {}: expected seconds >= 0 (0: no timeout)",
+                     vm["timeout"].as<double>());
   auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
   setupThreads(vm);
   const auto w = loadForTraining(vm);
   o.out_dir = vm["out"].as<std::string>();
   o.device = train::defaultDevice(cluster.localRank());
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
+  GEMEL_THROW_IF_NOT(vm["time-budget"].as<double>() >= 0, UsageError,
+                     "--time-budget {}: expected seconds >= 0 (0: the workload's)",
+                     vm["time-budget"].as<double>());
+  o.time_budget =
+      vm["time-budget"].as<double>() > 0 ? vm["time-budget"].as<double>() : w.search.time_budget;
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();

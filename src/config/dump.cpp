@@ -38,6 +38,7 @@ std::string dumpWorkload(const Workload& w) {
   out << YAML::Key << "seed" << YAML::Value << s.seed;
   out << YAML::Key << "drop_after_epochs" << YAML::Value << s.drop_after_epochs;
   out << YAML::Key << "recovery_fraction" << YAML::Value << s.recovery_fraction;
+  if (s.time_budget > 0) out << YAML::Key << "time_budget" << YAML::Value << s.time_budget;
   if (s.max_trials > 0) out << YAML::Key << "max_trials" << YAML::Value << s.max_trials;
   if (!s.groups.empty()) {
     out << YAML::Key << "groups" << YAML::Value << YAML::Flow << YAML::BeginSeq;

@@ -155,10 +155,10 @@ void parseDefaults(Reader& r, const YAML::Node& node, Defaults& d) {
 
 void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   if (!r.expectMap(node, "search")) return;
-  r.checkKeys(node, "search",
-              {"strategy", "epochs_per_trial", "seconds_per_trial", "lr", "momentum",
-               "weight_decay", "seed", "groups", "max_trials", "drop_after_epochs",
-               "recovery_fraction"});
+  r.checkKeys(
+      node, "search",
+      {"strategy", "epochs_per_trial", "seconds_per_trial", "lr", "momentum", "weight_decay",
+       "seed", "groups", "max_trials", "drop_after_epochs", "recovery_fraction", "time_budget"});
   r.read(node, "search", "strategy", s.strategy);
   r.read(node, "search", "epochs_per_trial", s.epochs_per_trial);
   r.read(node, "search", "seconds_per_trial", s.seconds_per_trial);
@@ -169,6 +169,7 @@ void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
   r.read(node, "search", "max_trials", s.max_trials);
   r.read(node, "search", "drop_after_epochs", s.drop_after_epochs);
   r.read(node, "search", "recovery_fraction", s.recovery_fraction);
+  r.read(node, "search", "time_budget", s.time_budget);
   std::vector<double> groups;
   if (r.readNumbers(node, "search", "groups", groups)) {
     for (const double g : groups) {
@@ -206,10 +207,10 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
     return t;
   }
   r.record(path, node);
-  r.checkKeys(node, path,
-              {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset",
-               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms",
-               "metric"});
+  r.checkKeys(
+      node, path,
+      {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset", "unmerged_acc",
+       "accuracy_target", "batch_size", "image_size", "transforms", "metric"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   std::string kind = "classification";
@@ -279,8 +280,9 @@ Workload parseWorkload(const std::string& path, const std::string& datasets_dir_
         "got " + typeName(root) + "; expected a mapping with name, defaults, search and tasks");
     return w;
   }
-  r.checkKeys(root, "",
-              {"name", "datasets_dir", "defaults", "search", "precision", "channels_last", "tasks"});
+  r.checkKeys(
+      root, "",
+      {"name", "datasets_dir", "defaults", "search", "precision", "channels_last", "tasks"});
   r.read(root, "", "name", w.name);
   r.read(root, "", "precision", w.precision);
   if (r.read(root, "", "channels_last", w.channels_last)) {  // true/false mean on/off

@@ -140,8 +140,8 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
     }
   }
   if (!(tr.scale_jitter >= 0 && tr.scale_jitter < 1)) {
-    c.add(path + ".transforms.scale_jitter", "got " + show(tr.scale_jitter) +
-                                                 "; expected a fraction in [0, 1)");
+    c.add(path + ".transforms.scale_jitter",
+          "got " + show(tr.scale_jitter) + "; expected a fraction in [0, 1)");
   }
   if (tr.crop_padding < 0) {
     c.add(path + ".transforms.crop_padding", "got " + show(tr.crop_padding) + "; expected >= 0");
@@ -188,8 +188,12 @@ void validateWorkload(const Workload& w, const LoadOptions& options, Problems& p
           "got " + show(s.seconds_per_trial) + "; expected >= 0 (0: no limit)");
   }
   if (!(s.drop_after_epochs >= 0)) {
-    c.add("search.drop_after_epochs",
-          "got " + show(s.drop_after_epochs) + "; expected >= 0 (epochs before a task may be dropped)");
+    c.add("search.drop_after_epochs", "got " + show(s.drop_after_epochs) +
+                                          "; expected >= 0 (epochs before a task may be dropped)");
+  }
+  if (!(s.time_budget >= 0)) {
+    c.add("search.time_budget",
+          "got " + show(s.time_budget) + "; expected seconds >= 0 (0: no budget)");
   }
   if (!(s.recovery_fraction >= 0 && s.recovery_fraction <= 1)) {
     c.add("search.recovery_fraction",

@@ -136,6 +136,8 @@ void writeResults(const std::string& path, const Results& r) {
       f.setAttr(g, "bytes_saved", t.bytes_saved);
       f.setAttr(g, "steps", t.steps);
       f.setAttr(g, "seconds", t.seconds);
+      if (t.backoffs > 0) f.setAttr(g, "backoffs", static_cast<int64_t>(t.backoffs));
+      if (t.lr > 0) f.setAttr(g, "lr", t.lr);
     }
     f.createGroup("/search/state");
     f.setAttr("/search/state", "plan", r.plan_json);
@@ -200,9 +202,9 @@ Results readResults(const std::string& path) {
                        path, g, t.kind);
     if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
     if (f.hasAttr(g, "precision")) t.precision = f.attrString(g, "precision");
-    GEMEL_THROW_IF_NOT(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
-                       InputError, "{}: {} attribute precision is '{}', expected fp32, bf16 or fp16",
-                       path, g, t.precision);
+    GEMEL_THROW_IF_NOT(
+        t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", InputError,
+        "{}: {} attribute precision is '{}', expected fp32, bf16 or fp16", path, g, t.precision);
     if (f.hasAttr(g, "channels_last")) t.channels_last = f.attrInt(g, "channels_last") != 0;
     t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
     t.target = f.attrDouble(g, "target");
@@ -243,6 +245,8 @@ Results readResults(const std::string& path) {
     }
     t.bytes_saved = f.attrInt(g, "bytes_saved");
     t.steps = f.attrInt(g, "steps");
+    if (f.hasAttr(g, "backoffs")) t.backoffs = static_cast<int>(f.attrInt(g, "backoffs"));
+    if (f.hasAttr(g, "lr")) t.lr = f.attrDouble(g, "lr");
     t.seconds = f.attrDouble(g, "seconds");
     r.trials.push_back(std::move(t));
   }
@@ -295,7 +299,8 @@ std::vector<WeightBlock> weightBlocks(const Results& r) {
   std::vector<WeightBlock> out;
   for (const auto& t : r.tasks) {
     WeightBlock b{"private:" + t.name, {t.name}, {}, bytesOf(t.params)};
-    for (const auto& [name, tensor] : t.params) b.objects.push_back("/tasks/" + t.name + "/params/" + name);
+    for (const auto& [name, tensor] : t.params)
+      b.objects.push_back("/tasks/" + t.name + "/params/" + name);
     out.push_back(std::move(b));
   }
   for (const auto& s : r.shared) {
@@ -308,7 +313,8 @@ std::vector<WeightBlock> weightBlocks(const Results& r) {
         }
       }
     }
-    for (const auto& [name, tensor] : s.tensors) b.objects.push_back("/shared/" + s.id + "/" + name);
+    for (const auto& [name, tensor] : s.tensors)
+      b.objects.push_back("/shared/" + s.id + "/" + name);
     out.push_back(std::move(b));
   }
   return out;

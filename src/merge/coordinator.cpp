@@ -63,6 +63,7 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   if (control_.lead()) {
     planner_ =
         std::make_unique<Planner>(catalog, parseStrategy(w_.search.strategy), w_.search.groups);
+    if (o_.time_budget > 0) planner_->enableSecondPass();
   }
   log::info("merge", "{} tasks, {} weight bytes ({}); sharing could save {} in {} groups", n,
             catalog.totalBytes(), formatBytes(catalog.totalBytes()),
@@ -77,11 +78,7 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   for (;;) {
     // The lead proposes; everyone learns the trial ("" ends the search).
     std::string text;
-    if (control_.lead()) {
-      auto next = planner_->next();
-      if (next && !(o_.max_trials > 0 && next->number > o_.max_trials))
-        text = serializeTrial(*next);
-    }
+    if (control_.lead()) text = proposeNext();
     text = control_.share(text);
     if (text.empty()) break;
     runTrial(parseTrial(text));
@@ -107,11 +104,12 @@ void MergeCoordinator::printReport() const {
   const int64_t saved = accepted_.bytesSaved(catalog), possible = catalog.savingsBytes();
   const auto line = format(
       "search: possible savings {}, confirmed {} ({}% of possible, {}% of all weights) in {} s; "
-      "{} trials: {}",
+      "{} trials: {}; ended: {}",
       formatBytes(possible), formatBytes(saved),
       formatFixed(100.0 * saved / std::max<int64_t>(1, possible), 1),
       formatFixed(100.0 * saved / std::max<int64_t>(1, catalog.totalBytes()), 1),
-      formatFixed(elapsed(), 0), results_.trials.size(), decisions.empty() ? "none" : decisions);
+      formatFixed(elapsed(), 0), results_.trials.size(), decisions.empty() ? "none" : decisions,
+      end_reason_);
   log::info("merge", "{}", line);
   if (o_.print_table) {
     std::printf("%s\n", line.c_str());
@@ -170,8 +168,40 @@ void MergeCoordinator::resume(const io::Results& previous) {
             formatBytes(accepted_.bytesSaved(runner_.catalog())), previous.trials.size() + 1);
 }
 
+// The lead's next trial as text, or "" with the reason the search ends.
+std::string MergeCoordinator::proposeNext() {
+  if (o_.time_budget > 0 && elapsed() >= o_.time_budget) {
+    end_reason_ = format("the time budget ({} s) is spent", formatFixed(o_.time_budget, 0));
+    return "";
+  }
+  auto next = planner_->next();
+  if (!next) {
+    end_reason_ =
+        o_.time_budget > 0 ? "nothing is left worth trying" : "every group has had its try";
+    return "";
+  }
+  if (o_.max_trials > 0 && next->number > o_.max_trials) {
+    end_reason_ = format("--max-trials {} reached", o_.max_trials);
+    return "";
+  }
+  return serializeTrial(*next);
+}
+
+// A trial's own time is capped by what is left of the search's budget.
+void MergeCoordinator::capToBudget(train::TrainOptions& to) const {
+  if (o_.time_budget <= 0) return;
+  const double left = std::max(1.0, o_.time_budget - elapsed());
+  to.seconds = to.seconds > 0 ? std::min(to.seconds, left) : left;
+}
+
 train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
   auto to = train::TrainOptions::fromSearch(w_.search);
+  if (trial.pass == 2) {  // a second try: a smaller step for longer
+    to.lr *= kSecondPassLr;
+    to.epochs *= kSecondPassBudget;
+    to.seconds *= kSecondPassBudget;
+  }
+  capToBudget(to);
   to.max_steps = o_.max_steps_per_trial;
   if (o_.fixed_steps > 0) {
     to.max_steps = o_.fixed_steps;
@@ -197,10 +227,24 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   std::stable_sort(order.begin(), order.end(),
                    [&](int a, int b) { return headroom(a) < headroom(b); });
   for (std::size_t k = 0; k < order.size(); ++k) rank[order[k]] = static_cast<int>(k);
-  runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
-  const auto options = trialOptions(trial);
+  auto options = trialOptions(trial);
   const auto candidates = trial.models();
-  const auto outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
+  train::TrialResult outcome;
+  int backoffs = 0;
+  for (;;) {
+    runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
+    outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
+    const auto why = collapse(involved_set, outcome);
+    const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
+    if (why.empty() || o_.fixed_steps > 0 || backoffs >= kMaxBackoffs || !time_left) break;
+    ++backoffs;
+    options.lr *= kBackoff;
+    capToBudget(options);
+    log::info("merge",
+              "trial {}: {}: a step-size problem, not a verdict on the sharing; again from the "
+              "accepted weights at lr {}",
+              trial.number, why, options.lr);
+  }
   const auto decision = decide(trial, outcome, options);
 
   // The lead decides; everyone adopts its plan.
@@ -231,11 +275,34 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   rec.check_scores = decision.check_scores;
   rec.bytes_saved = saved;
   rec.steps = outcome.steps;
+  rec.backoffs = backoffs;
+  if (options.lr != w_.search.lr) rec.lr = options.lr;
   rec.seconds = elapsed() - trial_start;
   results_.trials.push_back(rec);
   runner_.apply(accepted_, From::kAccepted, accepted_);  // back to the accepted state
   record("running");
   if (control_.lead() && o_.print_table) printTrialRow(rec, target_, w_, catalog.totalBytes());
+}
+
+// Why the trial collapsed ("" when it did not): a non-finite loss, or a task that ended further
+// below its target than the trial could have pushed it by sharing alone (twice what its
+// target allows it to lose, or its headroom at the start if that is larger).
+std::string MergeCoordinator::collapse(const std::set<int>& involved,
+                                       const train::TrialResult& outcome) const {
+  if (outcome.nan_loss) return "the loss is not finite";
+  std::string why;
+  std::size_t k = 0;
+  for (const int m : involved) {
+    const double score = outcome.scores[k++];
+    const double allowance =
+        std::max({score_[m] - target_[m], unmerged_[m] - target_[m], kMinAllowance});
+    if (score < target_[m] - allowance) {
+      why +=
+          format("{}{} fell from {} to {} (target {})", why.empty() ? "" : ", ", w_.tasks[m].name,
+                 formatFixed(score_[m], 3), formatFixed(score, 3), formatFixed(target_[m], 3));
+    }
+  }
+  return why;
 }
 
 MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,

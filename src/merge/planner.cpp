@@ -148,7 +148,8 @@ SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& wh
 }
 
 std::string serializeTrial(const Trial& t) {
-  std::string out = std::to_string(t.number) + "|" + std::to_string(t.bytes_saved) + "|" + t.label;
+  std::string out = std::to_string(t.number) + "|" + std::to_string(t.bytes_saved) + "|" +
+                    std::to_string(t.pass) + "|" + t.label;
   for (const auto& p : t.parts) {
     out += "\n" + std::to_string(p.group) + ";" + joinInts(p.instances) + ";" + joinInts(p.models);
   }
@@ -160,11 +161,13 @@ Trial parseTrial(const std::string& text) {
   std::stringstream ss(text);
   std::string line;
   std::getline(ss, line);
-  const auto a = line.find('|'), b = line.find('|', a + 1);
-  GEMEL_ASSERT(a != std::string::npos && b != std::string::npos, "malformed trial: " + text);
+  const auto a = line.find('|'), b = line.find('|', a + 1), c = line.find('|', b + 1);
+  GEMEL_ASSERT(a != std::string::npos && b != std::string::npos && c != std::string::npos,
+               "malformed trial: " + text);
   t.number = std::stoi(line.substr(0, a));
   t.bytes_saved = std::stoll(line.substr(a + 1, b - a - 1));
-  t.label = line.substr(b + 1);
+  t.pass = std::stoi(line.substr(b + 1, c - b - 1));
+  t.label = line.substr(c + 1);
   while (std::getline(ss, line)) {
     std::stringstream ls(line);
     std::string g, i, m;
@@ -255,12 +258,38 @@ Trial Planner::makeTrial(std::vector<TrialPart> parts, std::string label) const 
   return t;
 }
 
+// Every group's instances not yet shared by all of the group's models, largest gain first.
+void Planner::queueSecondPass() {
+  in_second_pass_ = true;
+  std::vector<Trial> again;
+  for (const auto& g : catalog_.groups()) {
+    TrialPart part;
+    part.group = g.id;
+    part.models = g.models;
+    for (int i = 0; i < static_cast<int>(g.instances.size()); ++i) {
+      const auto it = accepted_.instances().find({g.id, i});
+      if (it == accepted_.instances().end() || it->second.size() < g.models.size())
+        part.instances.push_back(i);
+    }
+    if (part.instances.empty()) continue;
+    auto t = makeTrial({part}, groupLabel(part, ", second try"));
+    t.pass = 2;
+    if (t.bytes_saved > 0) again.push_back(std::move(t));
+  }
+  std::stable_sort(again.begin(), again.end(),
+                   [](const Trial& a, const Trial& b) { return a.bytes_saved > b.bytes_saved; });
+  pending_ = std::move(again);
+}
+
 std::optional<Trial> Planner::next() {
+  if (pending_.empty() && second_pass_ && !in_second_pass_) queueSecondPass();
   while (!pending_.empty()) {
     Trial t = std::move(pending_.front());
     pending_.erase(pending_.begin());
     // Recompute against the plan as it stands (earlier trials may have accepted layers).
+    const int pass = t.pass;
     t = makeTrial(std::move(t.parts), t.label);
+    t.pass = pass;
     if (t.bytes_saved <= 0) continue;  // nothing left to gain
     t.number = ++proposed_;
     return t;
@@ -295,6 +324,7 @@ std::vector<TrialPart> Planner::report(const Trial& trial, const std::set<int>& 
       pending_.empty() ? 0 : makeTrial(pending_.front().parts, "").bytes_saved;
   for (auto it = retries.rbegin(); it != retries.rend(); ++it) {
     auto t = makeTrial({*it}, groupLabel(*it, ", half"));
+    t.pass = trial.pass;
     if (t.bytes_saved > 0 && t.bytes_saved >= next_bytes) pending_.insert(pending_.begin(), t);
   }
   return accepted;

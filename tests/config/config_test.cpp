@@ -131,13 +131,28 @@ TEST(Config, SearchEarlyStopAndRecoveryKeys) {
   const auto w = loadWorkload(dir.file("w.yaml"));
   EXPECT_DOUBLE_EQ(w.search.drop_after_epochs, 1.5);
   EXPECT_DOUBLE_EQ(w.search.recovery_fraction, 0.5);
-  const auto msg = loadError(dir,
-                             "name: demo\nsearch:\n  drop_after_epochs: -1\n  recovery_fraction: 2\n"
-                             "tasks:\n  - {name: t, arch: resnet18, num_classes: 2}\n");
+  const auto msg =
+      loadError(dir,
+                "name: demo\nsearch:\n  drop_after_epochs: -1\n  recovery_fraction: 2\n"
+                "tasks:\n  - {name: t, arch: resnet18, num_classes: 2}\n");
   EXPECT_NE(msg.find("w.yaml:3: search.drop_after_epochs: got -1; expected >= 0"),
             std::string::npos)
       << msg;
   EXPECT_NE(msg.find("w.yaml:4: search.recovery_fraction: got 2; expected a fraction in [0, 1]"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(Config, SearchTimeBudget) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"),
+            "name: demo\nsearch: {time_budget: 900}\ntasks:\n"
+            "  - {name: t, arch: resnet18, num_classes: 2}\n");
+  EXPECT_DOUBLE_EQ(loadWorkload(dir.file("w.yaml")).search.time_budget, 900);
+  const auto msg = loadError(dir,
+                             "name: demo\nsearch:\n  time_budget: -5\n"
+                             "tasks:\n  - {name: t, arch: resnet18, num_classes: 2}\n");
+  EXPECT_NE(msg.find("w.yaml:3: search.time_budget: got -5; expected seconds >= 0"),
             std::string::npos)
       << msg;
 }

@@ -4,7 +4,9 @@
 // test runs in milliseconds.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "fake_executor.h"
 #include "gemel/core/error.h"
@@ -129,7 +131,7 @@ TEST_F(Policy, AcceptsEveryTrialWhoseTasksAllMeetTheirTargets) {
 TEST_F(Policy, RejectsATrialWithFewerThanTwoModelsAtTargetAndRestoresTheAcceptedWeights) {
   FakeExecutor fake(catalog(), kUnmerged);
   fake.on_train = [](const FakeExecutor::TrainCall& c) {
-    if (trialOf(c) == 1) return std::map<int, double>{{0, 0.79}, {1, 0.5}, {2, 0.4}};
+    if (trialOf(c) == 1) return std::map<int, double>{{0, 0.79}, {1, 0.83}, {2, 0.64}};
     return atTarget(c);
   };
   const auto r = run(fake);
@@ -154,7 +156,7 @@ TEST_F(Policy, PartialConfirmationKeepsTheModelsThatMet) {
   FakeExecutor fake(catalog(), kUnmerged);
   fake.on_train = [](const FakeExecutor::TrainCall& c) {
     auto s = atTarget(c);
-    if (c.candidates.count(2) && newGroups(c, {}).count(0)) s[2] = 0.3;  // C misses group 0
+    if (c.candidates.count(2) && newGroups(c, {}).count(0)) s[2] = 0.64;  // C misses group 0
     return s;
   };
   const auto r = run(fake);
@@ -188,7 +190,7 @@ TEST_F(Policy, PartialCheckRecoversATaskBelowTargetByRetrainingBriefly) {
     }
     auto s = atTarget(c);
     if (trialOf(c) == 1) {
-      s[2] = 0.3;    // C misses
+      s[2] = 0.64;   // C misses
       a_low = true;  // and A validates below target once the trial's state is staged
     }
     return s;
@@ -227,7 +229,7 @@ TEST_F(Policy, PartialCheckFallsBackToTheSharedLayersAsBeforeTheTrial) {
   FakeExecutor fake(catalog(), kUnmerged);
   fake.on_train = [](const FakeExecutor::TrainCall& c) {
     auto s = atTarget(c);
-    if (trialOf(c) == 2) s[2] = 0.3;
+    if (trialOf(c) == 2) s[2] = 0.64;
     return s;
   };
   fake.on_validate = [&](const FakeExecutor::Event&) {
@@ -263,7 +265,7 @@ TEST_F(Policy, RejectsATrialThatLeavesAnEarlierSharerBelowTarget) {
   FakeExecutor fake(catalog(), kUnmerged);
   fake.on_train = [](const FakeExecutor::TrainCall& c) {
     auto s = atTarget(c);
-    if (trialOf(c) == 3) s[0] = 0.5;
+    if (trialOf(c) == 3) s[0] = 0.75;
     return s;
   };
   const auto r = run(fake);
@@ -286,6 +288,7 @@ TEST_F(Policy, ANonFiniteLossFailsTheTrialWithoutAPartialCheck) {
   };
   const auto r = run(fake);
   EXPECT_EQ(trial(r, 1).decision, "failed (NaN)");
+  EXPECT_EQ(trial(r, 1).backoffs, 2);  // a step problem first: retried at smaller steps
   EXPECT_EQ(fake.count("stage"), 0);
   EXPECT_EQ(fake.records.at(1).plan_json, "[]");
 }
@@ -305,8 +308,8 @@ TEST_F(Policy, MaxTrialsEndsTheSearch) {
 TEST_F(Policy, ResumeReplaysTheRecordedTrialsAndGoesOn) {
   auto script = [](const FakeExecutor::TrainCall& c) {
     auto s = atTarget(c);
-    if (trialOf(c) == 1) s[2] = 0.3;  // partial
-    if (trialOf(c) == 2) s[1] = 0.3;  // rejected
+    if (trialOf(c) == 1) s[2] = 0.64;  // partial
+    if (trialOf(c) == 2) s[1] = 0.83;  // rejected
     return s;
   };
   FakeExecutor whole(catalog(), kUnmerged);
@@ -339,6 +342,104 @@ TEST_F(Policy, ResumeReplaysTheRecordedTrialsAndGoesOn) {
   altered.trials[0].label = "group 1 (2 layers)";
   FakeExecutor third(catalog(), kUnmerged);
   EXPECT_THROW(run(third, altered), ConfigError);
+}
+
+}  // namespace
+}  // namespace gemel::merge
+
+namespace gemel::merge {
+namespace {
+
+using testing::FakeExecutor;
+
+// Trial 1: C collapses (0.70 -> 0.10 against a 0.665 target) at the workload's step and meets
+// its target at a quarter of it: retried from the accepted weights, and accepted.
+TEST_F(Policy, ACollapseIsRetriedWithASmallerStepAndAccepted) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  const double lr = workload_.search.lr;
+  fake.on_train = [lr](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    if (trialOf(c) == 1 && c.options.lr >= lr) s[2] = 0.10;
+    return s;
+  };
+  const auto r = run(fake);
+  EXPECT_EQ(trial(r, 1).decision, "accepted");
+  EXPECT_EQ(trial(r, 1).backoffs, 1);
+  EXPECT_DOUBLE_EQ(trial(r, 1).lr, lr * 0.25);
+  ASSERT_GE(fake.trains.size(), 2u);
+  EXPECT_DOUBLE_EQ(fake.trains[1].options.lr, lr * 0.25);
+  // The retry started from the accepted weights, not from the collapsed ones.
+  EXPECT_EQ(fake.trains[1].scores, kUnmerged);
+  EXPECT_EQ(r.achieved_savings, catalog().savingsBytes());
+}
+
+// A task that misses its target by less than the target allows it to lose is a verdict on the
+// sharing, not a collapse: no retry. A collapse at every step is retried twice, then rejected.
+TEST_F(Policy, ANarrowMissIsNotRetriedAndRetriesAreBounded) {
+  FakeExecutor narrow(catalog(), kUnmerged);
+  narrow.on_train = [](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    if (trialOf(c) == 1) s[1] = 0.83, s[2] = 0.64;  // 0.855 and 0.665 targets
+    return s;
+  };
+  const auto r = run(narrow);
+  EXPECT_EQ(trial(r, 1).decision, "rejected");
+  EXPECT_EQ(trial(r, 1).backoffs, 0);
+  EXPECT_EQ(narrow.trains.at(1).options.label.rfind("trial 2 ", 0), 0u);
+
+  FakeExecutor always(catalog(), kUnmerged);
+  always.on_train = [](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    if (trialOf(c) == 1) s[1] = 0.1, s[2] = 0.1;
+    return s;
+  };
+  const auto r2 = run(always);
+  EXPECT_EQ(trial(r2, 1).decision, "rejected");
+  EXPECT_EQ(trial(r2, 1).backoffs, 2);
+  EXPECT_EQ(always.trains.at(3).options.label.rfind("trial 2 ", 0), 0u);
+}
+
+// With a time budget, group 2 (B and C), rejected in the first pass, is tried again once every
+// group has had its try: at a quarter of the step for twice the epochs, and then accepted.
+TEST_F(Policy, TheSecondPassTakesARejectedGroupAgain) {
+  auto script = [](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    const bool second = c.options.label.find("second try") != std::string::npos;
+    if (newGroups(c, {}).count(2) && !second) s[2] = 0.60;  // C misses group 2
+    return s;
+  };
+  FakeExecutor without(catalog(), kUnmerged);
+  without.on_train = script;
+  const auto r0 = run(without);
+  ASSERT_EQ(r0.trials.size(), 3u);
+  EXPECT_EQ(r0.trials.back().decision, "rejected");
+
+  options_.time_budget = 3600;
+  FakeExecutor fake(catalog(), kUnmerged);
+  fake.on_train = script;
+  const auto r = run(fake);
+  ASSERT_EQ(r.trials.size(), 4u);
+  EXPECT_EQ(trial(r, 4).label, "group 2, second try (1 layer x 2 models)");
+  EXPECT_EQ(trial(r, 4).decision, "accepted");
+  const auto& second = fake.trains.back();
+  EXPECT_DOUBLE_EQ(second.options.lr, workload_.search.lr * 0.25);
+  EXPECT_DOUBLE_EQ(second.options.epochs, fake.trains.front().options.epochs * 2);
+  EXPECT_EQ(r.achieved_savings, catalog().savingsBytes());
+}
+
+// The budget is spent during trial 1: its time was capped by the budget, and no trial follows.
+TEST_F(Policy, TheTimeBudgetEndsTheSearch) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  fake.on_train = [](const FakeExecutor::TrainCall& c) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return atTarget(c);
+  };
+  options_.time_budget = 0.2;
+  const auto r = run(fake);
+  ASSERT_EQ(r.trials.size(), 1u);
+  EXPECT_EQ(r.status, "done");
+  EXPECT_LE(fake.trains[0].options.seconds, 1.0);  // capped (at least a second per trial)
+  EXPECT_GT(fake.trains[0].options.seconds, 0.0);
 }
 
 }  // namespace

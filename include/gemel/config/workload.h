@@ -52,7 +52,11 @@ struct SearchConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   int seed = 0;
-  int max_trials = 0;       // stop the search after this many trials (0: when no group is left)
+  int max_trials = 0;  // stop the search after this many trials (0: when no group is left)
+  // Wall seconds for the whole search (0: none). With a budget, no trial starts after it is
+  // spent, a trial's time is capped by what is left, and once every group has had its try the
+  // groups not yet shared by all their models get a second try (smaller step, longer budget).
+  double time_budget = 0;
   // Early stop of a trial: after this many epochs, a task whose projected score (its best lift
   // per epoch so far, carried over the budget left) falls short of its target is dropped.
   double drop_after_epochs = 0.5;

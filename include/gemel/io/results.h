@@ -9,7 +9,8 @@
 //   /tasks/<task>/params/<name>  tensors not shared, and buffers
 //   /shared/<id>/<param>         each shared tensor once; /shared/<id> attrs: signature, members
 //   /search/trials/<nnnn>        attrs: label, decision, models, met, trained, accuracy,
-//                                       bytes_saved, steps, seconds
+//                                       bytes_saved, steps, seconds; backoffs and lr after a
+//                                       collapse or on a second try
 //   /search/state                attrs: plan (JSON: [group, instance, [models]] per instance)
 //   /search/state/streams        int64 [tasks, 2]: training batches taken and loss steps per task
 //                                (in /tasks order), where `gemel merge --resume` picks up
@@ -32,7 +33,7 @@ inline constexpr int64_t kResultsVersion = 2;
 struct TaskRecord {
   std::string name, arch, source, dataset;
   int num_classes = 0;
-  std::string metric = "top1";  // what the scores measure (the task objective's metric)
+  std::string metric = "top1";          // what the scores measure (the task objective's metric)
   std::string kind = "classification";  // classification | detection
   int image_size = 0;                   // the model's input size (detection letterboxes to it)
   std::string precision = "fp32";       // of its forward passes in training and validation
@@ -53,8 +54,8 @@ struct TrialRecord {
   int number = 0;
   std::string label, decision;
   std::vector<std::string> models, met, trained;
-  std::vector<double> scores;  // parallel to `trained`
-  std::string ended;           // why training ended before the budget ("" when it ran out)
+  std::vector<double> scores;        // parallel to `trained`
+  std::string ended;                 // why training ended before the budget ("" when it ran out)
   std::vector<std::string> dropped;  // tasks dropped as unable to reach their targets
   // The partial check, when there was one: the tasks validated and their scores, after the
   // recovery of the models that missed (if any).
@@ -63,6 +64,8 @@ struct TrialRecord {
   int64_t bytes_saved = 0;  // accepted savings after this trial
   int64_t steps = 0;
   double seconds = 0;
+  int backoffs = 0;  // restarts at a smaller step after a collapse
+  double lr = 0;     // the step the trial ended with, when not the workload's search.lr
 };
 
 struct Results {

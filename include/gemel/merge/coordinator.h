@@ -18,6 +18,13 @@
 //      target; else rejected (or failed, on a NaN loss);
 //   4. the lead reports the outcome to the Planner and shares the accepted plan; everyone
 //      adopts it, and the lead records results.h5 (after every trial).
+// A collapse (a non-finite loss, or a task that ends far below its target: see collapse()) is
+// a step-size problem, not a verdict on the sharing: the trial starts again from the accepted
+// weights with the learning rate times kBackoff, up to kMaxBackoffs times (not with
+// --fixed-steps). search.lr is thus the trials' starting step, their ceiling.
+// A time budget (MergeOptions::time_budget) ends the search when spent, caps each trial's
+// seconds by what is left, and adds the Planner's second pass: groups not yet shared by all
+// their models are tried again at kSecondPassLr x the step for kSecondPassBudget x the budget.
 // A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
 #include <chrono>
 #include <memory>
@@ -55,6 +62,12 @@ class MergeCoordinator {
   };
   void startFresh();
   void resume(const io::Results& previous);
+  static constexpr double kBackoff = 0.25, kSecondPassLr = 0.25, kSecondPassBudget = 2;
+  static constexpr int kMaxBackoffs = 2;
+  static constexpr double kMinAllowance = 0.02;  // score a collapse must lose below target
+  std::string proposeNext();
+  void capToBudget(train::TrainOptions& to) const;
+  std::string collapse(const std::set<int>& involved, const train::TrialResult& outcome) const;
   train::TrainOptions trialOptions(const Trial& trial) const;
   void runTrial(const Trial& trial);
   Decision decide(const Trial& trial, const train::TrialResult& outcome,
@@ -77,6 +90,7 @@ class MergeCoordinator {
   SharingPlan accepted_;
   std::vector<double> unmerged_, target_, score_;
   io::Results results_;
+  std::string end_reason_;  // the lead's: why the search ended
 };
 
 }  // namespace gemel::merge

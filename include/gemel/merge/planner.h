@@ -6,7 +6,9 @@
 //           confirmed for the models that met their targets (at least two); when models failed,
 //           half of the trial's layers (those nearest the input) are retried next, unless that
 //           half would save less than the next group, and then the search moves on. It ends
-//           when no group is left.
+//           when no group is left; with a second pass (enableSecondPass), every group's layers
+//           not yet shared by all its models are then tried once more (pass 2, largest
+//           first, halving as before), and the search ends after that.
 //   all     one trial sharing every shareable layer.
 //   manual  the listed groups, in the order given, without halving.
 // Defects of the reference fixed here: the last group is tried, and the loop always ends
@@ -35,6 +37,7 @@ struct Trial {
   std::vector<TrialPart> parts;
   int64_t bytes_saved = 0;          // what accepting all of it would add to the savings
   std::string label;                // "group 3 (8 layers)" / "group 3, half (4 layers)"
+  int pass = 1;                     // 2: a second try of layers the first pass left unshared
   std::vector<int> models() const;  // union of the parts' models, ascending
 };
 
@@ -76,6 +79,8 @@ class Planner {
   // manual_groups: group ids for Strategy::kManual (checked against the catalog).
   Planner(const LayerCatalog& catalog, Strategy strategy, std::vector<int> manual_groups = {});
 
+  // Greedy only: once every group has had its try, a second pass (see above).
+  void enableSecondPass() { second_pass_ = strategy_ == Strategy::kGreedy; }
   // The next trial, or nullopt when the search is over.
   std::optional<Trial> next();
   // The outcome of the trial next() returned last: the models (of any part) that met their
@@ -87,12 +92,14 @@ class Planner {
  private:
   int64_t partBytes(const TrialPart& part) const;  // added savings over the accepted plan
   Trial makeTrial(std::vector<TrialPart> parts, std::string label) const;
+  void queueSecondPass();
 
   const LayerCatalog& catalog_;
   Strategy strategy_;
   std::vector<Trial> pending_;  // front = next
   SharingPlan accepted_;
   int proposed_ = 0;
+  bool second_pass_ = false, in_second_pass_ = false;
 };
 
 }  // namespace gemel::merge

@@ -28,6 +28,7 @@ struct MergeOptions {
   // weights), then is decided as usual: for checking that N ranks compute what 1 rank does.
   int64_t fixed_steps = 0;
   int max_trials = 0;       // 0: until the planner is done
+  double time_budget = 0;   // seconds for the whole search (0: none; SearchConfig::time_budget)
   bool print_table = true;  // the trial table on stdout (rank 0)
   // Pick up from out_dir/results.h5: its weights, unmerged accuracies and targets, the
   // planner's state (replayed from its trials) and each task's position in its data stream,

@@ -12,6 +12,7 @@
 #include "gemel/core/error.h"
 #include "gemel/dist/world.h"
 #include "gemel/merge/coordinator.h"
+#include "layer_fixtures.h"
 #include "test_support.h"
 
 namespace gemel::merge {
@@ -21,14 +22,7 @@ using testing::FakeExecutor;
 using From = TrialExecutor::From;
 
 models::LayerInfo conv(const std::string& module, int64_t channels) {
-  models::LayerInfo l;
-  l.module = module;
-  l.kind = models::LayerKind::kConv2d;
-  l.params = {"weight"};
-  l.shapes = {{channels, channels, 3, 3}};
-  l.hyper = "p1,1 d1,1 g1";
-  l.bytes = channels * channels * 9 * 4;
-  return l;
+  return testing::conv3x3(module, channels, channels);
 }
 
 // Three models A, B, C (tasks 0, 1, 2). Group 0: four 16x16 convs in all three; group 1: two

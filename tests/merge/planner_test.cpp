@@ -6,6 +6,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/merge/planner.h"
+#include "layer_fixtures.h"
 
 namespace gemel::merge {
 namespace {
@@ -14,14 +15,7 @@ using models::LayerInfo;
 using models::LayerKind;
 
 LayerInfo conv(const std::string& module, int64_t out, int64_t in) {
-  LayerInfo l;
-  l.module = module;
-  l.kind = LayerKind::kConv2d;
-  l.params = {"weight"};
-  l.shapes = {{out, in, 3, 3}};
-  l.hyper = "p1,1 d1,1 g1";
-  l.bytes = out * in * 9 * 4;
-  return l;
+  return testing::conv3x3(module, out, in);
 }
 
 // Three models. Signature 16x16 appears 4 times in each (group 0: 4 instances x 3 models);
@@ -182,8 +176,8 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
   EXPECT_TRUE(SharingPlan::parse("").empty());
   EXPECT_EQ(SharingPlan::fromJson(plan.json(), "r.h5"), plan);
   EXPECT_TRUE(SharingPlan::fromJson("[]", "r.h5").empty());
-  for (const std::string bad : {"[[0,0,[1]]]", "[[0,[1,2]]]", "[[0,0,[1,2]]", "{\"a\": 1}",
-                                "[[0,0,[[1,2]]]]"}) {
+  for (const std::string bad :
+       {"[[0,0,[1]]]", "[[0,[1,2]]]", "[[0,0,[1,2]]", "{\"a\": 1}", "[[0,0,[[1,2]]]]"}) {
     try {
       SharingPlan::fromJson(bad, "r.h5");
       ADD_FAILURE() << "accepted " << bad;

@@ -179,12 +179,12 @@ int runStreet(const Args& args) {
   po::options_description desc("street options");
   desc.add_options()("out", po::value<std::string>()->required(), "output directory")(
       "dir", po::value<std::string>()->default_value(kOpenCVDataDir),
-      "opencv-doc's data (vtest.avi, digits.png)")(
-      "size", po::value<int>()->default_value(64), "image side of every task");
+      "opencv-doc's data (vtest.avi, digits.png)")("size", po::value<int>()->default_value(64),
+                                                   "image side of every task");
   po::variables_map vm;
   if (!cli::parseCommandLine("street", "--out DIR", desc, args, vm, "gemel-data")) return 0;
-  const auto yaml = buildStreet(vm["out"].as<std::string>(), vm["dir"].as<std::string>(),
-                                vm["size"].as<int>());
+  const auto yaml =
+      buildStreet(vm["out"].as<std::string>(), vm["dir"].as<std::string>(), vm["size"].as<int>());
   std::printf("%s\n", yaml.c_str());
   return 0;
 }
@@ -303,7 +303,8 @@ int runBench(const Args& args) {
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     std::printf("  %-28s %10.0f images/s  (%lld images in %.2f s, %d threads)\n",
-                "augment alone:", images / elapsed, (long long)images, elapsed, at::get_num_threads());
+                "augment alone:", images / elapsed, (long long)images, elapsed,
+                at::get_num_threads());
   }
   return 0;
 }
@@ -323,7 +324,7 @@ constexpr const char* kUsage =
     "  version        what gemel was built with and what it finds at run time (--json)\n\n"
     "Run 'gemel-data <command> --help' for the options of a command.\n";
 
-int dispatch(const std::string& command, const Args& args) {
+int dispatch(const std::string& command, const Args& args, const dist::World& world) {
   if (command == "imagefolder") return runImageFolder(args);
   if (command == "yolo") return runYolo(args);
   if (command == "video") return runVideo(args);
@@ -333,7 +334,7 @@ int dispatch(const std::string& command, const Args& args) {
   if (command == "info") return runInfo(args);
   if (command == "verify") return runVerify(args);
   if (command == "bench") return runBench(args);
-  if (command == "version") return cli::runVersion(args);
+  if (command == "version") return cli::runVersion(args, world);
   throw UsageError("'" + command + "' is not a gemel-data command; run 'gemel-data --help'");
 }
 

@@ -1,20 +1,19 @@
-// gemel bench: joint-training throughput of a set of models on synthetic data, as gemel trains
-// them: every shareable layer tied (one tensor, one optimizer entry), uint8 images prepared on
-// the device (augmentation and normalisation; letterbox, jitter and flip for detectors),
-// forward, each task's loss, one backward, the multi-tensor SGD step. Each mode (fp32, bf16
-// autocast, each with contiguous or channels_last conv weights and inputs) is timed in turn,
-// with the process's peak memory after it and each model's forward latency at batch 1.
-// tests/bench/compare.sh runs it beside the same workload in Python (tests/bench/py_joint.py);
-// tests/bench/yolo_bench.sh beside PyTorch-YOLOv3's own training step.
+// gemel bench: joint-training throughput of a set of models on synthetic data, through the
+// training step gemel trains with (TrainStep): every shareable layer tied (one tensor, one
+// optimizer entry), uint8 images prepared on the device (augmentation and normalisation;
+// letterbox, jitter and flip for detectors), forward, each task's loss, one backward, the
+// multi-tensor SGD step; in graph modes the forward and backward replayed as a CUDA graph. Each
+// mode (fp32, bf16 autocast, each with contiguous or channels_last conv weights and inputs) is
+// timed in turn, with the process's peak memory after it and each model's forward latency at
+// batch 1. tests/bench/compare.sh runs it beside the same workload in Python
+// (tests/bench/py_joint.py); tests/bench/yolo_bench.sh beside PyTorch-YOLOv3's own training step.
 #include <torch/torch.h>
 
 #include <sys/resource.h>
 
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <memory>
 
 #include "gemel/cli/commands.h"
@@ -28,14 +27,13 @@
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/tying.h"
-#include "gemel/models/darknet_cfg.h"
 #include "gemel/models/archs.h"
+#include "gemel/models/darknet_cfg.h"
 #include "gemel/models/zoo.h"
-#include "gemel/train/cuda_graph.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/objective.h"
 #include "gemel/train/precision.h"
-#include "gemel/train/sgd.h"
+#include "gemel/train/step.h"
 #include "gemel/train/task.h"
 
 namespace gemel::cli {
@@ -44,13 +42,12 @@ namespace {
 struct Mode {
   train::Precision precision = train::Precision::kFp32;
   bool channels_last = false;
-  bool graph = false;  // CUDA: the whole step (forward, backward, SGD) replayed as one CUDA graph
+  bool graph = false;  // CUDA: the step's forward and backward replayed as one CUDA graph
   std::string name() const {
     return train::toString(precision) + (channels_last ? " channels_last" : "") +
            (graph ? " cuda graph" : "");
   }
 };
-
 
 // Noise images with 1-4 boxes each (detection) or random labels, the same every step.
 data::Batch syntheticBatch(const config::TaskConfig& t) {
@@ -94,7 +91,8 @@ double medianForwardMs(models::Model& model, const torch::Tensor& x, const torch
       model.forward(x).logits.sum().item<double>();
     }
     if (k >= 2)
-      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+      ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
@@ -102,9 +100,9 @@ double medianForwardMs(models::Model& model, const torch::Tensor& x, const torch
 
 // The tasks' models on the device, in train mode, every shareable layer tied across every
 // model that has it; `shared` (when given) gets each tied layer's "task:module" names.
-std::vector<std::unique_ptr<models::Model>> tiedModels(const std::vector<config::TaskConfig>& tasks,
-                                                       const torch::Device& device,
-                                                       std::vector<std::vector<std::string>>* shared) {
+std::vector<std::unique_ptr<models::Model>> tiedModels(
+    const std::vector<config::TaskConfig>& tasks, const torch::Device& device,
+    std::vector<std::vector<std::string>>* shared) {
   std::vector<std::unique_ptr<models::Model>> owned;
   std::vector<models::Model*> models;
   std::vector<merge::CatalogModel> described;
@@ -128,7 +126,8 @@ std::vector<std::unique_ptr<models::Model>> tiedModels(const std::vector<config:
       const auto& inst = catalog.groups()[key.first].instances[key.second];
       std::vector<std::string> names;
       for (const auto& ref : inst.members) {
-        if (members.count(ref.model)) names.push_back(merge::memberName(catalog, ref.model, ref.module));
+        if (members.count(ref.model))
+          names.push_back(merge::memberName(catalog, ref.model, ref.module));
       }
       shared->push_back(std::move(names));
     }
@@ -136,118 +135,105 @@ std::vector<std::unique_ptr<models::Model>> tiedModels(const std::vector<config:
   return owned;
 }
 
+// A task of the bench: its model, fed the same synthetic batch every step, augmented with the
+// draws gemel's training takes (keyed by task and step), through the training step of
+// train and merge (TrainStep).
+class SyntheticTask final : public train::Trainable {
+ public:
+  SyntheticTask(models::Model& model, const config::TaskConfig& task, int index, const Mode& mode,
+                const torch::Device& device)
+      : model_(model),
+        objective_(train::makeObjective(task)),
+        batch_(syntheticBatch(task)),
+        index_(index),
+        mode_(mode),
+        device_(device) {}
+  data::Batch nextTrainBatch() override { return batch_; }
+  torch::Tensor trainInput(data::Batch& batch) override {
+    auto draws = data::Draws::forStep(0, index_, step_++);
+    return input(batch, &draws);
+  }
+  torch::Tensor trainLossOn(const torch::Tensor& x, const data::Batch& prepared) override {
+    models::ModelOutput out;
+    {
+      train::AutocastScope autocast(device_, mode_.precision);
+      out = model_.forward(x);
+    }
+    out.logits = out.logits.to(torch::kFloat);
+    return objective_->loss(out, prepared);
+  }
+  // The eval-mode input of one image (latency).
+  torch::Tensor oneImage() {
+    data::Batch one = batch_;
+    one.images = one.images.narrow(0, 0, 1);
+    one.labels = one.labels.narrow(0, 0, 1);
+    one.boxes.resize(1);
+    return input(one, nullptr);
+  }
+
+ private:
+  torch::Tensor input(data::Batch& batch, data::Draws* draws) {
+    auto x = objective_->prepare(batch, draws, device_);
+    return mode_.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+  }
+  models::Model& model_;
+  std::shared_ptr<const train::Objective> objective_;
+  data::Batch batch_;
+  int index_;
+  Mode mode_;
+  torch::Device device_;
+  int64_t step_ = 0;
+};
+
 ModeResult timeMode(const std::vector<config::TaskConfig>& tasks, const Mode& mode, int steps,
                     const torch::Device& device, std::vector<std::vector<std::string>>* shared) {
   torch::manual_seed(0);
   const auto owned = tiedModels(tasks, device, shared);
   std::vector<models::Model*> models;
-  for (const auto& m : owned) models.push_back(m.get());
-  auto params = train::uniqueParameters(models);
-  for (auto& p : params) {
-    // In place: every model sharing the tensor keeps using it.
-    if (mode.channels_last && p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-  }
-  train::SgdOptions so;
-  so.lr = 1e-3;
-  so.momentum = 0.9;
-  so.weight_decay = 5e-4;
-  train::ForeachSgd sgd(params, so);
-  std::vector<std::shared_ptr<const train::Objective>> objectives;
-  std::vector<data::Batch> batches;
+  std::vector<std::unique_ptr<SyntheticTask>> synthetic;
+  std::vector<train::Trainable*> trainables;
   int64_t images = 0;
-  for (const auto& t : tasks) {
-    objectives.push_back(train::makeObjective(t));
-    batches.push_back(syntheticBatch(t));
-    images += t.batch_size;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    models.push_back(owned[i].get());
+    synthetic.push_back(
+        std::make_unique<SyntheticTask>(*owned[i], tasks[i], static_cast<int>(i), mode, device));
+    trainables.push_back(synthetic.back().get());
+    images += tasks[i].batch_size;
   }
-  int64_t steps_taken = 0;
-  auto input = [&](std::size_t i, data::Batch& b, bool train) {
-    auto draws = data::Draws::forStep(0, static_cast<int>(i), steps_taken);
-    auto x = objectives[i]->prepare(b, train ? &draws : nullptr, device);
-    return mode.channels_last ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
-  };
-  // The step: zeroed gradients, each task's loss, one backward, the SGD step.
-  auto body = [&](const std::vector<torch::Tensor>& xs, std::vector<data::Batch>& prepared) {
-    for (auto& p : params) {
-      if (p.grad().defined()) p.mutable_grad().zero_();
-    }
-    torch::Tensor total;
-    for (std::size_t i = 0; i < tasks.size(); ++i) {
-      models::ModelOutput out;
-      {
-        train::AutocastScope autocast(device, mode.precision);
-        out = models[i]->forward(xs[i]);
-      }
-      out.logits = out.logits.to(torch::kFloat);
-      auto loss = objectives[i]->loss(out, prepared[i]);
-      total = total.defined() ? total + loss : loss;
-    }
-    total.backward();
-    sgd.step();
+  train::StepOptions so;
+  so.sgd.lr = 1e-3;
+  so.sgd.momentum = 0.9;
+  so.sgd.weight_decay = 5e-4;
+  so.channels_last = mode.channels_last;
+  so.mode = mode.graph ? train::StepMode::kGraphed : train::StepMode::kEager;
+  so.label = "bench " + mode.name();
+  train::TrainStep step(trainables, train::uniqueParameters(models), so, train::RankSync::local());
+  const std::vector<bool> active(tasks.size(), true);
+  const std::vector<double> weights(tasks.size(), 1.0);
+  auto once = [&] {
+    const auto total = step.forward(active, weights);
+    step.apply(total);
     return total;
   };
-  constexpr int kWarmups = 2;
-  bool warmed = false;  // the graph mode warms up while it captures
-  std::function<torch::Tensor()> step;
-  if (!mode.graph) {
-    step = [&]() {
-      std::vector<data::Batch> prepared = batches;
-      std::vector<torch::Tensor> xs;
-      for (std::size_t i = 0; i < tasks.size(); ++i) xs.push_back(input(i, prepared[i], true));
-      auto total = body(xs, prepared);
-      ++steps_taken;
-      return total;
-    };
-  } else {
-    GEMEL_THROW_IF_NOT(train::cudaGraphsAvailable(), UsageError,
-                       "--modes: -graph needs a CUDA build of LibTorch and a CUDA device");
-    // Static inputs, refilled (augmented afresh) before each replay; labels on the device.
-    auto prepared = std::make_shared<std::vector<data::Batch>>(batches);
-    auto xs = std::make_shared<std::vector<torch::Tensor>>();
-    for (std::size_t i = 0; i < tasks.size(); ++i) {
-      xs->push_back(input(i, (*prepared)[i], false).clone());
-      (*prepared)[i].labels = (*prepared)[i].labels.to(device);
-    }
-    auto refill = [&, xs]() {
-      for (std::size_t i = 0; i < tasks.size(); ++i) {
-        data::Batch b = batches[i];
-        (*xs)[i].copy_(input(i, b, true));
-      }
-      ++steps_taken;
-    };
-    // The bench's own two warm-up steps come first, on the capture's side stream: the steps
-    // and their draws are those of the eager modes, so the losses can be compared.
-    std::shared_ptr<train::CapturedStep> graphed;
-    {
-      const train::SideStream side(device);
-      for (int i = 0; i < kWarmups; ++i) {
-        refill();
-        body(*xs, *prepared);
-      }
-      graphed = std::make_shared<train::CapturedStep>(
-          device, [&, xs, prepared]() { return body(*xs, *prepared); });
-    }
-    warmed = true;
-    step = [refill, graphed]() {
-      refill();
-      return graphed->replay();
-    };
-  }
-  for (int i = 0; i < kWarmups && !warmed; ++i) step().item<double>();
+  // Untimed: the warm-up steps, and in graph mode those the step takes eagerly before its
+  // capture, and the capture itself.
+  const int warmups = mode.graph ? train::TrainStep::kGraphWarmups + 1 : 2;
+  for (int i = 0; i < warmups; ++i) once().item<double>();
+  step.takePending();
   ModeResult r;
   const auto t0 = std::chrono::steady_clock::now();
   torch::Tensor last;
-  for (int i = 0; i < steps; ++i) last = step();
+  for (int i = 0; i < steps; ++i) last = once();
   r.loss = last.item<double>();  // waits for the device
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   r.images_per_s = double(steps) * double(images) / r.seconds;
+  GEMEL_ASSERT(!mode.graph || step.graphedSteps() >= steps,
+               "bench {}: {} of {} timed steps were replayed as a CUDA graph", mode.name(),
+               step.graphedSteps(), steps);
   // Forward latency at batch 1, eval mode.
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    data::Batch one = batches[i];
-    one.images = one.images.narrow(0, 0, 1);
-    one.labels = one.labels.narrow(0, 0, 1);
-    one.boxes.resize(1);
-    r.latency_ms.push_back(medianForwardMs(*models[i], input(i, one, false), device, mode.precision));
+    r.latency_ms.push_back(
+        medianForwardMs(*models[i], synthetic[i]->oneImage(), device, mode.precision));
   }
   r.peak_rss = peakRssBytes();
   return r;
@@ -266,7 +252,8 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
       tasks.push_back(t);
     }
   } else {
-    const auto archs = data::splitList(vm.count("arch") ? vm["arch"].as<std::string>() : "yolov3-tiny");
+    const auto archs =
+        data::splitList(vm.count("arch") ? vm["arch"].as<std::string>() : "yolov3-tiny");
     for (std::size_t i = 0; i < archs.size(); ++i) {
       config::TaskConfig t;
       t.name = format("m{}_{}", i, archs[i]);
@@ -303,7 +290,8 @@ std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& d
   // detector's targets change in number from batch to batch), without dropout's generator.
   bool graphable = device.is_cuda();
   for (const auto& t : tasks)
-    graphable = graphable && t.kind == config::TaskKind::kClassification && t.arch.rfind("resnet", 0) == 0;
+    graphable =
+        graphable && t.kind == config::TaskKind::kClassification && t.arch.rfind("resnet", 0) == 0;
   std::string list = vm["modes"].as<std::string>();
   if (list == "auto") {
     list = "fp32,fp32-cl";
@@ -337,13 +325,13 @@ std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& d
 
 }  // namespace
 
-int runBench(const Args& args) {
+int runBench(const Args& args, const dist::World& world) {
   po::options_description desc("bench options");
   desc.add_options()(
       "arch", po::value<std::string>(),
       "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50 or yolov3-tiny); "
-      "default yolov3-tiny")(
-      "config", po::value<std::string>(), "a workload YAML: its tasks' archs, classes, sizes and batches")(
+      "default yolov3-tiny")("config", po::value<std::string>(),
+                             "a workload YAML: its tasks' archs, classes, sizes and batches")(
       "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
       "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
       "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
@@ -351,15 +339,15 @@ int runBench(const Args& args) {
       "modes", po::value<std::string>()->default_value("auto"),
       "modes timed in turn: fp32, bf16 (autocast), -cl for channels_last, -graph for the step as "
       "one CUDA graph (fp32, ResNets); auto: fp32 and fp32-cl, bf16 and bf16-cl where bf16 is "
-      "native, and fp32-graph and fp32-cl-graph on CUDA")(
-      "json", po::bool_switch(), "print JSON");
+      "native, and fp32-graph and fp32-cl-graph on CUDA")("json", po::bool_switch(), "print JSON");
   addThreadsOption(desc);
   po::variables_map vm;
-  if (!parseCommandLine("bench", "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",
+  if (!parseCommandLine("bench",
+                        "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",
                         desc, args, vm))
     return 0;
   const bool json = vm["json"].as<bool>();
-  const auto threads = setupThreads(vm, json);
+  const auto threads = setupThreads(vm, world, json);
   const int steps = vm["steps"].as<int>();
   GEMEL_THROW_IF_NOT(steps > 0, UsageError, "--steps must be positive");
   const auto tasks = benchTasks(vm);
@@ -392,7 +380,12 @@ int runBench(const Args& args) {
     const auto r = timeMode(tasks, mode, steps, device, shared.empty() ? &shared : nullptr);
     if (r.images_per_s > best) best = r.images_per_s, best_mode = mode.name();
     j.beginObject().key("mode").value(mode.name()).key("images_per_s").value(r.images_per_s);
-    j.key("seconds").value(r.seconds).key("loss").value(r.loss).key("peak_rss_bytes").value(r.peak_rss);
+    j.key("seconds")
+        .value(r.seconds)
+        .key("loss")
+        .value(r.loss)
+        .key("peak_rss_bytes")
+        .value(r.peak_rss);
     j.key("latency_ms").beginArray();
     for (const double v : r.latency_ms) j.value(v);
     j.endArray().endObject();
@@ -415,9 +408,10 @@ int runBench(const Args& args) {
   if (json) {
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("  best: %s, %.2f images/s; %zu layers shared (peak RSS is the process's, so it "
-                "only grows from mode to mode)\n",
-                best_mode.c_str(), best, shared.size());
+    std::printf(
+        "  best: %s, %.2f images/s; %zu layers shared (peak RSS is the process's, so it "
+        "only grows from mode to mode)\n",
+        best_mode.c_str(), best, shared.size());
   }
   return 0;
 }

@@ -46,20 +46,22 @@ std::string joinList(const std::vector<std::string>& items) {
 
 std::string mib(int64_t bytes) { return formatFixed(bytes / 1048576.0, 1) + " MiB"; }
 
-int runProfileCmd(const Args& args) {
+int runProfileCmd(const Args& args, const dist::World& world) {
   po::options_description desc("profile options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "device", po::value<std::string>()->default_value("cpu"), "cpu, cuda or cuda:N")(
-      "batch", po::value<std::string>()->default_value("1,2,4,8"), "batch sizes to time, ascending")(
-      "repeats", po::value<int>()->default_value(20), "timed runs per batch size (after 3 warm-up runs)")(
+      "batch", po::value<std::string>()->default_value("1,2,4,8"),
+      "batch sizes to time, ascending")("repeats", po::value<int>()->default_value(20),
+                                        "timed runs per batch size (after 3 warm-up runs)")(
       "load-repeats", po::value<int>()->default_value(5), "timed loads per block, task and pair")(
       "out", po::value<std::string>()->required(), "the profile to write (P.h5)");
   addThreadsOption(desc);
   po::variables_map vm;
-  if (!parseCommandLine("profile", "--results R.h5 [--device cpu|cuda:N] [--batch 1,2,4,8] --out P.h5",
-                        desc, args, vm))
+  if (!parseCommandLine("profile",
+                        "--results R.h5 [--device cpu|cuda:N] [--batch 1,2,4,8] --out P.h5", desc,
+                        args, vm))
     return 0;
-  setupThreads(vm);
+  setupThreads(vm, world);
   edge::ProfileOptions o;
   o.device = vm["device"].as<std::string>();
   o.batch_sizes.clear();
@@ -85,11 +87,12 @@ int runProfileCmd(const Args& args) {
     std::printf("\n");
   }
   const int64_t measured = p.unmerged_set_bytes - p.merged_set_bytes;
-  std::printf("all tasks resident (%s, measured): unmerged %s, merged %s: %s less; the merge saved "
-              "%s of weights (%+.1f%%)\n",
-              p.memory_measure.c_str(), mib(p.unmerged_set_bytes).c_str(),
-              mib(p.merged_set_bytes).c_str(), mib(measured).c_str(), mib(p.saved_bytes).c_str(),
-              p.saved_bytes > 0 ? 100.0 * (measured - p.saved_bytes) / p.saved_bytes : 0.0);
+  std::printf(
+      "all tasks resident (%s, measured): unmerged %s, merged %s: %s less; the merge saved "
+      "%s of weights (%+.1f%%)\n",
+      p.memory_measure.c_str(), mib(p.unmerged_set_bytes).c_str(), mib(p.merged_set_bytes).c_str(),
+      mib(measured).c_str(), mib(p.saved_bytes).c_str(),
+      p.saved_bytes > 0 ? 100.0 * (measured - p.saved_bytes) / p.saved_bytes : 0.0);
   std::printf("profile: %s\n", out.c_str());
   return 0;
 }
@@ -145,26 +148,29 @@ std::vector<int64_t> autoBudgets(const edge::Profile& p) {
   return out;
 }
 
-int runSimulateCmd(const Args& args) {
+int runSimulateCmd(const Args& args, const dist::World& world) {
   po::options_description desc("simulate options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "profile", po::value<std::string>()->required(), "its profile (gemel profile --out)")(
       "memory", po::value<std::string>()->default_value("auto"),
       "memory budgets, e.g. 2GiB,4GiB,8GiB; auto: 12 from the largest model to all of them")(
       "fps", po::value<double>()->default_value(30), "frames per second of every camera stream")(
-      "sla", po::value<std::string>()->default_value("100ms"), "a frame's deadline after it arrives")(
-      "frames", po::value<int64_t>()->default_value(3000), "frames per stream")(
+      "sla", po::value<std::string>()->default_value("100ms"),
+      "a frame's deadline after it arrives")("frames", po::value<int64_t>()->default_value(3000),
+                                             "frames per stream")(
       "batch", po::value<std::string>()->default_value("auto"),
       "frames per run: auto (the largest profiled size waiting) or N")(
       "mode", po::value<std::string>()->default_value("merged,unmerged,no-swap-cost"),
       "merged, unmerged, no-swap-cost (unmerged with free loads)")(
-      "cold-start", po::bool_switch(), "start with nothing loaded (default: models are loaded "
-                                       "before the first frame, while they fit)")(
-      "out", po::value<std::string>(), "write the tables to this HDF5 file (S.h5)")(
+      "cold-start", po::bool_switch(),
+      "start with nothing loaded (default: models are loaded "
+      "before the first frame, while they fit)")("out", po::value<std::string>(),
+                                                 "write the tables to this HDF5 file (S.h5)")(
       "json", po::bool_switch(), "print JSON instead of a table");
   po::variables_map vm;
-  if (!parseCommandLine("simulate", "--results R.h5 --profile P.h5 [--memory 2GiB,4GiB] [--out S.h5]",
-                        desc, args, vm))
+  if (!parseCommandLine("simulate",
+                        "--results R.h5 --profile P.h5 [--memory 2GiB,4GiB] [--out S.h5]", desc,
+                        args, vm))
     return 0;
   const auto results_path = vm["results"].as<std::string>();
   const auto profile_path = vm["profile"].as<std::string>();
@@ -180,7 +186,8 @@ int runSimulateCmd(const Args& args) {
   const auto batch = vm["batch"].as<std::string>();
   if (batch != "auto") {
     const auto n = parseInt(batch);
-    GEMEL_THROW_IF_NOT(n && *n > 0, UsageError, "--batch '{}': expected auto or a positive size", batch);
+    GEMEL_THROW_IF_NOT(n && *n > 0, UsageError, "--batch '{}': expected auto or a positive size",
+                       batch);
     o.batch = *n;
   }
   std::vector<int64_t> budgets;
@@ -268,14 +275,15 @@ int spawnAndWait(const std::vector<std::string>& argv) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int runReportCmd(const Args& args) {
+int runReportCmd(const Args& args, const dist::World& world) {
   po::options_description desc("report options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "profile", po::value<std::string>(), "its profile (gemel profile --out)")(
       "simulation", po::value<std::string>(), "its simulation (gemel simulate --out)")(
       "out", po::value<std::string>()->required(), "the HTML page to write");
   po::variables_map vm;
-  if (!parseCommandLine("report", "--results R.h5 [--profile P.h5] [--simulation S.h5] --out report.html",
+  if (!parseCommandLine("report",
+                        "--results R.h5 [--profile P.h5] [--simulation S.h5] --out report.html",
                         desc, args, vm))
     return 0;
   // Inputs are checked here, so that their errors read like every other gemel error.
@@ -293,14 +301,16 @@ int runReportCmd(const Args& args) {
     const auto path = vm["simulation"].as<std::string>();
     const auto f = readFile(path, "simulation file");
     GEMEL_THROW_IF_NOT(f.size() > 8 && std::string(f.data() + 1, 3) == "HDF", InputError,
-                       "{}: not an HDF5 file; give the file that 'gemel simulate --out' wrote", path);
+                       "{}: not an HDF5 file; give the file that 'gemel simulate --out' wrote",
+                       path);
     argv.insert(argv.end(), {"--simulation", path});
     sections.push_back("simulation");
   }
-  GEMEL_THROW_IF_NOT(fs::exists(reportScript()), InputError,
-                     "the report script {} is missing; set GEMEL_REPORT_SCRIPT to data_tools/report.py "
-                     "of a gemel checkout",
-                     reportScript());
+  GEMEL_THROW_IF_NOT(
+      fs::exists(reportScript()), InputError,
+      "the report script {} is missing; set GEMEL_REPORT_SCRIPT to data_tools/report.py "
+      "of a gemel checkout",
+      reportScript());
   const auto out = vm["out"].as<std::string>();
   const auto temp = tempPathFor(out);
   TempFileGuard guard(temp);
@@ -333,8 +343,8 @@ int runReportCmd(const Args& args) {
 
 }  // namespace
 
-int runProfile(const Args& args) { return runProfileCmd(args); }
-int runSimulate(const Args& args) { return runSimulateCmd(args); }
-int runReport(const Args& args) { return runReportCmd(args); }
+int runProfile(const Args& args, const dist::World& world) { return runProfileCmd(args, world); }
+int runSimulate(const Args& args, const dist::World& world) { return runSimulateCmd(args, world); }
+int runReport(const Args& args, const dist::World& world) { return runReportCmd(args, world); }
 
 }  // namespace gemel::cli

@@ -124,7 +124,7 @@ void printJson(const Inspected& in) {
 
 }  // namespace
 
-int runInspect(const Args& args) {
+int runInspect(const Args& args, const dist::World& world) {
   po::options_description desc("inspect options");
   desc.add_options()("config", po::value<std::string>(), "workload YAML file")(
       "arch", po::value<std::vector<std::string>>()->composing(),

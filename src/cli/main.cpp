@@ -29,18 +29,19 @@ constexpr const char* kUsage =
     "\n"
     "Run 'gemel <command> --help' for the options of a command.\n";
 
-int dispatch(const std::string& command, const gemel::cli::Args& args) {
-  if (command == "inspect") return gemel::cli::runInspect(args);
-  if (command == "train") return gemel::cli::runTrain(args);
-  if (command == "merge") return gemel::cli::runMerge(args);
-  if (command == "eval") return gemel::cli::runEval(args);
-  if (command == "export") return gemel::cli::runExport(args);
-  if (command == "profile") return gemel::cli::runProfile(args);
-  if (command == "simulate") return gemel::cli::runSimulate(args);
-  if (command == "report") return gemel::cli::runReport(args);
-  if (command == "bench-sync") return gemel::cli::runBenchSync(args);
-  if (command == "bench") return gemel::cli::runBench(args);
-  if (command == "version") return gemel::cli::runVersion(args);
+int dispatch(const std::string& command, const gemel::cli::Args& args,
+             const gemel::dist::World& world) {
+  if (command == "inspect") return gemel::cli::runInspect(args, world);
+  if (command == "train") return gemel::cli::runTrain(args, world);
+  if (command == "merge") return gemel::cli::runMerge(args, world);
+  if (command == "eval") return gemel::cli::runEval(args, world);
+  if (command == "export") return gemel::cli::runExport(args, world);
+  if (command == "profile") return gemel::cli::runProfile(args, world);
+  if (command == "simulate") return gemel::cli::runSimulate(args, world);
+  if (command == "report") return gemel::cli::runReport(args, world);
+  if (command == "bench-sync") return gemel::cli::runBenchSync(args, world);
+  if (command == "bench") return gemel::cli::runBench(args, world);
+  if (command == "version") return gemel::cli::runVersion(args, world);
   throw gemel::UsageError("'" + command +
                           "' is not a gemel command; run 'gemel --help' for the list");
 }

@@ -17,8 +17,8 @@
 #include "gemel/core/files.h"
 #include "gemel/core/json.h"
 #include "gemel/core/log.h"
-#include "gemel/dist/cluster.h"
 #include "gemel/dist/watchdog.h"
+#include "gemel/dist/world.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
@@ -129,7 +129,7 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Res
   return out;
 }
 
-int runTrainCmd(const Args& args) {
+int runTrainCmd(const Args& args, const dist::World& world) {
   po::options_description desc("train options");
   addWorkloadOptions(desc);
   desc.add_options()("out", po::value<std::string>(),
@@ -139,8 +139,7 @@ int runTrainCmd(const Args& args) {
   po::variables_map vm;
   if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
     return 0;
-  dist::Cluster::init();
-  setupThreads(vm);
+  setupThreads(vm, world);
   auto w = loadForTraining(vm);
   const std::string out =
       vm.count("out") ? vm["out"].as<std::string>() : (fs::path(w.base_dir) / "trained").string();
@@ -198,7 +197,7 @@ int runTrainCmd(const Args& args) {
   return 0;
 }
 
-int runMergeCmd(const Args& args) {
+int runMergeCmd(const Args& args, const dist::World& world) {
   po::options_description desc("merge options");
   addWorkloadOptions(desc);
   desc.add_options()("out", po::value<std::string>()->required(), "output directory (results.h5)")(
@@ -225,11 +224,10 @@ int runMergeCmd(const Args& args) {
   GEMEL_THROW_IF_NOT(vm["timeout"].as<double>() >= 0, UsageError,
                      "--timeout {}: expected seconds >= 0 (0: no timeout)",
                      vm["timeout"].as<double>());
-  auto& cluster = dist::Cluster::init();  // a no-op unless started by mpirun/srun
-  setupThreads(vm);
+  setupThreads(vm, world);
   const auto w = loadForTraining(vm);
   o.out_dir = vm["out"].as<std::string>();
-  o.device = train::defaultDevice(cluster.localRank());
+  o.device = train::defaultDevice(world.localRank());
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   GEMEL_THROW_IF_NOT(vm["time-budget"].as<double>() >= 0, UsageError,
                      "--time-budget {}: expected seconds >= 0 (0: the workload's)",
@@ -240,10 +238,11 @@ int runMergeCmd(const Args& args) {
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();
   // Heartbeats beside results.h5: every rank sees that directory.
-  dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string());
+  dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string(),
+                      world);
   const auto start = std::chrono::steady_clock::now();
-  const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o);
-  if (cluster.rank() != 0) return 0;
+  const auto results = merge::runMerge(w, vm["config"].as<std::string>(), o, world);
+  if (!world.lead()) return 0;
   std::vector<double> acc;
   for (const auto& t : results.tasks) acc.push_back(t.final_score);
   merge::printSummary(results, acc);
@@ -252,14 +251,14 @@ int runMergeCmd(const Args& args) {
   return 0;
 }
 
-int runEvalCmd(const Args& args) {
+int runEvalCmd(const Args& args, const dist::World& world) {
   po::options_description desc("eval options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "json", po::bool_switch(), "print JSON instead of a table");
   addThreadsOption(desc);
   po::variables_map vm;
   if (!parseCommandLine("eval", "--results FILE [--json]", desc, args, vm)) return 0;
-  setupThreads(vm, vm["json"].as<bool>());
+  setupThreads(vm, world, vm["json"].as<bool>());
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
   auto tasks = loadResultsModels(r, path, train::defaultDevice());
@@ -299,7 +298,7 @@ int runEvalCmd(const Args& args) {
   return static_cast<int>(all_met ? ExitCode::kOk : ExitCode::kBelowTarget);
 }
 
-int runExportCmd(const Args& args) {
+int runExportCmd(const Args& args, const dist::World& world) {
   po::options_description desc("export options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "task", po::value<std::string>(), "the task to export")(
@@ -353,9 +352,9 @@ int runExportCmd(const Args& args) {
 
 }  // namespace
 
-int runTrain(const Args& args) { return runTrainCmd(args); }
-int runMerge(const Args& args) { return runMergeCmd(args); }
-int runEval(const Args& args) { return runEvalCmd(args); }
-int runExport(const Args& args) { return runExportCmd(args); }
+int runTrain(const Args& args, const dist::World& world) { return runTrainCmd(args, world); }
+int runMerge(const Args& args, const dist::World& world) { return runMergeCmd(args, world); }
+int runEval(const Args& args, const dist::World& world) { return runEvalCmd(args, world); }
+int runExport(const Args& args, const dist::World& world) { return runExportCmd(args, world); }
 
 }  // namespace gemel::cli

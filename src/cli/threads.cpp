@@ -5,7 +5,7 @@
 #include "gemel/cli/options.h"
 #include "gemel/core/host_cache.h"
 #include "gemel/core/log.h"
-#include "gemel/dist/cluster.h"
+#include "gemel/dist/world.h"
 
 namespace gemel::cli {
 
@@ -15,12 +15,12 @@ void addThreadsOption(po::options_description& desc) {
                      "may use, shared by the ranks on the node)");
 }
 
-ThreadChoice setupThreads(const po::variables_map& vm, bool quiet) {
+ThreadChoice setupThreads(const po::variables_map& vm, const dist::World& world, bool quiet) {
   const int requested = vm.count("threads") ? vm["threads"].as<int>() : 0;
-  const auto choice = chooseThreads(requested, std::getenv("OMP_NUM_THREADS"), cpuBudget(),
-                                    dist::Cluster::get().localSize());
+  const auto choice =
+      chooseThreads(requested, std::getenv("OMP_NUM_THREADS"), cpuBudget(), world.localSize());
   at::set_num_threads(choice.threads);
-  shareHostCache(dist::Cluster::get().localSize());
+  shareHostCache(world.localSize());
   if (!quiet) log::info("threads", "{} CPU threads per rank ({})", choice.threads, choice.why);
   return choice;
 }

@@ -11,11 +11,12 @@
 #include "gemel/cli/options.h"
 #include "gemel/core/format.h"
 #include "gemel/core/json.h"
-#include "gemel/data/hdf5.h"
 #include "gemel/data/sources.h"
-#include "gemel/dist/cluster.h"
+#include "gemel/dist/cluster.h"  // launchedByMpi
 #include "gemel/dist/communicator.h"
 #include "gemel/dist/platform.h"
+#include "gemel/dist/world.h"
+#include "gemel/io/hdf5_library.h"
 
 namespace gemel::cli {
 
@@ -44,7 +45,7 @@ std::string cudaVersionText(int v) {
   return v > 0 ? format("{}.{}", v / 1000, (v % 1000) / 10) : "";
 }
 
-Report collect(const ThreadChoice& threads) {
+Report collect(const ThreadChoice& threads, const dist::World& world) {
   Report r;
   r.platform = dist::probePlatform();
   const auto& p = r.platform;
@@ -64,15 +65,14 @@ Report collect(const ThreadChoice& threads) {
       {"cuDNN", GEMEL_BUILT_CUDNN, p.cudnn_version},
       {"NCCL", GEMEL_BUILT_NCCL, p.nccl_version},
       {"MPI", GEMEL_BUILT_MPI, p.mpi_library},
-      {"HDF5", GEMEL_BUILT_HDF5, h5::libraryVersion()},
+      {"HDF5", GEMEL_BUILT_HDF5, io::hdf5LibraryVersion()},
       {"OpenCV", GEMEL_BUILT_OPENCV, data::openCVVersion()},
   };
-  r.hdf5_threadsafe = h5::libraryThreadSafe();
+  r.hdf5_threadsafe = io::hdf5LibraryThreadSafe();
   r.mpi_launched = dist::launchedByMpi();
-  const auto& c = dist::Cluster::get();
-  r.rank = c.rank();
-  r.ranks = c.size();
-  r.local_ranks = c.localSize();
+  r.rank = world.rank();
+  r.ranks = world.size();
+  r.local_ranks = world.localSize();
   r.threads = threads;
   return r;
 }
@@ -144,14 +144,13 @@ std::string versionJson(const Report& r) {
 
 }  // namespace
 
-int runVersion(const Args& args) {
+int runVersion(const Args& args, const dist::World& world) {
   po::options_description desc("options");
   desc.add_options()("json", po::bool_switch(), "print one JSON object");
   addThreadsOption(desc);
   po::variables_map vm;
   if (!parseCommandLine("version", "", desc, args, vm)) return 0;
-  dist::Cluster::init();
-  const auto report = collect(setupThreads(vm, true));
+  const auto report = collect(setupThreads(vm, world, true), world);
   // Every rank sees the same build; rank 0 speaks for the job.
   if (report.rank != 0) return 0;
   if (vm["json"].as<bool>()) {

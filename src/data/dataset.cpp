@@ -4,7 +4,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
-#include "gemel/data/hdf5.h"
+#include "hdf5.h"
 
 namespace gemel::data {
 namespace {

@@ -1,4 +1,4 @@
-#include "gemel/data/hdf5.h"
+#include "hdf5.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -85,9 +85,8 @@ void File::fail(const std::string& object, const std::string& what) const {
 
 void File::failWrite(const std::string& object, const std::string& what, int err) const {
   const Lock lock;
-  throw OutputError(format("{}: {}{} ({}); a file it would replace is left as it was", path_,
-                           what, object.empty() ? "" : " (" + object + ")",
-                           writeFailure(path_, err)));
+  throw OutputError(format("{}: {}{} ({}); a file it would replace is left as it was", path_, what,
+                           object.empty() ? "" : " (" + object + ")", writeFailure(path_, err)));
 }
 
 File File::create(const std::string& path, const std::string& shown_as) {
@@ -178,7 +177,8 @@ void File::verifyHeader(const std::string& object) const {
   const Lock lock;
   if (!verify_) return;
   H5L_info_t link;
-  if (H5Lget_info(id(), object.c_str(), &link, H5P_DEFAULT) < 0) fail(object, "cannot read its link");
+  if (H5Lget_info(id(), object.c_str(), &link, H5P_DEFAULT) < 0)
+    fail(object, "cannot read its link");
   if (link.type != H5L_TYPE_HARD)
     fail(object, "is a soft or external link, which gemel never writes; the file was altered");
   const std::uint64_t address = link.u.address;

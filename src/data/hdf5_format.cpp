@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "gemel/core/format.h"
-#include "gemel/data/hdf5.h"
+#include "hdf5.h"
 
 namespace gemel::h5 {
 namespace {
@@ -99,12 +99,13 @@ class HeapReader {
       const std::uint64_t room = c.size() - p - header;
       if (idx == index && idx != 0) {
         if (size < length || size > room)
-          corrupt(format("global heap object {} at {} holds {} bytes, not {}", index, address,
-                         size, length));
+          corrupt(format("global heap object {} at {} holds {} bytes, not {}", index, address, size,
+                         length));
         return std::string(reinterpret_cast<const char*>(&c[p + header]), length);
       }
       // Object 0 is free space, whose size counts its header; the others are padded to 8.
-      if (size > room + header) corrupt(format("global heap object {} overruns its collection", idx));
+      if (size > room + header)
+        corrupt(format("global heap object {} overruns its collection", idx));
       const std::uint64_t step = idx == 0 ? size : header + ((size + 7) & ~std::uint64_t{7});
       if (step < header || step > c.size() - p)
         corrupt(format("global heap collection at {} has an object of size {}", address, size));
@@ -189,8 +190,7 @@ bool objectHeaderAt(const std::string& path, std::uint64_t offset) {
 }
 
 std::vector<std::string> readVariableStrings(const File& file, hid_t attr, std::size_t count,
-                                             const std::string& object,
-                                             const std::string& name) {
+                                             const std::string& object, const std::string& name) {
   registerDescriptorCopy();
   // The collections are read from the file itself: a writable file's cache goes there first.
   unsigned intent = 0;
@@ -214,9 +214,11 @@ std::vector<std::string> readVariableStrings(const File& file, hid_t attr, std::
     const unsigned char* d = &raw[i * descriptor];
     const auto length = static_cast<std::uint32_t>(decodeLittleEndian(d, 4));
     const std::uint64_t address = decodeLittleEndian(d + 4, heap.addressBytes());
-    const auto index = static_cast<std::uint32_t>(decodeLittleEndian(d + 4 + heap.addressBytes(), 4));
+    const auto index =
+        static_cast<std::uint32_t>(decodeLittleEndian(d + 4 + heap.addressBytes(), 4));
     // Address 0 is a null string; length 0 an empty one.
-    out.push_back(length == 0 || address == 0 ? std::string() : heap.object(address, index, length));
+    out.push_back(length == 0 || address == 0 ? std::string()
+                                              : heap.object(address, index, length));
   }
   return out;
 }

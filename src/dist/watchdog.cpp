@@ -15,7 +15,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
-#include "gemel/dist/cluster.h"
+#include "gemel/dist/world.h"
 
 namespace gemel::dist {
 namespace {
@@ -35,19 +35,19 @@ class Watchdog {
  public:
   ~Watchdog() { stop(); }
 
-  void start(double timeout, const std::string& dir) {
+  void start(double timeout, const std::string& dir, int rank, int size) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (thread_.joinable() || timeout <= 0) return;
-    const auto& c = Cluster::get();
-    rank_ = c.rank();
-    size_ = c.size();
+    rank_ = rank;
+    size_ = size;
     timeout_ = timeout;
     dir_ = dir;
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (ec)
-      log::warn("dist", "heartbeat directory {}: {}; a stalled collective is still ended after "
-                        "{} s, without naming the stalled rank",
+      log::warn("dist",
+                "heartbeat directory {}: {}; a stalled collective is still ended after "
+                "{} s, without naming the stalled rank",
                 dir_, ec.message(), timeout_);
     beat();
     thread_ = std::thread([this] { loop(); });
@@ -143,12 +143,14 @@ class Watchdog {
     if (!stale.empty()) {
       why = format("{} stopped responding: its process is stopped, frozen or cut off", stale);
     } else if (!missing.empty()) {
-      why = format("rank(s) {} left no heartbeat in {} (is it on a filesystem every node "
-                   "sees?), so the stalled rank is not known",
-                   missing, dir_);
+      why = format(
+          "rank(s) {} left no heartbeat in {} (is it on a filesystem every node "
+          "sees?), so the stalled rank is not known",
+          missing, dir_);
     } else {
-      why = "every rank it waits on is alive: one is stuck elsewhere, or the ranks disagree on "
-            "the order of their collectives (a bug: please report)";
+      why =
+          "every rank it waits on is alive: one is stuck elsewhere, or the ranks disagree on "
+          "the order of their collectives (a bug: please report)";
     }
     const auto message = format(
         "{} on ranks {} has waited {} s, beyond --timeout {} s: {}; ending the job (raise "
@@ -179,13 +181,14 @@ Watchdog& watchdog() {
 
 }  // namespace
 
-void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir) {
-  if (!Cluster::get().distributed()) return;
-  watchdog().start(timeout_seconds, heartbeat_dir);
+void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir, const World& world) {
+  if (world.size() < 2) return;
+  watchdog().start(timeout_seconds, heartbeat_dir, world.rank(), world.size());
 }
 
+// Armed only while the watchdog runs (a distributed job that asked for it).
 CollectiveScope::CollectiveScope(const char* what, const std::vector<int>* ranks)
-    : armed_(Cluster::get().distributed() && watchdog().arm(what, ranks)) {}
+    : armed_(watchdog().arm(what, ranks)) {}
 
 CollectiveScope::~CollectiveScope() {
   if (armed_) watchdog().disarm();

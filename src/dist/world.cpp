@@ -36,6 +36,8 @@ std::vector<char> SingleWorld::receive(int source, int tag) const {
 
 int ClusterWorld::rank() const { return cluster_.rank(); }
 int ClusterWorld::size() const { return cluster_.size(); }
+int ClusterWorld::localRank() const { return cluster_.localRank(); }
+int ClusterWorld::localSize() const { return cluster_.localSize(); }
 
 std::string ClusterWorld::share(std::string text, int root) const {
   cluster_.broadcast(text, root);

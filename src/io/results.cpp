@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "data/hdf5.h"  // internal to data and io
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
-#include "gemel/data/hdf5.h"
 
 namespace gemel::io {
 

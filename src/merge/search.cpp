@@ -14,7 +14,6 @@
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
-#include "gemel/dist/cluster.h"
 #include "gemel/dist/placement.h"
 #include "gemel/dist/world.h"
 #include "gemel/merge/coordinator.h"
@@ -26,9 +25,33 @@ namespace {
 namespace fs = std::filesystem;
 
 // Fault injection for the tests (GEMEL_FAULT or MergeOptions::fault, "RANK:STEP[:kill|:stop]"):
-// parsed once, so a malformed value fails at the start; that rank throws (or raises the signal)
-// at that training step of the run's first trial.
-std::function<void(int64_t)> faultHook(std::string text, int rank) {
+// a RankSync that passes every call on, and at that step's gradient reduction of the run's
+// first trial throws (or raises the signal) on that rank. Parsed once, so a malformed value
+// fails at the start.
+class FaultAtStep final : public train::RankSync {
+ public:
+  FaultAtStep(train::RankSync& inner, int64_t step, int signal)
+      : inner_(inner), step_(step), signal_(signal) {}
+  void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
+  void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
+  int64_t max(int64_t value) override { return inner_.max(value); }
+  void syncBuffers() override { inner_.syncBuffers(); }
+  void reduceGradients(const std::vector<torch::Tensor>& params) override {
+    if (++steps_ == step_) {
+      if (signal_) std::raise(signal_);
+      throw Error(format("fault injected at step {} (GEMEL_FAULT)", steps_));
+    }
+    inner_.reduceGradients(params);
+  }
+
+ private:
+  train::RankSync& inner_;
+  const int64_t step_;
+  const int signal_;
+  int64_t steps_ = 0;
+};
+
+TrialRunner::SyncWrapper faultWrapper(std::string text, int rank) {
   if (text.empty() && std::getenv("GEMEL_FAULT")) text = std::getenv("GEMEL_FAULT");
   if (text.empty()) return {};
   const auto a = text.find(':');
@@ -43,10 +66,8 @@ std::function<void(int64_t)> faultHook(std::string text, int rank) {
                      "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
   if (fault_rank != rank) return {};
   const int signal = how == "kill" ? SIGKILL : how == "stop" ? SIGSTOP : 0;
-  return [step, signal](int64_t at) {
-    if (at != step) return;
-    if (signal) std::raise(signal);
-    throw Error(format("fault injected at step {} (GEMEL_FAULT)", at));
+  return [step, signal](train::RankSync& inner) -> std::unique_ptr<train::RankSync> {
+    return std::make_unique<FaultAtStep>(inner, step, signal);
   };
 }
 
@@ -88,11 +109,10 @@ void printSummary(const io::Results& r, const std::vector<double>& scores) {
 }
 
 io::Results runMerge(const config::Workload& w, const std::string& workload_path,
-                     const MergeOptions& o) {
-  const auto& cluster = dist::Cluster::get();
+                     const MergeOptions& o, const dist::World& world) {
   // Before hours of training: results.h5 must be writable there (a read-only or full file
   // system fails now, with its cause).
-  if (cluster.rank() == 0)
+  if (world.lead())
     requireWritableDirectory(o.out_dir, "give --out a writable directory with room for results.h5");
   // Placement: every rank computes the same one from the tasks' estimated costs.
   std::vector<dist::TaskCost> costs;
@@ -102,16 +122,15 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     costs.push_back(
         {t.name, dist::estimateTaskCost(t.arch, info.height, info.width, header.size("train"))});
   }
-  const dist::Placement placement(costs, cluster.size());
-  if (cluster.distributed())
-    log::info("merge", "placement on {} ranks:\n{}", cluster.size(), placement.describe(costs));
-  const dist::ClusterWorld world(cluster);
+  const dist::Placement placement(costs, world.size());
+  if (world.size() > 1)
+    log::info("merge", "placement on {} ranks:\n{}", world.size(), placement.describe(costs));
   const auto results_path = (fs::path(o.out_dir) / "results.h5").string();
-  const auto fault = faultHook(o.fault, world.rank());
+  auto fault = faultWrapper(o.fault, world.rank());
   TrialRunner runner(w, placement, world, o.device, o.backend, results_path);
-  runner.armStepHook(fault);
+  runner.wrapNextSync(std::move(fault));
   log::info("merge", "training on {}", o.device.str());
-  if (cluster.distributed()) {
+  if (world.size() > 1) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(runner.backend()));
   }
   // --resume: every rank reads the last results (the lead replaces the file only after this).

@@ -13,12 +13,6 @@
 
 namespace gemel::merge {
 
-// The gradient and buffer synchronisation of one plan; the trainer's collectives use them.
-struct TrialRunner::Sync {
-  train::Collectives collectives;
-  std::shared_ptr<dist::GradSync> grads, buffers;
-};
-
 TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& placement,
                          const dist::World& world, const torch::Device& device,
                          dist::Backend backend, std::string results_path)
@@ -28,7 +22,7 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
       results_path_(std::move(results_path)),
       local_(w.tasks.size(), nullptr),
       models_(w.tasks.size(), nullptr),
-      comms_(dist::resolveBackend(backend, device), device),
+      comms_(world, dist::resolveBackend(backend, device, world), device),
       targets_(w.tasks.size(), 0) {
   for (const auto& slot : placement.slotsOf(world.rank())) {
     owned_.push_back(std::make_unique<train::TaskRuntime>(
@@ -75,10 +69,8 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
     unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
                        train::makeObjective(workload_.tasks[t]), false});
   }
-  train::Collectives sum;
-  sum.sum = [this](std::vector<int64_t>& v) { world_.sum(v); };
-  sum.concat = [this](std::vector<int64_t>& v) { world_.concat(v); };
-  return train::JointTrainer(unknown, {}, sum).validateAll();
+  train::WorldSync sync(world_);
+  return train::JointTrainer(unknown, {}, sync).validateAll();
 }
 
 // Every rank set the plan needs a communicator for, in one global order.
@@ -126,12 +118,10 @@ void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& p
   }
 }
 
-TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
-  Sync s;
-  s.collectives.sum = [this](std::vector<int64_t>& v) { world_.sum(v); };
-  s.collectives.concat = [this](std::vector<int64_t>& v) { world_.concat(v); };
-  s.collectives.max = [this](int64_t v) { return world_.max(v); };
-  if (placement_.worldSize() < 2) return s;
+// How the ranks of one plan's trial agree: counts and decisions over the World; gradients of
+// tensors held on several ranks, and buffers of replicated tasks, through GradSync.
+std::unique_ptr<train::WorldSync> TrialRunner::synchronisation(const SharingPlan& plan) {
+  if (placement_.worldSize() < 2) return std::make_unique<train::WorldSync>(world_);
   // Shared layers: (task, module) -> instance.
   std::map<std::pair<int, std::string>, SharingPlan::Key> shared;
   for (const auto& [key, members] : plan.instances()) {
@@ -164,28 +154,26 @@ TrialRunner::Sync TrialRunner::synchronisation(const SharingPlan& plan) {
       }
     }
   }
-  s.grads = std::make_shared<dist::GradSync>(comms_, grad_entries, int64_t(25) << 20, true);
-  s.buffers = std::make_shared<dist::GradSync>(comms_, buffer_entries);
-  s.collectives.reduce_gradients = [g = s.grads](const std::vector<torch::Tensor>&) {
-    g->reduceGradients();
-  };
-  s.collectives.sync_buffers = [b = s.buffers] { b->averageValues(); };
-  return s;
+  return std::make_unique<train::WorldSync>(
+      world_, std::make_unique<dist::GradSync>(comms_, grad_entries, int64_t(25) << 20, true),
+      std::make_unique<dist::GradSync>(comms_, buffer_entries));
 }
 
 train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::TrainOptions& options,
                                       const std::set<int>& candidates) {
   auto sync = synchronisation(plan);
-  sync.collectives.on_step = std::move(step_hook_);
-  step_hook_ = nullptr;
-  train::JointTrainer trainer(trialTasks(plan.models(), candidates), options, sync.collectives);
+  std::unique_ptr<train::RankSync> wrapped;
+  if (wrap_next_) wrapped = wrap_next_(*sync);
+  wrap_next_ = nullptr;
+  train::JointTrainer trainer(trialTasks(plan.models(), candidates), options,
+                              wrapped ? *wrapped : *sync);
   return trainer.run();
 }
 
 std::vector<double> TrialRunner::validate(const SharingPlan& plan, const std::set<int>& tasks,
                                           const train::TrainOptions& options) {
   auto sync = synchronisation(plan);
-  train::JointTrainer checker(trialTasks(tasks), options, sync.collectives);
+  train::JointTrainer checker(trialTasks(tasks), options, *sync);
   return checker.validateAll();
 }
 

@@ -14,7 +14,6 @@
 #include "gemel/core/error.h"
 #include "gemel/core/log.h"
 #include "gemel/train/cuda_graph.h"
-#include "gemel/train/sgd.h"
 
 namespace gemel::train {
 namespace {
@@ -46,12 +45,8 @@ TrainOptions TrainOptions::fromSearch(const config::SearchConfig& search) {
   return o;
 }
 
-JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
-                           Collectives collectives)
-    : tasks_(std::move(tasks)), options_(std::move(options)), coll_(std::move(collectives)) {
-  if (!coll_.sum) coll_.sum = [](std::vector<int64_t>&) {};
-  if (!coll_.concat) coll_.concat = [](std::vector<int64_t>&) {};
-  if (!coll_.max) coll_.max = [](int64_t v) { return v; };
+JointTrainer::JointTrainer(std::vector<TrialTask> tasks, TrainOptions options, RankSync& sync)
+    : tasks_(std::move(tasks)), options_(std::move(options)), sync_(sync) {
   const char* graphs = std::getenv("GEMEL_CUDA_GRAPHS");
   if (options_.capture == TrainOptions::Capture::kAuto && graphs &&
       (std::strcmp(graphs, "off") == 0 || std::strcmp(graphs, "0") == 0))
@@ -69,7 +64,7 @@ const Objective& objectiveOf(const TrialTask& t) {
 }  // namespace
 
 std::vector<double> JointTrainer::validateAll() {
-  if (coll_.sync_buffers) coll_.sync_buffers();
+  sync_.syncBuffers();
   // One vector of every task's metric counts, laid out alike on every rank, summed; and when
   // a task has records, one vector of (task, length, values...) per rank, concatenated.
   std::vector<std::size_t> offset;
@@ -94,9 +89,9 @@ std::vector<double> JointTrainer::validateAll() {
       packed.insert(packed.end(), local.records.begin(), local.records.end());
     }
   }
-  coll_.sum(counts);
+  sync_.sum(counts);
   if (records) {
-    coll_.concat(packed);
+    sync_.concat(packed);
     for (std::size_t at = 0; at + 1 < packed.size();) {
       const auto task = static_cast<std::size_t>(packed[at]);
       const auto n = static_cast<std::size_t>(packed[at + 1]);
@@ -118,52 +113,20 @@ std::vector<double> JointTrainer::validateAll() {
   return out;
 }
 
-// The graphed step (TrainOptions::capture) of one set of active tasks: static copies of each
-// task's input, labels and loss weight (device tensors the graph reads), and the captured step.
-struct StepGraph {
-  std::vector<bool> active;  // the tasks it steps
-  int warm = 0;              // eager steps taken since the set changed
-  std::vector<torch::Tensor> input, labels, weight;
-  std::unique_ptr<CapturedStep> step;
-  std::vector<const void*> grads;  // each gradient's storage at capture: the graph writes there
-};
-
 // The state of one run() of the schedule.
 struct JointTrainer::Run {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   TrialResult result;
-  std::vector<torch::Tensor> params;  // unique parameters of this rank's models
-  std::unique_ptr<ForeachSgd> optimizer;
-  // fp16: the gradient scaler's scale and growth counter (on the device).
-  bool scaled = false;
-  torch::Tensor scale, growth;
+  std::unique_ptr<TrainStep> step;
   int64_t steps_per_epoch = 1, budget = 0;
   std::vector<double> acc, start_acc, weight;
   int64_t next_validation = 0, last_validated = 0;
-  // The losses since the last read-back, summed on the device, and whether any was not
-  // finite: read (one host synchronisation) and agreed between ranks only on the cadence.
-  torch::Tensor pending_loss, pending_bad;
-  int64_t pending_steps = 0;
-  // Graphed steps: their state (null: eager steps), the side stream they are captured on, and
-  // whether this step's backward already ran (in the graph).
-  std::unique_ptr<StepGraph> graph;
-  SideStream* side = nullptr;
-  bool backward_done = false;
   // keep_best: per task, the best score validated and that moment's weights (this rank's).
   std::vector<double> best_score;
   std::vector<models::StateDict> best_state;
 
   double seconds() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-  // The step's loss joins those since the last read-back (on the device).
-  void notePending(const torch::Tensor& total) {
-    if (!total.defined()) return;
-    const auto value = total.detach();
-    const auto bad = value.isfinite().logical_not();
-    pending_loss = pending_loss.defined() ? pending_loss + value : value.clone();
-    pending_bad = pending_bad.defined() ? pending_bad.logical_or(bad) : bad;
-    ++pending_steps;
   }
 };
 
@@ -184,65 +147,51 @@ bool metAll(const std::vector<TrialTask>& tasks, const std::vector<double>& acc,
 
 void JointTrainer::prepare(Run& run) {
   std::vector<models::Model*> models;
+  std::vector<Trainable*> trainables;
+  StepOptions so;
+  so.sgd.lr = options_.lr;
+  so.sgd.momentum = options_.momentum;
+  so.sgd.weight_decay = options_.weight_decay;
+  so.mode = stepMode();
+  so.label = options_.label;
   int64_t local_steps = 1;
   for (auto& t : tasks_) {
+    trainables.push_back(t.local);
     if (!t.local) continue;
     models.push_back(&t.local->model());
     local_steps = std::max(local_steps, t.local->batchesPerEpoch());
+    so.channels_last = so.channels_last || t.local->channelsLast();
+    so.fp16_scaler = so.fp16_scaler || t.local->precision() == Precision::kFp16;
   }
-  run.steps_per_epoch = coll_.max(local_steps);
-  run.params = uniqueParameters(models);
-  bool channels_last = false;
-  for (auto& t : tasks_) {
-    if (!t.local) continue;
-    channels_last = channels_last || t.local->channelsLast();
-    run.scaled = run.scaled || t.local->precision() == Precision::kFp16;
-  }
-  if (channels_last) {
-    // Tied tensors are fresh: put them (in place, so every model keeps them) in the format
-    // the tasks' inputs come in.
-    for (auto& p : run.params) {
-      if (p.dim() == 4 && !p.is_contiguous(torch::MemoryFormat::ChannelsLast))
-        p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-    }
-  }
-  if (run.scaled && !run.params.empty()) {
-    const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(run.params[0].device());
-    run.scale = torch::full({1}, 65536.0, opts);
-    run.growth = torch::zeros({1}, opts.dtype(torch::kInt));
-  }
-  if (!run.params.empty()) {
-    SgdOptions o;
-    o.lr = options_.lr;
-    o.momentum = options_.momentum;
-    o.weight_decay = options_.weight_decay;
-    run.optimizer = std::make_unique<ForeachSgd>(run.params, o);
-  }
+  run.steps_per_epoch = sync_.max(local_steps);
+  run.step =
+      std::make_unique<TrainStep>(std::move(trainables), uniqueParameters(models), so, sync_);
   run.budget = static_cast<int64_t>(std::ceil(options_.epochs * run.steps_per_epoch));
   if (options_.max_steps > 0) run.budget = std::min(run.budget, options_.max_steps);
   run.result.dropped.assign(tasks_.size(), false);
   run.weight.assign(tasks_.size(), 1.0);
   run.next_validation = std::max<int64_t>(1, run.steps_per_epoch / 2);
-  if (capturable()) run.graph = std::make_unique<StepGraph>();
 }
 
-// Whether the step can be graphed: CUDA (or kStaticInputs), and every local task a classifier
-// with static shapes and no host work in its loss: fp32 or bf16 (fp16's gradient scaler reads
-// the host), no dropout (its generator is reseeded per step).
-bool JointTrainer::capturable() const {
-  if (options_.capture == TrainOptions::Capture::kOff) return false;
+// The step is graphed on CUDA (or on static inputs, kStaticInputs) when every local task is a
+// classifier with static shapes and no host work in its loss: fp32 or bf16 (fp16's gradient
+// scaler reads the host), no dropout (its generator is reseeded per step).
+StepMode JointTrainer::stepMode() const {
+  if (options_.capture == TrainOptions::Capture::kOff) return StepMode::kEager;
   bool any = false;
   for (const auto& t : tasks_) {
     if (!t.local) continue;
     any = true;
     if (options_.capture == TrainOptions::Capture::kAuto &&
         !(t.local->device().is_cuda() && cudaGraphsAvailable()))
-      return false;
+      return StepMode::kEager;
     if (t.local->config().kind != config::TaskKind::kClassification ||
         t.local->precision() == Precision::kFp16 || t.local->model().hasDropout())
-      return false;
+      return StepMode::kEager;
   }
-  return any;
+  if (!any) return StepMode::kEager;
+  return options_.capture == TrainOptions::Capture::kStaticInputs ? StepMode::kStaticInputs
+                                                                  : StepMode::kGraphed;
 }
 
 void JointTrainer::refreshWeights(Run& run) const {
@@ -256,12 +205,6 @@ void JointTrainer::refreshWeights(Run& run) const {
 TrialResult JointTrainer::run() {
   Run run;
   prepare(run);
-  // Graphed steps are captured on a side stream, and the whole trial runs on it.
-  std::optional<SideStream> side;
-  if (run.graph && !run.params.empty()) {
-    side.emplace(run.params[0].device());
-    run.side = &*side;
-  }
   auto& r = run.result;
   run.acc = validateAll();
   ++r.validations;
@@ -271,7 +214,13 @@ TrialResult JointTrainer::run() {
   bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
   if (!go_on) r.ended = "every task meets its target before training";
   while (go_on && r.steps < run.budget) {
-    const auto total = forward(run);
+    std::vector<bool> active(tasks_.size());
+    std::vector<double> weights(tasks_.size());
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+      active[i] = !r.dropped[i];
+      weights[i] = run.weight[i] * tasks_[i].loss_scale;
+    }
+    const auto total = run.step->forward(active, weights);
     const int64_t step = r.steps + 1;
     const bool validating = step >= run.next_validation || step >= run.budget;
     if (validating || step % kReadBackEvery == 0) {
@@ -279,7 +228,8 @@ TrialResult JointTrainer::run() {
       if (!agreeToGoOn(run, loss)) break;
       logProgress(run, loss);
     }
-    backwardAndStep(run, total);
+    run.step->apply(total);
+    ++r.steps;
     if (!validating) continue;
     go_on = validateAndReschedule(run);
   }
@@ -289,12 +239,13 @@ TrialResult JointTrainer::run() {
     keepBest(run);
   }
   if (options_.keep_best && !r.nan_loss) restoreBest(run);
-  log::progress("train",
-                format("{}: {} steps in {} s{}", options_.label, r.steps,
-                       std::round(run.seconds() * 10) / 10,
-                       r.graphed_steps > 0 ? format(" ({} replayed as a CUDA graph)", r.graphed_steps)
-                                           : std::string()),
-                true);
+  r.graphed_steps = run.step->graphedSteps();
+  log::progress(
+      "train",
+      format("{}: {} steps in {} s{}", options_.label, r.steps, std::round(run.seconds() * 10) / 10,
+             r.graphed_steps > 0 ? format(" ({} replayed as a CUDA graph)", r.graphed_steps)
+                                 : std::string()),
+      true);
   r.scores = run.acc;
   for (std::size_t i = 0; i < tasks_.size(); ++i)
     r.met.push_back(!r.nan_loss && run.acc[i] >= tasks_[i].target);
@@ -303,186 +254,21 @@ TrialResult JointTrainer::run() {
   return r;
 }
 
-// The step's forward half: zeroed gradients, one batch per active local task, the weighted
-// loss sum (undefined when this rank trains nothing this step).
-torch::Tensor JointTrainer::forward(Run& run) {
-  run.backward_done = false;
-  if (run.graph) return graphedForward(run);
-  // (The loss is kept on the device: accumulated below, read back on the cadence.)
-  // Zeroed in place (never reset to undefined, as LibTorch 2.x's zero_grad() does):
-  // gradients may be views into GradSync's buckets.
-  for (auto& p : run.params) {
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
-  torch::Tensor total;
-  for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    if (run.result.dropped[i] || !tasks_[i].local) continue;
-    const auto batch = tasks_[i].local->nextTrainBatch();
-    auto loss = tasks_[i].local->trainLoss(batch) * (run.weight[i] * tasks_[i].loss_scale);
-    total = total.defined() ? total + loss : loss;
-  }
-  // CUDA: the next step's batches start for the device now, beside this step's kernels.
-  for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    if (!run.result.dropped[i] && tasks_[i].local) tasks_[i].local->stageNextBatch();
-  }
-  run.notePending(total);
-  return total;
-}
-
-// forward() for graphed steps: each active task's input is prepared eagerly (loader, keyed
-// augmentation), copied into the graph's static tensors, and the captured forward and backward
-// replayed. The first kGraphWarmups steps of a set of tasks run eagerly on the same inputs,
-// as does a step whose shapes differ from the captured ones (a short last batch).
-torch::Tensor JointTrainer::graphedForward(Run& run) {
-  auto& g = *run.graph;
-  const std::size_t n = tasks_.size();
-  std::vector<bool> active(n);
-  for (std::size_t i = 0; i < n; ++i) active[i] = !run.result.dropped[i] && tasks_[i].local;
-  if (active != g.active) {  // a task was dropped: the graph steps the rest
-    g = StepGraph();
-    g.active = active;
-    g.input.resize(n);
-    g.labels.resize(n);
-    g.weight.resize(n);
-  }
-  std::vector<data::Batch> batches(n);
-  std::vector<torch::Tensor> inputs(n);
-  bool fits = true;
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!active[i]) continue;
-    batches[i] = tasks_[i].local->nextTrainBatch();
-    inputs[i] = tasks_[i].local->trainInput(batches[i]);
-    const auto& s = g.input[i];
-    fits = fits && (!s.defined() || (s.sizes() == inputs[i].sizes() &&
-                                     s.strides() == inputs[i].strides() &&
-                                     s.scalar_type() == inputs[i].scalar_type()));
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (active[i]) tasks_[i].local->stageNextBatch();
-  }
-  auto zeroGradients = [&run] {
-    for (auto& p : run.params) {
-      if (p.grad().defined()) p.mutable_grad().zero_();
-    }
-  };
-  auto eager = [&]() {
-    zeroGradients();
-    torch::Tensor total;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!active[i]) continue;
-      auto loss = tasks_[i].local->trainLossOn(inputs[i], batches[i]) *
-                  (run.weight[i] * tasks_[i].loss_scale);
-      total = total.defined() ? total + loss : loss;
-    }
-    run.notePending(total);
-    return total;
-  };
-  if (!fits) return eager();
-  if (g.warm < TrainOptions::kGraphWarmups) {
-    auto total = eager();
-    ++g.warm;
-    return total;
-  }
-  if (!g.step) {  // the static tensors, in the inputs' own shapes and memory formats
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!active[i]) continue;
-      g.input[i] = torch::empty_like(inputs[i]);
-      g.labels[i] = torch::empty_like(batches[i].labels, inputs[i].device());
-      g.weight[i] = torch::empty({}, inputs[i].options().dtype(torch::kFloat));
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!active[i]) continue;
-    g.input[i].copy_(inputs[i]);
-    g.labels[i].copy_(batches[i].labels, /*non_blocking=*/true);
-    g.weight[i].fill_(run.weight[i] * tasks_[i].loss_scale);
-  }
-  // The graph writes each gradient where it was at capture: capture again if one moved.
-  bool moved = g.grads.size() != run.params.size();
-  for (std::size_t k = 0; k < run.params.size() && !moved; ++k)
-    moved = run.params[k].grad().data_ptr() != g.grads[k];
-  auto body = [&]() {
-    zeroGradients();
-    torch::Tensor total;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!active[i]) continue;
-      data::Batch b;
-      b.labels = g.labels[i];
-      auto loss = tasks_[i].local->trainLossOn(g.input[i], b) * g.weight[i];
-      total = total.defined() ? total + loss : loss;
-    }
-    total.backward();
-    return total.detach();
-  };
-  torch::Tensor total;
-  if (options_.capture == TrainOptions::Capture::kStaticInputs) {
-    total = body();
-  } else {
-    if (!g.step || moved) {
-      try {
-        g.step = std::make_unique<CapturedStep>(run.params[0].device(), body);
-      } catch (const Error& e) {
-        log::warn("train", "{}: {}; the trial goes on without CUDA graphs", options_.label,
-                  e.what());
-        run.graph.reset();
-        if (run.side) run.side->renew();
-        return eager();
-      }
-      g.grads.clear();
-      for (const auto& p : run.params) g.grads.push_back(p.grad().data_ptr());
-    }
-    total = g.step->replay();
-  }
-  run.backward_done = true;
-  ++run.result.graphed_steps;
-  run.notePending(total);
-  return total;
-}
-
 // On the cadence: the losses since the last read-back come to the host, and every rank must
 // agree to go on: a time limit hit here, or a non-finite loss there, stops all of them.
 bool JointTrainer::agreeToGoOn(Run& run, double& loss) {
   int64_t local_flag = options_.seconds > 0 && run.seconds() >= options_.seconds ? 1 : 0;
-  if (run.pending_loss.defined()) {
-    loss = run.pending_loss.item<double>() / static_cast<double>(run.pending_steps);
-    if (run.pending_bad.item<bool>()) local_flag = 2;
+  if (const auto pending = run.step->takePending()) {
+    loss = pending->mean_loss;
+    if (pending->not_finite) local_flag = 2;
   }
-  run.pending_loss = torch::Tensor();
-  run.pending_bad = torch::Tensor();
-  run.pending_steps = 0;
-  const int64_t flag = coll_.max(local_flag);
+  const int64_t flag = sync_.max(local_flag);
   if (flag == 2) {
     run.result.nan_loss = true;
     log::warn("train", "{}: the loss is not finite by step {}; the trial fails", options_.label,
               run.result.steps + 1);
   }
   return flag == 0;
-}
-
-// The step's second half: backward, the gradient all-reduce, the optimizer step.
-void JointTrainer::backwardAndStep(Run& run, const torch::Tensor& total) {
-  if (total.defined() && !run.backward_done) (run.scaled ? total * run.scale : total).backward();
-  // Parameters this rank did not use this step (a dropped task) get zero gradients, so that
-  // every rank steps the same set of tensors.
-  for (auto& p : run.params) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-  }
-  if (coll_.reduce_gradients) coll_.reduce_gradients(run.params);
-  bool skip = false;
-  if (run.scaled && !run.params.empty()) {
-    // Unscale; a step with an infinite or NaN gradient on any rank is skipped everywhere and
-    // the scale halves; 2000 clean steps double it (torch.amp.GradScaler's defaults).
-    auto found = torch::zeros({1}, run.scale.options());
-    std::vector<torch::Tensor> grads;
-    for (auto& p : run.params) grads.push_back(p.mutable_grad());
-    at::_amp_foreach_non_finite_check_and_unscale_(grads, found, run.scale.reciprocal());
-    skip = coll_.max(found.item<float>() > 0 ? 1 : 0) > 0;
-    if (skip) found.fill_(1);
-    at::_amp_update_scale_(run.scale, run.growth, found, 2.0, 0.5, 2000);
-  }
-  if (run.optimizer && !skip) run.optimizer->step();
-  ++run.result.steps;
-  if (coll_.on_step) coll_.on_step(run.result.steps);
 }
 
 void JointTrainer::logProgress(Run& run, double loss) {
@@ -539,7 +325,7 @@ bool JointTrainer::validateAndReschedule(Run& run) {
   // clock, so that every rank takes the same decision).
   double steps_left = double(run.budget - r.steps);
   if (options_.seconds > 0) {
-    const double elapsed = double(coll_.max(static_cast<int64_t>(run.seconds() * 1000))) / 1000;
+    const double elapsed = double(sync_.max(static_cast<int64_t>(run.seconds() * 1000))) / 1000;
     const double rate = r.steps / std::max(elapsed, 1e-9);
     steps_left = std::min(steps_left, std::max(0.0, options_.seconds - elapsed) * rate);
   }

@@ -10,6 +10,8 @@
 #include <filesystem>
 
 #include "../../src/dist/mpi_check.h"  // dist-internal: the MPI error boundary
+
+#include <unistd.h>
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
@@ -140,17 +142,22 @@ TEST_F(DistWorkload, AFaultOnOneRankEndsTheJobPromptly) {
   }
 }
 
-TEST(CommErrors, NameTheCallTheRankAndTheErrorWithTheirOwnExitCode) {
-  // This process never initialised MPI (no launcher), which the message says too.
+TEST(CommErrors, NameTheCallFileLineHostRankAndTheErrorWithTheirOwnExitCode) {
+  // What GEMEL_MPI(MPI_Bcast(...)) reports when the call returns MPI_ERR_COMM. This process
+  // never initialised MPI (no launcher), which the message says too.
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const int line = __LINE__ + 2;
   try {
-    dist::check(MPI_ERR_COMM, "MPI_Bcast");
+    dist::checkMpi(MPI_ERR_COMM, "MPI_Bcast(text.data(), n, MPI_CHAR, root, comm)", __FILE__, line);
     FAIL() << "no exception";
   } catch (const CommError& e) {
     EXPECT_EQ(e.code(), ExitCode::kComm);
     const std::string what = e.what();
-    EXPECT_NE(what.find("MPI_Bcast failed on rank 0 of 1: MPI is not initialised (MPI error "),
-              std::string::npos)
-        << what;
+    const std::string expect =
+        "MPI_Bcast failed at tests/dist/dist_test.cpp:" + std::to_string(line) + " on host " +
+        std::string(host) + ", rank 0 of 1: MPI is not initialised (MPI error ";
+    EXPECT_NE(what.find(expect), std::string::npos) << what << "\nexpected: " << expect;
   }
 }
 

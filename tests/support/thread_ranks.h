@@ -5,12 +5,16 @@
 // rank computes the same sum in the same order (rank 0 first).
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "gemel/dist/communicator.h"
+#include "gemel/dist/world.h"
 
 namespace gemel::testing {
 
@@ -61,8 +65,34 @@ class ThreadRanks {
 
   std::vector<torch::Tensor*>& slots() { return slots_; }
 
+  // Root's text on every rank.
+  std::string share(const std::string& text, int root, int rank) {
+    if (texts_.empty()) texts_.assign(static_cast<std::size_t>(n_), nullptr);
+    texts_[static_cast<std::size_t>(rank)] = &text;
+    barrier();
+    std::string copy = *texts_[static_cast<std::size_t>(root)];
+    barrier();
+    return copy;
+  }
+  // Point to point, matched by (source, dest, tag), in order.
+  void send(const std::vector<char>& bytes, int source, int dest, int tag) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    mail_[{source, dest, tag}].push_back(bytes);
+    cv_.notify_all();
+  }
+  std::vector<char> receive(int source, int dest, int tag) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    auto& box = mail_[{source, dest, tag}];
+    cv_.wait(lock, [&] { return !box.empty(); });
+    auto bytes = std::move(box.front());
+    box.erase(box.begin());
+    return bytes;
+  }
+
  private:
   int n_;
+  std::vector<const std::string*> texts_;
+  std::map<std::tuple<int, int, int>, std::vector<std::vector<char>>> mail_;
   std::vector<torch::Tensor*> slots_;
   std::vector<std::vector<int64_t>*> ints_;
   std::mutex mutex_;
@@ -92,6 +122,29 @@ class ThreadCommunicator final : public dist::Communicator {
     auto value = group_.slots()[root]->clone();
     group_.barrier();
     if (rank_ != root) t.copy_(value);
+  }
+
+ private:
+  ThreadRanks& group_;
+  int rank_;
+};
+
+// One thread's dist::World: the agreement calls of code under test, over the group.
+class ThreadWorld final : public dist::World {
+ public:
+  ThreadWorld(ThreadRanks& group, int rank) : group_(group), rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return group_.size(); }
+  std::string share(std::string text, int root) const override {
+    return group_.share(text, root, rank_);
+  }
+  void sum(std::vector<int64_t>& values) const override { group_.sum(values, rank_); }
+  int64_t max(int64_t value) const override { return group_.max(value, rank_); }
+  void send(const std::vector<char>& bytes, int dest, int tag) const override {
+    group_.send(bytes, rank_, dest, tag);
+  }
+  std::vector<char> receive(int source, int tag) const override {
+    return group_.receive(source, rank_, tag);
   }
 
  private:

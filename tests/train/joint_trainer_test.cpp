@@ -21,6 +21,31 @@ using gemel::testing::ThreadRanks;
 
 using gemel::testing::writeTops;
 
+// Passes every call on, and keeps this rank's gradients of the first step before and after
+// their reduction.
+class RecordingSync final : public RankSync {
+ public:
+  explicit RecordingSync(RankSync& inner) : inner_(inner) {}
+  void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
+  void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
+  int64_t max(int64_t value) override { return inner_.max(value); }
+  void syncBuffers() override { inner_.syncBuffers(); }
+  void reduceGradients(const std::vector<torch::Tensor>& params) override {
+    const bool first = before.empty();
+    if (first) {
+      for (const auto& p : params) before.push_back(p.grad().detach().clone());
+    }
+    inner_.reduceGradients(params);
+    if (first) {
+      for (const auto& p : params) after.push_back(p.grad().detach().clone());
+    }
+  }
+  std::vector<torch::Tensor> before, after;
+
+ private:
+  RankSync& inner_;
+};
+
 TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
   gemel::testing::TempDir dir;
   writeTops(dir, 64);
@@ -41,22 +66,19 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
   const auto before = replicas[0]->model().stateDict()[0].second.clone();
   ThreadRanks ranks(2);
   std::vector<TrialResult> results(2);
+  std::vector<std::vector<torch::Tensor>> local(2), reduced(2);
   ranks.run([&](int rank) {
     auto& task = *replicas[rank];
-    dist::CommunicatorCache cache(dist::Backend::kMpi, torch::kCPU);
+    const gemel::testing::ThreadWorld world(ranks, rank);
+    dist::CommunicatorCache cache(world, dist::Backend::kMpi, torch::kCPU);
     cache.adopt({0, 1}, ranks.communicator(rank));
     std::vector<dist::SyncEntry> grads, buffers;
     for (const auto& [name, p] : task.model().namedParameters()) grads.push_back({name, p, {0, 1}});
     for (const auto& [name, b] : task.model().namedBuffers()) {
       if (torch::isFloatingType(b.scalar_type())) buffers.push_back({name, b, {0, 1}});
     }
-    dist::GradSync grad_sync(cache, grads, int64_t(1) << 20, /*views=*/true);
-    dist::GradSync buffer_sync(cache, buffers);
-    Collectives coll;
-    coll.sum = [&](std::vector<int64_t>& v) { ranks.sum(v, rank); };
-    coll.max = [&](int64_t v) { return ranks.max(v, rank); };
-    coll.reduce_gradients = [&](const std::vector<torch::Tensor>&) { grad_sync.reduceGradients(); };
-    coll.sync_buffers = [&] { buffer_sync.averageValues(); };
+    WorldSync sync(world, std::make_unique<dist::GradSync>(cache, grads, int64_t(1) << 20, true),
+                   std::make_unique<dist::GradSync>(cache, buffers));
     TrainOptions o;
     o.lr = 0.05;
     o.epochs = 1e9;
@@ -64,9 +86,25 @@ TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {
     o.early_stop = false;
     o.adaptive = false;
     o.label = "replica " + std::to_string(rank);
-    JointTrainer trainer({{0, c.name, 2.0, &task, 0.5, nullptr, false}}, o, coll);
+    RecordingSync recording(sync);
+    JointTrainer trainer({{0, c.name, 2.0, &task, 0.5, nullptr, false}}, o, recording);
     results[rank] = trainer.run();
+    local[rank] = recording.before;
+    reduced[rank] = recording.after;
   });
+  // The first step's reduced gradient is, on both ranks and in every element, the sum of the
+  // two ranks' own gradients, which differ (each rank trains on its half of the batch).
+  ASSERT_EQ(local[0].size(), local[1].size());
+  ASSERT_FALSE(local[0].empty());
+  int same_local = 0, wrong_sum = 0;
+  for (std::size_t k = 0; k < local[0].size(); ++k) {
+    same_local += torch::equal(local[0][k], local[1][k]);
+    const auto expect = local[0][k] + local[1][k];
+    for (int r = 0; r < 2; ++r) wrong_sum += !torch::equal(reduced[r][k], expect);
+  }
+  EXPECT_LT(same_local, static_cast<int>(local[0].size()) / 4)
+      << "the ranks' own gradients should differ (different data)";
+  EXPECT_EQ(wrong_sum, 0) << "reduced gradients that are not the sum of both ranks' own";
   EXPECT_EQ(results[0].steps, 6);
   EXPECT_EQ(results[1].steps, 6);
   EXPECT_EQ(results[0].scores, results[1].scores);

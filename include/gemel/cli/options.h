@@ -27,6 +27,8 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec);
 // use (affinity, cgroup quota) divided by the ranks on this node; given to LibTorch's
 // intra-op pool and logged (unless quiet). Call after dist::Cluster::init.
 void addThreadsOption(po::options_description& desc);
-ThreadChoice setupThreads(const po::variables_map& vm, bool quiet = false);
+// Threads per rank: the CPUs this process may use, shared by the ranks on its host.
+ThreadChoice setupThreads(const po::variables_map& vm, const dist::World& world,
+                          bool quiet = false);
 
 }  // namespace gemel::cli

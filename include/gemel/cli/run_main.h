@@ -6,10 +6,13 @@
 #include <string>
 
 #include "gemel/cli/options.h"
+#include "gemel/dist/world.h"
 
 namespace gemel::cli {
 
-using Dispatch = std::function<int(const std::string& command, const Args& args)>;
+// Runs a command as one rank of the job this process belongs to (rank 0 of 1 without mpirun).
+using Dispatch =
+    std::function<int(const std::string& command, const Args& args, const dist::World& world)>;
 
 int runMain(const char* program, const char* usage, int argc, char** argv,
             const Dispatch& dispatch);

@@ -5,7 +5,7 @@
 //   nccl    CUDA tensors, one rank per GPU; the NCCL id is shared over MPI. Built only when
 //           LibTorch has CUDA and NCCL is found.
 //   single  one process: every collective is the identity.
-// Only this module calls MPI or NCCL.
+// Only this module calls MPI or NCCL; each backend is one file pair in src/dist.
 #include <map>
 #include <memory>
 #include <string>
@@ -15,12 +15,14 @@
 
 namespace gemel::dist {
 
+class World;
+
 enum class Backend { kAuto, kMpi, kNccl, kSingle };
 Backend parseBackend(const std::string& name);  // auto | mpi | nccl | single; UsageError
 std::string toString(Backend backend);
 // auto: nccl for CUDA devices when built with NCCL and each rank has its own GPU, else mpi
 // (single when the world has one rank).
-Backend resolveBackend(Backend requested, const torch::Device& device);
+Backend resolveBackend(Backend requested, const torch::Device& device, const World& world);
 bool haveNccl();
 
 class Communicator {
@@ -39,7 +41,8 @@ class Communicator {
 // which all ranks know). get() returns nullptr on ranks outside the set.
 class CommunicatorCache {
  public:
-  CommunicatorCache(Backend backend, torch::Device device);
+  // `world` names this rank (and must outlive the cache).
+  CommunicatorCache(const World& world, Backend backend, torch::Device device);
   ~CommunicatorCache();
   void prepare(const std::vector<std::vector<int>>& rank_sets);
   // Takes a communicator made elsewhere for one rank set: in-process ranks (the tests' threads).
@@ -48,6 +51,7 @@ class CommunicatorCache {
   Backend backend() const { return backend_; }
 
  private:
+  const World& world_;
   Backend backend_;
   torch::Device device_;
   std::map<std::vector<int>, std::unique_ptr<Communicator>> comms_;

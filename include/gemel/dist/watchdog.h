@@ -20,10 +20,12 @@
 
 namespace gemel::dist {
 
+class World;
+
 // Starts this process's watchdog (idempotent; a no-op in a single-process run).
 // timeout_seconds <= 0 disables it. Removes this rank's heartbeat file when the process ends
 // normally.
-void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir);
+void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir, const World& world);
 
 // One blocking call, watched while the scope lives. `ranks`: the world ranks it waits on
 // (empty: the whole world). Scopes do not nest; an inner one is ignored.

@@ -5,8 +5,8 @@
 // send and receive pair one rank with another, matched by tag).
 //
 // Implementations: SingleWorld (one process: every call returns at once), ClusterWorld (the
-// MPI job, over dist::Cluster; mpi_world.cpp), and thread ranks in the tests. Code that agrees
-// between ranks takes a `const World&`; only main() touches the process-wide Cluster.
+// MPI job, over dist::Cluster), and ThreadWorld in the tests (tests/support/thread_ranks.h). Code
+// that agrees between ranks takes a `const World&`; only main() touches the process-wide Cluster.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,6 +21,9 @@ class World {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   bool lead() const { return rank() == 0; }
+  // This rank among the ranks on its host, and how many there are (GPUs, threads per rank).
+  virtual int localRank() const { return 0; }
+  virtual int localSize() const { return 1; }
 
   // Every rank returns root's text (any bytes).
   virtual std::string share(std::string text, int root = 0) const = 0;
@@ -33,6 +36,8 @@ class World {
 
   // Every rank's values one after another, in rank order, on every rank (lengths may differ).
   void concat(std::vector<int64_t>& values) const;
+  // Returns once every rank has called it.
+  void barrier() const { max(0); }
 };
 
 // A world of one process.
@@ -53,6 +58,8 @@ class ClusterWorld final : public World {
   explicit ClusterWorld(const Cluster& cluster) : cluster_(cluster) {}
   int rank() const override;
   int size() const override;
+  int localRank() const override;
+  int localSize() const override;
   std::string share(std::string text, int root) const override;
   void sum(std::vector<int64_t>& values) const override;
   int64_t max(int64_t value) const override;

@@ -15,6 +15,7 @@
 
 #include "gemel/config/workload.h"
 #include "gemel/dist/communicator.h"
+#include "gemel/dist/world.h"
 #include "gemel/io/results.h"
 #include "gemel/train/joint_trainer.h"
 
@@ -40,8 +41,9 @@ struct MergeOptions {
   std::string fault;
 };
 
+// The merge as one rank of `world` (every rank calls it); the lead writes results.h5.
 io::Results runMerge(const config::Workload& workload, const std::string& workload_path,
-                     const MergeOptions& options);
+                     const MergeOptions& options, const dist::World& world);
 
 // Prints the final summary table (bytes before/after, % saved, each task's score against its
 // target, naming the metric).

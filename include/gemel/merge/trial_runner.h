@@ -22,6 +22,7 @@
 #include "gemel/dist/world.h"
 #include "gemel/merge/executor.h"
 #include "gemel/merge/tying.h"
+#include "gemel/train/sync.h"
 #include "gemel/train/task.h"
 
 namespace gemel::merge {
@@ -40,8 +41,9 @@ class TrialRunner final : public TrialExecutor {
   int tasks() const override { return static_cast<int>(local_.size()); }
   const LayerCatalog& catalog() const override { return *catalog_; }
   dist::Backend backend() const { return comms_.backend(); }
-  // Called after every optimizer step of the next train() only (fault injection in tests).
-  void armStepHook(std::function<void(int64_t)> hook) { step_hook_ = std::move(hook); }
+  // Wraps the next train()'s RankSync only (tests: a fault at a given step).
+  using SyncWrapper = std::function<std::unique_ptr<train::RankSync>(train::RankSync&)>;
+  void wrapNextSync(SyncWrapper wrap) { wrap_next_ = std::move(wrap); }
 
   std::vector<double> measure(const std::vector<int>& tasks) override;
   void setTargets(const std::vector<double>& targets) override { targets_ = targets; }
@@ -57,8 +59,7 @@ class TrialRunner final : public TrialExecutor {
   void record(io::Results& results, const SharingPlan& accepted, const TaskScores& scores) override;
 
  private:
-  struct Sync;
-  Sync synchronisation(const SharingPlan& plan);
+  std::unique_ptr<train::WorldSync> synchronisation(const SharingPlan& plan);
   std::vector<train::TrialTask> trialTasks(const std::set<int>& tasks,
                                            const std::set<int>& candidates = {}) const;
   void prepareComms(const SharingPlan& plan);
@@ -75,7 +76,7 @@ class TrialRunner final : public TrialExecutor {
   dist::CommunicatorCache comms_;
   std::vector<double> targets_;
   Snapshot accepted_, staged_;  // per task; empty entries for tasks on other ranks
-  std::function<void(int64_t)> step_hook_;
+  SyncWrapper wrap_next_;
   std::vector<int> input_sizes_;  // the lead's, read once from the datasets
 };
 

@@ -4,21 +4,24 @@
 // refreshed at each validation; one backward, gradient synchronisation across ranks, one SGD
 // step over the unique parameters (a tied tensor is entered once). Validation comes after
 // min(1, gap / lift) of an epoch (at least 0.25; 0.25 while a task is not improving). Early
-// stop: after `drop_after_epochs` and two validations in training, a task whose projected score (its best lift per epoch, over the whole run or since the last
-// validation, carried over the budget left in steps and seconds) misses its target is dropped;
-// the trial ends when a dropped task was not a candidate (a model the trial cannot do without),
-// when fewer than `min_candidates` candidates remain, when every remaining task meets its
-// target, or when the budget is spent. A NaN or infinite loss ends the trial as a failure.
+// stop: after `drop_after_epochs` and two validations in training, a task whose projected score
+// (its best lift per epoch, over the whole run or since the last validation, carried over the
+// budget left in steps and seconds) misses its target is dropped; the trial ends when a dropped
+// task was not a candidate (a model the trial cannot do without), when fewer than `min_candidates`
+// candidates remain, when every remaining task meets its target, or when the budget is spent. A NaN
+// or infinite loss ends the trial as a failure.
 //
 // Distributed: the trainer sees every task of the trial, but only trains those held by this
 // rank (`local`). Accuracy counts are summed over ranks and every stop decision is agreed on by
-// all ranks (Collectives), so all ranks take the same decisions at the same step.
-#include <functional>
+// all ranks (RankSync), so all ranks take the same decisions at the same step. The step itself
+// is TrainStep (step.h).
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
+#include "gemel/train/step.h"
+#include "gemel/train/sync.h"
 #include "gemel/train/task.h"
 
 namespace gemel::train {
@@ -27,16 +30,16 @@ struct TrainOptions {
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  double epochs = 4;            // budget: epochs of the largest task's shard
-  double seconds = 0;           // budget: wall seconds (0: none)
-  bool early_stop = true;       // end once every task meets its target
-  bool adaptive = true;         // loss weights, validation cadence, dropping
-  int64_t max_steps = 0;        // hard cap (0: none), for tests and benchmarks
+  double epochs = 4;               // budget: epochs of the largest task's shard
+  double seconds = 0;              // budget: wall seconds (0: none)
+  bool early_stop = true;          // end once every task meets its target
+  bool adaptive = true;            // loss weights, validation cadence, dropping
+  int64_t max_steps = 0;           // hard cap (0: none), for tests and benchmarks
   double drop_after_epochs = 0.5;  // no task is dropped before this much training
   // Independent training (gemel train; tasks that share nothing): each task ends with the
   // weights of its best validation, not its last.
   bool keep_best = false;
-  int min_candidates = 0;          // end when fewer candidate tasks remain (a trial: 2)
+  int min_candidates = 0;  // end when fewer candidate tasks remain (a trial: 2)
   // CUDA graphs: on CUDA, the step's forward and backward are captured once and replayed where
   // the shapes are static (classifiers in fp32 or bf16, no dropout, full batches), after
   // kGraphWarmups eager steps, and captured again when a task is dropped. kStaticInputs takes
@@ -44,7 +47,7 @@ struct TrainOptions {
   // GEMEL_CUDA_GRAPHS=off in the environment turns kAuto off.
   enum class Capture { kOff, kAuto, kStaticInputs };
   Capture capture = Capture::kAuto;
-  static constexpr int kGraphWarmups = 3;
+  static constexpr int kGraphWarmups = TrainStep::kGraphWarmups;
   std::string label = "trial";  // progress lines
 
   // The workload's search settings: optimizer, and a trial's epoch and time budgets.
@@ -78,29 +81,20 @@ struct TrialResult {
   double epochs = 0;
 };
 
-// How ranks agree. The defaults are for one process.
-struct Collectives {
-  std::function<void(std::vector<int64_t>&)> sum;  // element-wise over ranks, in place
-  // Every rank's values one after another, in rank order, on every rank (in place).
-  std::function<void(std::vector<int64_t>&)> concat;
-  std::function<int64_t(int64_t)> max;             // over ranks
-  std::function<void(const std::vector<torch::Tensor>&)> reduce_gradients;
-  std::function<void()> sync_buffers;         // before each validation
-  std::function<void(int64_t step)> on_step;  // after each optimizer step (fault tests)
-};
-
 // JointTrainer: one trial's joint retraining, as a step and a schedule.
-//   step      one batch per active task on this rank, loss = sum w_i L_i, one backward, the
-//             gradient all-reduce, one optimizer step over the unique parameters. It does not
-//             wait on the host: the loss and a non-finite flag stay on the device, and are
-//             read back and agreed between ranks every 10 steps and before each validation;
+//   step      TrainStep: one batch per active task on this rank, loss = sum w_i L_i, one
+//             backward, the gradient all-reduce, one optimizer step over the unique
+//             parameters; its loss is read back and agreed between ranks every 10 steps and
+//             before each validation;
 //   schedule  the budget (epochs, seconds, steps), the agreement of every rank to go on, the
 //             adaptive validation cadence (after min(1, gap/lift) of an epoch), the loss
 //             weights w_i = min((target_i/acc_i)^0.75, 10), dropping a task that cannot close
 //             its gap, and early stop when every task meets its target.
 class JointTrainer {
  public:
-  JointTrainer(std::vector<TrialTask> tasks, TrainOptions options, Collectives collectives = {});
+  // `sync` must outlive the trainer.
+  JointTrainer(std::vector<TrialTask> tasks, TrainOptions options,
+               RankSync& sync = RankSync::local());
   ~JointTrainer();
   // Scores of every task: each task's metric state summed over ranks, then scored.
   std::vector<double> validateAll();
@@ -109,11 +103,8 @@ class JointTrainer {
  private:
   struct Run;
   void prepare(Run& run);
-  torch::Tensor forward(Run& run);
-  bool capturable() const;
-  torch::Tensor graphedForward(Run& run);
+  StepMode stepMode() const;
   bool agreeToGoOn(Run& run, double& loss);
-  void backwardAndStep(Run& run, const torch::Tensor& total);
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);
   void refreshWeights(Run& run) const;
@@ -122,7 +113,7 @@ class JointTrainer {
 
   std::vector<TrialTask> tasks_;
   TrainOptions options_;
-  Collectives coll_;
+  RankSync& sync_;
 };
 
 // Every trainable parameter of the models, each tensor once (tied tensors are one TensorImpl).

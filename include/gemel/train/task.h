@@ -13,6 +13,7 @@
 #include "gemel/models/model.h"
 #include "gemel/train/objective.h"
 #include "gemel/train/precision.h"
+#include "gemel/train/step.h"
 
 namespace gemel::train {
 
@@ -22,7 +23,7 @@ struct Replica {
   int world_size = 1;  // how many replicas hold the task (each takes 1/world_size of a batch)
 };
 
-class TaskRuntime {
+class TaskRuntime final : public Trainable {
  public:
   // Builds the model (with its weights, if any) on `device` and opens the dataset; throws
   // ConfigError when the dataset does not fit the task (kind, classes).
@@ -39,12 +40,12 @@ class TaskRuntime {
   const torch::Device& device() const { return device_; }
 
   // Training batches from this rank's shard, epoch after epoch (reshuffled each epoch).
-  data::Batch nextTrainBatch();
+  data::Batch nextTrainBatch() override;
   // On CUDA: takes the next training batch now and starts copying it to the device on a side
   // stream, so that the copy runs while the step in flight computes; nextTrainBatch() then
   // hands it over (the compute stream waits for the copy). Elsewhere a no-op: the loader's
   // thread already holds the batch ready in memory.
-  void stageNextBatch();
+  void stageNextBatch() override;
   int64_t batchesPerEpoch() const;
   // How far the training stream has gone: batches taken and loss steps computed. A resumed
   // merge puts them back with resumeStream, so it draws the batches and random numbers an
@@ -64,8 +65,8 @@ class TaskRuntime {
   // trainLoss in two halves: the augmented input of a training batch (the step's draws; the
   // batch gets what the loss needs), and the loss of the model on such an input. A CUDA graph
   // captures the second half on static copies of the first half's tensors.
-  torch::Tensor trainInput(data::Batch& batch);
-  torch::Tensor trainLossOn(const torch::Tensor& input, const data::Batch& prepared);
+  torch::Tensor trainInput(data::Batch& batch) override;
+  torch::Tensor trainLossOn(const torch::Tensor& input, const data::Batch& prepared) override;
   // The objective's metric state over this rank's shard of the val split (model in eval mode,
   // no grad), to be gathered over ranks and replicas before Objective::score.
   MetricState validate();

@@ -1,9 +1,9 @@
 #pragma once
-// The HDF5 C API, wrapped once (as HighFive does): RAII handles, and every failing call turned
-// into an InputError (reads) or OutputError (writes) that names the file, the object and the
-// call. Every call runs under one
-// process-wide lock, so threads may share the wrapper even on a serial (not thread-safe) HDF5
-// build. Only the data and io modules include this header.
+// Internal to the data and io modules (no public header includes HDF5's): the HDF5 C API,
+// wrapped once (as HighFive does): RAII handles, and every failing call turned into an
+// InputError (reads) or OutputError (writes) that names the file, the object and the call.
+// Every call runs under one process-wide lock, so threads may share the wrapper even on a
+// serial (not thread-safe) HDF5 build.
 #include <hdf5.h>
 
 #include <cstdint>

@@ -9,7 +9,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "gemel/core/format.h"
-#include "gemel/data/hdf5.h"
+#include "data/hdf5.h"  // internal to data and io
 #include "gemel/edge/profile.h"
 
 namespace gemel::edge {

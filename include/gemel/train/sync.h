@@ -1,0 +1,57 @@
+#pragma once
+// RankSync: what the trainer needs from the other ranks of a job, and nothing more. Every rank
+// makes the same calls in the same order. The base class is one process: every call returns its
+// input. The merge's implementation (merge/trial_runner.cpp) agrees over a dist::World and
+// all-reduces gradients with GradSync; tests wrap it (a fault at step N, thread ranks).
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "gemel/dist/world.h"
+
+namespace gemel::dist {
+class GradSync;
+}
+
+namespace gemel::train {
+
+class RankSync {
+ public:
+  virtual ~RankSync() = default;
+  // Element-wise sums over every rank, in place.
+  virtual void sum(std::vector<int64_t>& values) { (void)values; }
+  // Every rank's values one after another, in rank order, on every rank (in place).
+  virtual void concat(std::vector<int64_t>& values) { (void)values; }
+  virtual int64_t max(int64_t value) { return value; }
+  // Once per step, after the backward: the gradients of `params` made equal on every rank
+  // that holds them (summed; the losses carry each replica's share).
+  virtual void reduceGradients(const std::vector<torch::Tensor>& params) { (void)params; }
+  // Before each validation: floating-point buffers (BatchNorm statistics) of replicated
+  // tasks averaged over their replicas.
+  virtual void syncBuffers() {}
+
+  // The one-process instance.
+  static RankSync& local();
+};
+
+// RankSync over a dist::World: counts and decisions through the World, gradients and buffers
+// through GradSync (either may be null: nothing of that kind is held on several ranks).
+class WorldSync final : public RankSync {
+ public:
+  explicit WorldSync(const dist::World& world, std::unique_ptr<dist::GradSync> grads = nullptr,
+                     std::unique_ptr<dist::GradSync> buffers = nullptr);
+  ~WorldSync() override;
+  void sum(std::vector<int64_t>& values) override { world_.sum(values); }
+  void concat(std::vector<int64_t>& values) override { world_.concat(values); }
+  int64_t max(int64_t value) override { return world_.max(value); }
+  void reduceGradients(const std::vector<torch::Tensor>& params) override;
+  void syncBuffers() override;
+
+ private:
+  const dist::World& world_;
+  std::unique_ptr<dist::GradSync> grads_, buffers_;
+};
+
+}  // namespace gemel::train

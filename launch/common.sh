@@ -24,7 +24,7 @@ GEMEL_PACKAGES=(
 )
 # Only the tests need these: headless Chromium renders `gemel report`'s page to a screenshot;
 # clang with its runtimes builds the sanitizer and libFuzzer build (build-fuzz/).
-GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev)
+GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev clang-format-14)
 GEMEL_FUZZ_BUILD_DIR="${GEMEL_FUZZ_BUILD_DIR:-$GEMEL_ROOT/build-fuzz}"
 
 # gemel_install_packages [extra packages...]

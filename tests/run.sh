@@ -7,10 +7,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/../launch/common.sh"
 start=$(date +%s)
 
 gemel_install_deps "${GEMEL_TEST_PACKAGES[@]}"
+rc=0
+# The C++ files of the last commit (or since GEMEL_FORMAT_BASE) as .clang-format lays them out.
+bash "$GEMEL_ROOT/tests/format_check.sh" || rc=$?
 gemel_build
 cd "$GEMEL_BUILD_DIR"
 tests_start=$(date +%s)
-rc=0
 # One test per core, one intra-op thread per test: LibTorch's default (a thread per core) in
 # every test at once oversubscribes the machine, and OpenMP's spinning threads then make the
 # heavy tests 10-50x slower. (Tests that care about threads set their own.)

@@ -323,9 +323,7 @@ std::vector<Mode> benchModes(const po::variables_map& vm, const torch::Device& d
   return modes;
 }
 
-}  // namespace
-
-int runBench(const Args& args, const dist::World& world) {
+po::options_description benchOptions() {
   po::options_description desc("bench options");
   desc.add_options()(
       "arch", po::value<std::string>(),
@@ -335,12 +333,20 @@ int runBench(const Args& args, const dist::World& world) {
       "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
       "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
       "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(
-      "steps", po::value<int>()->default_value(10), "timed steps per mode (after 2 warm-up steps)")(
+      "steps", po::value<int>()->default_value(10),
+      "timed steps per mode (after untimed warm-up steps)")(
       "modes", po::value<std::string>()->default_value("auto"),
       "modes timed in turn: fp32, bf16 (autocast), -cl for channels_last, -graph for the step as "
       "one CUDA graph (fp32, ResNets); auto: fp32 and fp32-cl, bf16 and bf16-cl where bf16 is "
       "native, and fp32-graph and fp32-cl-graph on CUDA")("json", po::bool_switch(), "print JSON");
   addThreadsOption(desc);
+  return desc;
+}
+
+}  // namespace
+
+int runBench(const Args& args, const dist::World& world) {
+  const auto desc = benchOptions();
   po::variables_map vm;
   if (!parseCommandLine("bench",
                         "(--arch A[,B...] [--size S] [--batch B] | --config W.yaml) [--steps N]",

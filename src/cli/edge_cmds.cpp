@@ -148,6 +148,52 @@ std::vector<int64_t> autoBudgets(const edge::Profile& p) {
   return out;
 }
 
+// The sweep as one JSON object (simulate --json).
+void printSweepJson(const edge::Sweep& sweep, const std::vector<int64_t>& budgets,
+                    int64_t offered) {
+  JsonWriter j;
+  j.beginObject();
+  j.key("frames_offered").value(offered);
+  j.key("runs").beginArray();
+  for (std::size_t m = 0; m < sweep.modes.size(); ++m) {
+    for (std::size_t b = 0; b < budgets.size(); ++b) {
+      const auto& run = sweep.runs[m][b];
+      int64_t within = 0;
+      for (const auto& s : run.streams) within += s.within_sla;
+      j.beginObject();
+      j.key("mode").value(sweep.modes[m]);
+      j.key("memory_bytes").value(budgets[b]);
+      j.key("processed").value(run.processed());
+      j.key("skipped").value(run.skipped());
+      j.key("within_sla").value(within);
+      j.key("loads").value(run.loads);
+      j.key("load_seconds").value(run.load_seconds);
+      j.endObject();
+    }
+  }
+  j.endArray();
+  j.endObject();
+  std::printf("%s\n", j.str().c_str());
+}
+
+// The sweep as a table: one row per budget and mode.
+void printSweepTable(const edge::Sweep& sweep, const std::vector<int64_t>& budgets,
+                     int64_t offered) {
+  std::printf("%12s  %-13s %10s %9s %11s %7s %10s\n", "memory", "mode", "processed", "skipped",
+              "within SLA", "loads", "loading s");
+  for (std::size_t b = 0; b < budgets.size(); ++b) {
+    for (std::size_t m = 0; m < sweep.modes.size(); ++m) {
+      const auto& run = sweep.runs[m][b];
+      int64_t within = 0;
+      for (const auto& s : run.streams) within += s.within_sla;
+      std::printf("%12s  %-13s %9.1f%% %8.1f%% %10.1f%% %7lld %10.2f\n",
+                  m == 0 ? mib(budgets[b]).c_str() : "", sweep.modes[m].c_str(),
+                  100.0 * run.processed() / offered, 100.0 * run.skipped() / offered,
+                  100.0 * within / offered, static_cast<long long>(run.loads), run.load_seconds);
+    }
+  }
+}
+
 int runSimulateCmd(const Args& args, const dist::World& world) {
   po::options_description desc("simulate options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
@@ -204,47 +250,13 @@ int runSimulateCmd(const Args& args, const dist::World& world) {
 
   const int64_t offered = o.frames * static_cast<int64_t>(p.tasks.size());
   if (vm["json"].as<bool>()) {
-    JsonWriter j;
-    j.beginObject();
-    j.key("frames_offered").value(offered);
-    j.key("runs").beginArray();
-    for (std::size_t m = 0; m < sweep.modes.size(); ++m) {
-      for (std::size_t b = 0; b < budgets.size(); ++b) {
-        const auto& run = sweep.runs[m][b];
-        int64_t within = 0;
-        for (const auto& s : run.streams) within += s.within_sla;
-        j.beginObject();
-        j.key("mode").value(sweep.modes[m]);
-        j.key("memory_bytes").value(budgets[b]);
-        j.key("processed").value(run.processed());
-        j.key("skipped").value(run.skipped());
-        j.key("within_sla").value(within);
-        j.key("loads").value(run.loads);
-        j.key("load_seconds").value(run.load_seconds);
-        j.endObject();
-      }
-    }
-    j.endArray();
-    j.endObject();
-    std::printf("%s\n", j.str().c_str());
+    printSweepJson(sweep, budgets, offered);
     return 0;
   }
   std::printf("%zu streams x %lld frames at %g fps, SLA %g ms, batch %s, %s\n", p.tasks.size(),
               static_cast<long long>(o.frames), o.fps, o.sla_seconds * 1e3, batch.c_str(),
               o.preload ? "models preloaded while they fit" : "cold start");
-  std::printf("%12s  %-13s %10s %9s %11s %7s %10s\n", "memory", "mode", "processed", "skipped",
-              "within SLA", "loads", "loading s");
-  for (std::size_t b = 0; b < budgets.size(); ++b) {
-    for (std::size_t m = 0; m < sweep.modes.size(); ++m) {
-      const auto& run = sweep.runs[m][b];
-      int64_t within = 0;
-      for (const auto& s : run.streams) within += s.within_sla;
-      std::printf("%12s  %-13s %9.1f%% %8.1f%% %10.1f%% %7lld %10.2f\n",
-                  m == 0 ? mib(budgets[b]).c_str() : "", sweep.modes[m].c_str(),
-                  100.0 * run.processed() / offered, 100.0 * run.skipped() / offered,
-                  100.0 * within / offered, static_cast<long long>(run.loads), run.load_seconds);
-    }
-  }
+  printSweepTable(sweep, budgets, offered);
   if (vm.count("out")) std::printf("simulation: %s\n", vm["out"].as<std::string>().c_str());
   return 0;
 }

@@ -52,6 +52,30 @@ class Checker {
   Problems& problems_;
 };
 
+// A task's transforms: mean and std per channel, jitter, padding.
+void checkTransforms(Checker& c, const Transforms& tr, const std::string& path) {
+  if (tr.mean.size() != 3) {
+    c.add(path + ".transforms.mean",
+          "got " + show(tr.mean.size()) + " values; expected 3 (R, G, B)");
+  }
+  if (tr.std.size() != 3) {
+    c.add(path + ".transforms.std", "got " + show(tr.std.size()) + " values; expected 3 (R, G, B)");
+  }
+  for (const double s : tr.std) {
+    if (!(s > 0)) {
+      c.add(path + ".transforms.std", "got " + show(s) + "; expected positive values");
+      break;
+    }
+  }
+  if (!(tr.scale_jitter >= 0 && tr.scale_jitter < 1)) {
+    c.add(path + ".transforms.scale_jitter",
+          "got " + show(tr.scale_jitter) + "; expected a fraction in [0, 1)");
+  }
+  if (tr.crop_padding < 0) {
+    c.add(path + ".transforms.crop_padding", "got " + show(tr.crop_padding) + "; expected >= 0");
+  }
+}
+
 void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                const LoadOptions& options) {
   if (t.name.empty()) {
@@ -125,27 +149,7 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
     c.add(path + ".image_size", "got " + show(t.image_size) + "; expected at least " +
                                     show(min_size) + " pixels for arch '" + t.arch + "'");
   }
-  const auto& tr = t.transforms;
-  if (tr.mean.size() != 3) {
-    c.add(path + ".transforms.mean",
-          "got " + show(tr.mean.size()) + " values; expected 3 (R, G, B)");
-  }
-  if (tr.std.size() != 3) {
-    c.add(path + ".transforms.std", "got " + show(tr.std.size()) + " values; expected 3 (R, G, B)");
-  }
-  for (const double s : tr.std) {
-    if (!(s > 0)) {
-      c.add(path + ".transforms.std", "got " + show(s) + "; expected positive values");
-      break;
-    }
-  }
-  if (!(tr.scale_jitter >= 0 && tr.scale_jitter < 1)) {
-    c.add(path + ".transforms.scale_jitter",
-          "got " + show(tr.scale_jitter) + "; expected a fraction in [0, 1)");
-  }
-  if (tr.crop_padding < 0) {
-    c.add(path + ".transforms.crop_padding", "got " + show(tr.crop_padding) + "; expected >= 0");
-  }
+  checkTransforms(c, t.transforms, path);
 }
 
 }  // namespace

@@ -98,8 +98,8 @@ class File {
   std::string path_;
   Handle handle_;
   std::string remedy_;
-  bool verify_ = false;        // opened to read: every object's header is checked first
-  std::uint64_t base_ = 0;     // the superblock's base address (file offset of address 0)
+  bool verify_ = false;     // opened to read: every object's header is checked first
+  std::uint64_t base_ = 0;  // the superblock's base address (file offset of address 0)
   mutable std::vector<std::uint64_t> verified_;  // header addresses already checked
 };
 

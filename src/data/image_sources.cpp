@@ -382,25 +382,11 @@ std::map<int64_t, std::string> readFrameLabels(const std::string& path) {
   return labels;
 }
 
-}  // namespace
-
-std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out) {
-  GEMEL_THROW_IF_NOT(o.stride >= 1, UsageError, "--stride must be at least 1, not {}", o.stride);
-  GEMEL_THROW_IF_NOT(o.val_fraction > 0 && o.val_fraction < 1, UsageError,
-                     "--val-fraction must be in (0, 1), not {}", o.val_fraction);
-  GEMEL_THROW_IF_NOT(o.labels.empty() != o.annotations.empty(), UsageError,
-                     "give exactly one of --labels CSV (classification) and --annotations DIR "
-                     "(detection, YOLO files named by frame number)");
-  GEMEL_THROW_IF_NOT(fs::exists(o.video), InputError, "{}: missing video file", o.video);
-  cv::VideoCapture capture(o.video);
-  GEMEL_THROW_IF_NOT(capture.isOpened(), InputError,
-                     "{}: cannot be opened as a video (not a video, or a codec OpenCV lacks)",
-                     o.video);
-  const int64_t reported = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
-
-  DatasetInfo info;
-  std::map<int64_t, int64_t> frame_label;   // classification: frame -> label
-  std::map<int64_t, fs::path> frame_boxes;  // detection: frame -> annotation file
+// The frames on the stride that carry labels (classification: a CSV) or boxes (detection:
+// YOLO files named by frame number), and the dataset's kind and classes.
+void labelledFrames(const VideoOptions& o, DatasetInfo& info,
+                    std::map<int64_t, int64_t>& frame_label,
+                    std::map<int64_t, fs::path>& frame_boxes) {
   if (!o.labels.empty()) {
     const auto labels = readFrameLabels(o.labels);
     info.classes = o.classes;
@@ -432,6 +418,28 @@ std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out)
       }
     }
   }
+}
+
+}  // namespace
+
+std::vector<int64_t> convertVideo(const VideoOptions& o, const std::string& out) {
+  GEMEL_THROW_IF_NOT(o.stride >= 1, UsageError, "--stride must be at least 1, not {}", o.stride);
+  GEMEL_THROW_IF_NOT(o.val_fraction > 0 && o.val_fraction < 1, UsageError,
+                     "--val-fraction must be in (0, 1), not {}", o.val_fraction);
+  GEMEL_THROW_IF_NOT(o.labels.empty() != o.annotations.empty(), UsageError,
+                     "give exactly one of --labels CSV (classification) and --annotations DIR "
+                     "(detection, YOLO files named by frame number)");
+  GEMEL_THROW_IF_NOT(fs::exists(o.video), InputError, "{}: missing video file", o.video);
+  cv::VideoCapture capture(o.video);
+  GEMEL_THROW_IF_NOT(capture.isOpened(), InputError,
+                     "{}: cannot be opened as a video (not a video, or a codec OpenCV lacks)",
+                     o.video);
+  const int64_t reported = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
+
+  DatasetInfo info;
+  std::map<int64_t, int64_t> frame_label;   // classification: frame -> label
+  std::map<int64_t, fs::path> frame_boxes;  // detection: frame -> annotation file
+  labelledFrames(o, info, frame_label, frame_boxes);
   std::vector<int64_t> wanted;
   for (const auto& [f, l] : frame_label) wanted.push_back(f);
   for (const auto& [f, p] : frame_boxes) wanted.push_back(f);

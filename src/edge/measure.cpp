@@ -18,8 +18,8 @@
 #include <sstream>
 
 #include "gemel/core/error.h"
-#include "gemel/core/host_cache.h"
 #include "gemel/core/format.h"
+#include "gemel/core/host_cache.h"
 #include "gemel/core/log.h"
 #include "gemel/edge/profile.h"
 #include "gemel/io/results.h"
@@ -59,8 +59,9 @@ class Meter {
     if (!device_.is_cuda()) {
       peak_resettable_ = std::ofstream("/proc/self/clear_refs").good();
       if (!peak_resettable_)
-        log::warn("profile", "/proc/self/clear_refs is not writable here: run memory is the "
-                             "resident set after each batch, not its peak");
+        log::warn("profile",
+                  "/proc/self/clear_refs is not writable here: run memory is the "
+                  "resident set after each batch, not its peak");
     }
   }
   std::string name() const { return device_.is_cuda() ? "cuda-allocator" : "rss"; }
@@ -183,12 +184,14 @@ std::vector<std::string> objectsOf(const std::vector<io::WeightBlock>& blocks,
                                    const std::set<std::string>& except = {}) {
   std::vector<std::string> out;
   for (const auto& b : blocks) {
-    if (ids.count(b.id) && !except.count(b.id)) out.insert(out.end(), b.objects.begin(), b.objects.end());
+    if (ids.count(b.id) && !except.count(b.id))
+      out.insert(out.end(), b.objects.begin(), b.objects.end());
   }
   return out;
 }
 
-std::set<std::string> blocksOfTask(const std::vector<io::WeightBlock>& blocks, const std::string& task) {
+std::set<std::string> blocksOfTask(const std::vector<io::WeightBlock>& blocks,
+                                   const std::string& task) {
   std::set<std::string> out;
   for (const auto& b : blocks) {
     if (std::find(b.tasks.begin(), b.tasks.end(), task) != b.tasks.end()) out.insert(b.id);
@@ -199,9 +202,9 @@ std::set<std::string> blocksOfTask(const std::vector<io::WeightBlock>& blocks, c
 // Latency (median, p95) and run memory of each batch size, weights loaded as eval loads them.
 void profileRuns(const io::Results& results, const io::TaskRecord& rec, const torch::Device& device,
                  const ProfileOptions& o, Meter& meter, TaskProfile& out) {
-  std::unique_ptr<models::Model> model =
-      rec.arch == "torchscript" ? models::loadScriptModel(rec.source)
-                                : models::createZooModel(rec.arch, rec.num_classes);
+  std::unique_ptr<models::Model> model = rec.arch == "torchscript"
+                                             ? models::loadScriptModel(rec.source)
+                                             : models::createZooModel(rec.arch, rec.num_classes);
   model->loadStateDict(io::fullStateDict(results, rec.name), {false, rec.name});
   model->to(device);
   model->train(false);
@@ -231,6 +234,26 @@ void profileRuns(const io::Results& results, const io::TaskRecord& rec, const to
     out.latency_median.push_back(quantile(times, 0.5));
     out.latency_p95.push_back(quantile(times, 0.95));
     out.run_bytes.push_back(std::max<int64_t>(0, peak - before));
+  }
+}
+
+// The whole set: every task resident, shared tensors once (merged) or per task (unmerged).
+void measureWholeSet(const std::vector<io::WeightBlock>& blocks,
+                     const std::vector<std::set<std::string>>& mine, const Loader& loader,
+                     Meter& meter, Profile& p) {
+  {
+    std::set<std::string> all;
+    for (const auto& b : blocks) all.insert(b.id);
+    const auto before = meter.current();
+    const auto held = loader.load(objectsOf(blocks, all));
+    p.merged_set_bytes = meter.current() - before;
+  }
+  {
+    const auto before = meter.current();
+    std::vector<std::vector<torch::Tensor>> held;
+    for (std::size_t i = 0; i < mine.size(); ++i)
+      held.push_back(loader.load(objectsOf(blocks, mine[i])));
+    p.unmerged_set_bytes = meter.current() - before;
   }
 }
 
@@ -287,14 +310,16 @@ Profile profileResults(const std::string& path, const ProfileOptions& o) {
     {
       const auto resident = loader.load(objectsOf(blocks, mine[i]));
       for (std::size_t j = 0; j < n; ++j) {
-        const auto f = i == j ? alone
-                              : loader.measure(objectsOf(blocks, mine[j], mine[i]), o.load_repeats, meter);
+        const auto f =
+            i == j ? alone
+                   : loader.measure(objectsOf(blocks, mine[j], mine[i]), o.load_repeats, meter);
         p.pair_load_seconds[i][j] = f.seconds;
         p.pair_bytes[i][j] = f.bytes;
       }
     }
     profileRuns(results, rec, device, o, meter, t);
-    log::info("profile", "[{}/{}] {}: loads in {} ms, {} resident; batch {} runs in {} ms "
+    log::info("profile",
+              "[{}/{}] {}: loads in {} ms, {} resident; batch {} runs in {} ms "
               "({} s so far)",
               i + 1, n, t.name, formatFixed(t.load_seconds * 1e3, 1), formatBytes(t.resident_bytes),
               t.batch_sizes.back(), formatFixed(t.latency_median.back() * 1e3, 1),
@@ -302,22 +327,10 @@ Profile profileResults(const std::string& path, const ProfileOptions& o) {
     p.tasks.push_back(std::move(t));
   }
 
-  // The whole set: every task resident, shared tensors once (merged) or per task (unmerged).
-  {
-    std::set<std::string> all;
-    for (const auto& b : blocks) all.insert(b.id);
-    const auto before = meter.current();
-    const auto held = loader.load(objectsOf(blocks, all));
-    p.merged_set_bytes = meter.current() - before;
-  }
-  {
-    const auto before = meter.current();
-    std::vector<std::vector<torch::Tensor>> held;
-    for (std::size_t i = 0; i < n; ++i) held.push_back(loader.load(objectsOf(blocks, mine[i])));
-    p.unmerged_set_bytes = meter.current() - before;
-  }
-  log::info("profile", "all {} tasks resident: merged {}, unmerged {} (measured; the merge saved {})",
-            n, formatBytes(p.merged_set_bytes), formatBytes(p.unmerged_set_bytes),
+  measureWholeSet(blocks, mine, loader, meter, p);
+  log::info("profile",
+            "all {} tasks resident: merged {}, unmerged {} (measured; the merge saved {})", n,
+            formatBytes(p.merged_set_bytes), formatBytes(p.unmerged_set_bytes),
             formatBytes(p.saved_bytes));
   return p;
 }

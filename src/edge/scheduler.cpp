@@ -82,9 +82,52 @@ std::pair<std::size_t, int64_t> chooseBatch(const ModelProfile& m, int64_t waiti
   return {at, take};
 }
 
-}  // namespace
+// The blocks in memory (block id -> bytes).
+struct Residency {
+  std::map<std::string, int64_t> blocks;
+  int64_t bytes = 0;
 
-SimulationResult simulate(const std::vector<ModelProfile>& models, const SimulationOptions& o) {
+  void add(const ModelProfile& m) {
+    for (const auto& b : m.blocks) {
+      if (blocks.emplace(b.id, b.bytes).second) bytes += b.bytes;
+    }
+  }
+  // Before the first frame: the models in order, while they fit with room to run any of them.
+  void preload(const std::vector<ModelProfile>& models, int64_t budget) {
+    int64_t reserve = 0;
+    for (const auto& m : models) reserve = std::max(reserve, m.run_bytes[0]);
+    for (const auto& m : models) {
+      int64_t missing = 0;
+      for (const auto& b : m.blocks) missing += blocks.count(b.id) ? 0 : b.bytes;
+      if (bytes + missing + reserve <= budget) add(m);
+    }
+  }
+  // Makes room for model m (whose blocks are `mine`): of the other models that still hold a
+  // block m does not use, the one whose round-robin turn comes last loses those blocks (the
+  // furthest next use: round-robin's optimal eviction; least-recently-run would evict the very
+  // model that runs next, every turn).
+  void evictOne(const std::vector<ModelProfile>& models, std::size_t m,
+                const std::set<std::string>& mine) {
+    const std::size_t n = models.size();
+    std::size_t victim = n;
+    for (std::size_t v = 0; v < n; ++v) {
+      if (v == m) continue;
+      bool holds = false;
+      for (const auto& b : models[v].blocks)
+        holds = holds || (blocks.count(b.id) && !mine.count(b.id));
+      if (holds && (victim == n || (v + n - m) % n > (victim + n - m) % n)) victim = v;
+    }
+    GEMEL_ASSERT(victim < n, "eviction found nothing to evict, yet the model fits alone");
+    for (const auto& b : models[victim].blocks) {
+      const auto it = blocks.find(b.id);
+      if (it == blocks.end() || mine.count(b.id)) continue;
+      bytes -= it->second;
+      blocks.erase(it);
+    }
+  }
+};
+
+void checkSimulation(const std::vector<ModelProfile>& models, const SimulationOptions& o) {
   GEMEL_THROW_IF_NOT(!models.empty(), UsageError, "nothing to simulate: no models");
   GEMEL_THROW_IF_NOT(o.fps > 0 && o.sla_seconds > 0 && o.frames > 0 && o.batch >= 0, UsageError,
                      "--fps, --sla and --frames must be positive, --batch 0 (auto) or more");
@@ -97,29 +140,23 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
                        o.memory_bytes, m.name, need, m.residentBytes(), m.run_bytes[0],
                        m.batch_sizes[0], need);
   }
+}
+
+}  // namespace
+
+SimulationResult simulate(const std::vector<ModelProfile>& models, const SimulationOptions& o) {
+  checkSimulation(models, o);
   const std::size_t n = models.size();
   SimulationResult r;
   for (const auto& m : models) r.streams.push_back({m.name, 0, 0, 0});
-  std::vector<int64_t> head(n, 0);           // frames before it are processed or skipped
-  std::map<std::string, int64_t> resident;   // block id -> bytes
-  int64_t resident_bytes = 0;
+  std::vector<int64_t> head(n, 0);  // frames before it are processed or skipped
+  Residency resident;
   auto arrival = [&](int64_t k) { return double(k) / o.fps; };
   // The last frame that has arrived by time t.
   auto arrived = [&](double t) {
     return std::min<int64_t>(o.frames - 1, static_cast<int64_t>(std::floor(t * o.fps + 1e-9)));
   };
-  if (o.preload) {
-    int64_t reserve = 0;
-    for (const auto& m : models) reserve = std::max(reserve, m.run_bytes[0]);
-    for (const auto& m : models) {
-      int64_t missing = 0;
-      for (const auto& b : m.blocks) missing += resident.count(b.id) ? 0 : b.bytes;
-      if (resident_bytes + missing + reserve > o.memory_bytes) continue;
-      for (const auto& b : m.blocks) {
-        if (resident.emplace(b.id, b.bytes).second) resident_bytes += b.bytes;
-      }
-    }
-  }
+  if (o.preload) resident.preload(models, o.memory_bytes);
   double clock = 0;
   std::size_t turn = 0;
   while (true) {
@@ -155,36 +192,17 @@ SimulationResult simulate(const std::vector<ModelProfile>& models, const Simulat
     double load = 0;
     for (const auto& b : model.blocks) {
       mine.insert(b.id);
-      if (!resident.count(b.id)) {
+      if (!resident.blocks.count(b.id)) {
         missing += b.bytes;
         load += b.load_seconds;
       }
     }
-    const auto [at0, take0] = chooseBatch(model, waiting, o.batch, o.memory_bytes - model.residentBytes());
-    auto need = [&](std::size_t at) { return resident_bytes + missing + model.run_bytes[at]; };
-    while (need(at0) > o.memory_bytes) {
-      // Of the other models that still hold a block this one does not use, the one whose
-      // round-robin turn comes last (the furthest next use: round-robin's optimal eviction;
-      // least-recently-run would evict the very model that runs next, every turn).
-      std::size_t victim = n;
-      for (std::size_t v = 0; v < n; ++v) {
-        if (v == m) continue;
-        bool holds = false;
-        for (const auto& b : models[v].blocks) holds = holds || (resident.count(b.id) && !mine.count(b.id));
-        if (holds && (victim == n || (v + n - m) % n > (victim + n - m) % n)) victim = v;
-      }
-      GEMEL_ASSERT(victim < n, "eviction found nothing to evict, yet the model fits alone");
-      for (const auto& b : models[victim].blocks) {
-        const auto it = resident.find(b.id);
-        if (it == resident.end() || mine.count(b.id)) continue;
-        resident_bytes -= it->second;
-        resident.erase(it);
-      }
-    }
+    const auto [at0, take0] =
+        chooseBatch(model, waiting, o.batch, o.memory_bytes - model.residentBytes());
+    while (resident.bytes + missing + model.run_bytes[at0] > o.memory_bytes)
+      resident.evictOne(models, m, mine);
     if (missing > 0) {
-      for (const auto& b : model.blocks) {
-        if (resident.emplace(b.id, b.bytes).second) resident_bytes += b.bytes;
-      }
+      resident.add(model);
       ++r.loads;
       if (o.load_costs) {
         clock += load;

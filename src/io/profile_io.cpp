@@ -6,10 +6,10 @@
 #include <map>
 #include <set>
 
+#include "data/hdf5.h"  // internal to data and io
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "gemel/core/format.h"
-#include "data/hdf5.h"  // internal to data and io
 #include "gemel/edge/profile.h"
 
 namespace gemel::edge {
@@ -49,7 +49,8 @@ void writeVector(h5::File& f, const std::string& name, const std::vector<T>& val
 template <typename T>
 std::vector<T> readFlat(const h5::File& f, const std::string& name, std::size_t rank,
                         std::vector<hsize_t>* dims_out = nullptr) {
-  if (!f.exists(name)) f.fail(name, "missing; the profile is incomplete: run 'gemel profile' again");
+  if (!f.exists(name))
+    f.fail(name, "missing; the profile is incomplete: run 'gemel profile' again");
   const auto ds = h5::Dataset::open(f, name);
   const auto dims = ds.dims();
   if (dims.size() != rank || !ds.hasType(nativeType<T>()))
@@ -70,7 +71,8 @@ std::vector<std::vector<T>> readSquare(const h5::File& f, const std::string& nam
   if (dims[0] != n || dims[1] != n)
     f.fail(name, format("expected [{}, {}] (one row and column per task)", n, n));
   std::vector<std::vector<T>> out(n);
-  for (std::size_t i = 0; i < n; ++i) out[i].assign(flat.begin() + i * n, flat.begin() + (i + 1) * n);
+  for (std::size_t i = 0; i < n; ++i)
+    out[i].assign(flat.begin() + i * n, flat.begin() + (i + 1) * n);
   return out;
 }
 
@@ -116,7 +118,8 @@ void writeProfile(const std::string& path, const Profile& p) {
       f.setAttr(g, "resident_bytes", t.resident_bytes);
       f.setAttr(g, "load_seconds", t.load_seconds);
       f.setAttr(g, "load_seconds_p95", t.load_seconds_p95);
-      writeVector(f, g + "/batch_sizes", std::vector<int64_t>(t.batch_sizes.begin(), t.batch_sizes.end()));
+      writeVector(f, g + "/batch_sizes",
+                  std::vector<int64_t>(t.batch_sizes.begin(), t.batch_sizes.end()));
       writeVector(f, g + "/latency_median", t.latency_median);
       writeVector(f, g + "/latency_p95", t.latency_p95);
       writeVector(f, g + "/run_bytes", t.run_bytes);
@@ -173,14 +176,17 @@ Profile readProfile(const std::string& path) {
     t.resident_bytes = f.attrInt(g, "resident_bytes");
     t.load_seconds = f.attrDouble(g, "load_seconds");
     t.load_seconds_p95 = f.attrDouble(g, "load_seconds_p95");
-    for (auto b : readFlat<int64_t>(f, g + "/batch_sizes", 1)) t.batch_sizes.push_back(static_cast<int>(b));
+    for (auto b : readFlat<int64_t>(f, g + "/batch_sizes", 1))
+      t.batch_sizes.push_back(static_cast<int>(b));
     t.latency_median = readFlat<double>(f, g + "/latency_median", 1);
     t.latency_p95 = readFlat<double>(f, g + "/latency_p95", 1);
     t.run_bytes = readFlat<int64_t>(f, g + "/run_bytes", 1);
     const auto n = t.batch_sizes.size();
-    if (n == 0 || t.latency_median.size() != n || t.latency_p95.size() != n || t.run_bytes.size() != n)
-      f.fail(g, "batch_sizes, latency_median, latency_p95 and run_bytes must have one entry per "
-                "batch size; run 'gemel profile' again");
+    if (n == 0 || t.latency_median.size() != n || t.latency_p95.size() != n ||
+        t.run_bytes.size() != n)
+      f.fail(g,
+             "batch_sizes, latency_median, latency_p95 and run_bytes must have one entry per "
+             "batch size; run 'gemel profile' again");
     p.tasks.push_back(std::move(t));
   }
   for (const auto& n : f.children("/blocks")) {
@@ -339,9 +345,9 @@ bool splitQuantity(const std::string& text, double& value, std::string& unit) {
 
 int64_t parseBytes(const std::string& text, const std::string& what) {
   static const std::map<std::string, double> units{
-      {"", 1},         {"b", 1},           {"kb", 1e3},         {"mb", 1e6},
-      {"gb", 1e9},     {"kib", 1024.0},    {"mib", 1048576.0},  {"gib", 1073741824.0},
-      {"k", 1024.0},   {"m", 1048576.0},   {"g", 1073741824.0}, {"tib", 1099511627776.0}};
+      {"", 1},       {"b", 1},         {"kb", 1e3},         {"mb", 1e6},
+      {"gb", 1e9},   {"kib", 1024.0},  {"mib", 1048576.0},  {"gib", 1073741824.0},
+      {"k", 1024.0}, {"m", 1048576.0}, {"g", 1073741824.0}, {"tib", 1099511627776.0}};
   double value = 0;
   std::string unit;
   const bool ok = splitQuantity(text, value, unit) && units.count(unit);
@@ -356,8 +362,8 @@ double parseSeconds(const std::string& text, const std::string& what) {
   double value = 0;
   std::string unit;
   const bool ok = splitQuantity(text, value, unit) && units.count(unit) && value > 0;
-  GEMEL_THROW_IF_NOT(ok, UsageError,
-                     "{} '{}': expected a positive duration such as 100ms or 0.1s", what, text);
+  GEMEL_THROW_IF_NOT(ok, UsageError, "{} '{}': expected a positive duration such as 100ms or 0.1s",
+                     what, text);
   return value * units.at(unit);
 }
 

@@ -71,6 +71,109 @@ std::string trialName(int number) {
   return buf;
 }
 
+void writeTask(h5::File& f, const TaskRecord& t) {
+  const auto g = "/tasks/" + t.name;
+  f.createGroup(g);
+  f.setAttr(g, "arch", t.arch);
+  f.setAttr(g, "source", t.source);
+  f.setAttr(g, "dataset", t.dataset);
+  f.setAttr(g, "num_classes", static_cast<int64_t>(t.num_classes));
+  f.setAttr(g, "metric", t.metric);
+  f.setAttr(g, "kind", t.kind);
+  f.setAttr(g, "image_size", static_cast<int64_t>(t.image_size));
+  f.setAttr(g, "precision", t.precision);
+  f.setAttr(g, "channels_last", static_cast<int64_t>(t.channels_last ? 1 : 0));
+  f.setAttr(g, "unmerged_score", t.unmerged_score);
+  f.setAttr(g, "target", t.target);
+  f.setAttr(g, "final_score", t.final_score);
+  f.setAttr(g, "mean", t.mean);
+  f.setAttr(g, "std", t.std);
+  f.createGroup(g + "/params");
+  for (const auto& [name, tensor] : t.params) writeTensor(f, g + "/params/" + name, tensor);
+}
+
+void writeTrial(h5::File& f, const TrialRecord& t) {
+  const auto g = "/search/trials/" + trialName(t.number);
+  f.createGroup(g);
+  f.setAttr(g, "number", static_cast<int64_t>(t.number));
+  f.setAttr(g, "label", t.label);
+  f.setAttr(g, "decision", t.decision);
+  f.setAttr(g, "models", t.models);
+  f.setAttr(g, "met", t.met);
+  f.setAttr(g, "trained", t.trained);
+  f.setAttr(g, "scores", t.scores);
+  if (!t.ended.empty()) f.setAttr(g, "ended", t.ended);
+  if (!t.dropped.empty()) f.setAttr(g, "dropped", t.dropped);
+  if (!t.checked.empty()) {
+    f.setAttr(g, "checked", t.checked);
+    f.setAttr(g, "check_scores", t.check_scores);
+  }
+  f.setAttr(g, "bytes_saved", t.bytes_saved);
+  f.setAttr(g, "steps", t.steps);
+  f.setAttr(g, "seconds", t.seconds);
+  if (t.backoffs > 0) f.setAttr(g, "backoffs", static_cast<int64_t>(t.backoffs));
+  if (t.lr > 0) f.setAttr(g, "lr", t.lr);
+}
+
+TaskRecord readTask(const h5::File& f, const std::string& name, bool v1) {
+  const auto g = "/tasks/" + name;
+  const auto& path = f.path();
+  TaskRecord t;
+  t.name = name;
+  t.arch = f.attrString(g, "arch");
+  t.source = f.attrString(g, "source");
+  t.dataset = f.attrString(g, "dataset");
+  t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
+  t.metric = v1 ? "top1" : f.attrString(g, "metric");
+  if (f.hasAttr(g, "kind")) t.kind = f.attrString(g, "kind");
+  GEMEL_THROW_IF_NOT(t.kind == "classification" || t.kind == "detection", InputError,
+                     "{}: {} attribute kind is '{}', expected classification or detection; "
+                     "the file was altered or written by a newer gemel",
+                     path, g, t.kind);
+  if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
+  if (f.hasAttr(g, "precision")) t.precision = f.attrString(g, "precision");
+  GEMEL_THROW_IF_NOT(t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16",
+                     InputError, "{}: {} attribute precision is '{}', expected fp32, bf16 or fp16",
+                     path, g, t.precision);
+  if (f.hasAttr(g, "channels_last")) t.channels_last = f.attrInt(g, "channels_last") != 0;
+  t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
+  t.target = f.attrDouble(g, "target");
+  t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");
+  t.mean = f.attrDoubles(g, "mean");
+  t.std = f.attrDoubles(g, "std");
+  for (const auto& p : f.children(g + "/params"))
+    t.params.emplace_back(p, readTensor(f, g + "/params/" + p));
+  return t;
+}
+
+TrialRecord readTrial(const h5::File& f, const std::string& n, bool v1) {
+  const auto g = "/search/trials/" + n;
+  const auto& path = f.path();
+  TrialRecord t;
+  t.number = static_cast<int>(f.attrInt(g, "number"));
+  t.label = f.attrString(g, "label");
+  t.decision = f.attrString(g, "decision");
+  t.models = f.attrStrings(g, "models");
+  t.met = f.attrStrings(g, "met");
+  t.trained = f.attrStrings(g, "trained");
+  t.scores = f.attrDoubles(g, v1 ? "accuracy" : "scores");
+  if (f.hasAttr(g, "ended")) t.ended = f.attrString(g, "ended");
+  if (f.hasAttr(g, "dropped")) t.dropped = f.attrStrings(g, "dropped");
+  if (f.hasAttr(g, "checked")) {
+    t.checked = f.attrStrings(g, "checked");
+    t.check_scores = f.attrDoubles(g, "check_scores");
+    GEMEL_THROW_IF_NOT(t.check_scores.size() == t.checked.size(), InputError,
+                       "{}: {} has {} checked tasks but {} check_scores; the file was altered",
+                       path, g, t.checked.size(), t.check_scores.size());
+  }
+  t.bytes_saved = f.attrInt(g, "bytes_saved");
+  t.steps = f.attrInt(g, "steps");
+  if (f.hasAttr(g, "backoffs")) t.backoffs = static_cast<int>(f.attrInt(g, "backoffs"));
+  if (f.hasAttr(g, "lr")) t.lr = f.attrDouble(g, "lr");
+  t.seconds = f.attrDouble(g, "seconds");
+  return t;
+}
+
 }  // namespace
 
 void writeResults(const std::string& path, const Results& r) {
@@ -87,26 +190,7 @@ void writeResults(const std::string& path, const Results& r) {
     std::vector<std::string> order;
     for (const auto& t : r.tasks) order.push_back(t.name);
     f.setAttr("/tasks", "order", order);  // the workload's order (HDF5 lists names sorted)
-    for (const auto& t : r.tasks) {
-      const auto g = "/tasks/" + t.name;
-      f.createGroup(g);
-      f.setAttr(g, "arch", t.arch);
-      f.setAttr(g, "source", t.source);
-      f.setAttr(g, "dataset", t.dataset);
-      f.setAttr(g, "num_classes", static_cast<int64_t>(t.num_classes));
-      f.setAttr(g, "metric", t.metric);
-      f.setAttr(g, "kind", t.kind);
-      f.setAttr(g, "image_size", static_cast<int64_t>(t.image_size));
-      f.setAttr(g, "precision", t.precision);
-      f.setAttr(g, "channels_last", static_cast<int64_t>(t.channels_last ? 1 : 0));
-      f.setAttr(g, "unmerged_score", t.unmerged_score);
-      f.setAttr(g, "target", t.target);
-      f.setAttr(g, "final_score", t.final_score);
-      f.setAttr(g, "mean", t.mean);
-      f.setAttr(g, "std", t.std);
-      f.createGroup(g + "/params");
-      for (const auto& [name, tensor] : t.params) writeTensor(f, g + "/params/" + name, tensor);
-    }
+    for (const auto& t : r.tasks) writeTask(f, t);
     f.createGroup("/shared");
     for (const auto& s : r.shared) {
       const auto g = "/shared/" + s.id;
@@ -117,28 +201,7 @@ void writeResults(const std::string& path, const Results& r) {
     }
     f.createGroup("/search");
     f.createGroup("/search/trials");
-    for (const auto& t : r.trials) {
-      const auto g = "/search/trials/" + trialName(t.number);
-      f.createGroup(g);
-      f.setAttr(g, "number", static_cast<int64_t>(t.number));
-      f.setAttr(g, "label", t.label);
-      f.setAttr(g, "decision", t.decision);
-      f.setAttr(g, "models", t.models);
-      f.setAttr(g, "met", t.met);
-      f.setAttr(g, "trained", t.trained);
-      f.setAttr(g, "scores", t.scores);
-      if (!t.ended.empty()) f.setAttr(g, "ended", t.ended);
-      if (!t.dropped.empty()) f.setAttr(g, "dropped", t.dropped);
-      if (!t.checked.empty()) {
-        f.setAttr(g, "checked", t.checked);
-        f.setAttr(g, "check_scores", t.check_scores);
-      }
-      f.setAttr(g, "bytes_saved", t.bytes_saved);
-      f.setAttr(g, "steps", t.steps);
-      f.setAttr(g, "seconds", t.seconds);
-      if (t.backoffs > 0) f.setAttr(g, "backoffs", static_cast<int64_t>(t.backoffs));
-      if (t.lr > 0) f.setAttr(g, "lr", t.lr);
-    }
+    for (const auto& t : r.trials) writeTrial(f, t);
     f.createGroup("/search/state");
     f.setAttr("/search/state", "plan", r.plan_json);
     if (!r.streams.empty()) {
@@ -186,35 +249,7 @@ Results readResults(const std::string& path) {
   r.status = f.attrString("/", "status");
   const auto names =
       f.hasAttr("/tasks", "order") ? f.attrStrings("/tasks", "order") : f.children("/tasks");
-  for (const auto& name : names) {
-    const auto g = "/tasks/" + name;
-    TaskRecord t;
-    t.name = name;
-    t.arch = f.attrString(g, "arch");
-    t.source = f.attrString(g, "source");
-    t.dataset = f.attrString(g, "dataset");
-    t.num_classes = static_cast<int>(f.attrInt(g, "num_classes"));
-    t.metric = v1 ? "top1" : f.attrString(g, "metric");
-    if (f.hasAttr(g, "kind")) t.kind = f.attrString(g, "kind");
-    GEMEL_THROW_IF_NOT(t.kind == "classification" || t.kind == "detection", InputError,
-                       "{}: {} attribute kind is '{}', expected classification or detection; "
-                       "the file was altered or written by a newer gemel",
-                       path, g, t.kind);
-    if (f.hasAttr(g, "image_size")) t.image_size = static_cast<int>(f.attrInt(g, "image_size"));
-    if (f.hasAttr(g, "precision")) t.precision = f.attrString(g, "precision");
-    GEMEL_THROW_IF_NOT(
-        t.precision == "fp32" || t.precision == "bf16" || t.precision == "fp16", InputError,
-        "{}: {} attribute precision is '{}', expected fp32, bf16 or fp16", path, g, t.precision);
-    if (f.hasAttr(g, "channels_last")) t.channels_last = f.attrInt(g, "channels_last") != 0;
-    t.unmerged_score = f.attrDouble(g, v1 ? "unmerged_acc" : "unmerged_score");
-    t.target = f.attrDouble(g, "target");
-    t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");
-    t.mean = f.attrDoubles(g, "mean");
-    t.std = f.attrDoubles(g, "std");
-    for (const auto& p : f.children(g + "/params"))
-      t.params.emplace_back(p, readTensor(f, g + "/params/" + p));
-    r.tasks.push_back(std::move(t));
-  }
+  for (const auto& name : names) r.tasks.push_back(readTask(f, name, v1));
   for (const auto& id : f.children("/shared")) {
     const auto g = "/shared/" + id;
     SharedRecord s;
@@ -224,32 +259,7 @@ Results readResults(const std::string& path) {
     for (const auto& p : f.children(g)) s.tensors.emplace_back(p, readTensor(f, g + "/" + p));
     r.shared.push_back(std::move(s));
   }
-  for (const auto& n : f.children("/search/trials")) {
-    const auto g = "/search/trials/" + n;
-    TrialRecord t;
-    t.number = static_cast<int>(f.attrInt(g, "number"));
-    t.label = f.attrString(g, "label");
-    t.decision = f.attrString(g, "decision");
-    t.models = f.attrStrings(g, "models");
-    t.met = f.attrStrings(g, "met");
-    t.trained = f.attrStrings(g, "trained");
-    t.scores = f.attrDoubles(g, v1 ? "accuracy" : "scores");
-    if (f.hasAttr(g, "ended")) t.ended = f.attrString(g, "ended");
-    if (f.hasAttr(g, "dropped")) t.dropped = f.attrStrings(g, "dropped");
-    if (f.hasAttr(g, "checked")) {
-      t.checked = f.attrStrings(g, "checked");
-      t.check_scores = f.attrDoubles(g, "check_scores");
-      GEMEL_THROW_IF_NOT(t.check_scores.size() == t.checked.size(), InputError,
-                         "{}: {} has {} checked tasks but {} check_scores; the file was altered",
-                         path, g, t.checked.size(), t.check_scores.size());
-    }
-    t.bytes_saved = f.attrInt(g, "bytes_saved");
-    t.steps = f.attrInt(g, "steps");
-    if (f.hasAttr(g, "backoffs")) t.backoffs = static_cast<int>(f.attrInt(g, "backoffs"));
-    if (f.hasAttr(g, "lr")) t.lr = f.attrDouble(g, "lr");
-    t.seconds = f.attrDouble(g, "seconds");
-    r.trials.push_back(std::move(t));
-  }
+  for (const auto& n : f.children("/search/trials")) r.trials.push_back(readTrial(f, n, v1));
   r.plan_json = f.attrString("/search/state", "plan");
   if (f.exists("/search/state/streams")) {
     const auto streams = readTensor(f, "/search/state/streams");

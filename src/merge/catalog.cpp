@@ -87,56 +87,5 @@ const models::LayerInfo& LayerCatalog::layer(int model, const std::string& modul
                   format("{} has no shareable layer {}", models_[model].name, module));
 }
 
-// --- the text form that carries a rank's model description to the others ---
-
-std::string serializeCatalogModel(const CatalogModel& m) {
-  std::ostringstream o;
-  o << m.name << '\t' << m.arch << '\t' << m.total_bytes << '\n';
-  for (const auto& l : m.layers) {
-    o << l.module << '\t' << static_cast<int>(l.kind) << '\t' << l.hyper << '\t' << l.bytes << '\t';
-    for (std::size_t i = 0; i < l.params.size(); ++i) {
-      o << (i ? ";" : "") << l.params[i] << '=';
-      for (std::size_t d = 0; d < l.shapes[i].size(); ++d) o << (d ? "," : "") << l.shapes[i][d];
-    }
-    o << '\n';
-  }
-  return o.str();
-}
-
-CatalogModel parseCatalogModel(const std::string& text) {
-  std::istringstream in(text);
-  std::string line;
-  CatalogModel m;
-  std::getline(in, line);
-  std::istringstream head(line);
-  std::getline(head, m.name, '\t');
-  std::getline(head, m.arch, '\t');
-  head >> m.total_bytes;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    models::LayerInfo l;
-    std::string kind, bytes, params;
-    std::getline(ls, l.module, '\t');
-    std::getline(ls, kind, '\t');
-    std::getline(ls, l.hyper, '\t');
-    std::getline(ls, bytes, '\t');
-    std::getline(ls, params, '\t');
-    l.kind = static_cast<models::LayerKind>(std::stoi(kind));
-    l.bytes = std::stoll(bytes);
-    std::istringstream ps(params);
-    std::string p;
-    while (std::getline(ps, p, ';')) {
-      const auto eq = p.find('=');
-      l.params.push_back(p.substr(0, eq));
-      std::vector<int64_t> shape;
-      std::istringstream ds(p.substr(eq + 1));
-      std::string d;
-      while (std::getline(ds, d, ',')) shape.push_back(std::stoll(d));
-      l.shapes.push_back(shape);
-    }
-    m.layers.push_back(std::move(l));
-  }
-  return m;
-}
 
 }  // namespace gemel::merge

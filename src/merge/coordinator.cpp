@@ -1,5 +1,7 @@
 #include "gemel/merge/coordinator.h"
 
+#include "gemel/dist/wire.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -81,7 +83,7 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
     if (control_.lead()) text = proposeNext();
     text = control_.share(text);
     if (text.empty()) break;
-    runTrial(parseTrial(text));
+    runTrial(dist::wire::unpackTrial(text));
   }
   // Final: the accepted models, validated once more.
   runner_.apply(accepted_, From::kAccepted, accepted_);
@@ -152,9 +154,9 @@ void MergeCoordinator::resume(const io::Results& previous) {
                        "{}: its trials do not lead to its recorded plan (/search/state); the "
                        "file was altered: merge into a new --out directory",
                        results_path_);
-    plan_text = planner_->accepted().serialize();
+    plan_text = dist::wire::pack(planner_->accepted());
   }
-  accepted_ = SharingPlan::parse(control_.share(plan_text));
+  accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
   for (int t = 0; t < runner_.tasks(); ++t) score_[t] = previous.tasks[t].final_score;
   runner_.restore(previous);
   results_.trials = previous.trials;
@@ -184,7 +186,7 @@ std::string MergeCoordinator::proposeNext() {
     end_reason_ = format("--max-trials {} reached", o_.max_trials);
     return "";
   }
-  return serializeTrial(*next);
+  return dist::wire::pack(*next);
 }
 
 // A trial's own time is capped by what is left of the search's budget.
@@ -251,9 +253,9 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   std::string plan_text;
   if (control_.lead()) {
     planner_->report(trial, decision.report_met);
-    plan_text = planner_->accepted().serialize();
+    plan_text = dist::wire::pack(planner_->accepted());
   }
-  accepted_ = SharingPlan::parse(control_.share(plan_text));
+  accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
 
   const auto& catalog = runner_.catalog();
   const int64_t saved = accepted_.bytesSaved(catalog);

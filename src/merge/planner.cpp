@@ -66,15 +66,6 @@ std::string joinInts(const std::vector<int>& values) {
 
 }  // namespace
 
-std::string SharingPlan::serialize() const {
-  std::string out;
-  for (const auto& [key, models] : members_) {
-    if (!out.empty()) out += ";";
-    out += std::to_string(key.first) + "," + std::to_string(key.second) + ":" +
-           joinInts({models.begin(), models.end()});
-  }
-  return out;
-}
 
 std::string SharingPlan::json() const {
   std::string out = "[";
@@ -86,20 +77,6 @@ std::string SharingPlan::json() const {
   return out + "]";
 }
 
-SharingPlan SharingPlan::parse(const std::string& text) {
-  SharingPlan plan;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ';')) {
-    const auto colon = item.find(':');
-    GEMEL_ASSERT(colon != std::string::npos, "malformed sharing plan: " + text);
-    const auto key = parseInts(item.substr(0, colon));
-    const auto models = parseInts(item.substr(colon + 1));
-    GEMEL_ASSERT(key.size() == 2, "malformed sharing plan: " + text);
-    plan.members_[{key[0], key[1]}] = std::set<int>(models.begin(), models.end());
-  }
-  return plan;
-}
 
 SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& where) {
   SharingPlan plan;
@@ -147,37 +124,7 @@ SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& wh
   return plan;
 }
 
-std::string serializeTrial(const Trial& t) {
-  std::string out = std::to_string(t.number) + "|" + std::to_string(t.bytes_saved) + "|" +
-                    std::to_string(t.pass) + "|" + t.label;
-  for (const auto& p : t.parts) {
-    out += "\n" + std::to_string(p.group) + ";" + joinInts(p.instances) + ";" + joinInts(p.models);
-  }
-  return out;
-}
 
-Trial parseTrial(const std::string& text) {
-  Trial t;
-  std::stringstream ss(text);
-  std::string line;
-  std::getline(ss, line);
-  const auto a = line.find('|'), b = line.find('|', a + 1), c = line.find('|', b + 1);
-  GEMEL_ASSERT(a != std::string::npos && b != std::string::npos && c != std::string::npos,
-               "malformed trial: " + text);
-  t.number = std::stoi(line.substr(0, a));
-  t.bytes_saved = std::stoll(line.substr(a + 1, b - a - 1));
-  t.pass = std::stoi(line.substr(b + 1, c - b - 1));
-  t.label = line.substr(c + 1);
-  while (std::getline(ss, line)) {
-    std::stringstream ls(line);
-    std::string g, i, m;
-    std::getline(ls, g, ';');
-    std::getline(ls, i, ';');
-    std::getline(ls, m, ';');
-    t.parts.push_back({std::stoi(g), parseInts(i), parseInts(m)});
-  }
-  return t;
-}
 
 Strategy parseStrategy(const std::string& name) {
   if (name == "greedy") return Strategy::kGreedy;

@@ -25,21 +25,21 @@ namespace {
 namespace fs = std::filesystem;
 
 // Fault injection for the tests (GEMEL_FAULT or MergeOptions::fault, "RANK:STEP[:kill|:stop]"):
-// a RankSync that passes every call on, and at that step's gradient reduction of the run's
-// first trial throws (or raises the signal) on that rank. Parsed once, so a malformed value
-// fails at the start.
+// a RankSync that passes every call on, and at that rank's STEP-th gradient reduction of this
+// run (steps counted over its trials, in order) throws (or raises the signal). Parsed once,
+// so a malformed value fails at the start.
 class FaultAtStep final : public train::RankSync {
  public:
-  FaultAtStep(train::RankSync& inner, int64_t step, int signal)
-      : inner_(inner), step_(step), signal_(signal) {}
+  FaultAtStep(train::RankSync& inner, int64_t step, int signal, std::shared_ptr<int64_t> steps)
+      : inner_(inner), step_(step), signal_(signal), steps_(std::move(steps)) {}
   void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
   void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
   int64_t max(int64_t value) override { return inner_.max(value); }
   void syncBuffers() override { inner_.syncBuffers(); }
   void reduceGradients(const std::vector<torch::Tensor>& params) override {
-    if (++steps_ == step_) {
+    if (++*steps_ == step_) {
       if (signal_) std::raise(signal_);
-      throw Error(format("fault injected at step {} (GEMEL_FAULT)", steps_));
+      throw Error(format("fault injected at step {} (GEMEL_FAULT)", *steps_));
     }
     inner_.reduceGradients(params);
   }
@@ -48,7 +48,7 @@ class FaultAtStep final : public train::RankSync {
   train::RankSync& inner_;
   const int64_t step_;
   const int signal_;
-  int64_t steps_ = 0;
+  std::shared_ptr<int64_t> steps_;  // over every trial of the run
 };
 
 TrialRunner::SyncWrapper faultWrapper(std::string text, int rank) {
@@ -66,8 +66,9 @@ TrialRunner::SyncWrapper faultWrapper(std::string text, int rank) {
                      "GEMEL_FAULT '{}': expected RANK:STEP[:kill|:stop]", text);
   if (fault_rank != rank) return {};
   const int signal = how == "kill" ? SIGKILL : how == "stop" ? SIGSTOP : 0;
-  return [step, signal](train::RankSync& inner) -> std::unique_ptr<train::RankSync> {
-    return std::make_unique<FaultAtStep>(inner, step, signal);
+  auto steps = std::make_shared<int64_t>(0);
+  return [step, signal, steps](train::RankSync& inner) -> std::unique_ptr<train::RankSync> {
+    return std::make_unique<FaultAtStep>(inner, step, signal, steps);
   };
 }
 
@@ -128,7 +129,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   const auto results_path = (fs::path(o.out_dir) / "results.h5").string();
   auto fault = faultWrapper(o.fault, world.rank());
   TrialRunner runner(w, placement, world, o.device, o.backend, results_path);
-  runner.wrapNextSync(std::move(fault));
+  runner.wrapSync(std::move(fault));
   log::info("merge", "training on {}", o.device.str());
   if (world.size() > 1) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(runner.backend()));

@@ -8,6 +8,7 @@
 #include "gemel/core/error.h"
 #include "gemel/dist/grad_sync.h"
 #include "gemel/dist/state_transfer.h"
+#include "gemel/dist/wire.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/model_layers.h"
 
@@ -34,8 +35,8 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
   std::vector<CatalogModel> described;
   for (int t = 0; t < tasks(); ++t) {
     const int owner = placement.owner(t);
-    described.push_back(parseCatalogModel(world.share(
-        world.rank() == owner ? serializeCatalogModel(describeModel(w.tasks[t].name, *models_[t]))
+    described.push_back(dist::wire::unpackCatalogModel(world.share(
+        world.rank() == owner ? dist::wire::pack(describeModel(w.tasks[t].name, *models_[t]))
                               : "",
         owner)));
   }
@@ -163,8 +164,7 @@ train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::Trai
                                       const std::set<int>& candidates) {
   auto sync = synchronisation(plan);
   std::unique_ptr<train::RankSync> wrapped;
-  if (wrap_next_) wrapped = wrap_next_(*sync);
-  wrap_next_ = nullptr;
+  if (wrap_) wrapped = wrap_(*sync);
   train::JointTrainer trainer(trialTasks(plan.models(), candidates), options,
                               wrapped ? *wrapped : *sync);
   return trainer.run();

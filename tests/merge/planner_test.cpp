@@ -6,6 +6,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/merge/planner.h"
+#include "gemel/dist/wire.h"
 #include "layer_fixtures.h"
 
 namespace gemel::merge {
@@ -171,9 +172,9 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
   plan.add(a);
   plan.add(b);
   EXPECT_EQ(plan.json(), "[[0,0,[0,1,2]],[0,2,[0,1,2]],[2,0,[1,2]]]");
-  EXPECT_EQ(SharingPlan::parse(plan.serialize()), plan);
+  EXPECT_EQ(dist::wire::unpackPlan(dist::wire::pack(plan)), plan);
   EXPECT_EQ(SharingPlan().json(), "[]");
-  EXPECT_TRUE(SharingPlan::parse("").empty());
+  EXPECT_TRUE(dist::wire::unpackPlan("").empty());
   EXPECT_EQ(SharingPlan::fromJson(plan.json(), "r.h5"), plan);
   EXPECT_TRUE(SharingPlan::fromJson("[]", "r.h5").empty());
   for (const std::string bad :
@@ -186,7 +187,8 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
           << e.what();
     }
   }
-  const auto trial = parseTrial(serializeTrial(Trial{7, {a, b}, 123, "group 0, half"}));
+  const auto trial =
+      dist::wire::unpackTrial(dist::wire::pack(Trial{7, {a, b}, 123, "group 0, half"}));
   EXPECT_EQ(trial.number, 7);
   EXPECT_EQ(trial.label, "group 0, half");
   EXPECT_EQ(trial.bytes_saved, 123);

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "gemel/core/error.h"
@@ -13,6 +14,7 @@
 #include "gemel/models/darknet_cfg.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/detection.h"
+#include "gemel/train/precision.h"
 #include "test_support.h"
 
 namespace gemel::train {
@@ -40,8 +42,10 @@ void initLikePytorchyolo(models::Model& model) {
         name.compare(name.size() - 7, 7, ".weight") == 0) {
       t.normal_(0.0, 0.02);
     } else if (name.find(".batch_norm_") != std::string::npos) {
-      if (name.compare(name.size() - 7, 7, ".weight") == 0) t.normal_(1.0, 0.02);
-      else t.uniform_(-0.05, 0.05);
+      if (name.compare(name.size() - 7, 7, ".weight") == 0)
+        t.normal_(1.0, 0.02);
+      else
+        t.uniform_(-0.05, 0.05);
     }
   }
   for (auto& [name, t] : model.namedBuffers()) {
@@ -87,7 +91,8 @@ void runAgainstPytorchyolo(const std::string& arch, int classes, int64_t size) {
     for (const auto& [n, s] : state) {
       if (n != name) continue;
       found = true;
-      if (name.find("num_batches_tracked") == std::string::npos) EXPECT_TRUE(torch::equal(t, s)) << name;
+      if (name.find("num_batches_tracked") == std::string::npos)
+        EXPECT_TRUE(torch::equal(t, s)) << name;
     }
     EXPECT_TRUE(found) << name;
   }
@@ -95,11 +100,11 @@ void runAgainstPytorchyolo(const std::string& arch, int classes, int64_t size) {
   const auto heads = yoloHeads(net);
   const auto x = torch::rand({2, 3, size, size});
   // Boxes of several sizes and classes, one near the far edge, none in a third image slot.
-  const auto targets = torch::tensor({0.f, 0.f, 0.50f, 0.50f, 0.30f, 0.40f,    //
-                                      0.f, 1.f, 0.20f, 0.25f, 0.10f, 0.08f,    //
-                                      0.f, 2.f, 0.999f, 0.70f, 0.20f, 0.20f,   //
-                                      1.f, 1.f, 0.60f, 0.30f, 0.55f, 0.35f,    //
-                                      1.f, 0.f, 0.35f, 0.80f, 0.05f, 0.06f})
+  const auto targets = torch::tensor({0.f, 0.f, 0.50f,  0.50f, 0.30f, 0.40f,  //
+                                      0.f, 1.f, 0.20f,  0.25f, 0.10f, 0.08f,  //
+                                      0.f, 2.f, 0.999f, 0.70f, 0.20f, 0.20f,  //
+                                      1.f, 1.f, 0.60f,  0.30f, 0.55f, 0.35f,  //
+                                      1.f, 0.f, 0.35f,  0.80f, 0.05f, 0.06f})
                            .view({-1, 6});
   models::StateDict io{{"x", x}, {"targets", targets}};
   {
@@ -109,7 +114,8 @@ void runAgainstPytorchyolo(const std::string& arch, int classes, int64_t size) {
     io.emplace_back("decoded", decoded);
     NmsOptions o;
     const auto kept = nonMaxSuppression(decoded, o);
-    for (std::size_t i = 0; i < kept.size(); ++i) io.emplace_back("nms_" + std::to_string(i), kept[i]);
+    for (std::size_t i = 0; i < kept.size(); ++i)
+      io.emplace_back("nms_" + std::to_string(i), kept[i]);
     EXPECT_GT(kept[0].size(0), 0);
   }
   model->train(true);
@@ -118,6 +124,14 @@ void runAgainstPytorchyolo(const std::string& arch, int classes, int64_t size) {
   loss.total.backward();  // differentiable end to end
   io.emplace_back("raw", raw.detach());
   io.emplace_back("loss", torch::cat({loss.total, loss.box, loss.obj, loss.cls}).detach());
+  // Every parameter's gradient of the loss, compared with pytorchyolo's backward.
+  int with_grad = 0;
+  for (const auto& [name, p] : model->namedParameters()) {
+    ASSERT_TRUE(p.grad().defined()) << name;
+    with_grad += p.grad().abs().max().item<double>() > 0;
+    io.emplace_back("grad." + name, p.grad().detach().clone());
+  }
+  EXPECT_GT(with_grad, 0);
   models::writeStateDict(dir.file("io.pt"), io);
   reference("run " + shellQuote(dir.path()));
 }
@@ -128,6 +142,54 @@ TEST(YoloParity, TinyOutputsNmsLossAndWeightsMatchPytorchyolo) {
 
 TEST(YoloParity, YoloV3OutputsNmsLossAndWeightsMatchPytorchyolo) {
   runAgainstPytorchyolo("yolov3", 4, 64);
+}
+
+// The detection step under bf16 autocast, where bf16 is native (as `precision: auto` picks it
+// there), against pytorchyolo's under torch.autocast from the same weights and inputs: the
+// loss and every gradient finite, and each gradient as close to its fp32 value (cosine) as
+// PyTorch's bf16 gradient is to PyTorch's fp32 one (yolo_ref.py bf16).
+TEST(YoloParity, Bf16TrainingStepIsAsCloseToFp32AsPytorchyolos) {
+  if (train::resolvePrecision("auto", torch::kCPU) != train::Precision::kBf16)
+    GTEST_SKIP() << "bf16 is not native on this CPU (no AVX512-BF16 or AMX): precision auto "
+                    "trains detectors in fp32 here";
+  TempDir dir;
+  torch::manual_seed(11);
+  const auto net = models::darknetForArch("yolov3-tiny", 3);
+  auto model = models::createDarknetModel("yolov3-tiny", net);
+  initLikePytorchyolo(*model);
+  testing::writeText(dir.file("net.cfg"), models::renderDarknetCfg(net));
+  model->saveWeightsFile(dir.file("gemel.pt"));
+  model->train(true);
+  const int64_t size = 96;
+  const auto heads = yoloHeads(net);
+  const auto x = torch::rand({4, 3, size, size});
+  const auto targets = torch::tensor({0.f, 0.f, 0.50f, 0.50f, 0.30f, 0.40f,  //
+                                      1.f, 1.f, 0.20f, 0.25f, 0.10f, 0.08f,  //
+                                      2.f, 2.f, 0.70f, 0.70f, 0.20f, 0.20f,  //
+                                      3.f, 1.f, 0.60f, 0.30f, 0.55f, 0.35f})
+                           .view({-1, 6});
+  models::StateDict io{{"x", x}, {"targets", targets}};
+  for (const auto p : {train::Precision::kFp32, train::Precision::kBf16}) {
+    const std::string tag = p == train::Precision::kBf16 ? "bf16" : "fp32";
+    for (auto& [name, t] : model->namedParameters()) {
+      if (t.grad().defined()) t.mutable_grad().zero_();
+    }
+    torch::Tensor raw;
+    {
+      train::AutocastScope autocast(torch::kCPU, p);
+      raw = model->forward(x).logits;
+    }
+    const auto loss = yoloLoss(raw.to(torch::kFloat), heads, size, targets);
+    loss.total.backward();
+    ASSERT_TRUE(std::isfinite(loss.total.item<double>())) << tag;
+    io.emplace_back("loss." + tag, loss.total.detach().view({1}));
+    for (const auto& [name, t] : model->namedParameters()) {
+      ASSERT_TRUE(torch::isfinite(t.grad()).all().item<bool>()) << tag << " " << name;
+      io.emplace_back(tag + "." + name, t.grad().detach().clone());
+    }
+  }
+  models::writeStateDict(dir.file("io.pt"), io);
+  reference("bf16 " + shellQuote(dir.path()));
 }
 
 TEST(YoloParity, WeightsOfAnotherNetworkAreOneClearError) {
@@ -163,7 +225,8 @@ std::vector<std::vector<double>> bruteForceNms(const torch::Tensor& decoded, dou
       cand.push_back({cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, s, double(c)});
     }
   }
-  std::stable_sort(cand.begin(), cand.end(), [](const auto& a, const auto& b) { return a[4] > b[4]; });
+  std::stable_sort(cand.begin(), cand.end(),
+                   [](const auto& a, const auto& b) { return a[4] > b[4]; });
   std::vector<std::vector<double>> kept;
   for (const auto& c : cand) {
     bool suppressed = false;
@@ -198,7 +261,8 @@ TEST(YoloNms, MatchesABruteForceReference) {
     ASSERT_GT(want.size(), 50u);
     for (int64_t k = 0; k < kept[i].size(0); ++k) {
       for (int j = 0; j < 6; ++j) {
-        EXPECT_NEAR(kept[i][k][j].item<double>(), want[k][j], 1e-4) << "image " << i << " box " << k;
+        EXPECT_NEAR(kept[i][k][j].item<double>(), want[k][j], 1e-4)
+            << "image " << i << " box " << k;
       }
     }
   }

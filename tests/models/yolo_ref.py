@@ -6,8 +6,11 @@ script computes the reference and compares.
                        shapes of STATE.pt (a state_dict written by gemel)
   run DIR              DIR/net.cfg, DIR/gemel.pt (weights), DIR/gemel.weights (the same, Darknet
                        format) and DIR/io.pt (inputs and gemel's outputs): raw outputs, decoded
-                       boxes, boxes after NMS, the loss, and the .weights file loaded by
-                       pytorchyolo, all compared with gemel's
+                       boxes, boxes after NMS, the loss and every parameter's gradient, and
+                       the .weights file loaded by pytorchyolo, all compared with gemel's
+  bf16 DIR             DIR/net.cfg, DIR/gemel.pt and DIR/io.pt (inputs, gemel's fp32 and bf16
+                       losses and gradients): pytorchyolo's under torch.autocast; gemel's bf16
+                       gradients must be as close to its fp32 ones as PyTorch's are
   coco DIR             DIR/coco.json (ground truth, detections and gemel's mAP): pycocotools'
                        COCOeval on the same, compared with gemel's mAP@[.5:.95] and mAP@0.5
   score CFG MODEL DATA a model exported by gemel (its .cfg and .pt) in pytorchyolo, on DATA
@@ -31,6 +34,8 @@ from pytorchyolo.utils.loss import compute_loss  # noqa: E402
 from pytorchyolo.utils.utils import non_max_suppression  # noqa: E402
 
 TOLERANCE = 1e-4  # max |a - b| / max |b|
+GRAD_TOLERANCE = 1e-4  # the same, per parameter's gradient
+BF16_COSINE_MARGIN = 0.03  # bf16 gradients: gemel's cosine to fp32 may fall this far below PyTorch's
 CONF, NMS_IOU = 0.01, 0.4  # gemel's validation thresholds (pytorchyolo's test.py defaults)
 
 
@@ -100,6 +105,62 @@ def run(d):
     loss, parts = compute_loss(outputs, targets, model)
     ref = torch.cat([loss.detach().view(1), parts[:3]])  # total, box, obj, cls
     expect_close("loss (total, box, obj, cls)", io["loss"], ref, tol=1e-5)
+    # The gradient of the loss for every parameter.
+    loss.backward()
+    compared, worst, where = 0, 0.0, ""
+    for name, p in model.named_parameters():
+        got = io.get("grad." + name)
+        if got is None:
+            fail(f"gemel wrote no gradient for {name}")
+        if p.grad is None:
+            fail(f"pytorchyolo's loss does not reach {name}; gemel's does")
+        if got.shape != p.grad.shape:
+            fail(f"gradient of {name}: gemel's shape {tuple(got.shape)}, pytorchyolo's {tuple(p.grad.shape)}")
+        err = rel_err(got, p.grad)
+        if err > worst:
+            worst, where = err, name
+        compared += 1
+    print(f"gradients of {compared} parameters: largest relative error {worst:.2e} ({where})")
+    if worst > GRAD_TOLERANCE:
+        fail(f"gradient of {where}: relative error {worst:.3e} > {GRAD_TOLERANCE}")
+
+
+def cosine(a, b):
+    a, b = a.double().flatten(), b.double().flatten()
+    return (a.dot(b) / (a.norm() * b.norm()).clamp_min(1e-30)).item()
+
+
+def bf16(d):
+    """gemel's bf16 training step against pytorchyolo's under torch.autocast: per parameter, the
+    cosine between its bf16 and fp32 gradients must be at least PyTorch's own less a margin."""
+    io = torch.load(f"{d}/io.pt")
+    x, targets = io["x"], io["targets"]
+    model = Darknet(f"{d}/net.cfg")
+    model.load_state_dict(torch.load(f"{d}/gemel.pt"))
+    model.train()
+    ref = {}
+    for tag in ("fp32", "bf16"):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tag == "bf16"):
+            outputs = model(x)
+        loss, _ = compute_loss([o.float() for o in outputs], targets, model)
+        loss.backward()
+        ref[tag] = (loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()})
+        expect_close(f"loss ({tag})", io[f"loss.{tag}"], torch.tensor([ref[tag][0]]),
+                     tol=1e-4 if tag == "fp32" else 0.03)
+    worst, where, compared = 1.0, "", 0
+    for name, g32 in ref["fp32"][1].items():
+        if g32.norm() < 1e-8:
+            continue
+        theirs = cosine(ref["bf16"][1][name], g32)
+        ours = cosine(io[f"bf16.{name}"], io[f"fp32.{name}"])
+        compared += 1
+        if ours - theirs < worst:
+            worst, where = ours - theirs, f"{name}: gemel {ours:.4f}, pytorchyolo {theirs:.4f}"
+    print(f"bf16 against fp32 gradients, {compared} parameters: gemel's cosine less PyTorch's is "
+          f"at least {worst:.4f} ({where})")
+    if worst < -BF16_COSINE_MARGIN:
+        fail(f"bf16 gradient further from fp32 than PyTorch's: {where}")
 
 
 def coco_eval(gt, detections):
@@ -175,8 +236,8 @@ if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "names" and len(sys.argv) == 4:
         names(sys.argv[2], sys.argv[3])
-    elif cmd in ("run", "coco") and len(sys.argv) == 3:
-        {"run": run, "coco": coco}[cmd](sys.argv[2])
+    elif cmd in ("run", "coco", "bf16") and len(sys.argv) == 3:
+        {"run": run, "coco": coco, "bf16": bf16}[cmd](sys.argv[2])
     elif cmd == "score" and len(sys.argv) == 5:
         score(*sys.argv[2:5])
     else:

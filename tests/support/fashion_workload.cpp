@@ -34,9 +34,8 @@ std::string writeTrainedTrio(const std::string& dir, const std::string& gemel_bi
              {"bags_b_resnet18", {8, 1, 3}},
              {"tops_c_resnet18", {0, 2, 6}}};
   writeFashionWorkload(dir, "trio.yaml", w);
-  const auto r =
-      run(shellQuote(gemel_binary) + " train --epochs 3 --config " +
-          shellQuote(dir + "/trio.yaml") + " --out " + shellQuote(dir + "/trained"));
+  const auto r = run(shellQuote(gemel_binary) + " train --epochs 3 --config " +
+                     shellQuote(dir + "/trio.yaml") + " --out " + shellQuote(dir + "/trained"));
   if (r.exit_code != 0) throw std::runtime_error("gemel train failed:\n" + r.output);
   return dir + "/trained/trio.trained.yaml";
 }
@@ -51,10 +50,11 @@ std::string sharedTrainedTrio(const std::string& gemel_binary) {
 }
 
 std::string mpirunPrefix(int np) {
+  // CMake's MPIEXEC_EXECUTABLE (FindMPI): the launcher of the MPI gemel was built with.
   return format(
-      "timeout 300 mpirun -np {} --oversubscribe --allow-run-as-root --bind-to none "
+      "timeout 300 {} -np {} --oversubscribe --allow-run-as-root --bind-to none "
       "--mca btl_vader_single_copy_mechanism none ",
-      np);
+      shellQuote(GEMEL_MPIEXEC), np);
 }
 
 }  // namespace gemel::testing

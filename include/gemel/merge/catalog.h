@@ -22,10 +22,8 @@ struct CatalogModel {
   int64_t total_bytes = 0;  // all parameters and buffers
 };
 
-// A model description as one text message (ranks send their models' descriptions to the
-// others, which build the same catalog), and back.
-std::string serializeCatalogModel(const CatalogModel& model);
-CatalogModel parseCatalogModel(const std::string& text);
+// (Ranks send their models' descriptions to the others, which build the same catalog:
+// dist/wire.h.)
 
 struct LayerRef {
   int model = 0;       // index into LayerCatalog::models()

@@ -54,9 +54,7 @@ class SharingPlan {
   std::set<int> models() const;
   // The plan with `trial` added (what a trial trains).
   SharingPlan with(const Trial& trial) const;
-  // Text form, for broadcasting from rank 0 and for results.h5: "g,i:m,m;g,i:m,m".
-  std::string serialize() const;
-  static SharingPlan parse(const std::string& text);
+  // (Its form between ranks: dist/wire.h.)
   // JSON form, for results.h5 (/search/state plan): [[group, instance, [models]], ...].
   std::string json() const;
   // Reads the JSON form back; throws InputError (naming `where`) when it is not one.
@@ -66,10 +64,6 @@ class SharingPlan {
  private:
   std::map<Key, std::set<int>> members_;
 };
-
-// Text form of a trial (broadcast from rank 0, which runs the Planner).
-std::string serializeTrial(const Trial& trial);
-Trial parseTrial(const std::string& text);
 
 enum class Strategy { kGreedy, kAll, kManual };
 Strategy parseStrategy(const std::string& name);  // throws ConfigError

@@ -36,8 +36,9 @@ struct MergeOptions {
   // so the run goes on as if it had not stopped. Trial numbers (and max_trials) count on.
   bool resume = false;
   dist::Backend backend = dist::Backend::kAuto;
-  // Fault injection for tests: "RANK:STEP" throws on that rank at that training step of the
-  // first trial; "RANK:STEP:kill" kills the process instead. Also read from GEMEL_FAULT.
+  // Fault injection for tests: "RANK:STEP" throws on that rank at its STEP-th training step of
+  // the run (counted over the trials); "RANK:STEP:kill" kills the process instead, ":stop"
+  // stops it. Also read from GEMEL_FAULT.
   std::string fault;
 };
 

@@ -41,9 +41,9 @@ class TrialRunner final : public TrialExecutor {
   int tasks() const override { return static_cast<int>(local_.size()); }
   const LayerCatalog& catalog() const override { return *catalog_; }
   dist::Backend backend() const { return comms_.backend(); }
-  // Wraps the next train()'s RankSync only (tests: a fault at a given step).
+  // Wraps the RankSync of every train() (tests: a fault at a given step).
   using SyncWrapper = std::function<std::unique_ptr<train::RankSync>(train::RankSync&)>;
-  void wrapNextSync(SyncWrapper wrap) { wrap_next_ = std::move(wrap); }
+  void wrapSync(SyncWrapper wrap) { wrap_ = std::move(wrap); }
 
   std::vector<double> measure(const std::vector<int>& tasks) override;
   void setTargets(const std::vector<double>& targets) override { targets_ = targets; }
@@ -76,7 +76,7 @@ class TrialRunner final : public TrialExecutor {
   dist::CommunicatorCache comms_;
   std::vector<double> targets_;
   Snapshot accepted_, staged_;  // per task; empty entries for tasks on other ranks
-  SyncWrapper wrap_next_;
+  SyncWrapper wrap_;
   std::vector<int> input_sizes_;  // the lead's, read once from the datasets
 };
 

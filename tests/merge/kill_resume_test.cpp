@@ -1,0 +1,68 @@
+// A merge killed mid-trial (SIGKILL, as a lost node or an OOM kill ends it) and resumed with
+// --resume ends exactly where an uninterrupted run ends: the same trials and decisions, the
+// same weights (tests/support/same_results.py). On one process, and with one rank of an
+// `mpirun -np 2` job killed. The kill comes from GEMEL_FAULT=RANK:STEP:kill at the 5th training
+// step of the run: trial 1 (3 steps, recorded) is done, trial 2 is in flight.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "fashion_workload.h"
+#include "gemel/core/format.h"
+#include "gemel/io/results.h"
+#include "test_support.h"
+
+namespace gemel {
+namespace {
+
+using testing::run;
+using testing::shellQuote;
+using testing::TempDir;
+
+class KillResume : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    trained_ = new std::string(testing::sharedTrainedTrio(GEMEL_BINARY));
+  }
+  static void TearDownTestSuite() { delete trained_; }
+  static std::string* trained_;
+
+  // Runs the same merge three ways on `np` ranks: uninterrupted, killed, resumed.
+  void killAndResume(int np) {
+    TempDir dir;
+    const std::string launcher =
+        np == 1 ? std::string() : testing::mpirunPrefix(np) + "-x OMP_NUM_THREADS=1 ";
+    const std::string merge = launcher + shellQuote(GEMEL_BINARY) + " merge --config " +
+                              shellQuote(*trained_) + " --fixed-steps 3 --max-trials 3 --threads 1";
+    auto r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("full")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto full = io::readResults(dir.file("full/results.h5"));
+    ASSERT_GE(full.trials.size(), 2u) << "the kill must come before the last trial";
+    ASSERT_EQ(full.trials[0].steps, 3);
+
+    const int victim = np - 1;  // with 2 ranks, not the lead that writes results.h5
+    r = run("OMP_NUM_THREADS=1 GEMEL_FAULT=" + format("{}:5:kill ", victim) + merge + " --out " +
+            shellQuote(dir.file("part")));
+    ASSERT_NE(r.exit_code, 0) << "the fault did not kill the run\n" << r.output;
+    const auto part = io::readResults(dir.file("part/results.h5"));
+    ASSERT_EQ(part.trials.size(), 1u) << "killed in trial 2, after trial 1 was recorded";
+    EXPECT_EQ(part.trials[0].label, full.trials[0].label);
+    EXPECT_EQ(part.trials[0].decision, full.trials[0].decision);
+
+    r = run("OMP_NUM_THREADS=1 " + merge + " --resume --out " + shellQuote(dir.file("part")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    r = run(shellQuote(GEMEL_PYTHON) + " " +
+            shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
+            shellQuote(dir.file("full/results.h5")) + " " +
+            shellQuote(dir.file("part/results.h5")) + format(" {}", full.trials.size()));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+};
+std::string* KillResume::trained_ = nullptr;
+
+TEST_F(KillResume, OneProcessKilledMidTrialResumesToTheUninterruptedEnd) { killAndResume(1); }
+
+TEST_F(KillResume, OneOfTwoRanksKilledMidTrialResumesToTheUninterruptedEnd) { killAndResume(2); }
+
+}  // namespace
+}  // namespace gemel

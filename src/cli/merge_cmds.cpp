@@ -20,6 +20,7 @@
 #include "gemel/dist/watchdog.h"
 #include "gemel/dist/world.h"
 #include "gemel/io/results.h"
+#include "gemel/merge/load.h"
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
 #include "gemel/merge/tying.h"
@@ -63,71 +64,8 @@ void addWorkloadOptions(po::options_description& desc) {
   addThreadsOption(desc);
 }
 
-// Builds every task's model from a results file and ties the recorded plan as the merge does
-// (merge::materialize): each shared layer is one tensor in every model that uses it.
-std::vector<std::unique_ptr<train::TaskRuntime>> loadResultsModels(const io::Results& r,
-                                                                   const std::string& path,
-                                                                   const torch::Device& device) {
-  std::vector<std::unique_ptr<train::TaskRuntime>> out;
-  for (std::size_t i = 0; i < r.tasks.size(); ++i) {
-    const auto& t = r.tasks[i];
-    config::TaskConfig c;
-    c.name = t.name;
-    c.arch = t.arch;
-    c.num_classes = t.num_classes;
-    c.dataset = t.dataset;
-    c.weights = t.arch == "torchscript" ? t.source : "";
-    c.transforms.mean = t.mean;
-    c.transforms.std = t.std;
-    c.batch_size = 64;
-    if (t.kind == "detection") {
-      c.kind = config::TaskKind::kDetection;
-      c.metric = t.metric;
-    }
-    if (t.image_size > 0) c.image_size = t.image_size;
-    // Scored as the merge scored it.
-    c.precision = t.precision;
-    c.channels_last = t.channels_last ? "on" : "off";
-    GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
-                       "task '{}': its dataset {} (recorded in the results) is missing", c.name,
-                       c.dataset);
-    try {
-      out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
-    } catch (const ConfigError& e) {
-      // What the results recorded (arch, kind, classes) does not make a model: name the file.
-      throw InputError(
-          format("{} (/tasks/{}): {}; the file was altered or written by another "
-                 "gemel",
-                 path, t.name, e.what()));
-    }
-  }
-  std::vector<models::Model*> models;
-  std::vector<merge::CatalogModel> described;
-  merge::Snapshot states;
-  for (const auto& task : out) {
-    models.push_back(&task->model());
-    described.push_back(merge::describeModel(task->name(), task->model()));
-    states.push_back(io::fullStateDict(r, task->name()));
-    // The file's tensors must fit the model before they are tied: an InputError naming the
-    // file and the task, not a broken invariant further down.
-    task->model().loadStateDict(
-        states.back(), {false, format("{} (/tasks/{}, its params and the /shared tensors it uses)",
-                                      path, task->name())});
-  }
-  const merge::LayerCatalog catalog(std::move(described));
-  const auto plan = merge::SharingPlan::fromJson(r.plan_json, path + " (/search/state plan)");
-  for (const auto& [key, members] : plan.instances()) {
-    GEMEL_THROW_IF_NOT(
-        key.first < static_cast<int>(catalog.groups().size()) &&
-            key.second < static_cast<int>(catalog.groups()[key.first].instances.size()),
-        InputError,
-        "{}: the sharing plan names layer group {} instance {}, which its tasks' "
-        "models do not have; the file was altered",
-        path, key.first, key.second);
-  }
-  merge::materialize(models, catalog, plan, states, plan);
-  return out;
-}
+// gemel train holds out every kHoldOutEvery-th training example to choose its epoch on.
+constexpr int kHoldOutEvery = 10;
 
 int runTrainCmd(const Args& args, const dist::World& world) {
   po::options_description desc("train options");
@@ -154,12 +92,15 @@ int runTrainCmd(const Args& args, const dist::World& world) {
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
-  std::printf("%-28s %-12s %8s %8s %10s %-6s  %s\n", "task", "arch", "epochs", "seconds",
-              "val score", "metric", "weights");
+  std::printf("%-28s %-12s %8s %8s %10s %10s %-6s  %s\n", "task", "arch", "epochs", "seconds",
+              "held-out", "val score", "metric", "weights");
   for (std::size_t i = 0; i < w.tasks.size(); ++i) {
     auto& task = w.tasks[i];
     const auto t0 = std::chrono::steady_clock::now();
     train::TaskRuntime rt(task, static_cast<int>(i), device, static_cast<uint64_t>(w.search.seed));
+    // The epoch is chosen on a tenth of the train split held out from training, not on the
+    // val split: the val score, which sets the merge's target, is then not a lucky peak.
+    rt.holdOut(kHoldOutEvery);
     auto o = train::TrainOptions::fromSearch(w.search);
     if (vm.count("lr")) o.lr = vm["lr"].as<double>();
     o.epochs = vm["epochs"].as<double>();
@@ -169,11 +110,14 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     o.keep_best = true;
     o.label = "train " + task.name;
     // A target above 100%: never met, so the whole budget is trained.
-    train::JointTrainer trainer({{static_cast<int>(i), task.name, 2.0, &rt, 1.0, nullptr}}, o);
+    train::TrialTask trained{static_cast<int>(i), task.name, 2.0, &rt, 1.0, nullptr};
+    trained.validate_on = train::EvalSplit::kHeldOut;
+    train::JointTrainer trainer({trained}, o);
     const auto result = trainer.run();
     GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
                        "task '{}': the loss diverged (NaN); lower --lr", task.name);
-    const double acc = result.scores[0];
+    const double held_out = result.scores[0];
+    const double acc = rt.score();  // on the val split, with the weights chosen
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
     // Made only once there is something to put in it (checked writable above).
     if (i == 0) fs::create_directories(out);
@@ -181,10 +125,10 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
     task.unmerged_acc = acc;
-    std::printf("%-28s %-12s %8.2f %8.1f %10.4f %-6s  %s\n", task.name.c_str(), task.arch.c_str(),
-                result.epochs,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), acc,
-                rt.objective().metric().c_str(), weights.c_str());
+    std::printf("%-28s %-12s %8.2f %8.1f %10.4f %10.4f %-6s  %s\n", task.name.c_str(),
+                task.arch.c_str(), result.epochs,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                held_out, acc, rt.objective().metric().c_str(), weights.c_str());
     std::fflush(stdout);
   }
   const auto yaml = (fs::path(out) / (w.name + ".trained.yaml")).string();
@@ -261,7 +205,7 @@ int runEvalCmd(const Args& args, const dist::World& world) {
   setupThreads(vm, world, vm["json"].as<bool>());
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
-  auto tasks = loadResultsModels(r, path, train::defaultDevice());
+  auto tasks = merge::loadMergedTasks(r, path, train::defaultDevice());
   std::vector<double> acc;
   bool all_met = true;
   for (auto& t : tasks) {

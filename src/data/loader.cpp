@@ -4,6 +4,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -101,8 +102,20 @@ struct ShardedLoader::Impl {
   std::exception_ptr error;
   std::thread worker;
 
+  // Whether the split's example `index` is in the part this loader reads.
+  bool inPart(int64_t index) const {
+    const int k = options.holdout_every;
+    if (k <= 0) return true;
+    return (index % k == k - 1) == options.held_out;
+  }
+  // Examples of the shard in the part.
+  int64_t count() const {
+    int64_t n = 0;
+    for (int64_t i = shard.begin; i < shard.end; ++i) n += inPart(i);
+    return n;
+  }
   int64_t batches() const {
-    const int64_t n = shard.size(), b = options.batch_size;
+    const int64_t n = count(), b = options.batch_size;
     return options.drop_last ? n / b : (n + b - 1) / b;
   }
 
@@ -152,11 +165,17 @@ struct ShardedLoader::Impl {
         cache = HostBuffer(shard.size() * reader->info().imageBytes());
         reader->readImages(options.split, shard.begin, shard.size(), cache.data());
       }
-      const auto order = epochOrder(shard, options.shuffle, options.seed, epoch, options.rank);
+      auto order = epochOrder(shard, options.shuffle, options.seed, epoch, options.rank);
+      if (options.holdout_every > 0) {
+        order.erase(
+            std::remove_if(order.begin(), order.end(), [this](int64_t i) { return !inPart(i); }),
+            order.end());
+      }
       const int64_t total = batches();
       for (int64_t b = first_batch; b < total; ++b) {
         const int64_t first = b * options.batch_size;
-        const int64_t count = std::min(options.batch_size, shard.size() - first);
+        const int64_t count =
+            std::min(options.batch_size, static_cast<int64_t>(order.size()) - first);
         auto batch = makeBatch(order, first, count);
         std::unique_lock<std::mutex> lock(mutex);
         space.wait(lock, [&] { return stop || static_cast<int>(queue.size()) < options.prefetch; });
@@ -220,7 +239,7 @@ std::optional<Batch> ShardedLoader::next() {
   return batch;
 }
 
-int64_t ShardedLoader::shardSize() const { return impl_->shard.size(); }
+int64_t ShardedLoader::shardSize() const { return impl_->count(); }
 int64_t ShardedLoader::batchesPerEpoch() const { return impl_->batches(); }
 const DatasetInfo& ShardedLoader::info() const { return impl_->reader->info(); }
 

@@ -36,6 +36,35 @@ double MergeCoordinator::elapsed() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+// Each target against what its val set can tell: the binomial standard error of a score
+// measured on n images, sqrt(p (1 - p) / n), against what the target lets the task lose. When
+// two standard errors exceed that margin, chance alone moves scores across the target.
+void MergeCoordinator::logTargets() const {
+  for (int t = 0; t < static_cast<int>(o_.val_sizes.size()) && t < runner_.tasks(); ++t) {
+    const int64_t n = o_.val_sizes[static_cast<std::size_t>(t)];
+    if (n <= 0) continue;
+    const auto& task = w_.tasks[static_cast<std::size_t>(t)];
+    const double p = std::clamp(unmerged_[t], 0.0, 1.0);
+    const double error = std::sqrt(p * (1 - p) / static_cast<double>(n));
+    const double margin = unmerged_[t] - target_[t];
+    log::info("merge",
+              "{}: target {} ({} of {} {}) on {} val images; a score's standard error there is "
+              "{} (binomial)",
+              task.name, formatFixed(target_[t], 4), formatFixed(task.accuracy_target, 3),
+              formatFixed(unmerged_[t], 4), train::makeObjective(task)->metric(), n,
+              formatFixed(error, 4));
+    if (2 * error > margin) {
+      log::warn(
+          "merge",
+          "{}: its val set of {} images is too small for its target to mean much: two "
+          "standard errors ({}) exceed what the target lets it lose ({}), so scores cross "
+          "the target by chance; a val split of about {} images would resolve it",
+          task.name, n, formatFixed(2 * error, 4), formatFixed(margin, 4),
+          margin > 0 ? static_cast<int64_t>(std::ceil(4 * p * (1 - p) / (margin * margin))) : 0);
+    }
+  }
+}
+
 io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   const auto& catalog = runner_.catalog();
   const int n = runner_.tasks();
@@ -62,6 +91,7 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
     }
   }
   runner_.setTargets(target_);
+  logTargets();
   if (control_.lead()) {
     planner_ =
         std::make_unique<Planner>(catalog, parseStrategy(w_.search.strategy), w_.search.groups);

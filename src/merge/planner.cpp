@@ -48,16 +48,6 @@ SharingPlan SharingPlan::with(const Trial& trial) const {
 
 namespace {
 
-std::vector<int> parseInts(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoi(item));
-  }
-  return out;
-}
-
 std::string joinInts(const std::vector<int>& values) {
   std::string out;
   for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + std::to_string(values[i]);
@@ -65,7 +55,6 @@ std::string joinInts(const std::vector<int>& values) {
 }
 
 }  // namespace
-
 
 std::string SharingPlan::json() const {
   std::string out = "[";
@@ -76,7 +65,6 @@ std::string SharingPlan::json() const {
   }
   return out + "]";
 }
-
 
 SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& where) {
   SharingPlan plan;
@@ -123,8 +111,6 @@ SharingPlan SharingPlan::fromJson(const std::string& json, const std::string& wh
   if (depth != 0) throw bad();
   return plan;
 }
-
-
 
 Strategy parseStrategy(const std::string& name) {
   if (name == "greedy") return Strategy::kGreedy;

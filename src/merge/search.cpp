@@ -117,8 +117,11 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     requireWritableDirectory(o.out_dir, "give --out a writable directory with room for results.h5");
   // Placement: every rank computes the same one from the tasks' estimated costs.
   std::vector<dist::TaskCost> costs;
+  MergeOptions options = o;
+  options.val_sizes.clear();
   for (const auto& t : w.tasks) {
     const data::DatasetReader header(t.dataset);
+    options.val_sizes.push_back(header.size("val"));
     const auto& info = header.info();
     costs.push_back(
         {t.name, dist::estimateTaskCost(t.arch, info.height, info.width, header.size("train"))});
@@ -137,7 +140,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   // --resume: every rank reads the last results (the lead replaces the file only after this).
   std::optional<io::Results> previous;
   if (o.resume) previous = readForResume(results_path, w, runner.catalog(), workload_path);
-  MergeCoordinator coordinator(w, workload_path, o, runner, world);
+  MergeCoordinator coordinator(w, workload_path, options, runner, world);
   return coordinator.run(previous);
 }
 

@@ -36,8 +36,7 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
   for (int t = 0; t < tasks(); ++t) {
     const int owner = placement.owner(t);
     described.push_back(dist::wire::unpackCatalogModel(world.share(
-        world.rank() == owner ? dist::wire::pack(describeModel(w.tasks[t].name, *models_[t]))
-                              : "",
+        world.rank() == owner ? dist::wire::pack(describeModel(w.tasks[t].name, *models_[t])) : "",
         owner)));
   }
   catalog_ = std::make_unique<LayerCatalog>(std::move(described));

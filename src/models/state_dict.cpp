@@ -1,5 +1,7 @@
 #include "gemel/models/state_dict.h"
 
+#include <exception>
+
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
@@ -249,9 +251,19 @@ void writeStateDict(const std::string& path, const StateDict& state) {
   p.op('.');  // STOP
 
   AtomicFileWriter file(path);
+  // A failed write (a full disk) is kept and rethrown once the zip writer is done: thrown
+  // through miniz, or reported to it as a short write, it ends in an exception from the
+  // writer's destructor, which terminates the process.
+  std::exception_ptr failed;
   {
     caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
-      file.write(data, size);
+      if (!failed) {
+        try {
+          file.write(data, size);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      }
       return size;
     });
     writer.writeRecord("data.pkl", p.bytes().data(), p.bytes().size());
@@ -262,6 +274,7 @@ void writeStateDict(const std::string& path, const StateDict& state) {
     }
     writer.writeEndOfFile();
   }
+  if (failed) std::rethrow_exception(failed);
   file.commit();
 }
 

@@ -80,7 +80,7 @@ std::vector<double> JointTrainer::validateAll() {
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     states[i] = objectiveOf(tasks_[i]).emptyState();
     if (!tasks_[i].local) continue;
-    const auto local = tasks_[i].local->validate();
+    const auto local = tasks_[i].local->validate(tasks_[i].validate_on);
     std::copy(local.counts.begin(), local.counts.end(),
               counts.begin() + static_cast<std::ptrdiff_t>(offset[i]));
     if (!local.records.empty()) {

@@ -61,8 +61,26 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   o.world_size = replica.world_size;
   o.seed = seed + static_cast<uint64_t>(index) * 1000003u;
   o.drop_last = data_->size("train") / replica.world_size >= o.batch_size;
+  train_options_ = o;
   train_ = std::make_unique<data::ShardedLoader>(data_, o);
 }
+
+void TaskRuntime::holdOut(int every) {
+  GEMEL_ASSERT(every >= 2 && batches_ == 0, "hold out every {}-th example, before training", every);
+  auto o = train_options_;
+  o.holdout_every = every;
+  train_ = std::make_unique<data::ShardedLoader>(data_, o);
+  GEMEL_THROW_IF_NOT(train_->shardSize() > 0, InputError,
+                     "task '{}': its train split is too small to hold out every {}-th example",
+                     config_.name, every);
+  o.held_out = true;
+  o.shuffle = false;
+  o.drop_last = false;
+  o.batch_size = std::max(64, config_.batch_size * 4);
+  held_out_ = std::make_unique<data::ShardedLoader>(data_, o);
+}
+
+int64_t TaskRuntime::heldOutSize() const { return held_out_ ? held_out_->shardSize() : 0; }
 
 // A staged batch: its tensors already on the device (copied on `stream`), and the event the
 // compute stream waits for before it uses them.
@@ -181,9 +199,10 @@ models::ModelOutput TaskRuntime::run(const torch::Tensor& x) {
   return out;
 }
 
-MetricState TaskRuntime::validate() {
+MetricState TaskRuntime::validate(EvalSplit split) {
+  GEMEL_ASSERT(split == EvalSplit::kVal || held_out_, "task {}: nothing held out", config_.name);
   // One loader for every validation: its shard is read (and cached) once.
-  if (!val_) {
+  if (split == EvalSplit::kVal && !val_) {
     data::LoaderOptions o;
     o.split = "val";
     o.batch_size = std::max(64, config_.batch_size * 4);
@@ -192,7 +211,7 @@ MetricState TaskRuntime::validate() {
     o.world_size = replica_.world_size;
     val_ = std::make_unique<data::ShardedLoader>(data_, o);
   }
-  auto& loader = *val_;
+  auto& loader = split == EvalSplit::kVal ? *val_ : *held_out_;
   loader.startEpoch(0);
   model_->train(false);
   torch::NoGradGuard no_grad;

@@ -54,7 +54,12 @@ io::Results results(const std::string& name) {
   return io::readResults(workload().file(name + "/results.h5"));
 }
 
-// Same trials, same decisions, scores within `tolerance`.
+// Same trials, same decisions, scores within three of the 96 val images of a task, and every
+// tensor within a relative difference of 0.05 (cuDNN and the CPU sum in other orders; over 4
+// steps a ReLU tie may flip: 0.04 was measured between thread counts on the CPU at 3 steps).
+constexpr double kScoreTolerance = 3.0 / 96;
+constexpr double kWeightTolerance = 0.05;
+
 void expectSameSearch(const io::Results& a, const io::Results& b, double tolerance) {
   EXPECT_EQ(a.plan_json, b.plan_json);
   ASSERT_EQ(a.trials.size(), b.trials.size());
@@ -65,6 +70,15 @@ void expectSameSearch(const io::Results& a, const io::Results& b, double toleran
   ASSERT_EQ(a.tasks.size(), b.tasks.size());
   for (std::size_t t = 0; t < a.tasks.size(); ++t) {
     EXPECT_NEAR(a.tasks[t].final_score, b.tasks[t].final_score, tolerance) << a.tasks[t].name;
+    const auto x = io::fullStateDict(a, a.tasks[t].name);
+    const auto y = io::fullStateDict(b, a.tasks[t].name);
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t k = 0; k < x.size(); ++k) {
+      if (!torch::isFloatingType(x[k].second.scalar_type())) continue;
+      const double scale = std::max(x[k].second.abs().max().item<double>(), 1e-2);
+      const double d = (x[k].second - y[k].second).abs().max().item<double>() / scale;
+      EXPECT_LE(d, kWeightTolerance) << a.tasks[t].name << ":" << x[k].first;
+    }
   }
 }
 
@@ -93,7 +107,7 @@ TEST(GpuMerge, OneRankOnTheGpuMatchesTheCpu) {
   EXPECT_NE(cpu.find("training on cpu"), std::string::npos) << cpu;
   const auto& gpu = oneRankOnTheGpu();
   EXPECT_NE(gpu.find("training on cuda:0"), std::string::npos) << gpu;
-  expectSameSearch(results("cpu"), results("gpu1"), 0.1);
+  expectSameSearch(results("cpu"), results("gpu1"), kScoreTolerance);
 }
 
 TEST(GpuMerge, TwoRanksShareOneGpuOverMpi) {
@@ -102,7 +116,7 @@ TEST(GpuMerge, TwoRanksShareOneGpuOverMpi) {
   const auto out = merge("CUDA_VISIBLE_DEVICES=0 " + mpirun(2), "mpi2", "--backend mpi");
   EXPECT_NE(out.find("training on cuda:0"), std::string::npos) << out;
   EXPECT_NE(out.find("gradient synchronisation: mpi"), std::string::npos) << out;
-  expectSameSearch(results("gpu1"), results("mpi2"), 0.1);
+  expectSameSearch(results("gpu1"), results("mpi2"), kScoreTolerance);
 }
 
 TEST(GpuVersion, ListsTheDevicesLibTorchSees) {

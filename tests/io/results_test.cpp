@@ -36,9 +36,81 @@ Results sample() {
   trial.trained = {"cars_resnet18"};
   trial.scores = {0.81};
   r.trials.push_back(trial);
+  // A second trial with every field a trial can have.
+  TrialRecord full;
+  full.number = 2;
+  full.label = "group 1, second try";
+  full.decision = "partial 2/3";
+  full.models = {"cars_resnet18", "people_resnet18", "bikes_resnet18"};
+  full.met = {"cars_resnet18", "bikes_resnet18"};
+  full.trained = {"cars_resnet18", "people_resnet18", "bikes_resnet18"};
+  full.scores = {0.86, 0.7, 0.91};
+  full.ended = "task people_resnet18 cannot reach its target";
+  full.dropped = {"people_resnet18"};
+  full.checked = {"cars_resnet18", "people_resnet18"};
+  full.check_scores = {0.87, 0.8};
+  full.bytes_saved = 4096;
+  full.steps = 120;
+  full.seconds = 12.5;
+  full.backoffs = 1;
+  full.lr = 0.0025;
+  r.trials.push_back(full);
+  SharedRecord shared;
+  shared.id = "g1_i0";
+  shared.signature = "conv 64x64x3x3";
+  shared.members = {"cars_resnet18:layer1.0.conv1", "bikes_resnet18:layer1.0.conv1"};
+  shared.tensors.emplace_back("weight", torch::arange(12, torch::kFloat).view({2, 2, 3}));
+  r.shared.push_back(shared);
+  r.plan_json = "[[1,0,[0,2]]]";
+  r.streams = {{17, 34}};
   r.total_bytes = 100;
+  r.possible_savings = 60;
+  r.achieved_savings = 40;
   r.timeline.emplace_back(0.0, 100);
+  r.timeline.emplace_back(12.5, 60);
   return r;
+}
+
+// Every field of every trial, the shared tensors and the search state read back as written.
+TEST(Results, EveryRecordedFieldReadsBack) {
+  gemel::testing::TempDir dir;
+  const auto path = dir.file("results.h5");
+  const auto written = sample();
+  writeResults(path, written);
+  const auto back = readResults(path);
+  ASSERT_EQ(back.trials.size(), written.trials.size());
+  for (std::size_t i = 0; i < written.trials.size(); ++i) {
+    const auto &w = written.trials[i], &b = back.trials[i];
+    EXPECT_EQ(b.number, w.number);
+    EXPECT_EQ(b.label, w.label);
+    EXPECT_EQ(b.decision, w.decision);
+    EXPECT_EQ(b.models, w.models);
+    EXPECT_EQ(b.met, w.met);
+    EXPECT_EQ(b.trained, w.trained);
+    EXPECT_EQ(b.scores, w.scores);
+    EXPECT_EQ(b.ended, w.ended);
+    EXPECT_EQ(b.dropped, w.dropped);
+    EXPECT_EQ(b.checked, w.checked);
+    EXPECT_EQ(b.check_scores, w.check_scores);
+    EXPECT_EQ(b.bytes_saved, w.bytes_saved);
+    EXPECT_EQ(b.steps, w.steps);
+    EXPECT_DOUBLE_EQ(b.seconds, w.seconds);
+    EXPECT_EQ(b.backoffs, w.backoffs);
+    EXPECT_DOUBLE_EQ(b.lr, w.lr);
+  }
+  ASSERT_EQ(back.shared.size(), 1u);
+  EXPECT_EQ(back.shared[0].id, "g1_i0");
+  EXPECT_EQ(back.shared[0].signature, written.shared[0].signature);
+  EXPECT_EQ(back.shared[0].members, written.shared[0].members);
+  ASSERT_EQ(back.shared[0].tensors.size(), 1u);
+  EXPECT_TRUE(torch::equal(back.shared[0].tensors[0].second, written.shared[0].tensors[0].second));
+  EXPECT_EQ(back.plan_json, written.plan_json);
+  EXPECT_EQ(back.streams, written.streams);
+  EXPECT_EQ(back.status, "done");
+  EXPECT_EQ(back.workload_yaml, written.workload_yaml);
+  EXPECT_EQ(back.possible_savings, 60);
+  EXPECT_EQ(back.achieved_savings, 40);
+  EXPECT_EQ(back.timeline, written.timeline);
 }
 
 TEST(Results, RoundTripsAndReadsVersionOneFiles) {
@@ -51,7 +123,7 @@ TEST(Results, RoundTripsAndReadsVersionOneFiles) {
   EXPECT_DOUBLE_EQ(back.tasks[0].unmerged_score, 0.9);
   EXPECT_DOUBLE_EQ(back.tasks[0].target, 0.855);
   EXPECT_DOUBLE_EQ(back.tasks[0].final_score, 0.87);
-  ASSERT_EQ(back.trials.size(), 1u);
+  ASSERT_EQ(back.trials.size(), 2u);
   EXPECT_EQ(back.trials[0].scores, std::vector<double>{0.81});
   EXPECT_TRUE(torch::equal(back.tasks[0].params[0].second, torch::tensor({0.5f, -0.5f})));
 
@@ -67,9 +139,9 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
         t.attrs[old] = t.attrs[new]
         del t.attrs[new]
     del t.attrs["metric"]
-    g = f["search/trials/0001"]
-    g.attrs["accuracy"] = g.attrs["scores"]
-    del g.attrs["scores"]
+    for g in f["search/trials"].values():
+        g.attrs["accuracy"] = g.attrs["scores"]
+        del g.attrs["scores"]
 )PY") + " " + shellQuote(path));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto old = readResults(path);

@@ -71,6 +71,10 @@ TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("trial"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("weight bytes:"), std::string::npos) << r.output;
+  // Each target with what its val set can resolve.
+  EXPECT_NE(r.output.find("on 120 val images; a score's standard error there is"),
+            std::string::npos)
+      << r.output;
   const auto results = dir.file("merged/results.h5");
   ASSERT_TRUE(fs::exists(results));
 
@@ -85,6 +89,8 @@ TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
   const double total = jsonNumber(json, "{", "total_bytes");
   const double merged = jsonNumber(json, "{", "merged_bytes");
 
+  // The merge shared something: fewer bytes than the unmerged models hold.
+  EXPECT_LT(merged, total - 1e5) << "nothing was shared: total " << total << " merged " << merged;
   // results.h5 holds each shared tensor once: its size follows the merged bytes.
   const double file_bytes = static_cast<double>(fs::file_size(results));
   EXPECT_LT(file_bytes, merged + 2e6) << "total " << total << " merged " << merged;
@@ -101,8 +107,16 @@ results, export, dsdir = sys.argv[1:4]
 f = h5py.File(results, "r")
 assert f.attrs["format"] == "gemel-results", f.attrs["format"]
 assert f.attrs["status"] == "done"
+assert len(f["shared"]) > 0, "nothing shared"
 for g in f["shared"].values():
     assert len(g.attrs["members"]) >= 2
+# Every shared layer has the same values in the exports of every model that shares it.
+exports = {t: torch.load(f"{export}/{t}.pt") for t in ("shoes_a_resnet18", "bags_b_resnet18")}
+for g in f["shared"].values():
+    members = [m.split(":") for m in g.attrs["members"]]
+    for name in g:
+        values = [exports[task][f"{module}.{name}"] for task, module in members]
+        assert all(torch.equal(values[0], v) for v in values[1:]), (g.name, name)
 for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b")):
     t = f["tasks"][task]
     m = torchvision.models.resnet18(num_classes=3)

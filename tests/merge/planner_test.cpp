@@ -5,8 +5,8 @@
 #include <functional>
 
 #include "gemel/core/error.h"
-#include "gemel/merge/planner.h"
 #include "gemel/dist/wire.h"
+#include "gemel/merge/planner.h"
 #include "layer_fixtures.h"
 
 namespace gemel::merge {

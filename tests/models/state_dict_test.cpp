@@ -1,5 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <torch/torch.h>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +22,7 @@ using gemel::testing::run;
 using gemel::testing::shellQuote;
 using gemel::testing::TempDir;
 using gemel::testing::writeText;
+namespace fs = std::filesystem;
 
 std::string errorOf(const std::string& path) {
   try {
@@ -124,12 +132,43 @@ torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), 'script.pt')
   EXPECT_FALSE(isTorchScriptFile(dir.file("ok.pt")));
 }
 
+// A write to an existing file that fails half-way (here: the file size limit, which binds root
+// too, reached in the middle of the tensor data) is one OutputError, and leaves the file it
+// would have replaced as it was, and no temporary file beside it.
 TEST(StateDict, FailedWriteKeepsTheExistingFile) {
   TempDir dir;
-  writeStateDict(dir.file("keep.pt"), {{"w", torch::ones({2})}});
+  const auto path = dir.file("keep.pt");
+  writeStateDict(path, {{"w", torch::ones({2})}});
+  const auto before = fs::file_size(path);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::signal(SIGXFSZ, SIG_IGN);  // an oversized write returns EFBIG instead of killing
+    const rlimit limit{64 << 10, 64 << 10};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 3;
+    try {
+      writeStateDict(path, {{"w", torch::ones({256, 1024})}});  // 1 MiB of data
+      code = 1;
+    } catch (const OutputError&) {
+      code = 0;
+    } catch (...) {
+      code = 2;
+    }
+    std::_Exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the write did not fail; 2: not an OutputError";
+  EXPECT_EQ(fs::file_size(path), before);
+  EXPECT_TRUE(torch::equal(readStateDict(path)[0].second, torch::ones({2})));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1) << "a temporary file was left behind";
+  // And a write into a directory that does not exist is one OutputError too.
   EXPECT_THROW(writeStateDict(dir.file("missing_dir/x.pt"), {{"w", torch::ones({2})}}),
                OutputError);
-  EXPECT_TRUE(torch::equal(readStateDict(dir.file("keep.pt"))[0].second, torch::ones({2})));
 }
 
 }  // namespace

@@ -91,8 +91,9 @@ void runAgainstPytorchyolo(const std::string& arch, int classes, int64_t size) {
     for (const auto& [n, s] : state) {
       if (n != name) continue;
       found = true;
-      if (name.find("num_batches_tracked") == std::string::npos)
+      if (name.find("num_batches_tracked") == std::string::npos) {
         EXPECT_TRUE(torch::equal(t, s)) << name;
+      }
     }
     EXPECT_TRUE(found) << name;
   }

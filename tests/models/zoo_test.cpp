@@ -93,11 +93,11 @@ TEST(Zoo, SmallMapConvMatchesTorchConv2d) {
     int64_t in, out, size, kernel, stride, padding, dilation;
     bool bias;
   };
-  const std::vector<Case> cases = {{64, 48, 2, 3, 1, 1, 1, false}, {32, 40, 4, 3, 2, 1, 1, true},
-                                   {48, 96, 4, 1, 1, 0, 1, false}, {96, 24, 8, 1, 2, 0, 1, true},
-                                   {16, 32, 1, 3, 2, 1, 1, false}, {24, 16, 5, 3, 2, 2, 2, true},
-                                   {40, 24, 4, 2, 1, 0, 1, false}, {16, 16, 8, 3, 1, 1, 1, false},
-                                   {256, 24, 3, 3, 1, 1, 1, true}, {256, 16, 5, 3, 2, 1, 1, false},
+  const std::vector<Case> cases = {{64, 48, 2, 3, 1, 1, 1, false},  {32, 40, 4, 3, 2, 1, 1, true},
+                                   {48, 96, 4, 1, 1, 0, 1, false},  {96, 24, 8, 1, 2, 0, 1, true},
+                                   {16, 32, 1, 3, 2, 1, 1, false},  {24, 16, 5, 3, 2, 2, 2, true},
+                                   {40, 24, 4, 2, 1, 0, 1, false},  {16, 16, 8, 3, 1, 1, 1, false},
+                                   {256, 24, 3, 3, 1, 1, 1, true},  {256, 16, 5, 3, 2, 1, 1, false},
                                    {256, 16, 6, 3, 1, 1, 1, false}, {512, 8, 5, 3, 1, 1, 1, true}};
   for (const auto& c : cases) {
     for (const bool channels_last : {false, true}) {
@@ -132,7 +132,9 @@ TEST(Zoo, SmallMapConvMatchesTorchConv2d) {
       EXPECT_TRUE(close(y, ref)) << what;
       EXPECT_TRUE(close(x.grad(), x2.grad())) << what << ": input gradient";
       EXPECT_TRUE(close(conv->weight.grad(), w.grad())) << what << ": weight gradient";
-      if (c.bias) EXPECT_TRUE(close(conv->bias.grad(), b.grad())) << what << ": bias gradient";
+      if (c.bias) {
+        EXPECT_TRUE(close(conv->bias.grad(), b.grad())) << what << ": bias gradient";
+      }
 
       conv->weight.mutable_grad() = torch::Tensor();
       auto x3 = x.detach().clone().requires_grad_();

@@ -37,12 +37,14 @@ void writeValData(const std::string& dataset, const std::string& out) {
   reader.readImages("val", 0, n, images.data_ptr<uint8_t>());
   std::vector<float> rows;
   for (int64_t i = 0; i < n; ++i) {
-    for (const auto& b : reader.boxes("val", i)) rows.insert(rows.end(), {float(i), b.cls, b.x1, b.y1, b.x2, b.y2});
+    for (const auto& b : reader.boxes("val", i))
+      rows.insert(rows.end(), {float(i), b.cls, b.x1, b.y1, b.x2, b.y2});
   }
-  models::writeStateDict(out, {{"images", images.permute({0, 3, 1, 2}).to(torch::kFloat).div(255).contiguous()},
-                               {"index", torch::arange(n, torch::kLong)},
-                               {"boxes", torch::tensor(rows).view({-1, 6})},
-                               {"classes", torch::tensor(int64_t(info.classes.size()))}});
+  models::writeStateDict(
+      out, {{"images", images.permute({0, 3, 1, 2}).to(torch::kFloat).div(255).contiguous()},
+            {"index", torch::arange(n, torch::kLong)},
+            {"boxes", torch::tensor(rows).view({-1, 6})},
+            {"classes", torch::tensor(int64_t(info.classes.size()))}});
 }
 
 TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
@@ -76,7 +78,8 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   r = gemel(format("merge --config {} --out {} --fixed-steps 8",
-                   shellQuote(dir.file("trained/mixed.trained.yaml")), shellQuote(dir.file("merged"))));
+                   shellQuote(dir.file("trained/mixed.trained.yaml")),
+                   shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("map50"), std::string::npos) << r.output;
   const auto results = dir.file("merged/results.h5");
@@ -85,7 +88,9 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"metric\":\"map50\""), std::string::npos) << json;
   const double map50 = jsonNumber(json, "bags_yolov3tiny", "score");
-  EXPECT_GT(map50, 0.01) << "the detector learned nothing in 20 epochs";
+  // It learned (20 epochs measured 0.038 to 0.077 unmerged), and the merge kept its target.
+  EXPECT_GT(jsonNumber(json, "bags_yolov3tiny", "unmerged_score"), 0.03) << json;
+  EXPECT_GE(map50, jsonNumber(json, "bags_yolov3tiny", "target")) << json;
 
   r = gemel(format("export --results {} --task bags_yolov3tiny --out {}", shellQuote(results),
                    shellQuote(dir.file("bags.pt"))));
@@ -114,8 +119,9 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   ASSERT_TRUE(std::regex_search(bags_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)")))
       << trained_yaml;
   const double single = std::stod(u[1]);
-  testing::writeText(dir.file("remeasure.yaml"),
-                     std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
+  testing::writeText(
+      dir.file("remeasure.yaml"),
+      std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
   r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
           format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
                  shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
@@ -139,8 +145,9 @@ using testing::gemel;
 // benchmarks print figures).
 TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
   for (const std::string arch : {"yolov3-tiny", "resnet18"}) {
-    const auto r = gemel(format("bench --arch {} --size 64 --batch 2 --steps 1 --classes 3 --modes fp32,fp32-cl --json",
-                                arch));
+    const auto r = gemel(format(
+        "bench --arch {} --size 64 --batch 2 --steps 1 --classes 3 --modes fp32,fp32-cl --json",
+        arch));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto json = r.output.substr(r.output.find('{'));
     EXPECT_NE(json.find("\"mode\":\"fp32\""), std::string::npos) << json;
@@ -151,21 +158,26 @@ TEST(BenchCli, TimesATrainingStepInBothMemoryFormats) {
   }
   // A workload's tasks, tied: two ResNet-18s share every conv (and no head: other classes).
   TempDir dir;
-  testing::writeText(dir.file("w.yaml"),
-                     "name: w\ntasks:\n"
-                     "  - {name: a_resnet18, arch: resnet18, num_classes: 3, image_size: 32, batch_size: 2}\n"
-                     "  - {name: b_resnet18, arch: resnet18, num_classes: 2, image_size: 32, batch_size: 2}\n");
-  const auto w = gemel(format("bench --config {} --steps 1 --modes fp32 --json", shellQuote(dir.file("w.yaml"))));
+  testing::writeText(
+      dir.file("w.yaml"),
+      "name: w\ntasks:\n"
+      "  - {name: a_resnet18, arch: resnet18, num_classes: 3, image_size: 32, batch_size: 2}\n"
+      "  - {name: b_resnet18, arch: resnet18, num_classes: 2, image_size: 32, batch_size: 2}\n");
+  const auto w = gemel(
+      format("bench --config {} --steps 1 --modes fp32 --json", shellQuote(dir.file("w.yaml"))));
   ASSERT_EQ(w.exit_code, 0) << w.output;
   const auto wj = w.output.substr(w.output.find('{'));
   EXPECT_NE(wj.find("\"models\":\"resnet18,resnet18\""), std::string::npos) << wj;
-  EXPECT_NE(wj.find("\"a_resnet18:layer4.1.conv2\",\"b_resnet18:layer4.1.conv2\""), std::string::npos) << wj;
+  EXPECT_NE(wj.find("\"a_resnet18:layer4.1.conv2\",\"b_resnet18:layer4.1.conv2\""),
+            std::string::npos)
+      << wj;
   const auto bad = gemel("bench --arch yolov3-tiny --size 100");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("multiple of 32"), std::string::npos) << bad.output;
   // The CUDA-graph mode needs a GPU (and ResNet classifiers): one clear usage error elsewhere.
   if (!torch::cuda::is_available()) {
-    const auto graph = gemel("bench --arch resnet18 --size 64 --batch 2 --steps 1 --modes fp32-graph");
+    const auto graph =
+        gemel("bench --arch resnet18 --size 64 --batch 2 --steps 1 --modes fp32-graph");
     EXPECT_EQ(graph.exit_code, 2) << graph.output;
     EXPECT_NE(graph.output.find("needs a CUDA device"), std::string::npos) << graph.output;
   }

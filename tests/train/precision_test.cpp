@@ -24,7 +24,7 @@ using testing::TempDir;
 // Validation scores `gemel train` printed, task by task.
 std::vector<double> trainedScores(const std::string& output) {
   std::vector<double> out;
-  const std::regex row("_resnet18 +resnet18 +[0-9.]+ +[0-9.]+ +([0-9.]+) top1");
+  const std::regex row("_resnet18 +resnet18 +[0-9.]+ +[0-9.]+ +[0-9.]+ +([0-9.]+) top1");
   for (auto it = std::sregex_iterator(output.begin(), output.end(), row);
        it != std::sregex_iterator(); ++it)
     out.push_back(std::stod((*it)[1]));

@@ -29,6 +29,10 @@ struct LoaderOptions {
   int prefetch = 4;                        // batches ready ahead
   bool pin_memory = true;                  // only when CUDA is available
   int64_t cache_bytes = int64_t(2) << 30;  // cache the shard in memory up to this size
+  // > 0: every holdout_every-th example of the split (index % holdout_every ==
+  // holdout_every - 1) is held out; the loader reads the rest, or, with held_out, only those.
+  int holdout_every = 0;
+  bool held_out = false;
 };
 
 // Where a source pixel lands in the model's input: x_in = sx * x + ox, y_in = sy * y + oy
@@ -62,7 +66,7 @@ class ShardedLoader {
   // The next batch of the epoch, or nullopt at its end.
   std::optional<Batch> next();
 
-  int64_t shardSize() const;
+  int64_t shardSize() const;  // examples this loader reads per epoch (its shard, its part)
   int64_t batchesPerEpoch() const;
   const DatasetInfo& info() const;
 

@@ -70,6 +70,7 @@ class MergeCoordinator {
   std::string collapse(const std::set<int>& involved, const train::TrialResult& outcome) const;
   train::TrainOptions trialOptions(const Trial& trial) const;
   void runTrial(const Trial& trial);
+  void logTargets() const;
   Decision decide(const Trial& trial, const train::TrialResult& outcome,
                   const train::TrainOptions& options);
   bool checkPartial(const Trial& trial, const std::set<int>& met,

@@ -31,6 +31,9 @@ struct MergeOptions {
   int max_trials = 0;       // 0: until the planner is done
   double time_budget = 0;   // seconds for the whole search (0: none; SearchConfig::time_budget)
   bool print_table = true;  // the trial table on stdout (rank 0)
+  // Per task: its val split's size, for the log's statement of what a target means on it
+  // (empty: not stated).
+  std::vector<int64_t> val_sizes;
   // Pick up from out_dir/results.h5: its weights, unmerged accuracies and targets, the
   // planner's state (replayed from its trials) and each task's position in its data stream,
   // so the run goes on as if it had not stopped. Trial numbers (and max_trials) count on.

@@ -66,6 +66,9 @@ struct TrialTask {
   // One of the trial's own models, which the trial may go on without (partial confirmation);
   // dropping a task that is not ends the trial.
   bool candidate = false;
+  // Where the trainer validates the task (its schedule and, with keep_best, its choice of
+  // weights): the val split, or the held-out part of the train split (TaskRuntime::holdOut).
+  EvalSplit validate_on = EvalSplit::kVal;
 };
 
 struct TrialResult {

@@ -18,6 +18,11 @@
 namespace gemel::train {
 
 // Which replica of a task this rank holds (a task on several ranks splits its data).
+// Where a task is validated: its val split, or the part of its train split held out from
+// training (gemel train chooses its epoch there, so that the val split, which sets the
+// merge's target, played no part in choosing the weights).
+enum class EvalSplit { kVal, kHeldOut };
+
 struct Replica {
   int rank = 0;        // this replica's shard of the task's data
   int world_size = 1;  // how many replicas hold the task (each takes 1/world_size of a batch)
@@ -69,7 +74,11 @@ class TaskRuntime final : public Trainable {
   torch::Tensor trainLossOn(const torch::Tensor& input, const data::Batch& prepared) override;
   // The objective's metric state over this rank's shard of the val split (model in eval mode,
   // no grad), to be gathered over ranks and replicas before Objective::score.
-  MetricState validate();
+  MetricState validate(EvalSplit split = EvalSplit::kVal);
+  // From now on trains on all but every `every`-th example of its train split, which
+  // validate(EvalSplit::kHeldOut) then scores. Call before training.
+  void holdOut(int every);
+  int64_t heldOutSize() const;
   // validate() scored, for one process that holds the whole val split.
   double score() { return objective_->score(validate()); }
 
@@ -83,6 +92,8 @@ class TaskRuntime final : public Trainable {
   std::shared_ptr<const data::DatasetReader> data_;
   std::unique_ptr<data::ShardedLoader> train_;
   std::unique_ptr<data::ShardedLoader> val_;  // made at the first validation, then reused
+  std::unique_ptr<data::ShardedLoader> held_out_;
+  data::LoaderOptions train_options_;
   uint64_t seed_ = 0;
   Precision precision_ = Precision::kFp32;
   bool channels_last_ = false;

@@ -66,6 +66,34 @@ void addWorkloadOptions(po::options_description& desc) {
 
 // gemel train holds out every kHoldOutEvery-th training example to choose its epoch on.
 constexpr int kHoldOutEvery = 10;
+// A diverging run starts again from the task's initial weights at a quarter of the step, at
+// most this many times: --lr (or search.lr) is where the step starts, and its ceiling.
+constexpr int kTrainBackoffs = 3;
+
+// Trains one task for the options' budget, choosing its weights on its held-out data; a loss
+// that is not finite restarts the run from the initial weights at lr / 4 (up to
+// kTrainBackoffs times) instead of failing.
+train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions o) {
+  models::StateDict initial;
+  for (const auto& [name, t] : rt.model().stateDict())
+    initial.emplace_back(name, t.detach().clone());
+  // A target above 100%: never met, so the whole budget is trained.
+  train::TrialTask task{rt.index(), rt.name(), 2.0, &rt, 1.0, nullptr};
+  task.validate_on = train::EvalSplit::kHeldOut;
+  for (int backoff = 0;; ++backoff) {
+    auto result = train::JointTrainer({task}, o).run();
+    if (!result.nan_loss) return result;
+    GEMEL_THROW_IF_NOT(backoff < kTrainBackoffs, InputError,
+                       "task '{}': the loss diverged (not finite) at every step size down to {}; "
+                       "check the dataset and the transforms' mean and std",
+                       rt.name(), o.lr);
+    log::warn("train", "task '{}': the loss diverged at lr {}; starting again at lr {}", rt.name(),
+              o.lr, o.lr / 4);
+    o.lr /= 4;
+    torch::NoGradGuard no_grad;
+    rt.model().loadStateDict(initial, {false, rt.name()});
+  }
+}
 
 int runTrainCmd(const Args& args, const dist::World& world) {
   po::options_description desc("train options");
@@ -73,7 +101,9 @@ int runTrainCmd(const Args& args, const dist::World& world) {
   desc.add_options()("out", po::value<std::string>(),
                      "output directory (default: <config dir>/trained)")(
       "epochs", po::value<double>()->default_value(6), "epochs per task")(
-      "lr", po::value<double>(), "learning rate (default: the workload's search.lr)");
+      "lr", po::value<double>(),
+      "starting step size and ceiling (default: the workload's search.lr); a diverging run "
+      "starts again at a quarter of it");
   po::variables_map vm;
   if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
     return 0;
@@ -108,14 +138,9 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     o.early_stop = false;
     o.adaptive = false;
     o.keep_best = true;
+    o.warmup_epochs = 1;
     o.label = "train " + task.name;
-    // A target above 100%: never met, so the whole budget is trained.
-    train::TrialTask trained{static_cast<int>(i), task.name, 2.0, &rt, 1.0, nullptr};
-    trained.validate_on = train::EvalSplit::kHeldOut;
-    train::JointTrainer trainer({trained}, o);
-    const auto result = trainer.run();
-    GEMEL_THROW_IF_NOT(!result.nan_loss, InputError,
-                       "task '{}': the loss diverged (NaN); lower --lr", task.name);
+    const auto result = trainWithBackoff(rt, o);
     const double held_out = result.scores[0];
     const double acc = rt.score();  // on the val split, with the weights chosen
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();

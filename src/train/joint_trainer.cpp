@@ -220,6 +220,10 @@ TrialResult JointTrainer::run() {
       active[i] = !r.dropped[i];
       weights[i] = run.weight[i] * tasks_[i].loss_scale;
     }
+    if (options_.warmup_epochs > 0) {
+      const double ramp = options_.warmup_epochs * static_cast<double>(run.steps_per_epoch);
+      run.step->setLr(options_.lr * std::min(1.0, static_cast<double>(r.steps + 1) / ramp));
+    }
     const auto total = run.step->forward(active, weights);
     const int64_t step = r.steps + 1;
     const bool validating = step >= run.next_validation || step >= run.budget;

@@ -233,6 +233,10 @@ torch::Tensor TrainStep::graphedForward(const std::vector<bool>& requested,
   return total;
 }
 
+void TrainStep::setLr(double lr) {
+  if (optimizer_) optimizer_->setLr(lr);
+}
+
 void TrainStep::apply(const torch::Tensor& total) {
   if (total.defined() && !backward_done_) (scale_.defined() ? total * scale_ : total).backward();
   // Parameters this rank did not use this step (a dropped task) get zero gradients, so that

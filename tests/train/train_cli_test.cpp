@@ -60,5 +60,29 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
   EXPECT_NEAR(std::stod(m[1]), val, 1e-4) << trained;
 }
 
+// A step size at which the loss diverges is not an error: the run starts again from the
+// initial weights at a quarter of the step, until it trains.
+TEST(TrainCli, ADivergingRunStartsAgainAtAQuarterOfTheStep) {
+  TempDir dir;
+  testing::FashionWorkload w;
+  w.header = "name: steep\ndefaults: {batch_size: 32}\n";
+  w.tasks = {{"shoes_a_resnet18", {1, 8, 9}}};
+  w.size = 32;
+  w.max_train = 320;
+  const auto yaml = testing::writeFashionWorkload(dir, "steep.yaml", w);
+  const auto r = gemel(format("train --config {} --epochs 3 --lr 50 --out {}", shellQuote(yaml),
+                              shellQuote(dir.file("trained"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("the loss diverged at lr 50; starting again at lr 12.5"),
+            std::string::npos)
+      << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.output, m,
+      std::regex("shoes_a_resnet18 +resnet18 +[0-9.]+ +[0-9.]+ +[0-9.]+ +([0-9.]+) top1")))
+      << r.output;
+  EXPECT_GT(std::stod(m[1]), 0.45) << "no better than chance (1/3)\n" << r.output;
+}
+
 }  // namespace
 }  // namespace gemel

@@ -1,5 +1,5 @@
 #pragma once
-// The edge box's scheduler, simulated (issue 14's `gemel simulate`): camera streams, one model
+// The edge box's scheduler, simulated (`gemel simulate`): camera streams, one model
 // each, share a GPU (or CPU) memory budget. Torch-free and deterministic.
 //
 // Time is in seconds. Every stream delivers `frames` frames at `fps` (frame k arrives at k/fps).
@@ -34,7 +34,7 @@ struct Block {
 struct ModelProfile {
   std::string name;
   std::vector<Block> blocks;
-  std::vector<int> batch_sizes;        // ascending, e.g. 1, 2, 4, 8
+  std::vector<int> batch_sizes;         // ascending, e.g. 1, 2, 4, 8
   std::vector<double> latency_seconds;  // per batch size: one batch's run time
   std::vector<int64_t> run_bytes;       // per batch size: memory the run needs besides weights
   int64_t residentBytes() const;
@@ -44,8 +44,8 @@ struct SimulationOptions {
   int64_t memory_bytes = 0;
   double fps = 30;
   double sla_seconds = 0.1;
-  int64_t frames = 3000;  // per stream
-  int batch = 0;          // 0: auto
+  int64_t frames = 3000;   // per stream
+  int batch = 0;           // 0: auto
   bool load_costs = true;  // false: the no-swap-cost mode (loads are free, still counted)
   // The box starts with models loaded, in stream order, while they fit beside the largest
   // smallest-batch run memory; these loads are free and not counted.
@@ -59,16 +59,17 @@ struct StreamResult {
 
 struct SimulationResult {
   std::vector<StreamResult> streams;
-  int64_t loads = 0;          // models made resident by loading at least one block
-  double load_seconds = 0;    // clock time spent loading
-  double end_seconds = 0;     // when the last frame was processed or skipped
+  int64_t loads = 0;        // models made resident by loading at least one block
+  double load_seconds = 0;  // clock time spent loading
+  double end_seconds = 0;   // when the last frame was processed or skipped
   int64_t processed() const;
   int64_t skipped() const;
 };
 
 // Throws UsageError when a model cannot run at all within the budget (its blocks and its
 // smallest batch's run memory exceed it), naming the model and both sizes.
-SimulationResult simulate(const std::vector<ModelProfile>& models, const SimulationOptions& options);
+SimulationResult simulate(const std::vector<ModelProfile>& models,
+                          const SimulationOptions& options);
 
 // The same models with every block made private (the unmerged deployment).
 std::vector<ModelProfile> unmerged(const std::vector<ModelProfile>& models);

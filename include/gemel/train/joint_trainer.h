@@ -36,6 +36,9 @@ struct TrainOptions {
   bool adaptive = true;            // loss weights, validation cadence, dropping
   int64_t max_steps = 0;           // hard cap (0: none), for tests and benchmarks
   double drop_after_epochs = 0.5;  // no task is dropped before this much training
+  // > 0: the step size rises linearly from lr / steps to lr over this many epochs (training
+  // from scratch: the first steps of an untrained network are the ones that diverge).
+  double warmup_epochs = 0;
   // Independent training (gemel train; tasks that share nothing): each task ends with the
   // weights of its best validation, not its last.
   bool keep_best = false;

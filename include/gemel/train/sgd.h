@@ -34,6 +34,7 @@ class ForeachSgd {
   // One step over the parameters that have gradients (all of them, in a joint step).
   void step();
   const SgdOptions& options() const { return options_; }
+  void setLr(double lr) { options_.lr = lr; }
 
  private:
   std::vector<torch::Tensor> params_;

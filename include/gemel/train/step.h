@@ -72,6 +72,8 @@ class TrainStep {
   // The losses since the last call (one host synchronisation); nullopt when none.
   std::optional<Pending> takePending();
   int64_t graphedSteps() const { return graphed_steps_; }
+  // The optimizer's step size from the next step on (warm-up).
+  void setLr(double lr);
   const std::vector<torch::Tensor>& params() const { return params_; }
 
  private:

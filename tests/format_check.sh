@@ -11,7 +11,7 @@ if [ -z "$format" ]; then
   echo "format check: clang-format-14 is missing (apt-get install clang-format-14)" >&2
   exit 2
 fi
-if ! git rev-parse --verify -q "$base^{commit}" >/dev/null; then
+if ! git rev-parse --verify -q "$base^{commit}" >/dev/null 2>&1; then
   echo "format check: no commit '$base' to compare with (a shallow clone?); checking every file"
   base=$(git hash-object -t tree /dev/null)
 fi

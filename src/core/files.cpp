@@ -39,8 +39,8 @@ std::string writeFailure(const std::string& path, int err) {
     if ((st.f_flag & ST_RDONLY) != 0 || err == EROFS) {
       why += format(": the file system holding {} is read-only", dir.string());
     } else if (err == ENOSPC || err == EDQUOT || free_bytes < (uint64_t(1) << 20)) {
-      why += format(": the file system holding {} is full ({} bytes free)", dir.string(),
-                    free_bytes);
+      why +=
+          format(": the file system holding {} is full ({} bytes free)", dir.string(), free_bytes);
     }
   }
   return why;

@@ -149,7 +149,8 @@ class HostCache final : public c10::Allocator {
     if (!p) return;
     void* base = static_cast<char*>(p) - kHeader;
     const auto* header = static_cast<const Header*>(base);
-    TORCH_CHECK(header->magic == kMagic, "gemel host allocator: freeing a block it did not hand out");
+    TORCH_CHECK(header->magic == kMagic,
+                "gemel host allocator: freeing a block it did not hand out");
     if (header->size == 0) {
       std::free(base);
     } else {
@@ -196,9 +197,9 @@ class HostCache final : public c10::Allocator {
   std::mutex mutex_;
   std::size_t limit_;
   std::atomic<bool> caching_;
-  std::list<Idle> age_;                                         // idle blocks, oldest first
+  std::list<Idle> age_;                                            // idle blocks, oldest first
   std::multimap<std::size_t, std::list<Idle>::iterator> by_size_;  // the same, by class
-  std::map<void*, std::size_t> sizes_;                          // live blocks
+  std::map<void*, std::size_t> sizes_;                             // live blocks
   std::size_t idle_bytes_ = 0, live_bytes_ = 0;
   int64_t hits_ = 0, misses_ = 0;
 };
@@ -212,8 +213,9 @@ std::size_t defaultLimit() {
     if (end != mb && *end == '\0') return static_cast<std::size_t>(v) << 20;
   }
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4
-                               : std::size_t(1) << 30;
+  return pages > 0 && page > 0
+             ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4
+             : std::size_t(1) << 30;
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& 
   cv::VideoCapture cap(video);
   GEMEL_THROW_IF_NOT(cap.isOpened(), InputError, "{}: OpenCV cannot open this video", video);
   const auto frames = static_cast<int64_t>(cap.get(cv::CAP_PROP_FRAME_COUNT));
-  GEMEL_THROW_IF_NOT(frames >= 10, InputError, "{}: {} frames, too few for a camera", video, frames);
+  GEMEL_THROW_IF_NOT(frames >= 10, InputError, "{}: {} frames, too few for a camera", video,
+                     frames);
   const FashionMnistSplit sources[2] = {readFashionMnist(fashion_dir, "train"),
                                         readFashionMnist(fashion_dir, "t10k")};
   const std::array<std::vector<int64_t>, 2> items[2] = {itemsOf(sources[0]), itemsOf(sources[1])};
@@ -111,7 +112,8 @@ std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& 
     const int side = std::min(frame.rows, frame.cols) * (5 + static_cast<int>(u(rng) * 4)) / 8;
     const int wx = static_cast<int>(u(rng) * (frame.cols - side)),
               wy = static_cast<int>(u(rng) * (frame.rows - side));
-    cv::resize(frame(cv::Rect(wx, wy, side, side)), rgb, cv::Size(size, size), 0, 0, cv::INTER_AREA);
+    cv::resize(frame(cv::Rect(wx, wy, side, side)), rgb, cv::Size(size, size), 0, 0,
+               cv::INTER_AREA);
     cv::cvtColor(rgb, rgb, cv::COLOR_BGR2RGB);
     const int s = p.split == "train" ? 0 : 1;
     std::vector<Box> boxes;

@@ -76,8 +76,8 @@ std::string buildDemo(const std::string& out_dir, const std::string& fashion_dir
   if (haveOpenCV() && std::filesystem::exists(video)) {
     const char* name = "bags_street_yolov3tiny";
     const auto file = config::defaultDatasetName(name, "yolov3-tiny", config::TaskKind::kDetection);
-    const auto counts = buildBagsCamera(out_dir + "/" + file, fashion_dir, video, kBagsSize,
-                                        kBagsTrain, kBagsVal);
+    const auto counts =
+        buildBagsCamera(out_dir + "/" + file, fashion_dir, video, kBagsSize, kBagsTrain, kBagsVal);
     log::info("data", "demo: {} (bags and sneakers on {}, {}x{}): {} train, {} val images", file,
               video, kBagsSize, kBagsSize, counts[0], counts[1]);
     yaml += format(
@@ -86,8 +86,9 @@ std::string buildDemo(const std::string& out_dir, const std::string& fashion_dir
         "    transforms: {mean: [0, 0, 0], std: [1, 1, 1], hflip: true, scale_jitter: 0.2}\n",
         name, kBagsSize);
   } else {
-    log::warn("data", "demo: no detection camera: {}", haveOpenCV() ? video + " is missing (install opencv-doc)"
-                                                                   : "gemel was built without OpenCV");
+    log::warn("data", "demo: no detection camera: {}",
+              haveOpenCV() ? video + " is missing (install opencv-doc)"
+                           : "gemel was built without OpenCV");
   }
   const auto yaml_path = out_dir + "/demo.yaml";
   writeFileAtomic(yaml_path, yaml.data(), yaml.size());

@@ -98,8 +98,8 @@ FashionMnistSplit readFashionMnist(const std::string& dir, const std::string& sp
                      images.dims[1], images.dims[2]);
   for (int64_t i = 0; i < labels.dims[0]; ++i) {
     GEMEL_THROW_IF_NOT(labels.data[i] < 10, InputError,
-                       "{}: label {} of image {} is out of range 0..9", labels_path,
-                       labels.data[i], i);
+                       "{}: label {} of image {} is out of range 0..9", labels_path, labels.data[i],
+                       i);
   }
   return {images.dims[0], std::move(images.data), std::move(labels.data)};
 }

@@ -23,9 +23,9 @@ class File;
 // Versions 2 and 3 (HDF5 1.8 and 1.10 formats) are checksummed; 0 and 1 are not.
 struct Superblock {
   int version = 0;
-  bool complete = false;  // versions 2, 3: the fields below were read
-  std::uint64_t base = 0;  // file offset of address 0
-  std::uint64_t root = 0;  // the root group's object header
+  bool complete = false;                   // versions 2, 3: the fields below were read
+  std::uint64_t base = 0;                  // file offset of address 0
+  std::uint64_t root = 0;                  // the root group's object header
   std::optional<std::uint64_t> extension;  // the superblock extension's object header
 };
 // Empty when the file has no HDF5 signature.

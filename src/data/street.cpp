@@ -85,8 +85,8 @@ std::vector<cv::Mat> motionMasks(const std::string& video) {
     frames.push_back(small.clone());
   }
   GEMEL_THROW_IF_NOT(frames.size() >= 10, InputError,
-                     "{}: only {} frames; the street workload needs a video of at least 10",
-                     video, frames.size());
+                     "{}: only {} frames; the street workload needs a video of at least 10", video,
+                     frames.size());
   const int h = frames[0].rows, w = frames[0].cols;
   cv::Mat background(h, w, CV_8UC1);
   std::vector<uint8_t> column(frames.size());
@@ -221,11 +221,11 @@ std::string buildStreet(const std::string& out_dir, const std::string& opencv_da
       "tasks:\n";
   auto task_yaml = [&](const std::string& name, const std::string& arch, std::size_t classes,
                        const std::string& file) {
-    return format("  - name: {}\n    arch: {}\n    num_classes: {}\n    image_size: {}\n"
-                  "    transforms: {}\n",
-                  name, arch, classes, size,
-                  "{" + trainMoments(file).yaml() +
-                      format(", hflip: true, crop_padding: {}}", size / 16));
+    return format(
+        "  - name: {}\n    arch: {}\n    num_classes: {}\n    image_size: {}\n"
+        "    transforms: {}\n",
+        name, arch, classes, size,
+        "{" + trainMoments(file).yaml() + format(", hflip: true, crop_padding: {}}", size / 16));
   };
   const std::vector<Camera> cameras = {
       {"street_near_resnet18", 280, 472, 6, 0.005, 0.04},
@@ -233,9 +233,10 @@ std::string buildStreet(const std::string& out_dir, const std::string& opencv_da
   };
   std::vector<std::string> paths;
   for (const auto& cam : cameras) {
-    paths.push_back((fs::path(out_dir) / config::defaultDatasetName(
-                                             cam.name, "resnet18", config::TaskKind::kClassification))
-                        .string());
+    paths.push_back(
+        (fs::path(out_dir) /
+         config::defaultDatasetName(cam.name, "resnet18", config::TaskKind::kClassification))
+            .string());
   }
   convertCameras(video, masks, cameras, size, paths);
   for (std::size_t c = 0; c < cameras.size(); ++c) {

@@ -132,8 +132,8 @@ torch::Tensor applyAugmentation(const torch::Tensor& images, const config::Trans
   return device.is_cpu() ? applyCpu(images, t, a) : applyTensorOps(images, t, a, device);
 }
 
-torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t,
-                            Draws* draws, const torch::Device& device, Augmentation* applied) {
+torch::Tensor prepareImages(const torch::Tensor& images, const config::Transforms& t, Draws* draws,
+                            const torch::Device& device, Augmentation* applied) {
   const int64_t b = images.size(0);
   Augmentation aug;
   if (draws) {
@@ -228,9 +228,9 @@ torch::Tensor prepareDetection(Batch& batch, const config::Transforms& t, int64_
         x1 = std::clamp(x1, 0.0, limit);
         x2 = std::clamp(x2, 0.0, limit);
         if (x2 - x1 < 2 || y2 - y1 < 2) continue;
-        rows.insert(rows.end(), {float(i), box.cls, float((x1 + x2) / 2 / limit),
-                                 float((y1 + y2) / 2 / limit), float((x2 - x1) / limit),
-                                 float((y2 - y1) / limit)});
+        rows.insert(rows.end(),
+                    {float(i), box.cls, float((x1 + x2) / 2 / limit), float((y1 + y2) / 2 / limit),
+                     float((x2 - x1) / limit), float((y2 - y1) / limit)});
       }
     }
   }
@@ -244,11 +244,10 @@ torch::Tensor prepareDetection(Batch& batch, const config::Transforms& t, int64_
   // normalised coordinates).
   std::vector<float> theta;
   for (const auto& m : batch.maps) {
-    theta.insert(theta.end(),
-                 {float(double(size) / (m.sx * double(w))), 0.0f,
-                  float((double(size) - 2 * m.ox) / (m.sx * double(w)) - 1), 0.0f,
-                  float(double(size) / (m.sy * double(h))),
-                  float((double(size) - 2 * m.oy) / (m.sy * double(h)) - 1)});
+    theta.insert(theta.end(), {float(double(size) / (m.sx * double(w))), 0.0f,
+                               float((double(size) - 2 * m.ox) / (m.sx * double(w)) - 1), 0.0f,
+                               float(double(size) / (m.sy * double(h))),
+                               float((double(size) - 2 * m.oy) / (m.sy * double(h)) - 1)});
   }
   auto th = torch::tensor(theta, torch::kFloat).view({b, 2, 3}).to(device);
   auto x = images.to(device, /*non_blocking=*/true).permute({0, 3, 1, 2}).to(torch::kFloat);

@@ -87,5 +87,4 @@ const models::LayerInfo& LayerCatalog::layer(int model, const std::string& modul
                   format("{} has no shareable layer {}", models_[model].name, module));
 }
 
-
 }  // namespace gemel::merge

@@ -37,10 +37,10 @@ double forwardGflops224(const std::string& arch) {
     double gflops;
   };
   static constexpr Figure kFigures[] = {
-      {"resnet18", 1.81},   {"resnet34", 3.66},    {"resnet50", 4.09},  {"resnet101", 7.80},
-      {"resnet152", 11.51}, {"vgg11", 7.61},       {"vgg13", 11.31},    {"vgg16", 15.47},
-      {"vgg19", 19.63},     {"vgg11_bn", 7.61},    {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
-      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30},    {"yolov3", 19.1},    {"yolov3-tiny", 1.61}};
+      {"resnet18", 1.81},   {"resnet34", 3.66},     {"resnet50", 4.09},  {"resnet101", 7.80},
+      {"resnet152", 11.51}, {"vgg11", 7.61},        {"vgg13", 11.31},    {"vgg16", 15.47},
+      {"vgg19", 19.63},     {"vgg11_bn", 7.61},     {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
+      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}, {"yolov3", 19.1},    {"yolov3-tiny", 1.61}};
   for (const auto& f : kFigures) {
     if (arch == f.arch) return f.gflops;
   }

@@ -16,8 +16,8 @@ struct Geometry {
   int64_t kh, kw, sh, sw, dh, dw, ph, pw, oh, ow;
   std::vector<int64_t> pack() const { return {kh, kw, sh, sw, dh, dw, ph, pw, oh, ow}; }
   static Geometry unpack(const std::vector<int64_t>& v) {
-    return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4), v.at(5), v.at(6), v.at(7), v.at(8),
-            v.at(9)};
+    return {v.at(0), v.at(1), v.at(2), v.at(3), v.at(4),
+            v.at(5), v.at(6), v.at(7), v.at(8), v.at(9)};
   }
 };
 

@@ -51,10 +51,10 @@ class DarknetImpl : public NetImpl {
             seq->push_back("_debug_padding_" + n,
                            torch::nn::ZeroPad2d(torch::nn::ZeroPad2dOptions({0, 1, 0, 1})));
           }
-          seq->push_back("maxpool_" + n,
-                         torch::nn::MaxPool2d(torch::nn::MaxPool2dOptions(l.size)
-                                                  .stride(l.stride)
-                                                  .padding((l.size - 1) / 2)));
+          seq->push_back(
+              "maxpool_" + n,
+              torch::nn::MaxPool2d(
+                  torch::nn::MaxPool2dOptions(l.size).stride(l.stride).padding((l.size - 1) / 2)));
           break;
         case DarknetLayerType::kUpsample:
           seq->push_back("upsample_" + n,
@@ -93,8 +93,9 @@ class DarknetImpl : public NetImpl {
         case DarknetLayerType::kYolo: {
           const int64_t na = static_cast<int64_t>(l.mask.size()), no = 5 + l.classes;
           const auto ny = x.size(2), nx = x.size(3);
-          heads.push_back(
-              x.view({x.size(0), na, no, ny, nx}).permute({0, 1, 3, 4, 2}).reshape({x.size(0), -1, no}));
+          heads.push_back(x.view({x.size(0), na, no, ny, nx})
+                              .permute({0, 1, 3, 4, 2})
+                              .reshape({x.size(0), -1, no}));
           break;
         }
         default:

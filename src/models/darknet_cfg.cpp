@@ -40,12 +40,13 @@ std::vector<Section> sections(const std::string& text, const std::string& source
     const auto eq = s.find('=');
     GEMEL_THROW_IF_NOT(eq != std::string::npos, ConfigError,
                        "{}:{}: '{}' is not an option; expected key=value", source, line, s);
-    GEMEL_THROW_IF_NOT(!out.empty(), ConfigError,
-                       "{}:{}: option '{}' comes before any [section]", source, line, s);
+    GEMEL_THROW_IF_NOT(!out.empty(), ConfigError, "{}:{}: option '{}' comes before any [section]",
+                       source, line, s);
     const auto key = trim(s.substr(0, eq));
-    GEMEL_THROW_IF_NOT(out.back().options.emplace(key, std::pair{trim(s.substr(eq + 1)), line}).second,
-                       ConfigError, "{}:{}: option '{}' is given twice in [{}]", source, line, key,
-                       out.back().type);
+    GEMEL_THROW_IF_NOT(
+        out.back().options.emplace(key, std::pair{trim(s.substr(eq + 1)), line}).second,
+        ConfigError, "{}:{}: option '{}' is given twice in [{}]", source, line, key,
+        out.back().type);
   }
   GEMEL_THROW_IF_NOT(!out.empty() && (out[0].type == "net" || out[0].type == "network"),
                      ConfigError, "{}:{}: expected the file to start with [net]", source,
@@ -168,12 +169,11 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
       l.scale *= l.stride;
     } else if (s.type == "shortcut") {
       l.type = DarknetLayerType::kShortcut;
-      GEMEL_THROW_IF_NOT(at > 0, ConfigError, "{}:{}: [shortcut] cannot be the first layer",
-                         source, s.line);
+      GEMEL_THROW_IF_NOT(at > 0, ConfigError, "{}:{}: [shortcut] cannot be the first layer", source,
+                         s.line);
       l.from = absoluteIndex(o.integer("from"), at, o, "from");
       const auto& other = net.layers[l.from];
-      GEMEL_THROW_IF_NOT(other.out_channels == l.in_channels && other.scale == l.scale,
-                         ConfigError,
+      GEMEL_THROW_IF_NOT(other.out_channels == l.in_channels && other.scale == l.scale, ConfigError,
                          "{}: from={} adds layer {} ({} channels at 1/{}) to the previous layer "
                          "({} channels at 1/{}); they must match",
                          o.where("from"), o.text("from", ""), l.from, other.out_channels,
@@ -185,7 +185,8 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
       l.type = DarknetLayerType::kRoute;
       for (const int i : o.ints("layers")) l.layers.push_back(absoluteIndex(i, at, o, "layers"));
       GEMEL_THROW_IF_NOT(!l.layers.empty(), ConfigError,
-                         "{}: a route needs layers=, the layers it concatenates", o.where("layers"));
+                         "{}: a route needs layers=, the layers it concatenates",
+                         o.where("layers"));
       l.out_channels = 0;
       l.scale = net.layers[l.layers[0]].scale;
       for (const int i : l.layers) {
@@ -240,9 +241,10 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
                          source, head.line, head.filters, l.mask.size(), l.classes, want);
       l.out_channels = l.in_channels;
     } else {
-      throw ConfigError(format("{}:{}: unknown layer [{}]; gemel builds convolutional, shortcut, "
-                               "route, upsample, maxpool and yolo",
-                               source, s.line, s.type));
+      throw ConfigError(
+          format("{}:{}: unknown layer [{}]; gemel builds convolutional, shortcut, "
+                 "route, upsample, maxpool and yolo",
+                 source, s.line, s.type));
     }
     net.layers.push_back(std::move(l));
   }

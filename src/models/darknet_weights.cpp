@@ -21,7 +21,8 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> fileOrder(const Darkne
     const int64_t f = l.filters;
     if (l.batch_normalize) {
       const auto bn = m + "batch_norm_" + n + ".";
-      for (const char* p : {"bias", "weight", "running_mean", "running_var"}) out.push_back({bn + p, {f}});
+      for (const char* p : {"bias", "weight", "running_mean", "running_var"})
+        out.push_back({bn + p, {f}});
     } else {
       out.push_back({m + "conv_" + n + ".bias", {f}});
     }

@@ -10,10 +10,10 @@ namespace nn = torch::nn;
 // Conv2dNormActivation: conv (no bias) + BatchNorm + ReLU6, "same" padding.
 Seq convBnAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups) {
   return Seq(Conv2d(nn::Conv2dOptions(in, out, kernel)
-                            .stride(stride)
-                            .padding((kernel - 1) / 2)
-                            .groups(groups)
-                            .bias(false)),
+                        .stride(stride)
+                        .padding((kernel - 1) / 2)
+                        .groups(groups)
+                        .bias(false)),
              nn::BatchNorm2d(out), nn::ReLU6(nn::ReLU6Options(true)));
 }
 

@@ -143,9 +143,10 @@ StateDict readStateDict(const std::string& path) {
   try {
     return readStateDictUnguarded(path);
   } catch (const c10::Error& e) {
-    throw InputError(format("{}: a corrupt PyTorch archive ({}); re-save it in Python with "
-                            "torch.save(model.state_dict(), path)",
-                            path, e.what_without_backtrace()));
+    throw InputError(
+        format("{}: a corrupt PyTorch archive ({}); re-save it in Python with "
+               "torch.save(model.state_dict(), path)",
+               path, e.what_without_backtrace()));
   }
 }
 
@@ -154,8 +155,8 @@ bool isTorchScriptFile(const std::string& path) {
     auto reader = open(path);
     return isScriptArchive(*reader);
   } catch (const c10::Error& e) {
-    throw InputError(format("{}: a corrupt PyTorch archive ({}); re-save it", path,
-                            e.what_without_backtrace()));
+    throw InputError(
+        format("{}: a corrupt PyTorch archive ({}); re-save it", path, e.what_without_backtrace()));
   }
 }
 

@@ -113,8 +113,8 @@ void SideStream::renew() {}
 
 struct CapturedStep::Impl {};
 CapturedStep::CapturedStep(const torch::Device& device, const std::function<torch::Tensor()>&) {
-  throw Error(format("CUDA graphs need a CUDA build of LibTorch and a CUDA device, not {}",
-                     device.str()));
+  throw Error(
+      format("CUDA graphs need a CUDA build of LibTorch and a CUDA device, not {}", device.str()));
 }
 torch::Tensor CapturedStep::replay() { return {}; }
 

@@ -18,8 +18,8 @@ std::vector<YoloHead> yoloHeads(const models::DarknetNet& net) {
     if (l.type != models::DarknetLayerType::kYolo) continue;
     YoloHead h;
     for (const int m : l.mask) {
-      h.anchors.push_back({static_cast<float>(l.anchors[m].first),
-                           static_cast<float>(l.anchors[m].second)});
+      h.anchors.push_back(
+          {static_cast<float>(l.anchors[m].first), static_cast<float>(l.anchors[m].second)});
     }
     h.stride = l.scale;
     heads.push_back(std::move(h));
@@ -74,14 +74,15 @@ torch::Tensor completeIou(const torch::Tensor& p, const torch::Tensor& t) {
 
 }  // namespace
 
-YoloLoss yoloLoss(const torch::Tensor& raw, const std::vector<YoloHead>& heads,
-                  int64_t image_size, const torch::Tensor& targets_in) {
+YoloLoss yoloLoss(const torch::Tensor& raw, const std::vector<YoloHead>& heads, int64_t image_size,
+                  const torch::Tensor& targets_in) {
   const auto device = raw.device();
   const auto preds = splitHeads(raw, heads, image_size);
   const auto targets = targets_in.to(device, torch::kFloat);
   const int64_t nt = targets.size(0);
   auto fopt = torch::TensorOptions().dtype(torch::kFloat).device(device);
-  auto lbox = torch::zeros({1}, fopt), lobj = torch::zeros({1}, fopt), lcls = torch::zeros({1}, fopt);
+  auto lbox = torch::zeros({1}, fopt), lobj = torch::zeros({1}, fopt),
+       lcls = torch::zeros({1}, fopt);
   for (std::size_t i = 0; i < heads.size(); ++i) {
     const auto& h = heads[i];
     const auto& p = preds[i];  // [N, na, ny, nx, no]
@@ -129,8 +130,9 @@ YoloLoss yoloLoss(const torch::Tensor& raw, const std::vector<YoloHead>& heads,
       tobj.index_put_({b, a, gj, gi}, iou.detach().clamp(0).to(tobj.scalar_type()));
       if (ps.size(1) - 5 > 1) {
         auto tc = torch::zeros_like(ps.narrow(1, 5, ps.size(1) - 5));
-        tc.index_put_({torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device)), c},
-                      torch::ones({n}, fopt));
+        tc.index_put_(
+            {torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device)), c},
+            torch::ones({n}, fopt));
         lcls = lcls + torch::binary_cross_entropy_with_logits(ps.narrow(1, 5, ps.size(1) - 5), tc);
       }
     }
@@ -151,8 +153,9 @@ torch::Tensor decodeYolo(const torch::Tensor& raw, const std::vector<YoloHead>& 
     const auto& p = preds[i];
     const int64_t n = p.size(0), na = p.size(1), ny = p.size(2), nx = p.size(3);
     auto ys = torch::arange(ny, fopt), xs = torch::arange(nx, fopt);
-    auto grid = torch::stack({xs.view({1, nx}).expand({ny, nx}), ys.view({ny, 1}).expand({ny, nx})}, 2)
-                    .view({1, 1, ny, nx, 2});
+    auto grid =
+        torch::stack({xs.view({1, nx}).expand({ny, nx}), ys.view({ny, 1}).expand({ny, nx})}, 2)
+            .view({1, 1, ny, nx, 2});
     std::vector<float> av;
     for (const auto& a : h.anchors) av.insert(av.end(), {a[0], a[1]});
     auto anchor_grid = torch::tensor(av, fopt).view({1, na, 1, 1, 2});
@@ -174,7 +177,8 @@ torch::Tensor nms(const torch::Tensor& boxes_in, const torch::Tensor& scores_in,
   const int64_t n = boxes.size(0);
   const float* b = boxes.data_ptr<float>();
   std::vector<float> area(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) area[i] = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+  for (int64_t i = 0; i < n; ++i)
+    area[i] = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
   std::vector<char> removed(static_cast<std::size_t>(n), 0);
   std::vector<int64_t> keep;
   for (int64_t i = 0; i < n; ++i) {
@@ -182,9 +186,10 @@ torch::Tensor nms(const torch::Tensor& boxes_in, const torch::Tensor& scores_in,
     keep.push_back(i);
     for (int64_t j = i + 1; j < n; ++j) {
       if (removed[j]) continue;
-      const float w = std::max(0.0f, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
-      const float h =
-          std::max(0.0f, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
+      const float w =
+          std::max(0.0f, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
+      const float h = std::max(
+          0.0f, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
       const float inter = w * h;
       if (inter / (area[i] + area[j] - inter) > iou) removed[j] = 1;
     }
@@ -218,7 +223,8 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const
       det = torch::cat({box, conf, j.to(x.scalar_type())}, 1).index({conf.view(-1) > o.conf});
     }
     if (det.size(0) > o.max_boxes) {
-      det = det.index_select(0, std::get<1>(det.select(1, 4).sort(true, 0, true)).narrow(0, 0, o.max_boxes));
+      det = det.index_select(
+          0, std::get<1>(det.select(1, 4).sort(true, 0, true)).narrow(0, 0, o.max_boxes));
     }
     if (det.size(0) == 0) {
       out.push_back(torch::zeros({0, 6}, decoded.options()));
@@ -244,7 +250,8 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const
       keep = torch::cat(kept);
       // By score, then candidate order (what a stable sort of all candidates gives).
       keep = std::get<0>(keep.sort());
-      keep = keep.index_select(0, std::get<1>(det.select(1, 4).index_select(0, keep).sort(true, 0, true)));
+      keep = keep.index_select(
+          0, std::get<1>(det.select(1, 4).index_select(0, keep).sort(true, 0, true)));
     }
     if (keep.size(0) > o.max_det) keep = keep.narrow(0, 0, o.max_det);
     out.push_back(det.index_select(0, keep));
@@ -306,7 +313,8 @@ void cocoRecords(const torch::Tensor& detections, const std::vector<data::Box>& 
     for (std::size_t r = 0; r < rows.size(); ++r) {
       const float* det = dp + 6 * rows[r];
       // IoU as pycocotools' bbIou computes it, in double, from (x, y, w, h).
-      const double dx = det[0], dy = det[1], dw = double(det[2]) - det[0], dh = double(det[3]) - det[1];
+      const double dx = det[0], dy = det[1], dw = double(det[2]) - det[0],
+                   dh = double(det[3]) - det[1];
       std::vector<double> ious(gts.size());
       for (std::size_t g = 0; g < gts.size(); ++g) {
         const auto& b = truth[gts[g]];

@@ -59,7 +59,8 @@ class Detection final : public Objective {
   int recordSize() const override { return kCocoRecordSize; }
   void accumulate(const models::ModelOutput& out, const data::Batch& batch,
                   MetricState& state) const override {
-    const auto kept = nonMaxSuppression(decodeYolo(out.logits.detach(), heads_, size_), NmsOptions{});
+    const auto kept =
+        nonMaxSuppression(decodeYolo(out.logits.detach(), heads_, size_), NmsOptions{});
     for (std::size_t i = 0; i < kept.size(); ++i) {
       // Back to source pixels, where the ground truth is.
       const auto& m = batch.maps[i];

@@ -65,8 +65,8 @@ Precision resolvePrecision(const std::string& setting, const torch::Device& devi
 bool resolveChannelsLast(const std::string& setting, Precision precision) {
   if (setting == "on") return true;
   if (setting == "off") return false;
-  GEMEL_THROW_IF_NOT(setting == "auto", UsageError,
-                     "channels_last '{}': expected auto, on or off", setting);
+  GEMEL_THROW_IF_NOT(setting == "auto", UsageError, "channels_last '{}': expected auto, on or off",
+                     setting);
   // On under autocast, off in fp32: `gemel bench` on an AVX512-BF16 CPU (four ResNets at 64 px)
   // gives 106 against 90 images/s for bf16 channels_last against contiguous, and no gain in
   // fp32 (77 against 78); on CUDA, channels_last is the layout the tensor-core convs want.

@@ -197,7 +197,8 @@ TEST_F(Cli, InspectPrintsTotalsAndGroupsLargestFirst) {
 // bias, BatchNorm after) shares with a ResNet-18's of the same signature.
 TEST_F(Cli, InspectDarknetDetectorsBesideClassifiers) {
   const auto cfg = std::string(GEMEL_SOURCE_DIR) + "/configs/models/yolov3-tiny.cfg";
-  const auto r = gemel("inspect --arch yolov3-tiny:2 --arch darknet:" + cfg + ":3 --arch resnet18:2 --top 0");
+  const auto r =
+      gemel("inspect --arch yolov3-tiny:2 --arch darknet:" + cfg + ":3 --arch resnet18:2 --top 0");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("yolov3-tiny           2       13     33.1 MiB"), std::string::npos)
       << r.output;

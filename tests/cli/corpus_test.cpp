@@ -105,28 +105,31 @@ print("variants made")
 
 // The good inputs and their variants, made once per build and shared by every case's process.
 bool makeCorpus(const std::string& dir) {
-    testing::FashionWorkload w;
-    w.header = "name: pair\n"
-               "defaults: {batch_size: 32, accuracy_target: 0.1}\n"
-               "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 1}\n";
-    w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}};
-    w.max_train = 64;
-    w.max_val = 32;
-    testing::writeFashionWorkload(dir, "pair.yaml", w);
-    fs::copy_file(dir + "/shoes_a_CL.h5", dir + "/good_CL.h5");
-    const auto in = "cd " + shellQuote(dir) + " && ";
-    const auto gemel = shellQuote(GEMEL_BINARY);
-    for (const auto& step :
-         {in + gemel + " train --config pair.yaml --epochs 1 --out trained",
-          in + gemel + " merge --config trained/pair.trained.yaml --out merged --fixed-steps 2",
-          in + gemel + " profile --results merged/results.h5 --batch 1 --repeats 2 --load-repeats 1 --out P.h5",
-          in + shellQuote(GEMEL_PYTHON) + " variants.py"}) {
-      writeText(dir + "/variants.py", kMakeVariants);
-      const auto r = run(step);
-      EXPECT_EQ(r.exit_code, 0) << step << "\n" << r.output;
-      if (r.exit_code != 0) return false;
-    }
-    return true;
+  testing::FashionWorkload w;
+  w.header =
+      "name: pair\n"
+      "defaults: {batch_size: 32, accuracy_target: 0.1}\n"
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.05, max_trials: 1}\n";
+  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}};
+  w.max_train = 64;
+  w.max_val = 32;
+  testing::writeFashionWorkload(dir, "pair.yaml", w);
+  fs::copy_file(dir + "/shoes_a_CL.h5", dir + "/good_CL.h5");
+  const auto in = "cd " + shellQuote(dir) + " && ";
+  const auto gemel = shellQuote(GEMEL_BINARY);
+  for (const auto& step :
+       {in + gemel + " train --config pair.yaml --epochs 1 --out trained",
+        in + gemel + " merge --config trained/pair.trained.yaml --out merged --fixed-steps 2",
+        in + gemel +
+            " profile --results merged/results.h5 --batch 1 --repeats 2 --load-repeats 1 --out "
+            "P.h5",
+        in + shellQuote(GEMEL_PYTHON) + " variants.py"}) {
+    writeText(dir + "/variants.py", kMakeVariants);
+    const auto r = run(step);
+    EXPECT_EQ(r.exit_code, 0) << step << "\n" << r.output;
+    if (r.exit_code != 0) return false;
+  }
+  return true;
 }
 
 struct Case {
@@ -149,198 +152,417 @@ TEST_P(MalformedInput, OneClearErrorAndItsExitCode) {
   testing::linkEntries(shared, own.path());
   if (*c.yaml) writeText(own.file("w.yaml"), c.yaml);
   std::string command = c.command;
-  command = std::regex_replace(command, std::regex("^gemel-data "), shellQuote(GEMEL_DATA_BINARY) + " ");
+  command =
+      std::regex_replace(command, std::regex("^gemel-data "), shellQuote(GEMEL_DATA_BINARY) + " ");
   command = std::regex_replace(command, std::regex("^gemel "), shellQuote(GEMEL_BINARY) + " ");
-  const auto before = fs::exists(own.file("out")) ? fs::last_write_time(own.file("out"))
-                                                    : fs::file_time_type{};
+  const auto before =
+      fs::exists(own.file("out")) ? fs::last_write_time(own.file("out")) : fs::file_time_type{};
   const auto r = run("cd " + shellQuote(own.path()) + " && " + command + " 2>&1");
   EXPECT_EQ(r.exit_code, c.exit_code) << r.output;
   for (const char* s : c.says)
     EXPECT_NE(r.output.find(s), std::string::npos) << "missing '" << s << "' in:\n" << r.output;
   // One error line, and nothing that says the process crashed.
   std::size_t errors = 0;
-  for (auto at = r.output.find("error:"); at != std::string::npos; at = r.output.find("error:", at + 1))
+  for (auto at = r.output.find("error:"); at != std::string::npos;
+       at = r.output.find("error:", at + 1))
     ++errors;
   EXPECT_EQ(errors, 1u) << r.output;
-  for (const char* crash : {"terminate called", "Assertion", "Segmentation", "Aborted", "internal error"})
+  for (const char* crash :
+       {"terminate called", "Assertion", "Segmentation", "Aborted", "internal error"})
     EXPECT_EQ(r.output.find(crash), std::string::npos) << crash << " in:\n" << r.output;
   // Nothing written in place of an output.
-  const auto after = fs::exists(own.file("out")) ? fs::last_write_time(own.file("out"))
-                                                   : fs::file_time_type{};
+  const auto after =
+      fs::exists(own.file("out")) ? fs::last_write_time(own.file("out")) : fs::file_time_type{};
   EXPECT_EQ(before, after) << "the failed command wrote 'out'";
 }
 
-#define WORKLOAD(head) "name: w\n" head "tasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 3, dataset: good_CL.h5}\n"
-#define ONE_TASK(fields) "name: w\ntasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 3, " fields "}\n"
-#define DETECTOR(fields) "name: w\ntasks:\n  - {name: d_x, kind: detection, num_classes: 2, image_size: 64, " fields "}\n"
+#define WORKLOAD(head) \
+  "name: w\n" head     \
+  "tasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 3, dataset: good_CL.h5}\n"
+#define ONE_TASK(fields) \
+  "name: w\ntasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 3, " fields "}\n"
+#define DETECTOR(fields)                                                                      \
+  "name: w\ntasks:\n  - {name: d_x, kind: detection, num_classes: 2, image_size: 64, " fields \
+  "}"                                                                                         \
+  "\n"
 
 INSTANTIATE_TEST_SUITE_P(
     Config, MalformedInput,
     ::testing::Values(
-        Case{"NegativeBatchSize", WORKLOAD("defaults: {batch_size: -4}\n"), "gemel inspect --config w.yaml", 3,
+        Case{"NegativeBatchSize",
+             WORKLOAD("defaults: {batch_size: -4}\n"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: defaults.batch_size: got -4; expected a positive integer"}},
-        Case{"TasksAsAMapping", "name: w\ntasks: {a: 1}\n", "gemel inspect --config w.yaml", 3,
+        Case{"TasksAsAMapping",
+             "name: w\ntasks: {a: 1}\n",
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: tasks: got a mapping; expected a list of tasks"}},
-        Case{"EmptyWorkload", "\n", "gemel inspect --config w.yaml", 3,
+        Case{"EmptyWorkload",
+             "\n",
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml: (top level): got nothing; expected a mapping with name"}},
-        Case{"ListAtTheTop", "- a\n- b\n", "gemel inspect --config w.yaml", 3,
+        Case{"ListAtTheTop",
+             "- a\n- b\n",
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:1: (top level): got a list; expected a mapping"}},
-        Case{"TabIndentation", "name: w\ntasks:\n\t- {name: a}\n", "gemel inspect --config w.yaml", 3,
+        Case{"TabIndentation",
+             "name: w\ntasks:\n\t- {name: a}\n",
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:3:2: malformed YAML", "fix the syntax at that line"}},
         Case{"DetectorSizeNotAMultipleOf32",
-             "name: w\ntasks:\n  - {name: d_x, arch: yolov3-tiny, kind: detection, num_classes: 2, image_size: 100}\n",
-             "gemel inspect --config w.yaml", 3,
+             "name: w\ntasks:\n  - {name: d_x, arch: yolov3-tiny, kind: detection, num_classes: 2, "
+             "image_size: 100}\n",
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:3: tasks[0].image_size: got 100", "needs a multiple of 32"}},
-        Case{"UnknownPrecision", WORKLOAD("precision: fp8\n"), "gemel inspect --config w.yaml", 3,
+        Case{"UnknownPrecision",
+             WORKLOAD("precision: fp8\n"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: precision: got 'fp8'; expected auto, fp32, bf16 or fp16"}},
-        Case{"UnknownChannelsLast", WORKLOAD("channels_last: maybe\n"), "gemel inspect --config w.yaml", 3,
+        Case{"UnknownChannelsLast",
+             WORKLOAD("channels_last: maybe\n"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: channels_last: got 'maybe'; expected auto, on or off"}},
-        Case{"NegativeLearningRate", WORKLOAD("search: {lr: -1}\n"), "gemel inspect --config w.yaml", 3,
+        Case{"NegativeLearningRate",
+             WORKLOAD("search: {lr: -1}\n"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: search.lr: got -1; expected a positive learning rate"}},
-        Case{"NegativeMaxTrials", WORKLOAD("search: {max_trials: -2}\n"), "gemel inspect --config w.yaml", 3,
+        Case{"NegativeMaxTrials",
+             WORKLOAD("search: {max_trials: -2}\n"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:2: search.max_trials: got -2; expected >= 0"}},
-        Case{"MetricOfAnotherKind", ONE_TASK("metric: map50"), "gemel inspect --config w.yaml", 3,
+        Case{"MetricOfAnotherKind",
+             ONE_TASK("metric: map50"),
+             "gemel inspect --config w.yaml",
+             3,
              {"w.yaml:3: tasks[0].metric: got 'map50'; a classification task is scored by top1"}},
-        Case{"DarknetCfgMissing", DETECTOR("arch: 'darknet:nope.cfg'"), "gemel inspect --config w.yaml", 4,
+        Case{"DarknetCfgMissing",
+             DETECTOR("arch: 'darknet:nope.cfg'"),
+             "gemel inspect --config w.yaml",
+             4,
              {"nope.cfg: Darknet cfg does not exist; check the path"}},
-        Case{"DarknetCfgBadNumber", DETECTOR("arch: 'darknet:bad.cfg'"), "gemel inspect --config w.yaml", 3,
+        Case{"DarknetCfgBadNumber",
+             DETECTOR("arch: 'darknet:bad.cfg'"),
+             "gemel inspect --config w.yaml",
+             3,
              {"bad.cfg:4: filters='abc': expected whole numbers"}},
-        Case{"DarknetCfgUnknownLayer", DETECTOR("arch: 'darknet:unknown.cfg'"), "gemel inspect --config w.yaml", 3,
+        Case{"DarknetCfgUnknownLayer",
+             DETECTOR("arch: 'darknet:unknown.cfg'"),
+             "gemel inspect --config w.yaml",
+             3,
              {"unknown.cfg:3: unknown layer [teleport]; gemel builds convolutional"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     Datasets, MalformedInput,
     ::testing::Values(
-        Case{"DatasetMissing", ONE_TASK("dataset: gone_CL.h5"), "gemel train --config w.yaml --out out", 3,
-             {"w.yaml:3: tasks[0].dataset:", "gone_CL.h5' does not exist; build it with gemel-data"}},
-        Case{"ClassesDisagree", "name: w\ntasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 5, dataset: good_CL.h5}\n",
-             "gemel train --config w.yaml --out out", 3,
-             {"task 'a_resnet18': num_classes is 5 but dataset", "good_CL.h5 has 3 classes; make them agree"}},
-        Case{"NoValidationSplit", ONE_TASK("dataset: noval_CL.h5"), "gemel train --config w.yaml --out out", 4,
+        Case{"DatasetMissing",
+             ONE_TASK("dataset: gone_CL.h5"),
+             "gemel train --config w.yaml --out out",
+             3,
+             {"w.yaml:3: tasks[0].dataset:",
+              "gone_CL.h5' does not exist; build it with gemel-data"}},
+        Case{"ClassesDisagree",
+             "name: w\ntasks:\n  - {name: a_resnet18, arch: resnet18, num_classes: 5, dataset: "
+             "good_CL.h5}\n",
+             "gemel train --config w.yaml --out out",
+             3,
+             {"task 'a_resnet18': num_classes is 5 but dataset",
+              "good_CL.h5 has 3 classes; make them agree"}},
+        Case{"NoValidationSplit",
+             ONE_TASK("dataset: noval_CL.h5"),
+             "gemel train --config w.yaml --out out",
+             4,
              {"noval_CL.h5: no val images", "gemel-data"}},
-        Case{"TruncatedDataset", ONE_TASK("dataset: cut_CL.h5"), "gemel train --config w.yaml --out out", 4,
+        Case{"TruncatedDataset",
+             ONE_TASK("dataset: cut_CL.h5"),
+             "gemel train --config w.yaml --out out",
+             4,
              {"cut_CL.h5: cannot be opened as HDF5", "rebuild it with gemel-data"}},
-        Case{"DatasetInTheOriginalHdf5Format", ONE_TASK("dataset: oldformat_CL.h5"), "gemel train --config w.yaml --out out", 4,
+        Case{"DatasetInTheOriginalHdf5Format",
+             ONE_TASK("dataset: oldformat_CL.h5"),
+             "gemel train --config w.yaml --out out",
+             4,
              {"oldformat_CL.h5: written in HDF5's original file format (superblock version 0)",
               "no checksums", "rebuild it with gemel-data"}},
-        Case{"DatasetHeapObjectOverrun", ONE_TASK("dataset: heapobject_CL.h5"), "gemel train --config w.yaml --out out", 4,
-             {"heapobject_CL.h5: attribute '", "is corrupt (global heap object 1 at", "holds 4611686018427387904 bytes",
-              "rebuild it with gemel-data"}},
-        Case{"TextAsDataset", "", "gemel-data verify text_CL.h5", 4,
+        Case{"DatasetHeapObjectOverrun",
+             ONE_TASK("dataset: heapobject_CL.h5"),
+             "gemel train --config w.yaml --out out",
+             4,
+             {"heapobject_CL.h5: attribute '", "is corrupt (global heap object 1 at",
+              "holds 4611686018427387904 bytes", "rebuild it with gemel-data"}},
+        Case{"TextAsDataset",
+             "",
+             "gemel-data verify text_CL.h5",
+             4,
              {"text_CL.h5: not an HDF5 file", "rebuild it with gemel-data"}},
-        Case{"NotAGemelDataset", "", "gemel-data verify wrongformat_CL.h5", 4,
+        Case{"NotAGemelDataset",
+             "",
+             "gemel-data verify wrongformat_CL.h5",
+             4,
              {"wrongformat_CL.h5: not a gemel dataset", "(/)", "rebuild it with gemel-data"}},
-        Case{"NewerDatasetVersion", "", "gemel-data info version9_CL.h5", 4,
-             {"version9_CL.h5: dataset format version 9 is newer than this gemel reads (1); update gemel"}},
-        Case{"LabelOutOfRange", "", "gemel-data verify badlabel_CL.h5", 4,
-             {"badlabel_CL.h5: label 7 of image 3 is out of range 0..2 (/val/labels)", "rebuild it"}},
-        Case{"FewerLabelsThanImages", "", "gemel-data verify fewlabels_CL.h5", 4,
-             {"fewlabels_CL.h5: expected one label per image (/train/labels)", "rebuild it with gemel-data"}},
-        Case{"FloatImages", "", "gemel-data verify floatimages_CL.h5", 4,
+        Case{"NewerDatasetVersion",
+             "",
+             "gemel-data info version9_CL.h5",
+             4,
+             {"version9_CL.h5: dataset format version 9 is newer than this gemel reads (1); update "
+              "gemel"}},
+        Case{"LabelOutOfRange",
+             "",
+             "gemel-data verify badlabel_CL.h5",
+             4,
+             {"badlabel_CL.h5: label 7 of image 3 is out of range 0..2 (/val/labels)",
+              "rebuild it"}},
+        Case{"FewerLabelsThanImages",
+             "",
+             "gemel-data verify fewlabels_CL.h5",
+             4,
+             {"fewlabels_CL.h5: expected one label per image (/train/labels)",
+              "rebuild it with gemel-data"}},
+        Case{"FloatImages",
+             "",
+             "gemel-data verify floatimages_CL.h5",
+             4,
              {"floatimages_CL.h5: expected uint8 [N,16,16,3]", "(/train/images)", "rebuild it"}},
-        Case{"NoSuchDataset", "", "gemel-data info nothing_CL.h5", 4,
+        Case{"NoSuchDataset",
+             "",
+             "gemel-data info nothing_CL.h5",
+             4,
              {"nothing_CL.h5: no such file; check the path"}},
-        Case{"ClassOutsideFashionMnist", "", "gemel-data fashion-mnist --out out --classes 0,99", 2,
+        Case{"ClassOutsideFashionMnist",
+             "",
+             "gemel-data fashion-mnist --out out --classes 0,99",
+             2,
              {"--classes: 99 is not a Fashion-MNIST class (0..9)"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     Weights, MalformedInput,
     ::testing::Values(
-        Case{"EmptyWeightsFile", ONE_TASK("weights: empty.pt"), "gemel inspect --config w.yaml", 4,
+        Case{"EmptyWeightsFile",
+             ONE_TASK("weights: empty.pt"),
+             "gemel inspect --config w.yaml",
+             4,
              {"task 'a_resnet18' (key weights):", "empty.pt: not a PyTorch zip archive",
               "torch.save(model.state_dict(), path)"}},
-        Case{"ZipWithoutPickle", ONE_TASK("weights: nopkl.pt"), "gemel inspect --config w.yaml", 4,
-             {"task 'a_resnet18' (key weights):", "nopkl.pt: holds no data.pkl record", "torch.save"}},
-        Case{"DarknetWeightsOfAnotherNetwork", DETECTOR("arch: yolov3-tiny, weights: rand.weights"),
-             "gemel inspect --config w.yaml", 4,
+        Case{"ZipWithoutPickle",
+             ONE_TASK("weights: nopkl.pt"),
+             "gemel inspect --config w.yaml",
+             4,
+             {"task 'a_resnet18' (key weights):", "nopkl.pt: holds no data.pkl record",
+              "torch.save"}},
+        Case{"DarknetWeightsOfAnotherNetwork",
+             DETECTOR("arch: yolov3-tiny, weights: rand.weights"),
+             "gemel inspect --config w.yaml",
+             4,
              {"task 'd_x' (key weights):", "rand.weights: holds", "float32 values after its",
               "give the .weights file trained with this cfg"}},
-        Case{"ResultsAsWeights", ONE_TASK("weights: merged/results.h5"), "gemel inspect --config w.yaml", 4,
+        Case{"ResultsAsWeights",
+             ONE_TASK("weights: merged/results.h5"),
+             "gemel inspect --config w.yaml",
+             4,
              {"results.h5: not a PyTorch zip archive"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     Results, MalformedInput,
     ::testing::Values(
-        Case{"NoSuchResults", "", "gemel eval --results nothing.h5", 4, {"nothing.h5: no such file; check the path"}},
-        Case{"TruncatedResults", "", "gemel eval --results r_cut.h5", 4,
+        Case{"NoSuchResults",
+             "",
+             "gemel eval --results nothing.h5",
+             4,
+             {"nothing.h5: no such file; check the path"}},
+        Case{"TruncatedResults",
+             "",
+             "gemel eval --results r_cut.h5",
+             4,
              {"r_cut.h5: cannot be opened as HDF5", "run the merge again"}},
-        Case{"ResultsHeapCollectionTooLarge", "", "gemel eval --results r_heap.h5", 4,
-             {"r_heap.h5: attribute '", "is corrupt (the global heap collection at", "claims 4611686018427387904 bytes",
-              "run the merge again"}},
-        Case{"DatasetAsResults", "", "gemel eval --results good_CL.h5", 4,
-             {"good_CL.h5: not a gemel results file", "give the results.h5 that 'gemel merge' wrote"}},
-        Case{"AlteredFormat", "", "gemel export --results r_format.h5 --all --out out", 4,
+        Case{"ResultsHeapCollectionTooLarge",
+             "",
+             "gemel eval --results r_heap.h5",
+             4,
+             {"r_heap.h5: attribute '", "is corrupt (the global heap collection at",
+              "claims 4611686018427387904 bytes", "run the merge again"}},
+        Case{"DatasetAsResults",
+             "",
+             "gemel eval --results good_CL.h5",
+             4,
+             {"good_CL.h5: not a gemel results file",
+              "give the results.h5 that 'gemel merge' wrote"}},
+        Case{"AlteredFormat",
+             "",
+             "gemel export --results r_format.h5 --all --out out",
+             4,
              {"r_format.h5: not a gemel results file"}},
-        Case{"NewerResultsVersion", "", "gemel eval --results r_version.h5", 4,
-             {"r_version.h5: results format version 99; this gemel reads versions 1 to 2: update gemel"}},
-        Case{"NoTasksGroup", "", "gemel eval --results r_notasks.h5", 4,
+        Case{"NewerResultsVersion",
+             "",
+             "gemel eval --results r_version.h5",
+             4,
+             {"r_version.h5: results format version 99; this gemel reads versions 1 to 2: update "
+              "gemel"}},
+        Case{"NoTasksGroup",
+             "",
+             "gemel eval --results r_notasks.h5",
+             4,
              {"r_notasks.h5:", "(/tasks)", "not a complete gemel results file"}},
-        Case{"NoMemoryGroup", "", "gemel eval --results r_nomemory.h5", 4,
+        Case{"NoMemoryGroup",
+             "",
+             "gemel eval --results r_nomemory.h5",
+             4,
              {"r_nomemory.h5:", "(/memory)", "not a complete gemel results file"}},
-        Case{"TensorOfAnotherShape", "", "gemel eval --results r_shape.h5", 4,
-             {"r_shape.h5 (/tasks/shoes_a_resnet18", "wrong shape for 'fc.weight (file [3,3], model [3,512])'"}},
-        Case{"SharedTensorMissing", "", "gemel eval --results r_dropshared.h5", 4,
+        Case{"TensorOfAnotherShape",
+             "",
+             "gemel eval --results r_shape.h5",
+             4,
+             {"r_shape.h5 (/tasks/shoes_a_resnet18",
+              "wrong shape for 'fc.weight (file [3,3], model [3,512])'"}},
+        Case{"SharedTensorMissing",
+             "",
+             "gemel eval --results r_dropshared.h5",
+             4,
              {"r_dropshared.h5 (/tasks/", "missing key", ".weight'"}},
-        Case{"PlanNotJson", "", "gemel eval --results r_badplan.h5", 4,
+        Case{"PlanNotJson",
+             "",
+             "gemel eval --results r_badplan.h5",
+             4,
              {"r_badplan.h5 (/search/state plan): the sharing plan is not"}},
-        Case{"ArchAltered", "", "gemel eval --results r_arch.h5", 4,
+        Case{"ArchAltered",
+             "",
+             "gemel eval --results r_arch.h5",
+             4,
              {"r_arch.h5 (/tasks/shoes_a_resnet18):", "resnet51", "the file was altered"}},
-        Case{"KindAltered", "", "gemel eval --results r_kind.h5", 4,
-             {"r_kind.h5: /tasks/shoes_a_resnet18 attribute kind is 'segmentation'", "the file was altered"}},
-        Case{"UnknownTaskToExport", "", "gemel export --results merged/results.h5 --task nope --out out", 2,
-             {"--task 'nope': not a task of merged/results.h5; its tasks: shoes_a_resnet18, bags_b_resnet18"}},
-        Case{"NothingToResume", "", "gemel merge --config trained/pair.trained.yaml --out nowhere --resume", 4,
+        Case{"KindAltered",
+             "",
+             "gemel eval --results r_kind.h5",
+             4,
+             {"r_kind.h5: /tasks/shoes_a_resnet18 attribute kind is 'segmentation'",
+              "the file was altered"}},
+        Case{"UnknownTaskToExport",
+             "",
+             "gemel export --results merged/results.h5 --task nope --out out",
+             2,
+             {"--task 'nope': not a task of merged/results.h5; its tasks: shoes_a_resnet18, "
+              "bags_b_resnet18"}},
+        Case{"NothingToResume",
+             "",
+             "gemel merge --config trained/pair.trained.yaml --out nowhere --resume",
+             4,
              {"nowhere/results.h5: nothing to resume from; run gemel merge without --resume"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     Edge, MalformedInput,
     ::testing::Values(
-        Case{"NoSuchProfile", "", "gemel simulate --results merged/results.h5 --profile nope.h5", 4,
+        Case{"NoSuchProfile",
+             "",
+             "gemel simulate --results merged/results.h5 --profile nope.h5",
+             4,
              {"nope.h5: no such file; check the path"}},
-        Case{"ResultsAsProfile", "", "gemel simulate --results merged/results.h5 --profile merged/results.h5", 4,
+        Case{"ResultsAsProfile",
+             "",
+             "gemel simulate --results merged/results.h5 --profile merged/results.h5",
+             4,
              {"results.h5: not a gemel profile", "give the file that 'gemel profile --out' wrote"}},
-        Case{"ProfileMissingATask", "", "gemel simulate --results merged/results.h5 --profile p_notask.h5", 4,
+        Case{"ProfileMissingATask",
+             "",
+             "gemel simulate --results merged/results.h5 --profile p_notask.h5",
+             4,
              {"p_notask.h5:", "(/tasks/bags_b_resnet18)", "run 'gemel profile' again"}},
-        Case{"ProfileMissingATable", "", "gemel simulate --results merged/results.h5 --profile p_batches.h5", 4,
+        Case{"ProfileMissingATable",
+             "",
+             "gemel simulate --results merged/results.h5 --profile p_batches.h5",
+             4,
              {"p_batches.h5:", "/tasks/bags_b_resnet18/latency_p95", "run 'gemel profile' again"}},
-        Case{"NewerProfileVersion", "", "gemel report --results merged/results.h5 --profile p_version.h5 --out out", 4,
+        Case{"NewerProfileVersion",
+             "",
+             "gemel report --results merged/results.h5 --profile p_version.h5 --out out",
+             4,
              {"p_version.h5: profile format version 7", "run 'gemel profile' again"}},
-        Case{"BudgetBelowEveryModel", "", "gemel simulate --results merged/results.h5 --profile P.h5 --memory 1MiB", 2,
-             {"--memory: the budget of 1.0 MiB", "is below what model", "give budgets of at least"}},
-        Case{"BudgetNotAnAmount", "", "gemel simulate --results merged/results.h5 --profile P.h5 --memory lots", 2,
+        Case{
+            "BudgetBelowEveryModel",
+            "",
+            "gemel simulate --results merged/results.h5 --profile P.h5 --memory 1MiB",
+            2,
+            {"--memory: the budget of 1.0 MiB", "is below what model", "give budgets of at least"}},
+        Case{"BudgetNotAnAmount",
+             "",
+             "gemel simulate --results merged/results.h5 --profile P.h5 --memory lots",
+             2,
              {"--memory", "'lots'"}},
-        Case{"SlaNotADuration", "", "gemel simulate --results merged/results.h5 --profile P.h5 --sla soon", 2,
+        Case{"SlaNotADuration",
+             "",
+             "gemel simulate --results merged/results.h5 --profile P.h5 --sla soon",
+             2,
              {"--sla", "'soon'"}},
-        Case{"BatchOfZero", "", "gemel profile --results merged/results.h5 --batch 0 --out out", 2,
+        Case{"BatchOfZero",
+             "",
+             "gemel profile --results merged/results.h5 --batch 0 --out out",
+             2,
              {"--batch '0': '0' is not a positive batch size"}},
-        Case{"NoSuchDevice", "", "gemel profile --results merged/results.h5 --device cuda:7 --out out", 2,
+        Case{"NoSuchDevice",
+             "",
+             "gemel profile --results merged/results.h5 --device cuda:7 --out out",
+             2,
              {"--device cuda:7", "use --device cpu"}},
-        Case{"ReportOfNoResults", "", "gemel report --results nothing.h5 --out out", 4,
+        Case{"ReportOfNoResults",
+             "",
+             "gemel report --results nothing.h5 --out out",
+             4,
              {"nothing.h5: no such file; check the path"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 INSTANTIATE_TEST_SUITE_P(
     CommandLine, MalformedInput,
     ::testing::Values(
-        Case{"MergeWithoutOut", "", "gemel merge --config trained/pair.trained.yaml", 2,
+        Case{"MergeWithoutOut",
+             "",
+             "gemel merge --config trained/pair.trained.yaml",
+             2,
              {"the option '--out' is required but missing", "gemel merge --help"}},
-        Case{"NegativeTimeout", "", "gemel merge --config trained/pair.trained.yaml --out out --timeout -5", 2,
+        Case{"NegativeTimeout",
+             "",
+             "gemel merge --config trained/pair.trained.yaml --out out --timeout -5",
+             2,
              {"--timeout -5: expected seconds >= 0"}},
-        Case{"UnknownBackend", "", "gemel merge --config trained/pair.trained.yaml --out out --backend pigeon", 2,
+        Case{"UnknownBackend",
+             "",
+             "gemel merge --config trained/pair.trained.yaml --out out --backend pigeon",
+             2,
              {"--backend 'pigeon': expected auto, mpi, nccl or single"}},
-        Case{"UnknownPrecisionFlag", "", "gemel train --config trained/pair.trained.yaml --out out --precision fp8", 2,
+        Case{"UnknownPrecisionFlag",
+             "",
+             "gemel train --config trained/pair.trained.yaml --out out --precision fp8",
+             2,
              {"--precision 'fp8': expected auto, fp32, bf16 or fp16"}},
-        Case{"EvalWithoutResults", "", "gemel eval", 2,
+        Case{"EvalWithoutResults",
+             "",
+             "gemel eval",
+             2,
              {"the option '--results' is required but missing", "gemel eval --help"}},
-        Case{"BenchUnknownArch", "", "gemel bench --arch nope", 2,
+        Case{"BenchUnknownArch",
+             "",
+             "gemel bench --arch nope",
+             2,
              {"--arch: 'nope' is not a zoo or Darknet arch; expected one of: resnet18"}},
-        Case{"NotANumber", "", "gemel merge --config trained/pair.trained.yaml --out out --max-trials many", 2,
+        Case{"NotANumber",
+             "",
+             "gemel merge --config trained/pair.trained.yaml --out out --max-trials many",
+             2,
              {"--max-trials", "many", "gemel merge --help"}},
-        Case{"DataUnknownCommand", "", "gemel-data convert", 2, {"'convert' is not a gemel-data command"}}),
+        Case{"DataUnknownCommand",
+             "",
+             "gemel-data convert",
+             2,
+             {"'convert' is not a gemel-data command"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

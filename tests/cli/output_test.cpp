@@ -36,8 +36,9 @@ class OutputFailures : public ::testing::Test {
   void SetUp() override {
     trained_ = testing::sharedTrainedTrio(GEMEL_BINARY);
     // One confirmed trial: the results.h5 a longer merge would resume from.
-    const auto r = testing::gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 1",
-                                         shellQuote(trained_), shellQuote(dir_.file("good"))));
+    const auto r =
+        testing::gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 1",
+                              shellQuote(trained_), shellQuote(dir_.file("good"))));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     good_ = dir_.file("good/results.h5");
     kib_ = static_cast<int64_t>(fs::file_size(good_) / 1024);
@@ -45,9 +46,10 @@ class OutputFailures : public ::testing::Test {
   // "$G merge ..." of the trio into OUT, with its output in D/NAME.log and exit code in
   // D/NAME.rc.
   std::string merge(const std::string& name, const std::string& out, const std::string& extra) {
-    return format("$G merge --config {} --out {} --fixed-steps 1 {} >\"$D/{}.log\" 2>&1; "
-                  "echo $? >\"$D/{}.rc\"\n",
-                  shellQuote(trained_), out, extra, name, name);
+    return format(
+        "$G merge --config {} --out {} --fixed-steps 1 {} >\"$D/{}.log\" 2>&1; "
+        "echo $? >\"$D/{}.rc\"\n",
+        shellQuote(trained_), out, extra, name, name);
   }
   int rc(const std::string& name) { return std::stoi(readText(dir_.file(name + ".rc"))); }
   std::string log(const std::string& name) { return readText(dir_.file(name + ".log")); }
@@ -63,8 +65,8 @@ class OutputFailures : public ::testing::Test {
 TEST_F(OutputFailures, AFullDiskKeepsTheLastResultsAndSaysSo) {
   auto r = inTmpfs(dir_, kib_ * 3 / 2,
                    "mkdir \"$M/out\" && cp " + shellQuote(good_) + " \"$M/out/results.h5\"\n" +
-                       merge("full", "\"$M/out\"", "--resume --max-trials 2") +
-                       "cmp -s " + shellQuote(good_) + " \"$M/out/results.h5\"; echo $? >\"$D/same\"\n" +
+                       merge("full", "\"$M/out\"", "--resume --max-trials 2") + "cmp -s " +
+                       shellQuote(good_) + " \"$M/out/results.h5\"; echo $? >\"$D/same\"\n" +
                        "ls -A \"$M/out\" >\"$D/full.ls\"\n"
                        "rm -r \"$M/out\"\n" +
                        "mount -o remount,size=" + std::to_string(kib_ / 2) + "k \"$M\"\n" +
@@ -96,7 +98,8 @@ TEST_F(OutputFailures, AReadOnlyOutputFailsBeforeTraining) {
                        merge("fresh", "\"$M/out/new\"", "--max-trials 1") +
                        "$G export --results \"$M/out/results.h5\" --all --out \"$M/out/pt\" "
                        ">\"$D/export.log\" 2>&1; echo $? >\"$D/export.rc\"\n"
-                       "cmp -s " + shellQuote(good_) + " \"$M/out/results.h5\"; echo $? >\"$D/same\"\n");
+                       "cmp -s " +
+                       shellQuote(good_) + " \"$M/out/results.h5\"; echo $? >\"$D/same\"\n");
   if (r.exit_code == 77) GTEST_SKIP() << "cannot mount a tmpfs in a mount namespace here";
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const std::string name : {"resumed", "fresh", "export"}) {

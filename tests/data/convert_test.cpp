@@ -329,7 +329,8 @@ TEST(Street, BuildsThreeCamerasAndAWorkloadThatLoads) {
     for (const auto* split : {"train", "val"}) {
       std::vector<int64_t> n(reader.info().classes.size(), 0);
       for (const auto l : reader.labels(split)) ++n[l];
-      for (std::size_t c = 0; c < n.size(); ++c) EXPECT_GT(n[c], 0) << t.name << " " << split << " " << c;
+      for (std::size_t c = 0; c < n.size(); ++c)
+        EXPECT_GT(n[c], 0) << t.name << " " << split << " " << c;
     }
   }
   EXPECT_EQ(DatasetReader(w.tasks[2].dataset).size("val"), 1000);  // 100 digits of each class

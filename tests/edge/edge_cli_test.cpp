@@ -25,9 +25,11 @@ using testing::writeText;
 // Two resnet18 cameras, trained for one epoch; `lr` is the search's learning rate.
 std::string trainedPair(const std::string& dir, const std::string& lr) {
   testing::FashionWorkload w;
-  w.header = "name: pair\n"
-             "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
-             "search: {strategy: greedy, epochs_per_trial: 1, lr: " + lr + ", max_trials: 2}\n";
+  w.header =
+      "name: pair\n"
+      "defaults: {batch_size: 32, accuracy_target: 0.5}\n"
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: " +
+      lr + ", max_trials: 2}\n";
   w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}, {"bags_b_resnet18", {8, 1, 3}}};
   w.max_train = 256;
   w.max_val = 96;
@@ -39,7 +41,8 @@ std::string trainedPair(const std::string& dir, const std::string& lr) {
   return dir + "/trained/pair.trained.yaml";
 }
 
-testing::CommandResult python(const TempDir& dir, const std::string& script, const std::string& args) {
+testing::CommandResult python(const TempDir& dir, const std::string& script,
+                              const std::string& args) {
   writeText(dir.file("check.py"), script);
   return run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("check.py")) + " " + args);
 }
@@ -52,7 +55,8 @@ bool makeProfiledMerge(const std::string& dir) {
                         shellQuote(dir + "/merged")));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   if (r.exit_code != 0) return false;
-  r = gemel(format("profile --results {}/merged/results.h5 --device cpu --batch 1,2,4 --repeats 5 "
+  r =
+      gemel(format("profile --results {}/merged/results.h5 --device cpu --batch 1,2,4 --repeats 5 "
                    "--load-repeats 3 --out {}/P.h5",
                    shellQuote(dir), shellQuote(dir)));
   writeText(dir + "/profile.log", r.output);
@@ -114,16 +118,18 @@ struct SimRun {
 };
 std::map<std::string, std::vector<SimRun>> simulateRuns(const std::string& json) {
   std::map<std::string, std::vector<SimRun>> out;  // mode -> per budget, in budget order
-  std::regex run_re("\"mode\":\"([a-z-]+)\",\"memory_bytes\":[0-9]+,\"processed\":([0-9]+),"
-                    "\"skipped\":[0-9]+,\"within_sla\":[0-9]+,\"loads\":([0-9]+)");
+  std::regex run_re(
+      "\"mode\":\"([a-z-]+)\",\"memory_bytes\":[0-9]+,\"processed\":([0-9]+),"
+      "\"skipped\":[0-9]+,\"within_sla\":[0-9]+,\"loads\":([0-9]+)");
   for (std::sregex_iterator it(json.begin(), json.end(), run_re), end; it != end; ++it)
     out[(*it)[1]].push_back({std::stod((*it)[2]), std::stod((*it)[3])});
   return out;
 }
 
 TEST_F(EdgeCli, SimulateMergedProcessesMoreFramesWhereUnmergedDoesNotFit) {
-  auto r = gemel(format("simulate --results {} --profile {} --frames 600 --json --out {}",
-                        shellQuote(results()), shellQuote(profile()), shellQuote(own_.file("S.h5"))));
+  auto r =
+      gemel(format("simulate --results {} --profile {} --frames 600 --json --out {}",
+                   shellQuote(results()), shellQuote(profile()), shellQuote(own_.file("S.h5"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto json = r.output.substr(r.output.find('{'));
   auto runs = simulateRuns(json);
@@ -168,7 +174,7 @@ for m in ("merged", "unmerged", "no-swap-cost"):
 assert f["merged"].attrs["all_resident_bytes"] < f["unmerged"].attrs["all_resident_bytes"]
 print("ok")
 )PY",
-                           shellQuote(own_.file("S.h5")));
+                         shellQuote(own_.file("S.h5")));
   EXPECT_EQ(py.exit_code, 0) << py.output;
 }
 
@@ -201,8 +207,8 @@ f.close()
   EXPECT_NE(r.output.find("other.h5"), std::string::npos) << r.output;
 
   // A profile that is not one.
-  r = gemel(format("simulate --results {} --profile {}", shellQuote(results()),
-                   shellQuote(results())));
+  r = gemel(
+      format("simulate --results {} --profile {}", shellQuote(results()), shellQuote(results())));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("not a gemel profile"), std::string::npos) << r.output;
 
@@ -216,7 +222,8 @@ f.close()
   yaml.replace(at, 8, "lr: 1e30");
   writeText(own_.file("trained/diverge.yaml"), yaml);
   r = gemel(format("merge --config {} --out {} --max-trials 1 --fixed-steps 3",
-                   shellQuote(own_.file("trained/diverge.yaml")), shellQuote(nomerge.file("merged"))));
+                   shellQuote(own_.file("trained/diverge.yaml")),
+                   shellQuote(nomerge.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto none = nomerge.file("merged/results.h5");
   for (const auto* cmd : {"simulate", "report"}) {
@@ -235,8 +242,9 @@ TEST_F(EdgeCli, ReportRendersEverySectionInChromium) {
                         shellQuote(results()), shellQuote(profile()), shellQuote(sim)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto page = own_.file("report.html");
-  r = gemel(format("report --results {} --profile {} --simulation {} --out {}", shellQuote(results()),
-                   shellQuote(profile()), shellQuote(sim), shellQuote(page)));
+  r = gemel(format("report --results {} --profile {} --simulation {} --out {}",
+                   shellQuote(results()), shellQuote(profile()), shellQuote(sim),
+                   shellQuote(page)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("6 sections, 6 figures"), std::string::npos) << r.output;
   ASSERT_TRUE(fs::exists(page));
@@ -245,8 +253,9 @@ TEST_F(EdgeCli, ReportRendersEverySectionInChromium) {
   EXPECT_EQ(html.find("http://"), std::string::npos);
   EXPECT_EQ(html.find("https://"), std::string::npos);
 
-  const std::string chromium = "timeout 120 chromium --headless --no-sandbox --disable-gpu "
-                               "--hide-scrollbars --virtual-time-budget=10000 ";
+  const std::string chromium =
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu "
+      "--hide-scrollbars --virtual-time-budget=10000 ";
   const auto url = "file://" + fs::absolute(page).string();
   r = run(chromium + "--dump-dom " + shellQuote(url) + " 2>/dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -275,7 +284,7 @@ assert (w, h) == (1280, 5000)
 assert rows.mean() > 0.5, rows.mean()
 assert colour > 0.01, colour
 )PY",
-                           shellQuote(shot));
+                         shellQuote(shot));
   EXPECT_EQ(py.exit_code, 0) << py.output;
   if (const char* keep = std::getenv("GEMEL_KEEP_REPORT")) {
     fs::copy_file(shot, std::string(keep) + ".png", fs::copy_options::overwrite_existing);

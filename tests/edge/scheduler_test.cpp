@@ -77,7 +77,8 @@ TEST(EdgeScheduler, EvictsTheModelWhoseTurnComesLast) {
   // b evicts a, c resident. Loads: 3 + 1 + 2 + 1 = 7 (least-recently-run would load 12).
   auto o = options(200, 1, 4, 10);
   std::vector<ModelProfile> models;
-  for (const char* name : {"a", "b", "c"}) models.push_back(model(name, {{name, 100, 0.0625}}, {1}, {0.0625}));
+  for (const char* name : {"a", "b", "c"})
+    models.push_back(model(name, {{name, 100, 0.0625}}, {1}, {0.0625}));
   const auto r = simulate(models, o);
   EXPECT_EQ(r.loads, 7);
   EXPECT_DOUBLE_EQ(r.load_seconds, 7 * 0.0625);
@@ -167,7 +168,8 @@ TEST(EdgeScheduler, MergedProcessesAtLeastAsManyFramesAcrossASweep) {
       EXPECT_GT(m.processed(), u.processed() + 1000);
     }
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%d simulations of 10 streams x 3000 frames in %.2f s\n", runs, seconds);
 }
 

@@ -46,7 +46,8 @@ int expectOnlyGemelErrors(Fn&& fn) {
     fn();
   } catch (const gemel::Error& e) {
     // the clear error a user gets: fine (GEMEL_FUZZ_SHOW=1 prints it, to triage an input)
-    if (std::getenv("GEMEL_FUZZ_SHOW") != nullptr) std::fprintf(stderr, "gemel error: %s\n", e.what());
+    if (std::getenv("GEMEL_FUZZ_SHOW") != nullptr)
+      std::fprintf(stderr, "gemel error: %s\n", e.what());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "finding: an exception that is not a gemel::Error: %s\n", e.what());
     std::abort();

@@ -88,8 +88,7 @@ TEST(PartialConfirmation, ATrialThatLeavesOneModelBelowTargetKeepsItsLayersForTh
     }
     model->saveWeightsFile(dir.file("shoes_c.pt"));
   }
-  const std::string transforms =
-      "transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
+  const std::string transforms = "transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
   std::string tasks;
   for (const auto& [name, weights] :
        {std::pair<std::string, std::string>{"shoes_a_resnet18", a_weights},
@@ -108,13 +107,12 @@ TEST(PartialConfirmation, ATrialThatLeavesOneModelBelowTargetKeepsItsLayersForTh
   // under it, has by far the largest gradient, and at lr 0.001 it turned a well-trained A's
   // classifier into its own (A and B then failed, C met).
   const auto workload = dir.file("partial.yaml");
-  testing::writeText(workload,
-                     format("name: partial\n"
-                            "defaults: {batch_size: 32, accuracy_target: 0.9}\n"
-                            "search: {strategy: manual, groups: [{}, {}], lr: 0.0001}\n"
-                            "tasks:\n",
-                            conv1, fc) +
-                         tasks);
+  testing::writeText(workload, format("name: partial\n"
+                                      "defaults: {batch_size: 32, accuracy_target: 0.9}\n"
+                                      "search: {strategy: manual, groups: [{}, {}], lr: 0.0001}\n"
+                                      "tasks:\n",
+                                      conv1, fc) +
+                                   tasks);
 
   r = gemel(format("merge --config {} --out {} --fixed-steps 4", shellQuote(workload),
                    shellQuote(dir.file("merged"))));

@@ -69,7 +69,8 @@ std::string errorOf(const std::string& body) {
 }
 
 TEST(DarknetCfg, MalformedFilesNameFileAndLine) {
-  const std::string conv = "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
+  const std::string conv =
+      "[convolutional]\nfilters=8\nsize=3\nstride=1\npad=1\nactivation=leaky\n";
   const std::string head =
       "[convolutional]\nfilters=21\nsize=1\n[yolo]\nmask=0,1,2\nanchors=1,2, 3,4, 5,6\nclasses=2\n";
   EXPECT_EQ(errorOf(conv + head), "no error");

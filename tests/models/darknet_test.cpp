@@ -42,7 +42,7 @@ TEST(Darknet, TinyModelHasPytorchyoloNamesAndTheHeadsLayout) {
   model->setParameter("module_list.15.conv_15.bias", b);
   const auto again = model->forward(x).logits;
   for (int cell = 0; cell < 4; ++cell) {
-    EXPECT_FLOAT_EQ(again[0][cell][4].item<float>(), 3.0f);  // anchor 0, every cell
+    EXPECT_FLOAT_EQ(again[0][cell][4].item<float>(), 3.0f);      // anchor 0, every cell
     EXPECT_FLOAT_EQ(again[0][4 + cell][4].item<float>(), 0.0f);  // anchor 1
   }
 }

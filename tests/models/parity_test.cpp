@@ -83,8 +83,8 @@ TEST_P(SmallMapGradients, MatchTorchvision) {
   model->loadWeightsFile(dir.file("py_weights.pt"), /*skip_head=*/false);
   model->train(false);
   const auto ref = readStateDict(dir.file("py_grads.pt"));
-  const auto loss = torch::nn::functional::cross_entropy(
-      model->forward(entry(ref, "input")).logits, entry(ref, "labels"));
+  const auto loss = torch::nn::functional::cross_entropy(model->forward(entry(ref, "input")).logits,
+                                                         entry(ref, "labels"));
   loss.backward();
   EXPECT_LE(relErr(loss, entry(ref, "loss")), 1e-5) << arch;
   int compared = 0;

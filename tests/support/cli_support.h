@@ -15,7 +15,8 @@ inline CommandResult gemel(const std::string& args) {
 }
 
 // The number after "key": in `json`, searching from the first occurrence of `after`.
-inline double jsonNumber(const std::string& json, const std::string& after, const std::string& key) {
+inline double jsonNumber(const std::string& json, const std::string& after,
+                         const std::string& key) {
   const auto at = json.find(after);
   EXPECT_NE(at, std::string::npos) << after << " in " << json;
   if (at == std::string::npos) return 0;

@@ -28,7 +28,8 @@ TEST(GpuBench, TheCudaGraphStepTrainsAsTheEagerStep) {
     EXPECT_GT(jsonNumber(json, "\"mode\":\"fp32" + format + " cuda graph\"", "images_per_s"), 0);
   }
   // Where a graph cannot hold the step: one clear error.
-  const auto detector = gemel("bench --arch yolov3-tiny --size 64 --batch 2 --steps 1 --modes fp32-graph");
+  const auto detector =
+      gemel("bench --arch yolov3-tiny --size 64 --batch 2 --steps 1 --modes fp32-graph");
   EXPECT_EQ(detector.exit_code, 2) << detector.output;
   EXPECT_NE(detector.output.find("ResNet classifiers only"), std::string::npos) << detector.output;
 }

@@ -1,7 +1,7 @@
 // gemel's SGD (multi-tensor ops; the fused kernel, with multi-tensor ops where layouts differ)
-// against LibTorch's torch::optim::SGD: 50 steps of a ResNet's training gradients applied by both to two copies of
-// its weights end with the same weights, with momentum, weight decay and with and without
-// Nesterov.
+// against LibTorch's torch::optim::SGD: 50 steps of a ResNet's training gradients applied by both
+// to two copies of its weights end with the same weights, with momentum, weight decay and with and
+// without Nesterov.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

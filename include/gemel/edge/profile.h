@@ -87,8 +87,8 @@ struct Sweep {
   std::string results_path, profile_path;
   std::vector<std::string> modes, streams;
   std::vector<int64_t> memory_bytes;
-  SimulationOptions options;  // memory_bytes and load_costs vary per run
-  std::vector<int64_t> all_resident_bytes;  // per mode
+  SimulationOptions options;                        // memory_bytes and load_costs vary per run
+  std::vector<int64_t> all_resident_bytes;          // per mode
   std::vector<std::vector<SimulationResult>> runs;  // [mode][budget]
 };
 

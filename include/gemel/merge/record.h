@@ -20,8 +20,8 @@ struct TaskScores {
 // per-task records (private tensors and buffers) from every task's accepted state.
 // input_sizes: each task's input side in pixels (inputSizes()).
 void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerCatalog& catalog,
-                 const Snapshot& states, const config::Workload& workload,
-                 const TaskScores& scores, const std::vector<int>& input_sizes);
+                 const Snapshot& states, const config::Workload& workload, const TaskScores& scores,
+                 const std::vector<int>& input_sizes);
 
 // The side of each task's input images as it trains and runs: a detector's image_size (it
 // letterboxes to it), a classifier's dataset height (it takes the images as they are stored).

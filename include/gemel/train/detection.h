@@ -32,8 +32,8 @@ std::vector<torch::Tensor> splitHeads(const torch::Tensor& raw, const std::vecto
 struct YoloLoss {
   torch::Tensor total, box, obj, cls;
 };
-YoloLoss yoloLoss(const torch::Tensor& raw, const std::vector<YoloHead>& heads,
-                  int64_t image_size, const torch::Tensor& targets);
+YoloLoss yoloLoss(const torch::Tensor& raw, const std::vector<YoloHead>& heads, int64_t image_size,
+                  const torch::Tensor& targets);
 
 // Raw heads -> [N, P, 5 + C]: box centre and size in input pixels, sigmoid objectness and
 // class probabilities (what pytorchyolo's model returns in eval mode).
@@ -41,14 +41,15 @@ torch::Tensor decodeYolo(const torch::Tensor& raw, const std::vector<YoloHead>& 
                          int64_t image_size);
 
 struct NmsOptions {
-  double conf = 0.01;       // objectness, and objectness x class probability, above this
-  double iou = 0.4;         // boxes of one class overlapping more than this are suppressed
-  int64_t max_det = 300;    // per image
+  double conf = 0.01;         // objectness, and objectness x class probability, above this
+  double iou = 0.4;           // boxes of one class overlapping more than this are suppressed
+  int64_t max_det = 300;      // per image
   int64_t max_boxes = 30000;  // candidates per image into the suppression
 };
 // Per image: [K, 6] rows (x1, y1, x2, y2, score, class), best score first. Every (box, class)
 // pair above the threshold is a candidate (multi-label when there are several classes).
-std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const NmsOptions& options);
+std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded,
+                                             const NmsOptions& options);
 // Greedy NMS: indices of the kept boxes (xyxy [K, 4]) by descending score.
 torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou);
 

@@ -88,8 +88,11 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"metric\":\"map50\""), std::string::npos) << json;
   const double map50 = jsonNumber(json, "bags_yolov3tiny", "score");
-  // It learned (20 epochs measured 0.038 to 0.077 unmerged), and the merge kept its target.
-  EXPECT_GT(jsonNumber(json, "bags_yolov3tiny", "unmerged_score"), 0.03) << json;
+  // It learned, and the merge kept its target. Unmerged, 20 epochs measured 0.0215 with the
+  // weights chosen on held-out training data (0.038 to 0.077 when gemel train still chose them
+  // on this val set: the lucky peak that choice picked). The floor allows for other CPUs'
+  // rounding (12 epochs once ranged 0.011 to 0.029 over thread counts).
+  EXPECT_GT(jsonNumber(json, "bags_yolov3tiny", "unmerged_score"), 0.012) << json;
   EXPECT_GE(map50, jsonNumber(json, "bags_yolov3tiny", "target")) << json;
 
   r = gemel(format("export --results {} --task bags_yolov3tiny --out {}", shellQuote(results),

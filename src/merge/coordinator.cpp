@@ -371,17 +371,41 @@ MergeCoordinator::Decision MergeCoordinator::decide(const Trial& trial,
 
 // The partial check (see coordinator.h). True, and the new state taken, only if every task
 // validates at target; the decision carries the check's scores either way.
+namespace {
+
+// The accepted plan with the trial's layers shared by the models that met their targets only.
+SharingPlan keptFor(const SharingPlan& accepted, const Trial& trial, const std::set<int>& met) {
+  SharingPlan plan = accepted;
+  for (const auto& part : trial.parts) {
+    TrialPart kept = part;
+    kept.models.clear();
+    for (const int m : part.models) {
+      if (met.count(m)) kept.models.push_back(m);
+    }
+    plan.add(kept);
+  }
+  return plan;
+}
+
+// A recovery's budget: `fraction` of a trial's, without the trial's candidate rule.
+train::TrainOptions recoveryOptions(const train::TrainOptions& trial, double fraction,
+                                    const std::string& label) {
+  auto o = trial;
+  o.epochs = trial.epochs * fraction;
+  o.seconds = trial.seconds * fraction;
+  if (trial.max_steps > 0) {
+    o.max_steps = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(trial.max_steps * fraction)));
+  }
+  o.min_candidates = 0;
+  o.label = label;
+  return o;
+}
+
+}  // namespace
+
 bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met,
                                     const train::TrainOptions& options, Decision& decision) {
-  SharingPlan tentative = accepted_;
-  for (const auto& part : trial.parts) {
-    TrialPart ok = part;
-    ok.models.clear();
-    for (const int m : part.models) {
-      if (met.count(m)) ok.models.push_back(m);
-    }
-    tentative.add(ok);
-  }
+  const SharingPlan tentative = keptFor(accepted_, trial, met);
   const int n = runner_.tasks();
   const auto involved_set = accepted_.with(trial).models();
   std::set<int> missed;  // back to their accepted weights in the staged state
@@ -433,16 +457,8 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
   // Recovery: every model of the tentative plan retrains jointly (the adaptive loss weights
   // favour the ones below target) for a fraction of a trial's budget, until all meet.
   if (shortfall > 0 && w_.search.recovery_fraction > 0) {
-    auto ro = options;
-    ro.epochs = options.epochs * w_.search.recovery_fraction;
-    ro.seconds = options.seconds * w_.search.recovery_fraction;
-    if (options.max_steps > 0) {
-      ro.max_steps = std::max<int64_t>(
-          1, static_cast<int64_t>(std::ceil(options.max_steps * w_.search.recovery_fraction)));
-    }
-    ro.min_candidates = 0;
-    ro.label = label + " recovery";
-    const auto outcome = runner_.train(tentative, ro, {});
+    const auto outcome = runner_.train(
+        tentative, recoveryOptions(options, w_.search.recovery_fraction, label + " recovery"), {});
     if (!outcome.nan_loss) shortfall = validate(format("after {} recovery steps", outcome.steps));
   }
   decision.checked.assign(check_set.begin(), check_set.end());

@@ -135,6 +135,56 @@ void readNetSection(const Section& first, const std::string& source, DarknetNet&
                      "{}: [net] width, height and channels must be positive", o.where("width"));
 }
 
+// [route]: the layers it concatenates, all at one scale.
+void readRoute(DarknetLayer& l, const Options& o, const DarknetNet& net, int at) {
+  l.type = DarknetLayerType::kRoute;
+  for (const int i : o.ints("layers")) l.layers.push_back(absoluteIndex(i, at, o, "layers"));
+  GEMEL_THROW_IF_NOT(!l.layers.empty(), ConfigError,
+                     "{}: a route needs layers=, the layers it concatenates", o.where("layers"));
+  l.out_channels = 0;
+  l.scale = net.layers[l.layers[0]].scale;
+  for (const int i : l.layers) {
+    GEMEL_THROW_IF_NOT(net.layers[i].scale == l.scale, ConfigError,
+                       "{}: layers={}: layer {} is at 1/{} of the input, layer {} at 1/{}; "
+                       "a route concatenates maps of one size",
+                       o.where("layers"), o.text("layers", ""), l.layers[0], l.scale, i,
+                       net.layers[i].scale);
+    l.out_channels += net.layers[i].out_channels;
+  }
+}
+
+// [yolo]: its anchors and mask; the convolution before it gets the filters the classes need
+// (num_classes > 0) or must already have them.
+void readYolo(DarknetLayer& l, const Options& o, DarknetNet& net, int at, int num_classes,
+              const std::string& source, int line) {
+  l.type = DarknetLayerType::kYolo;
+  l.mask = o.ints("mask");
+  const auto a = o.ints("anchors");
+  GEMEL_THROW_IF_NOT(a.size() % 2 == 0 && !a.empty(), ConfigError,
+                     "{}: anchors: expected pairs w,h", o.where("anchors"));
+  for (std::size_t i = 0; i < a.size(); i += 2) l.anchors.emplace_back(a[i], a[i + 1]);
+  for (const int m : l.mask) {
+    GEMEL_THROW_IF_NOT(m >= 0 && m < static_cast<int>(l.anchors.size()), ConfigError,
+                       "{}: mask={}: anchor {} does not exist ({} anchors)", o.where("mask"),
+                       o.text("mask", ""), m, l.anchors.size());
+  }
+  l.classes = num_classes > 0 ? num_classes : o.integer("classes");
+  GEMEL_THROW_IF_NOT(at > 0 && net.layers.back().type == DarknetLayerType::kConvolutional,
+                     ConfigError, "{}:{}: a [yolo] layer must follow a [convolutional] one", source,
+                     line);
+  auto& head = net.layers.back();
+  const int want = static_cast<int>(l.mask.size()) * (5 + l.classes);
+  if (num_classes > 0) {
+    head.filters = head.out_channels = want;
+    l.in_channels = want;
+  }
+  GEMEL_THROW_IF_NOT(head.filters == want, ConfigError,
+                     "{}:{}: the convolution before this [yolo] layer has {} filters; {} "
+                     "masks x (5 + {} classes) needs {}",
+                     source, head.line, head.filters, l.mask.size(), l.classes, want);
+  l.out_channels = l.in_channels;
+}
+
 }  // namespace
 
 DarknetNet parseDarknetCfgText(const std::string& text, const std::string& source,
@@ -182,21 +232,7 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
                          "{}: a shortcut's activation must be linear", o.where("activation"));
       l.out_channels = l.in_channels;
     } else if (s.type == "route") {
-      l.type = DarknetLayerType::kRoute;
-      for (const int i : o.ints("layers")) l.layers.push_back(absoluteIndex(i, at, o, "layers"));
-      GEMEL_THROW_IF_NOT(!l.layers.empty(), ConfigError,
-                         "{}: a route needs layers=, the layers it concatenates",
-                         o.where("layers"));
-      l.out_channels = 0;
-      l.scale = net.layers[l.layers[0]].scale;
-      for (const int i : l.layers) {
-        GEMEL_THROW_IF_NOT(net.layers[i].scale == l.scale, ConfigError,
-                           "{}: layers={}: layer {} is at 1/{} of the input, layer {} at 1/{}; "
-                           "a route concatenates maps of one size",
-                           o.where("layers"), o.text("layers", ""), l.layers[0], l.scale, i,
-                           net.layers[i].scale);
-        l.out_channels += net.layers[i].out_channels;
-      }
+      readRoute(l, o, net, at);
     } else if (s.type == "upsample") {
       l.type = DarknetLayerType::kUpsample;
       l.stride = o.integer("stride", 2);
@@ -214,32 +250,7 @@ DarknetNet parseDarknetCfgText(const std::string& text, const std::string& sourc
       l.scale *= l.stride;
       l.out_channels = l.in_channels;
     } else if (s.type == "yolo") {
-      l.type = DarknetLayerType::kYolo;
-      l.mask = o.ints("mask");
-      const auto a = o.ints("anchors");
-      GEMEL_THROW_IF_NOT(a.size() % 2 == 0 && !a.empty(), ConfigError,
-                         "{}: anchors: expected pairs w,h", o.where("anchors"));
-      for (std::size_t i = 0; i < a.size(); i += 2) l.anchors.emplace_back(a[i], a[i + 1]);
-      for (const int m : l.mask) {
-        GEMEL_THROW_IF_NOT(m >= 0 && m < static_cast<int>(l.anchors.size()), ConfigError,
-                           "{}: mask={}: anchor {} does not exist ({} anchors)", o.where("mask"),
-                           o.text("mask", ""), m, l.anchors.size());
-      }
-      l.classes = num_classes > 0 ? num_classes : o.integer("classes");
-      GEMEL_THROW_IF_NOT(at > 0 && net.layers.back().type == DarknetLayerType::kConvolutional,
-                         ConfigError, "{}:{}: a [yolo] layer must follow a [convolutional] one",
-                         source, s.line);
-      auto& head = net.layers.back();
-      const int want = static_cast<int>(l.mask.size()) * (5 + l.classes);
-      if (num_classes > 0) {
-        head.filters = head.out_channels = want;
-        l.in_channels = want;
-      }
-      GEMEL_THROW_IF_NOT(head.filters == want, ConfigError,
-                         "{}:{}: the convolution before this [yolo] layer has {} filters; {} "
-                         "masks x (5 + {} classes) needs {}",
-                         source, head.line, head.filters, l.mask.size(), l.classes, want);
-      l.out_channels = l.in_channels;
+      readYolo(l, o, net, at, num_classes, source, s.line);
     } else {
       throw ConfigError(
           format("{}:{}: unknown layer [{}]; gemel builds convolutional, shortcut, "

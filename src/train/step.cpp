@@ -161,41 +161,15 @@ torch::Tensor TrainStep::graphedForward(const std::vector<bool>& requested,
   for (std::size_t i = 0; i < n; ++i) {
     if (active[i]) tasks_[i]->stageNextBatch();
   }
-  auto eager = [&]() {
-    zeroGradients();
-    torch::Tensor total;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!active[i]) continue;
-      auto loss = tasks_[i]->trainLossOn(inputs[i], batches[i]) * weights[i];
-      total = total.defined() ? total + loss : loss;
-    }
-    notePending(total);
-    return total;
-  };
+  auto eager = [&] { return eagerLoss(active, inputs, batches, weights); };
   if (!fits) return eager();
   if (g.warm < kGraphWarmups) {
     auto total = eager();
     ++g.warm;
     return total;
   }
-  if (!g.step) {  // the static tensors, in the inputs' own shapes and memory formats
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!active[i]) continue;
-      g.input[i] = torch::empty_like(inputs[i]);
-      g.labels[i] = torch::empty_like(batches[i].labels, inputs[i].device());
-      g.weight[i] = torch::empty({}, inputs[i].options().dtype(torch::kFloat));
-    }
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!active[i]) continue;
-    g.input[i].copy_(inputs[i]);
-    g.labels[i].copy_(batches[i].labels, /*non_blocking=*/true);
-    g.weight[i].fill_(weights[i]);
-  }
-  // The graph writes each gradient where it was at capture: capture again if one moved.
-  bool moved = g.grads.size() != params_.size();
-  for (std::size_t k = 0; k < params_.size() && !moved; ++k)
-    moved = params_[k].grad().data_ptr() != g.grads[k];
+  fillStaticInputs(active, inputs, batches, weights);
+  const bool moved = gradientsMoved();
   auto body = [&]() {
     zeroGradients();
     torch::Tensor total;
@@ -231,6 +205,52 @@ torch::Tensor TrainStep::graphedForward(const std::vector<bool>& requested,
   ++graphed_steps_;
   notePending(total);
   return total;
+}
+
+// The eager step on prepared inputs: zeroed gradients and the weighted loss sum.
+torch::Tensor TrainStep::eagerLoss(const std::vector<bool>& active,
+                                   const std::vector<torch::Tensor>& inputs,
+                                   const std::vector<data::Batch>& batches,
+                                   const std::vector<double>& weights) {
+  zeroGradients();
+  torch::Tensor total;
+  for (std::size_t i = 0; i < active.size(); ++i) {
+    if (!active[i]) continue;
+    auto loss = tasks_[i]->trainLossOn(inputs[i], batches[i]) * weights[i];
+    total = total.defined() ? total + loss : loss;
+  }
+  notePending(total);
+  return total;
+}
+
+// The graph's static tensors (made at the first capture, in the inputs' own shapes and memory
+// formats) take this step's inputs, labels and loss weights.
+void TrainStep::fillStaticInputs(const std::vector<bool>& active,
+                                 const std::vector<torch::Tensor>& inputs,
+                                 const std::vector<data::Batch>& batches,
+                                 const std::vector<double>& weights) {
+  auto& g = *graph_;
+  for (std::size_t i = 0; i < active.size(); ++i) {
+    if (!active[i]) continue;
+    if (!g.step) {
+      g.input[i] = torch::empty_like(inputs[i]);
+      g.labels[i] = torch::empty_like(batches[i].labels, inputs[i].device());
+      g.weight[i] = torch::empty({}, inputs[i].options().dtype(torch::kFloat));
+    }
+    g.input[i].copy_(inputs[i]);
+    g.labels[i].copy_(batches[i].labels, /*non_blocking=*/true);
+    g.weight[i].fill_(weights[i]);
+  }
+}
+
+// The graph writes each gradient where it was at capture: it is captured again if one moved.
+bool TrainStep::gradientsMoved() const {
+  const auto& g = *graph_;
+  if (g.grads.size() != params_.size()) return true;
+  for (std::size_t k = 0; k < params_.size(); ++k) {
+    if (params_[k].grad().data_ptr() != g.grads[k]) return true;
+  }
+  return false;
 }
 
 void TrainStep::setLr(double lr) {

@@ -80,6 +80,13 @@ class TrainStep {
   struct Graph;
   torch::Tensor eagerForward(const std::vector<bool>& active, const std::vector<double>& weights);
   torch::Tensor graphedForward(const std::vector<bool>& active, const std::vector<double>& weights);
+  void fillStaticInputs(const std::vector<bool>& active, const std::vector<torch::Tensor>& inputs,
+                        const std::vector<data::Batch>& batches,
+                        const std::vector<double>& weights);
+  bool gradientsMoved() const;
+  torch::Tensor eagerLoss(const std::vector<bool>& active, const std::vector<torch::Tensor>& inputs,
+                          const std::vector<data::Batch>& batches,
+                          const std::vector<double>& weights);
   void zeroGradients();
   void notePending(const torch::Tensor& total);
 

@@ -108,14 +108,9 @@ struct ShardedLoader::Impl {
     if (k <= 0) return true;
     return (index % k == k - 1) == options.held_out;
   }
-  // Examples of the shard in the part.
-  int64_t count() const {
-    int64_t n = 0;
-    for (int64_t i = shard.begin; i < shard.end; ++i) n += inPart(i);
-    return n;
-  }
+  int64_t part_size = 0;  // examples of the shard in the part (set once, at construction)
   int64_t batches() const {
-    const int64_t n = count(), b = options.batch_size;
+    const int64_t n = part_size, b = options.batch_size;
     return options.drop_last ? n / b : (n + b - 1) / b;
   }
 
@@ -216,6 +211,8 @@ ShardedLoader::ShardedLoader(std::shared_ptr<const DatasetReader> reader, Loader
   impl_->options = options;
   impl_->options.prefetch = std::max(1, options.prefetch);
   impl_->shard = shardRange(impl_->reader->size(options.split), options.rank, options.world_size);
+  for (int64_t i = impl_->shard.begin; i < impl_->shard.end; ++i)
+    impl_->part_size += impl_->inPart(i);
   impl_->pin = options.pin_memory && torch::cuda::is_available();
 }
 
@@ -239,7 +236,7 @@ std::optional<Batch> ShardedLoader::next() {
   return batch;
 }
 
-int64_t ShardedLoader::shardSize() const { return impl_->count(); }
+int64_t ShardedLoader::shardSize() const { return impl_->part_size; }
 int64_t ShardedLoader::batchesPerEpoch() const { return impl_->batches(); }
 const DatasetInfo& ShardedLoader::info() const { return impl_->reader->info(); }
 

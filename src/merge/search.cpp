@@ -28,24 +28,19 @@ namespace fs = std::filesystem;
 // a RankSync that passes every call on, and at that rank's STEP-th gradient reduction of this
 // run (steps counted over its trials, in order) throws (or raises the signal). Parsed once,
 // so a malformed value fails at the start.
-class FaultAtStep final : public train::RankSync {
+class FaultAtStep final : public train::ForwardingSync {
  public:
   FaultAtStep(train::RankSync& inner, int64_t step, int signal, std::shared_ptr<int64_t> steps)
-      : inner_(inner), step_(step), signal_(signal), steps_(std::move(steps)) {}
-  void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
-  void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
-  int64_t max(int64_t value) override { return inner_.max(value); }
-  void syncBuffers() override { inner_.syncBuffers(); }
+      : ForwardingSync(inner), step_(step), signal_(signal), steps_(std::move(steps)) {}
   void reduceGradients(const std::vector<torch::Tensor>& params) override {
     if (++*steps_ == step_) {
       if (signal_) std::raise(signal_);
       throw Error(format("fault injected at step {} (GEMEL_FAULT)", *steps_));
     }
-    inner_.reduceGradients(params);
+    ForwardingSync::reduceGradients(params);
   }
 
  private:
-  train::RankSync& inner_;
   const int64_t step_;
   const int signal_;
   std::shared_ptr<int64_t> steps_;  // over every trial of the run

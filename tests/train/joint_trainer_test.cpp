@@ -23,27 +23,20 @@ using gemel::testing::writeTops;
 
 // Passes every call on, and keeps this rank's gradients of the first step before and after
 // their reduction.
-class RecordingSync final : public RankSync {
+class RecordingSync final : public ForwardingSync {
  public:
-  explicit RecordingSync(RankSync& inner) : inner_(inner) {}
-  void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
-  void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
-  int64_t max(int64_t value) override { return inner_.max(value); }
-  void syncBuffers() override { inner_.syncBuffers(); }
+  explicit RecordingSync(RankSync& inner) : ForwardingSync(inner) {}
   void reduceGradients(const std::vector<torch::Tensor>& params) override {
     const bool first = before.empty();
     if (first) {
       for (const auto& p : params) before.push_back(p.grad().detach().clone());
     }
-    inner_.reduceGradients(params);
+    ForwardingSync::reduceGradients(params);
     if (first) {
       for (const auto& p : params) after.push_back(p.grad().detach().clone());
     }
   }
   std::vector<torch::Tensor> before, after;
-
- private:
-  RankSync& inner_;
 };
 
 TEST(JointTrainerThreads, ReplicasOnTwoRanksStayIdentical) {

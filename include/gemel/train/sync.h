@@ -36,6 +36,23 @@ class RankSync {
   static RankSync& local();
 };
 
+// A RankSync that passes every call on to another: derive from it to watch or alter one call
+// (tests: a fault at step N, a record of the gradients).
+class ForwardingSync : public RankSync {
+ public:
+  explicit ForwardingSync(RankSync& inner) : inner_(inner) {}
+  void sum(std::vector<int64_t>& values) override { inner_.sum(values); }
+  void concat(std::vector<int64_t>& values) override { inner_.concat(values); }
+  int64_t max(int64_t value) override { return inner_.max(value); }
+  void reduceGradients(const std::vector<torch::Tensor>& params) override {
+    inner_.reduceGradients(params);
+  }
+  void syncBuffers() override { inner_.syncBuffers(); }
+
+ private:
+  RankSync& inner_;
+};
+
 // RankSync over a dist::World: counts and decisions through the World, gradients and buffers
 // through GradSync (either may be null: nothing of that kind is held on several ranks).
 class WorldSync final : public RankSync {

@@ -38,6 +38,23 @@ std::vector<int> parseClasses(const std::string& text) {
   return out;
 }
 
+std::vector<double> parseFractions(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      std::size_t used = 0;
+      out.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw UsageError("--fractions '" + text +
+                       "': expected comma-separated shares, e.g. 1,0.3,0.1");
+    }
+  }
+  return out;
+}
+
 void reportCounts(const std::string& out, const std::vector<int64_t>& counts) {
   log::info("data", "{}: {} train and {} val images", out, counts[0], counts[1]);
 }
@@ -52,6 +69,8 @@ int runFashionMnist(const Args& args) {
       "channels", po::value<int>()->default_value(3), "1 (grey) or 3 (grey replicated)")(
       "max-train", po::value<int64_t>()->default_value(0), "cap on train images (0: all)")(
       "max-val", po::value<int64_t>()->default_value(0), "cap on val images (0: all)")(
+      "fractions", po::value<std::string>(),
+      "per class, the share of its images kept, e.g. 1,0.3,0.1 (skewed classes)")(
       "seed", po::value<uint64_t>()->default_value(0), "which images a cap keeps");
   po::variables_map vm;
   if (!cli::parseCommandLine("fashion-mnist", "--out FILE [options]", desc, args, vm, "gemel-data"))
@@ -64,6 +83,7 @@ int runFashionMnist(const Args& args) {
   o.max_train = vm["max-train"].as<int64_t>();
   o.max_val = vm["max-val"].as<int64_t>();
   o.seed = vm["seed"].as<uint64_t>();
+  if (vm.count("fractions")) o.fractions = parseFractions(vm["fractions"].as<std::string>());
   const auto out = vm["out"].as<std::string>();
   reportCounts(out, convertFashionMnist(o, out));
   return 0;

@@ -104,6 +104,29 @@ FashionMnistSplit readFashionMnist(const std::string& dir, const std::string& sp
   return {images.dims[0], std::move(images.data), std::move(labels.data)};
 }
 
+namespace {
+
+// The first `fractions[k]` of class k's images (in a seeded shuffle), in file order: skewed
+// classes, as a camera sees some classes far more often than others.
+std::vector<int64_t> keepFractions(const std::vector<int64_t>& keep,
+                                   const std::vector<uint8_t>& labels,
+                                   const std::vector<int>& relabel, const FashionMnistOptions& o,
+                                   const std::string& split) {
+  std::vector<std::vector<int64_t>> per(o.fractions.size());
+  for (const auto i : keep) per[relabel[labels[i]]].push_back(i);
+  std::vector<int64_t> out;
+  std::mt19937_64 rng(o.seed + (split == "train" ? 2 : 3));
+  for (std::size_t k = 0; k < per.size(); ++k) {
+    std::shuffle(per[k].begin(), per[k].end(), rng);
+    const auto n = static_cast<std::size_t>(std::ceil(o.fractions[k] * per[k].size()));
+    out.insert(out.end(), per[k].begin(), per[k].begin() + std::min(n, per[k].size()));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
 std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& o, const std::string& out) {
   GEMEL_THROW_IF_NOT(o.size >= 1, UsageError, "--size {} must be positive", o.size);
   GEMEL_THROW_IF_NOT(o.channels == 1 || o.channels == 3, UsageError, "--channels must be 1 or 3");
@@ -121,6 +144,12 @@ std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& o, const std
     relabel[classes[i]] = static_cast<int>(i);
     info.classes.push_back(fashionMnistClasses()[classes[i]]);
   }
+  GEMEL_THROW_IF_NOT(o.fractions.empty() || o.fractions.size() == classes.size(), UsageError,
+                     "--fractions: {} values for {} classes; give one per class",
+                     o.fractions.size(), classes.size());
+  for (const double f : o.fractions) {
+    GEMEL_THROW_IF_NOT(f > 0 && f <= 1, UsageError, "--fractions: {} is not in (0, 1]", f);
+  }
   info.height = info.width = o.size;
   info.channels = o.channels;
   DatasetWriter writer(out, info);
@@ -136,6 +165,7 @@ std::vector<int64_t> convertFashionMnist(const FashionMnistOptions& o, const std
       const int label = labels.data[i];
       if (relabel[label] >= 0) keep.push_back(i);
     }
+    if (!o.fractions.empty()) keep = keepFractions(keep, labels.data, relabel, o, split);
     const int64_t cap = split == "train" ? o.max_train : o.max_val;
     if (cap > 0 && static_cast<int64_t>(keep.size()) > cap) {
       std::mt19937_64 rng(o.seed + (split == "train" ? 0 : 1));

@@ -214,6 +214,25 @@ with h5py.File(d + '/plain.h5', 'a', libver=('v110', 'latest')) as f: del f.attr
   EXPECT_NE(openError(dir.file("plain.h5")).find("not a gemel dataset"), std::string::npos);
 }
 
+TEST(Conversion, FractionsSkewTheClassesInBothSplits) {
+  TempDir dir;
+  FashionMnistOptions o;
+  o.classes = {5, 7};  // Sandal, Sneaker: 6000 train and 1000 val images each
+  o.fractions = {1.0, 0.1};
+  convertFashionMnist(o, dir.file("skewed.h5"));
+  DatasetReader r(dir.file("skewed.h5"));
+  for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 6000}, {"val", 1000}}) {
+    std::vector<int64_t> per(2, 0);
+    for (const auto l : r.labels(split)) ++per[l];
+    EXPECT_EQ(per[0], n) << split;
+    EXPECT_EQ(per[1], n / 10) << split;
+  }
+  o.fractions = {1.0};
+  EXPECT_THROW(convertFashionMnist(o, dir.file("x.h5")), UsageError);
+  o.fractions = {1.0, 0.0};
+  EXPECT_THROW(convertFashionMnist(o, dir.file("x.h5")), UsageError);
+}
+
 TEST(Conversion, AFailedConversionLeavesNoFileAndKeepsTheOldOne) {
   TempDir dir;
   FashionMnistOptions o;

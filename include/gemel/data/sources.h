@@ -18,7 +18,8 @@ struct FashionMnistOptions {
   int channels = 3;          // 3: grey replicated to RGB (what the zoo models take)
   int64_t max_train = 0;     // keep at most this many images per split (0: all)
   int64_t max_val = 0;
-  uint64_t seed = 0;  // which images are kept when capped
+  std::vector<double> fractions;  // per kept class, the share of its images kept (skewed classes)
+  uint64_t seed = 0;              // which images are kept when capped
 };
 
 // One Fashion-MNIST split as it is: 28x28 grey images and their labels. split: train | t10k.

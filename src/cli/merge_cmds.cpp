@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "gemel/cli/commands.h"
@@ -15,6 +16,7 @@
 #include "gemel/config/parser.h"
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
+#include "gemel/core/format.h"
 #include "gemel/core/json.h"
 #include "gemel/core/log.h"
 #include "gemel/dist/watchdog.h"
@@ -66,29 +68,54 @@ void addWorkloadOptions(po::options_description& desc) {
 
 // gemel train holds out every kHoldOutEvery-th training example to choose its epoch on.
 constexpr int kHoldOutEvery = 10;
-// A diverging run starts again from the task's initial weights at a quarter of the step, at
-// most this many times: --lr (or search.lr) is where the step starts, and its ceiling.
+// A run that diverges, or that ends no better than the untrained model, starts again from the
+// task's initial weights at a quarter of the step, at most this many times: --lr (or
+// search.lr) is where the step starts, and its ceiling.
 constexpr int kTrainBackoffs = 3;
+// A run "learned" when its held-out score closed at least this share of the gap between the
+// untrained model's score and a perfect one (a stalled run stays at its start: chance).
+constexpr double kMinLearned = 0.05;
 
-// Trains one task for the options' budget, choosing its weights on its held-out data; a loss
-// that is not finite restarts the run from the initial weights at lr / 4 (up to
-// kTrainBackoffs times) instead of failing.
+// Trains one task for the options' budget, choosing its weights on its held-out data. A loss
+// that is not finite, or a run that did not learn, restarts from the initial weights at lr / 4
+// (up to kTrainBackoffs times) instead of failing; if no run learned, the best one is kept.
 train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions o) {
-  models::StateDict initial;
-  for (const auto& [name, t] : rt.model().stateDict())
-    initial.emplace_back(name, t.detach().clone());
+  auto snapshot = [&rt] {
+    models::StateDict state;
+    for (const auto& [name, t] : rt.model().stateDict())
+      state.emplace_back(name, t.detach().clone());
+    return state;
+  };
+  const auto initial = snapshot();
+  const double untrained = rt.objective().score(rt.validate(train::EvalSplit::kHeldOut));
+  const double learned = untrained + kMinLearned * std::max(0.0, 1.0 - untrained);
   // A target above 100%: never met, so the whole budget is trained.
   train::TrialTask task{rt.index(), rt.name(), 2.0, &rt, 1.0, nullptr};
   task.validate_on = train::EvalSplit::kHeldOut;
+  std::optional<std::pair<train::TrialResult, models::StateDict>> best;  // of the stalled runs
   for (int backoff = 0;; ++backoff) {
     auto result = train::JointTrainer({task}, o).run();
-    if (!result.nan_loss) return result;
-    GEMEL_THROW_IF_NOT(backoff < kTrainBackoffs, InputError,
-                       "task '{}': the loss diverged (not finite) at every step size down to {}; "
-                       "check the dataset and the transforms' mean and std",
-                       rt.name(), o.lr);
-    log::warn("train", "task '{}': the loss diverged at lr {}; starting again at lr {}", rt.name(),
-              o.lr, o.lr / 4);
+    if (!result.nan_loss && result.scores[0] >= learned) return result;
+    if (!result.nan_loss && (!best || result.scores[0] > best->first.scores[0]))
+      best.emplace(result, snapshot());
+    const auto why = result.nan_loss
+                         ? std::string("the loss diverged (not finite)")
+                         : format("it did not learn (held-out {} against {} untrained)",
+                                  formatFixed(result.scores[0], 4), formatFixed(untrained, 4));
+    if (backoff >= kTrainBackoffs) {
+      GEMEL_THROW_IF_NOT(best.has_value(), InputError,
+                         "task '{}': the loss diverged (not finite) at every step size down to "
+                         "{}; check the dataset and the transforms' mean and std",
+                         rt.name(), o.lr);
+      log::warn("train",
+                "task '{}': {} at every step size down to {}; keeping its best run (held-out {})",
+                rt.name(), why, o.lr, formatFixed(best->first.scores[0], 4));
+      torch::NoGradGuard no_grad;
+      rt.model().loadStateDict(best->second, {false, rt.name()});
+      return best->first;
+    }
+    log::warn("train", "task '{}': {} at lr {}; starting again at lr {}", rt.name(), why, o.lr,
+              o.lr / 4);
     o.lr /= 4;
     torch::NoGradGuard no_grad;
     rt.model().loadStateDict(initial, {false, rt.name()});

@@ -17,7 +17,9 @@
 #   digits_res  resnet50, resnet18, resnet34, mobilenet_v2  32-64   155-2000    mixed    absent
 #   street@LR   street (2 resnet18, resnet34)               64      155-1000    skewed   absent,
 #                                                                                        0.001, 0.02, 0.05
-# Stages are skipped when their output exists, so a rerun goes on where a stopped one ended.
+# Each run trains its workload's baselines first unless they exist (street's four runs share
+# one training); stages are skipped when their output exists, so a rerun goes on where a
+# stopped one ended.
 # GEMEL_SUITE_JOBS (2) runs at a time; GEMEL_SUITE_BUDGET (900) seconds per merge.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,16 +27,24 @@ build="${GEMEL_BUILD_DIR:-$root/build}"
 gemel="$build/src/gemel"
 gemel_data="$build/data_tools/gemel-data"
 python="${GEMEL_PYTHON:-$root/.venv/bin/python}"
+train_only=""
+if [ "${1:-}" = --train ]; then  # the script itself, under a lock: train one workload
+  train_only="$3"
+  shift
+fi
 out="${1:-$(mktemp -d /tmp/gemel-suite.XXXXXX)}"
 shift || true
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 budget="${GEMEL_SUITE_BUDGET:-900}"
 jobs="${GEMEL_SUITE_JOBS:-2}"
-all_runs=(tops4 street_mix yolo_vgg eight digits_res street@absent street@0.001 street@0.02
+# The longest trainings first, so that no core waits at the end.
+all_runs=(yolo_vgg street@absent digits_res tops4 street_mix eight street@0.001 street@0.02
   street@0.05)
 runs=("${@:-${all_runs[@]}}")
 data="$out/data"
 mkdir -p "$data"
-echo "search suite in $out: ${runs[*]}; $budget s per merge, $jobs at a time, $(nproc) cores"
+[ -n "$train_only" ] || echo "search suite in $out: ${runs[*]}; $budget s per merge, $jobs at a time, $(nproc) cores"
 
 fashion() {  # fashion FILE CLASSES SIZE TRAIN VAL [FRACTIONS]
   [ -f "$data/$1" ] && return 0
@@ -163,7 +173,8 @@ merge() {  # merge RUN (a workload, or street@LR)
   local run="$1" w="${1%@*}" lr dir t0
   dir="$out/runs/$run"
   [ -f "$dir/eval.json" ] && return 0
-  mkdir -p "$dir"
+  mkdir -p "$dir" "$out/$w"
+  flock "$out/$w/.train.lock" "$0" --train "$out" "$w" || return 1
   cp "$out/$w/trained/$w.trained.yaml" "$dir/workload.yaml"
   if [ "$run" != "$w" ]; then  # street@LR: the same baselines, search.lr set or removed
     lr="${run#*@}"
@@ -194,13 +205,11 @@ parallel() {
   return $failed
 }
 
+if [ -n "$train_only" ]; then
+  train "$train_only"
+  exit
+fi
 build_data
-workloads=()
-for run in "${runs[@]}"; do
-  w="${run%@*}"
-  [[ " ${workloads[*]} " == *" $w "* ]] || workloads+=("$w")
-done
-parallel train "${workloads[@]}" || echo "(a training failed; its runs are left out)"
 parallel merge "${runs[@]}" || echo "(a merge failed; see its merge.log)"
 dirs=()
 for run in "${runs[@]}"; do dirs+=("$out/runs/$run"); done

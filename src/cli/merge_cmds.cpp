@@ -129,8 +129,8 @@ int runTrainCmd(const Args& args, const dist::World& world) {
                      "output directory (default: <config dir>/trained)")(
       "epochs", po::value<double>()->default_value(6), "epochs per task")(
       "lr", po::value<double>(),
-      "starting step size and ceiling (default: the workload's search.lr); a diverging run "
-      "starts again at a quarter of it");
+      "starting step size and ceiling (default: the workload's search.lr); a run that diverges "
+      "or does not learn starts again at a quarter of it");
   po::variables_map vm;
   if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
     return 0;

@@ -19,6 +19,14 @@ namespace gemel::merge {
 
 namespace fs = std::filesystem;
 
+namespace {
+// A decision that kept the sharing for some models ("accepted", "partial 2/3"): its trial's
+// step worked.
+bool keptSome(const std::string& decision) {
+  return decision == "accepted" || decision.rfind("partial", 0) == 0;
+}
+}  // namespace
+
 MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string& workload_path,
                                    const MergeOptions& o, TrialExecutor& runner,
                                    const dist::World& control)
@@ -174,7 +182,7 @@ void MergeCoordinator::resume(const io::Results& previous) {
                          "search settings changed since: merge into a new --out directory",
                          results_path_, rec.number, rec.label, trial ? trial->label : "nothing");
       std::set<int> met;
-      const bool kept = rec.decision == "accepted" || rec.decision.rfind("partial", 0) == 0;
+      const bool kept = keptSome(rec.decision);
       for (const auto& name : rec.met) {
         if (kept) met.insert(index.at(name));
       }
@@ -188,6 +196,9 @@ void MergeCoordinator::resume(const io::Results& previous) {
   }
   accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
   for (int t = 0; t < runner_.tasks(); ++t) score_[t] = previous.tasks[t].final_score;
+  for (const auto& rec : previous.trials) {
+    if (keptSome(rec.decision)) lr_scale_ *= std::pow(kBackoff, rec.backoffs);
+  }
   runner_.restore(previous);
   results_.trials = previous.trials;
   if (!previous.timeline.empty()) {
@@ -228,12 +239,14 @@ void MergeCoordinator::capToBudget(train::TrainOptions& to) const {
 
 train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
   auto to = train::TrainOptions::fromSearch(w_.search);
+  to.lr *= lr_scale_;
   if (trial.pass == 2) {  // a second try: a smaller step for longer
     to.lr *= kSecondPassLr;
     to.epochs *= kSecondPassBudget;
     to.seconds *= kSecondPassBudget;
   }
   capToBudget(to);
+  to.warmup_epochs = kTrialWarmupEpochs;
   to.max_steps = o_.max_steps_per_trial;
   if (o_.fixed_steps > 0) {
     to.max_steps = o_.fixed_steps;
@@ -278,6 +291,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
               trial.number, why, options.lr);
   }
   const auto decision = decide(trial, outcome, options);
+  if (keptSome(decision.label)) lr_scale_ *= std::pow(kBackoff, backoffs);
 
   // The lead decides; everyone adopts its plan.
   std::string plan_text;

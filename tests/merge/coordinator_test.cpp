@@ -347,7 +347,8 @@ namespace {
 using testing::FakeExecutor;
 
 // Trial 1: C collapses (0.70 -> 0.10 against a 0.665 target) at the workload's step and meets
-// its target at a quarter of it: retried from the accepted weights, and accepted.
+// its target at a quarter of it: retried from the accepted weights, and accepted; the trials
+// after it start at that quarter.
 TEST_F(Policy, ACollapseIsRetriedWithASmallerStepAndAccepted) {
   FakeExecutor fake(catalog(), kUnmerged);
   const double lr = workload_.search.lr;
@@ -365,6 +366,28 @@ TEST_F(Policy, ACollapseIsRetriedWithASmallerStepAndAccepted) {
   // The retry started from the accepted weights, not from the collapsed ones.
   EXPECT_EQ(fake.trains[1].scores, kUnmerged);
   EXPECT_EQ(r.achieved_savings, catalog().savingsBytes());
+  // The next trial starts at the step that worked, and records it.
+  ASSERT_GE(fake.trains.size(), 3u);
+  EXPECT_EQ(trialOf(fake.trains[2]), 2);
+  EXPECT_DOUBLE_EQ(fake.trains[2].options.lr, lr * 0.25);
+  EXPECT_EQ(trial(r, 2).backoffs, 0);
+  EXPECT_DOUBLE_EQ(trial(r, 2).lr, lr * 0.25);
+  // Every trial ramps its step up over its first quarter epoch.
+  EXPECT_DOUBLE_EQ(fake.trains[0].options.warmup_epochs, 0.25);
+
+  // So does a resumed search, from its record's back-offs.
+  options_.max_trials = 1;
+  FakeExecutor first(catalog(), kUnmerged);
+  first.on_train = fake.on_train;
+  const auto part = run(first);
+  ASSERT_EQ(part.trials.size(), 1u);
+  options_.max_trials = 0;
+  FakeExecutor second(catalog(), kUnmerged);
+  second.on_train = fake.on_train;
+  run(second, part);
+  ASSERT_FALSE(second.trains.empty());
+  EXPECT_EQ(trialOf(second.trains[0]), 2);
+  EXPECT_DOUBLE_EQ(second.trains[0].options.lr, lr * 0.25);
 }
 
 // A task that misses its target by less than the target allows it to lose is a verdict on the

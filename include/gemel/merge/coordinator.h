@@ -21,7 +21,14 @@
 // A collapse (a non-finite loss, or a task that ends far below its target: see collapse()) is
 // a step-size problem, not a verdict on the sharing: the trial starts again from the accepted
 // weights with the learning rate times kBackoff, up to kMaxBackoffs times (not with
-// --fixed-steps). search.lr is thus the trials' starting step, their ceiling.
+// --fixed-steps). search.lr is thus the trials' starting step, their ceiling. Every trial
+// ramps its step up linearly over its first kTrialWarmupEpochs: a new shared layer seeded from
+// another model meets features it was not trained on, and its first gradients are the largest.
+// The search remembers the step that worked: a trial starts at search.lr times kBackoff to the
+// power of the back-offs of every trial that kept its sharing for some models (on --resume,
+// counted from the recorded trials), so that a workload whose models need a smaller step pays
+// for finding it once, not per trial. A trial that collapsed at every step says nothing about
+// the step and leaves it.
 // A time budget (MergeOptions::time_budget) ends the search when spent, caps each trial's
 // seconds by what is left, and adds the Planner's second pass: groups not yet shared by all
 // their models are tried again at kSecondPassLr x the step for kSecondPassBudget x the budget.
@@ -64,6 +71,7 @@ class MergeCoordinator {
   void resume(const io::Results& previous);
   static constexpr double kBackoff = 0.25, kSecondPassLr = 0.25, kSecondPassBudget = 2;
   static constexpr int kMaxBackoffs = 2;
+  static constexpr double kTrialWarmupEpochs = 0.25;
   static constexpr double kMinAllowance = 0.02;  // score a collapse must lose below target
   std::string proposeNext();
   void capToBudget(train::TrainOptions& to) const;
@@ -90,6 +98,7 @@ class MergeCoordinator {
   std::chrono::steady_clock::time_point start_;
   SharingPlan accepted_;
   std::vector<double> unmerged_, target_, score_;
+  double lr_scale_ = 1;  // kBackoff ^ (back-offs so far): the step that worked
   io::Results results_;
   std::string end_reason_;  // the lead's: why the search ended
 };

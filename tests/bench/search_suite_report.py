@@ -46,7 +46,7 @@ def row(run_dir):
         decisions = {}
         for key in f["search/trials"]:
             d = f["search/trials"][key].attrs["decision"]
-            d = d.decode() if isinstance(d, bytes) else str(d)
+            d = (d.decode() if isinstance(d, bytes) else str(d)).split()[0]
             decisions[d] = decisions.get(d, 0) + 1
         models = len(f["tasks"])
         status = f.attrs["status"]

@@ -68,18 +68,21 @@ void addWorkloadOptions(po::options_description& desc) {
 
 // gemel train holds out every kHoldOutEvery-th training example to choose its epoch on.
 constexpr int kHoldOutEvery = 10;
-// A run that diverges, or that ends no better than the untrained model, starts again from the
+// A run that diverges, or a classifier's that ends no better than untrained, starts again from the
 // task's initial weights at a quarter of the step, at most this many times: --lr (or
 // search.lr) is where the step starts, and its ceiling.
 constexpr int kTrainBackoffs = 3;
-// A run "learned" when its held-out score closed at least this share of the gap between the
-// untrained model's score and a perfect one (a stalled run stays at its start: chance).
+// A classifier's run "learned" when its held-out score closed at least this share of the gap
+// between the untrained model's score and a perfect one (a stalled run stays at its start:
+// chance). Detectors are not held to it: their mAP starts at 0 and rises slowly for epochs.
 constexpr double kMinLearned = 0.05;
 
 // Trains one task for the options' budget, choosing its weights on its held-out data. A loss
-// that is not finite, or a run that did not learn, restarts from the initial weights at lr / 4
-// (up to kTrainBackoffs times) instead of failing; if no run learned, the best one is kept.
-train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions o) {
+// that is not finite, or a classifier's run that did not learn, restarts from the initial
+// weights at lr / 4 (up to kTrainBackoffs times) instead of failing; if no run learned, the
+// best one is kept.
+train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions o,
+                                    bool classifier) {
   auto snapshot = [&rt] {
     models::StateDict state;
     for (const auto& [name, t] : rt.model().stateDict())
@@ -87,8 +90,10 @@ train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions 
     return state;
   };
   const auto initial = snapshot();
-  const double untrained = rt.objective().score(rt.validate(train::EvalSplit::kHeldOut));
-  const double learned = untrained + kMinLearned * std::max(0.0, 1.0 - untrained);
+  const double untrained =
+      classifier ? rt.objective().score(rt.validate(train::EvalSplit::kHeldOut)) : 0.0;
+  const double learned =
+      classifier ? untrained + kMinLearned * std::max(0.0, 1.0 - untrained) : -1.0;
   // A target above 100%: never met, so the whole budget is trained.
   train::TrialTask task{rt.index(), rt.name(), 2.0, &rt, 1.0, nullptr};
   task.validate_on = train::EvalSplit::kHeldOut;
@@ -167,7 +172,7 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     o.keep_best = true;
     o.warmup_epochs = 1;
     o.label = "train " + task.name;
-    const auto result = trainWithBackoff(rt, o);
+    const auto result = trainWithBackoff(rt, o, task.kind == config::TaskKind::kClassification);
     const double held_out = result.scores[0];
     const double acc = rt.score();  // on the val split, with the weights chosen
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();

@@ -11,11 +11,11 @@
 #
 #   workload    models                                     px      val         classes  lr
 #   tops4       vgg11_bn, mobilenet_v2, resnet18, resnet34  32      200 each    balanced absent
-#   street_mix  mobilenet_v2, resnet50, resnet18            48      155-1000    skewed   0.001
+#   street_mix  mobilenet_v2, resnet50, resnet18            48      706-1000    skewed   0.001
 #   yolo_vgg    yolov3-tiny, vgg16, vgg11_bn                128/32  300-2000    skewed   0.02
 #   eight       4 resnet18, 2 resnet34, 2 mobilenet_v2      32-40   150-400     mixed    0.05
-#   digits_res  resnet50, resnet18, resnet34, mobilenet_v2  32-64   155-2000    mixed    absent
-#   street@LR   street (2 resnet18, resnet34)               64      155-1000    skewed   absent,
+#   digits_res  resnet50, resnet18, resnet34, mobilenet_v2  32-64   400-2000    mixed    absent
+#   street@LR   street (2 resnet18, resnet34)               64      706-1000    skewed   absent,
 #                                                                                        0.001, 0.02, 0.05
 # Each run trains its workload's baselines first unless they exist (street's four runs share
 # one training); stages are skipped when their output exists, so a rerun goes on where a

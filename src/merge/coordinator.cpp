@@ -197,7 +197,7 @@ void MergeCoordinator::resume(const io::Results& previous) {
   accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
   for (int t = 0; t < runner_.tasks(); ++t) score_[t] = previous.tasks[t].final_score;
   for (const auto& rec : previous.trials) {
-    if (keptSome(rec.decision)) lr_scale_ *= std::pow(kBackoff, rec.backoffs);
+    if (rec.decision == "accepted") lr_scale_ *= std::pow(kBackoff, rec.backoffs);
   }
   runner_.restore(previous);
   results_.trials = previous.trials;
@@ -291,7 +291,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
               trial.number, why, options.lr);
   }
   const auto decision = decide(trial, outcome, options);
-  if (keptSome(decision.label)) lr_scale_ *= std::pow(kBackoff, backoffs);
+  if (decision.label == "accepted") lr_scale_ *= std::pow(kBackoff, backoffs);
 
   // The lead decides; everyone adopts its plan.
   std::string plan_text;

@@ -390,6 +390,25 @@ TEST_F(Policy, ACollapseIsRetriedWithASmallerStepAndAccepted) {
   EXPECT_DOUBLE_EQ(second.trains[0].options.lr, lr * 0.25);
 }
 
+// A partial trial leaves the step: C collapses at the workload's step, then at a quarter of it
+// misses its target narrowly and is left out; trial 2 starts at the workload's step again.
+TEST_F(Policy, APartialTrialDoesNotShrinkTheNextTrialsStep) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  const double lr = workload_.search.lr;
+  fake.on_train = [lr](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    if (trialOf(c) == 1) s[2] = c.options.lr >= lr ? 0.10 : 0.64;  // target 0.665
+    return s;
+  };
+  const auto r = run(fake);
+  EXPECT_EQ(trial(r, 1).decision.rfind("partial", 0), 0u) << trial(r, 1).decision;
+  EXPECT_EQ(trial(r, 1).backoffs, 1);
+  const FakeExecutor::TrainCall* second = nullptr;
+  for (const auto& c : fake.trains) second = !second && trialOf(c) == 2 ? &c : second;
+  ASSERT_NE(second, nullptr);
+  EXPECT_DOUBLE_EQ(second->options.lr, lr);
+}
+
 // A task that misses its target by less than the target allows it to lose is a verdict on the
 // sharing, not a collapse: no retry. A collapse at every step is retried twice, then rejected.
 TEST_F(Policy, ANarrowMissIsNotRetriedAndRetriesAreBounded) {

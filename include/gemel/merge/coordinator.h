@@ -25,10 +25,11 @@
 // ramps its step up linearly over its first kTrialWarmupEpochs: a new shared layer seeded from
 // another model meets features it was not trained on, and its first gradients are the largest.
 // The search remembers the step that worked: a trial starts at search.lr times kBackoff to the
-// power of the back-offs of every trial that kept its sharing for some models (on --resume,
-// counted from the recorded trials), so that a workload whose models need a smaller step pays
-// for finding it once, not per trial. A trial that collapsed at every step says nothing about
-// the step and leaves it.
+// power of the back-offs of every accepted trial (on --resume, counted from the recorded
+// trials), so that a workload whose models need a smaller step pays for finding it once, not per
+// trial. Other trials leave it: one that collapsed at every step says nothing about the step,
+// and in a partial one the back-offs were often for the model the sharing then left out (one
+// that cannot take the sharing at any step), which would shrink everyone's step trial by trial.
 // A time budget (MergeOptions::time_budget) ends the search when spent, caps each trial's
 // seconds by what is left, and adds the Planner's second pass: groups not yet shared by all
 // their models are tried again at kSecondPassLr x the step for kSecondPassBudget x the budget.

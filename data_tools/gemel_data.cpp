@@ -21,38 +21,35 @@ namespace {
 using cli::Args;
 namespace po = boost::program_options;
 
-std::vector<int> parseClasses(const std::string& text) {
-  std::vector<int> out;
+// A comma-separated list of numbers, each read whole by `parse` (std::stoi, std::stod); else
+// one error naming the option and an example.
+template <typename T, typename Parse>
+std::vector<T> parseList(const std::string& text, const std::string& option,
+                         const std::string& expected, Parse parse) {
+  std::vector<T> out;
   std::stringstream ss(text);
   std::string item;
   while (std::getline(ss, item, ',')) {
     try {
       std::size_t used = 0;
-      out.push_back(std::stoi(item, &used));
+      out.push_back(parse(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw UsageError("--classes '" + text +
-                       "': expected comma-separated class numbers, e.g. 0,2,6");
+      throw UsageError(option + " '" + text + "': expected " + expected);
     }
   }
   return out;
 }
 
+std::vector<int> parseClasses(const std::string& text) {
+  return parseList<int>(text, "--classes", "comma-separated class numbers, e.g. 0,2,6",
+                        [](const std::string& s, std::size_t* used) { return std::stoi(s, used); });
+}
+
 std::vector<double> parseFractions(const std::string& text) {
-  std::vector<double> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      std::size_t used = 0;
-      out.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw UsageError("--fractions '" + text +
-                       "': expected comma-separated shares, e.g. 1,0.3,0.1");
-    }
-  }
-  return out;
+  return parseList<double>(
+      text, "--fractions", "comma-separated shares, e.g. 1,0.3,0.1",
+      [](const std::string& s, std::size_t* used) { return std::stod(s, used); });
 }
 
 void reportCounts(const std::string& out, const std::vector<int64_t>& counts) {

@@ -62,23 +62,23 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
 }
 
 // gemel train of one resnet18 on 320 Fashion-MNIST images (trousers, bags, ankle boots) for
-// 3 epochs, starting at step size `lr`.
-testing::CommandResult trainAt(const TempDir& dir, double lr) {
+// `epochs` epochs, starting at step size `lr`.
+testing::CommandResult trainAt(const TempDir& dir, double lr, int epochs) {
   testing::FashionWorkload w;
   w.header = "name: steep\ndefaults: {batch_size: 32}\n";
   w.tasks = {{"shoes_a_resnet18", {1, 8, 9}}};
   w.size = 32;
   w.max_train = 320;
   const auto yaml = testing::writeFashionWorkload(dir, "steep.yaml", w);
-  return gemel(format("train --config {} --epochs 3 --lr {} --out {}", shellQuote(yaml), lr,
-                      shellQuote(dir.file("trained"))));
+  return gemel(format("train --config {} --epochs {} --lr {} --out {}", shellQuote(yaml), epochs,
+                      lr, shellQuote(dir.file("trained"))));
 }
 
 // A step size at which the loss diverges is not an error: the run starts again from the
 // initial weights at a quarter of the step.
 TEST(TrainCli, ADivergingRunStartsAgainAtAQuarterOfTheStep) {
   TempDir dir;
-  const auto r = trainAt(dir, 50);
+  const auto r = trainAt(dir, 50, 3);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("the loss diverged (not finite) at lr 50; starting again at lr 12.5"),
             std::string::npos)
@@ -89,7 +89,7 @@ TEST(TrainCli, ADivergingRunStartsAgainAtAQuarterOfTheStep) {
 // from scratch at lr 0.02): here resnet18 at lr 1 and 0.25, until a smaller step learns.
 TEST(TrainCli, AStalledRunStartsAgainAtAQuarterOfTheStepUntilItLearns) {
   TempDir dir;
-  const auto r = trainAt(dir, 1);
+  const auto r = trainAt(dir, 1, 6);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m,

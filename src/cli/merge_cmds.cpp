@@ -83,13 +83,7 @@ constexpr double kMinLearned = 0.05;
 // best one is kept.
 train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions o,
                                     bool classifier) {
-  auto snapshot = [&rt] {
-    models::StateDict state;
-    for (const auto& [name, t] : rt.model().stateDict())
-      state.emplace_back(name, t.detach().clone());
-    return state;
-  };
-  const auto initial = snapshot();
+  const auto initial = rt.model().stateDictCopy();
   const double untrained =
       classifier ? rt.objective().score(rt.validate(train::EvalSplit::kHeldOut)) : 0.0;
   const double learned =
@@ -102,7 +96,7 @@ train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions 
     auto result = train::JointTrainer({task}, o).run();
     if (!result.nan_loss && result.scores[0] >= learned) return result;
     if (!result.nan_loss && (!best || result.scores[0] > best->first.scores[0]))
-      best.emplace(result, snapshot());
+      best.emplace(result, rt.model().stateDictCopy());
     const auto why = result.nan_loss
                          ? std::string("the loss diverged (not finite)")
                          : format("it did not learn (held-out {} against {} untrained)",

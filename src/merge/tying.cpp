@@ -13,11 +13,7 @@ Snapshot takeSnapshot(const std::vector<models::Model*>& models) {
   torch::NoGradGuard no_grad;
   Snapshot out;
   for (const auto* m : models) {
-    models::StateDict state;
-    if (m) {
-      for (const auto& [name, t] : m->stateDict()) state.emplace_back(name, t.detach().clone());
-    }
-    out.push_back(std::move(state));
+    out.push_back(m ? m->stateDictCopy() : models::StateDict{});
   }
   return out;
 }

@@ -89,6 +89,12 @@ StateDict Model::stateDict() const {
   return out;
 }
 
+StateDict Model::stateDictCopy() const {
+  auto out = stateDict();
+  for (auto& [name, t] : out) t = t.detach().clone();
+  return out;
+}
+
 void Model::loadStateDict(const StateDict& state, const LoadStateOptions& options) {
   const auto source = options.source.empty() ? std::string("state_dict") : options.source;
   const auto head = headPrefix();

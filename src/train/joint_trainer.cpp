@@ -296,9 +296,7 @@ void JointTrainer::keepBest(Run& run) const {
     if (run.acc[i] <= run.best_score[i]) continue;
     run.best_score[i] = run.acc[i];
     run.best_state[i].clear();
-    if (!tasks_[i].local) continue;
-    for (const auto& [name, t] : tasks_[i].local->model().stateDict())
-      run.best_state[i].emplace_back(name, t.detach().clone());
+    if (tasks_[i].local) run.best_state[i] = tasks_[i].local->model().stateDictCopy();
   }
 }
 

@@ -44,6 +44,8 @@ class Model {
   virtual StateDict namedParameters() const = 0;
   virtual StateDict namedBuffers() const = 0;
   StateDict stateDict() const;
+  // stateDict() with every tensor copied (detached): a snapshot the model's training leaves be.
+  StateDict stateDictCopy() const;
   // Makes `tensor` the parameter `name` ("layer1.0.conv1.weight") itself: forward uses it and
   // namedParameters() returns it. Two models given the same tensor share it (one TensorImpl,
   // one autograd leaf, one .grad); this is how merging ties weights. Conv and Linear

@@ -279,9 +279,17 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   for (;;) {
     runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
     outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
-    const auto why = collapse(involved_set, outcome);
+    int fallen = 0;
+    const auto why = collapse(involved_set, outcome, fallen);
     const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
     if (why.empty() || o_.fixed_steps > 0 || backoffs >= kMaxBackoffs || !time_left) break;
+    // Once the step was made smaller, a collapse of fewer than half of the trial's models is
+    // theirs: those models cannot take this sharing, and the others go on to the decision.
+    if (backoffs > 0 && !outcome.nan_loss && 2 * fallen < static_cast<int>(candidates.size())) {
+      log::info("merge", "trial {}: {} again at a smaller step: a verdict on the sharing",
+                trial.number, why);
+      break;
+    }
     ++backoffs;
     options.lr *= kBackoff;
     capToBudget(options);
@@ -334,7 +342,8 @@ void MergeCoordinator::runTrial(const Trial& trial) {
 // below its target than the trial could have pushed it by sharing alone (twice what its
 // target allows it to lose, or its headroom at the start if that is larger).
 std::string MergeCoordinator::collapse(const std::set<int>& involved,
-                                       const train::TrialResult& outcome) const {
+                                       const train::TrialResult& outcome, int& fallen) const {
+  fallen = 0;
   if (outcome.nan_loss) return "the loss is not finite";
   std::string why;
   std::size_t k = 0;
@@ -343,6 +352,7 @@ std::string MergeCoordinator::collapse(const std::set<int>& involved,
     const double allowance =
         std::max({score_[m] - target_[m], unmerged_[m] - target_[m], kMinAllowance});
     if (score < target_[m] - allowance) {
+      ++fallen;
       why +=
           format("{}{} fell from {} to {} (target {})", why.empty() ? "" : ", ", w_.tasks[m].name,
                  formatFixed(score_[m], 3), formatFixed(score, 3), formatFixed(target_[m], 3));

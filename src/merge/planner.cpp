@@ -191,43 +191,61 @@ Trial Planner::makeTrial(std::vector<TrialPart> parts, std::string label) const 
   return t;
 }
 
-// Every group's instances not yet shared by all of the group's models, largest gain first.
-void Planner::queueSecondPass() {
-  in_second_pass_ = true;
-  std::vector<Trial> again;
-  for (const auto& g : catalog_.groups()) {
+// The most valuable second try: of the groups whose first-pass trials (halves included) are
+// over and that have not had a second try, the instances not yet shared by all the group's
+// models, with every model of the group; the one that would save the most.
+std::optional<Trial> Planner::secondTry(const std::optional<Trial>& next_first) const {
+  std::set<int> queued;
+  for (const auto& t : pending_) {
+    for (const auto& p : t.parts) queued.insert(p.group);
+  }
+  if (next_first) {
+    for (const auto& p : next_first->parts) queued.insert(p.group);
+  }
+  std::optional<Trial> best;
+  for (const int id : tried_) {
+    if (second_tried_.count(id) || queued.count(id)) continue;
+    const auto& g = catalog_.groups()[id];
     TrialPart part;
-    part.group = g.id;
+    part.group = id;
     part.models = g.models;
     for (int i = 0; i < static_cast<int>(g.instances.size()); ++i) {
-      const auto it = accepted_.instances().find({g.id, i});
+      const auto it = accepted_.instances().find({id, i});
       if (it == accepted_.instances().end() || it->second.size() < g.models.size())
         part.instances.push_back(i);
     }
     if (part.instances.empty()) continue;
     auto t = makeTrial({part}, groupLabel(part, ", second try"));
     t.pass = 2;
-    if (t.bytes_saved > 0) again.push_back(std::move(t));
+    if (t.bytes_saved > 0 && (!best || t.bytes_saved > best->bytes_saved)) best = std::move(t);
   }
-  std::stable_sort(again.begin(), again.end(),
-                   [](const Trial& a, const Trial& b) { return a.bytes_saved > b.bytes_saved; });
-  pending_ = std::move(again);
+  return best;
 }
 
 std::optional<Trial> Planner::next() {
-  if (pending_.empty() && second_pass_ && !in_second_pass_) queueSecondPass();
-  while (!pending_.empty()) {
+  std::optional<Trial> first;
+  while (!pending_.empty() && !first) {
     Trial t = std::move(pending_.front());
     pending_.erase(pending_.begin());
     // Recompute against the plan as it stands (earlier trials may have accepted layers).
     const int pass = t.pass;
     t = makeTrial(std::move(t.parts), t.label);
     t.pass = pass;
-    if (t.bytes_saved <= 0) continue;  // nothing left to gain
-    t.number = ++proposed_;
-    return t;
+    if (t.bytes_saved > 0) first = std::move(t);  // else nothing left to gain
   }
-  return std::nullopt;
+  auto second = second_pass_ ? secondTry(first) : std::nullopt;
+  if (second && (!first || second->bytes_saved * kSecondTryOdds > first->bytes_saved)) {
+    if (first) pending_.insert(pending_.begin(), std::move(*first));
+    second_tried_.insert(second->parts[0].group);
+    second->number = ++proposed_;
+    return second;
+  }
+  if (!first) return std::nullopt;
+  if (first->pass == 1) {
+    for (const auto& p : first->parts) tried_.insert(p.group);
+  }
+  first->number = ++proposed_;
+  return first;
 }
 
 std::vector<TrialPart> Planner::report(const Trial& trial, const std::set<int>& met) {

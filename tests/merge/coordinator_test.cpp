@@ -409,6 +409,21 @@ TEST_F(Policy, APartialTrialDoesNotShrinkTheNextTrialsStep) {
   EXPECT_DOUBLE_EQ(second->options.lr, lr);
 }
 
+// C collapses at every step while A and B are fine: after one back-off its fall is a verdict on
+// C, not on the step: no second back-off, and the trial keeps the sharing for A and B.
+TEST_F(Policy, AModelThatFallsAgainAtASmallerStepIsLeftOut) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  fake.on_train = [](const FakeExecutor::TrainCall& c) {
+    auto s = atTarget(c);
+    if (trialOf(c) == 1) s[2] = 0.10;
+    return s;
+  };
+  const auto r = run(fake);
+  EXPECT_EQ(trial(r, 1).backoffs, 1);
+  EXPECT_EQ(trial(r, 1).decision.rfind("partial 2/3", 0), 0u) << trial(r, 1).decision;
+  EXPECT_EQ(trial(r, 1).met, (std::vector<std::string>{"A", "B"}));
+}
+
 // A task that misses its target by less than the target allows it to lose is a verdict on the
 // sharing, not a collapse: no retry. A collapse at every step is retried twice, then rejected.
 TEST_F(Policy, ANarrowMissIsNotRetriedAndRetriesAreBounded) {

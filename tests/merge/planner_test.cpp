@@ -145,6 +145,49 @@ TEST(Planner, MovesOnWhenTheHalfWouldSaveLessThanTheNextGroup) {
   EXPECT_EQ(t2[1].parts[0].group, 1);
 }
 
+// With the second pass: C fails group 0 at 4, 2 and 1 layers. Its second try (C joining all 4
+// layers, 4 x kBig) is worth more at half odds than group 1 (2 x kMid), so it goes first, and
+// C now meets its target; groups 1 and 2 follow, and the search ends with nothing left.
+TEST(Planner, ALargeSecondTryGoesAheadOfSmallerUntriedGroups) {
+  const auto cat = catalog();
+  Planner p(cat, Strategy::kGreedy);
+  p.enableSecondPass();
+  const auto trials = drive(p, [](const Trial& t) {
+    const auto m = t.models();
+    std::set<int> met(m.begin(), m.end());
+    if (t.parts[0].group == 0 && t.pass == 1) met.erase(2);
+    return met;
+  });
+  ASSERT_EQ(trials.size(), 6u);
+  EXPECT_EQ(trials[1].parts[0].instances.size(), 2u);  // the halves come first
+  EXPECT_EQ(trials[2].parts[0].instances.size(), 1u);
+  EXPECT_EQ(trials[2].pass, 1);
+  EXPECT_EQ(trials[3].parts[0].group, 0);
+  EXPECT_EQ(trials[3].pass, 2);
+  EXPECT_EQ(trials[3].label, "group 0, second try (4 layers x 3 models)");
+  EXPECT_EQ(trials[3].bytes_saved, 4 * kBig);
+  EXPECT_EQ(trials[4].parts[0].group, 1);
+  EXPECT_EQ(trials[5].parts[0].group, 2);
+  EXPECT_EQ(p.accepted().bytesSaved(cat), cat.savingsBytes());
+
+  // Group 1 fails for A at 2 layers and at 1. Its second try (2 x kMid, at half odds kMid)
+  // still beats group 2 (kSmall), so it and its half come before group 2; group 2 fails, and
+  // its second try comes last. Each group gets one second try only.
+  Planner q(cat, Strategy::kGreedy);
+  q.enableSecondPass();
+  const auto t2 = drive(q, [](const Trial& t) {
+    const auto m = t.models();
+    std::set<int> met(m.begin(), m.end());
+    if (t.parts[0].group == 1) met.erase(0);
+    if (t.parts[0].group == 2) met.clear();
+    return met;
+  });
+  std::vector<std::pair<int, int>> order;  // (group, pass)
+  for (const auto& t : t2) order.emplace_back(t.parts[0].group, t.pass);
+  EXPECT_EQ(order, (std::vector<std::pair<int, int>>{
+                       {0, 1}, {1, 1}, {1, 1}, {1, 2}, {1, 2}, {2, 1}, {2, 2}}));
+}
+
 TEST(Planner, AllSharesEverythingInOneTrialAndManualFollowsTheList) {
   const auto cat = catalog();
   Planner all(cat, Strategy::kAll);

@@ -21,19 +21,22 @@
 // A collapse (a non-finite loss, or a task that ends far below its target: see collapse()) is
 // a step-size problem, not a verdict on the sharing: the trial starts again from the accepted
 // weights with the learning rate times kBackoff, up to kMaxBackoffs times (not with
-// --fixed-steps). search.lr is thus the trials' starting step, their ceiling. Every trial
-// ramps its step up linearly over its first kTrialWarmupEpochs: a new shared layer seeded from
-// another model meets features it was not trained on, and its first gradients are the largest.
-// The search remembers the step that worked: a trial starts at search.lr times kBackoff to the
-// power of the back-offs of every accepted trial (on --resume, counted from the recorded
-// trials), so that a workload whose models need a smaller step pays for finding it once, not per
-// trial. Other trials leave it: one that collapsed at every step says nothing about the step,
-// and in a partial one the back-offs were often for the model the sharing then left out (one
-// that cannot take the sharing at any step), which would shrink everyone's step trial by trial.
-// A time budget (MergeOptions::time_budget) ends the search when spent, caps each trial's
-// seconds by what is left, and adds the Planner's second pass: groups not yet shared by all
-// their models are tried again at kSecondPassLr x the step for kSecondPassBudget x the budget.
-// A resumed run (--resume) replays the recorded outcomes through a fresh Planner first.
+// --fixed-steps). After the first back-off, only a collapse of at least half of the trial's
+// models (or a non-finite loss) backs off again: fewer models falling again at a smaller step
+// is a verdict on those models, which the decision leaves out (a partial trial). search.lr is thus
+// the trials' starting step, their ceiling. Every trial ramps its step up linearly over its first
+// kTrialWarmupEpochs: a new shared layer seeded from another model meets features it was not
+// trained on, and its first gradients are the largest. The search remembers the step that worked: a
+// trial starts at search.lr times kBackoff to the power of the back-offs of every accepted trial
+// (on --resume, counted from the recorded trials), so that a workload whose models need a smaller
+// step pays for finding it once, not per trial. Other trials leave it: one that collapsed at every
+// step says nothing about the step, and in a partial one the back-offs were often for the model the
+// sharing then left out (one that cannot take the sharing at any step), which would shrink
+// everyone's step trial by trial. A time budget (MergeOptions::time_budget) ends the search when
+// spent, caps each trial's seconds by what is left, and adds the Planner's second pass: groups not
+// yet shared by all their models are tried again at kSecondPassLr x the step for kSecondPassBudget
+// x the budget. A resumed run (--resume) replays the recorded outcomes through a fresh Planner
+// first.
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -76,7 +79,9 @@ class MergeCoordinator {
   static constexpr double kMinAllowance = 0.02;  // score a collapse must lose below target
   std::string proposeNext();
   void capToBudget(train::TrainOptions& to) const;
-  std::string collapse(const std::set<int>& involved, const train::TrialResult& outcome) const;
+  // `fallen`: how many tasks fell that far.
+  std::string collapse(const std::set<int>& involved, const train::TrialResult& outcome,
+                       int& fallen) const;
   train::TrainOptions trialOptions(const Trial& trial) const;
   void runTrial(const Trial& trial);
   void logTargets() const;

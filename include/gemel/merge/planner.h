@@ -6,9 +6,13 @@
 //           confirmed for the models that met their targets (at least two); when models failed,
 //           half of the trial's layers (those nearest the input) are retried next, unless that
 //           half would save less than the next group, and then the search moves on. It ends
-//           when no group is left; with a second pass (enableSecondPass), every group's layers
-//           not yet shared by all its models are then tried once more (pass 2, largest
-//           first, halving as before), and the search ends after that.
+//           when no group is left. With a second pass (enableSecondPass), a group whose
+//           first-pass trials are over and whose layers are not yet shared by all its models
+//           gets one more try (pass 2: those layers, every model of the group, halving as
+//           before). A second try goes ahead of the next first-pass group when half of what it
+//           would save (kSecondTryOdds: it failed once) exceeds what that group would save;
+//           so large partial or rejected groups come back before small untried ones, and the
+//           rest after the first pass, largest first. The search ends when neither is left.
 //   all     one trial sharing every shareable layer.
 //   manual  the listed groups, in the order given, without halving.
 // Defects of the reference fixed here: the last group is tried, and the loop always ends
@@ -73,8 +77,9 @@ class Planner {
   // manual_groups: group ids for Strategy::kManual (checked against the catalog).
   Planner(const LayerCatalog& catalog, Strategy strategy, std::vector<int> manual_groups = {});
 
-  // Greedy only: once every group has had its try, a second pass (see above).
+  // Greedy only: second tries of the groups the first pass left unshared (see above).
   void enableSecondPass() { second_pass_ = strategy_ == Strategy::kGreedy; }
+  static constexpr double kSecondTryOdds = 0.5;
   // The next trial, or nullopt when the search is over.
   std::optional<Trial> next();
   // The outcome of the trial next() returned last: the models (of any part) that met their
@@ -86,14 +91,16 @@ class Planner {
  private:
   int64_t partBytes(const TrialPart& part) const;  // added savings over the accepted plan
   Trial makeTrial(std::vector<TrialPart> parts, std::string label) const;
-  void queueSecondPass();
+  std::optional<Trial> secondTry(const std::optional<Trial>& next_first) const;
 
   const LayerCatalog& catalog_;
   Strategy strategy_;
   std::vector<Trial> pending_;  // front = next
   SharingPlan accepted_;
   int proposed_ = 0;
-  bool second_pass_ = false, in_second_pass_ = false;
+  bool second_pass_ = false;
+  std::set<int> tried_;         // groups proposed in the first pass
+  std::set<int> second_tried_;  // groups that had their second try
 };
 
 }  // namespace gemel::merge

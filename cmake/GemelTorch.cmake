@@ -30,11 +30,14 @@ if(GEMEL_PYTHON)
 endif()
 
 # The torch CMake config needs the CUDA toolkit (nvcc on PATH, /usr/local/cuda or
-# CUDAToolkit_ROOT) to set up its CUDA targets. Nothing in gemel is a CUDA kernel, so the architecture list only quiets its GPU probe.
+# CUDAToolkit_ROOT) to set up its CUDA targets. The architecture list quiets its GPU probe.
 if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
   set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
 endif()
 
+# Torch's config warns about a CMAKE_CUDA_ARCHITECTURES it would ignore; enable_language(CUDA)
+# below caches one. gemel's kernel target sets its own (GEMEL_CUDA_ARCHITECTURES).
+unset(CMAKE_CUDA_ARCHITECTURES CACHE)
 find_package(Torch REQUIRED)
 
 # Torch's CMake config sets flags globally in TORCH_CXX_FLAGS; we apply them per target.
@@ -43,6 +46,18 @@ separate_arguments(GEMEL_TORCH_FLAGS UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 set(GEMEL_TORCH_CUDA OFF)
 if(TARGET torch_cuda)
   set(GEMEL_TORCH_CUDA ON)
+  # gemel's own kernels (src/ops): for the data-centre GPUs it is run on (A100, H100), with
+  # PTX for newer ones.
+  set(GEMEL_CUDA_ARCHITECTURES "80-real;90" CACHE STRING
+      "CUDA architectures of gemel's kernels (CMake's CUDA_ARCHITECTURES form)")
+  if(NOT CMAKE_CUDA_COMPILER AND CUDAToolkit_NVCC_EXECUTABLE)
+    set(CMAKE_CUDA_COMPILER "${CUDAToolkit_NVCC_EXECUTABLE}")
+  endif()
+  enable_language(CUDA)
+  if(GEMEL_CCACHE_PROGRAM AND NOT CMAKE_CUDA_COMPILER_LAUNCHER)
+    set(CMAKE_CUDA_COMPILER_LAUNCHER "${GEMEL_CCACHE_PROGRAM}")
+  endif()
+  set(CMAKE_CUDA_STANDARD 17)
 endif()
 
 # The CUDA version LibTorch was built for: a libtorch zip says it in build-version

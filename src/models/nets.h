@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gemel::models {
 
@@ -46,6 +47,18 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
 TORCH_MODULE(Conv2d);
 
 std::shared_ptr<NetImpl> makeResNet(const std::string& arch, int num_classes);
+
+// A ResNet without its pooling and classifier (conv1, bn1, layer1..4 as torchvision names
+// them): the body of torchvision's detection backbones. stages() gives layer1..4's outputs.
+class ResNetBodyImpl : public NetImpl {
+ public:
+  virtual std::vector<torch::Tensor> stages(torch::Tensor x) = 0;
+  virtual std::vector<int64_t> stageChannels() const = 0;
+};
+std::shared_ptr<ResNetBodyImpl> makeResNetBody(const std::string& arch);
+
+// nn.Sequential(*list(resnet.children())[:-2]): conv1, bn1, relu, maxpool, layer1..4.
+torch::nn::Sequential makeResNetSequential(const std::string& arch);
 std::shared_ptr<NetImpl> makeVgg(const std::string& arch, int num_classes);
 std::shared_ptr<NetImpl> makeMobileNetV2(int num_classes);
 

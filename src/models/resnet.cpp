@@ -56,7 +56,8 @@ class BlockImpl : public nn::Module {
 };
 TORCH_MODULE(Block);
 
-class ResNetImpl : public NetImpl {
+// num_classes 0: the body only (no fc), for detection backbones.
+class ResNetImpl : public ResNetBodyImpl {
  public:
   ResNetImpl(bool bottleneck, const std::vector<int>& blocks, int num_classes) {
     conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
@@ -75,7 +76,8 @@ class ResNetImpl : public NetImpl {
       }
       layers_[stage] = register_module("layer" + std::to_string(stage + 1), layer);
     }
-    fc_ = register_module("fc", nn::Linear(512 * expansion, num_classes));
+    for (int stage = 0; stage < 4; ++stage) channels_.push_back(planes[stage] * expansion);
+    if (num_classes > 0) fc_ = register_module("fc", nn::Linear(512 * expansion, num_classes));
 
     // torchvision: Kaiming-normal (fan_out, relu) convolutions, unit BatchNorm; fc keeps
     // nn.Linear's default initialisation.
@@ -90,6 +92,7 @@ class ResNetImpl : public NetImpl {
   }
 
   torch::Tensor forward(torch::Tensor x) override {
+    GEMEL_ASSERT(!fc_.is_empty(), "the forward of a ResNet body (it has no classifier)");
     x = torch::relu(bn1_(conv1_(x)));
     x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& layer : layers_) x = layer(x);
@@ -97,24 +100,57 @@ class ResNetImpl : public NetImpl {
     return fc_(x);
   }
 
+  std::vector<torch::Tensor> stages(torch::Tensor x) override {
+    x = torch::relu(bn1_(conv1_(x)));
+    x = torch::max_pool2d(x, 3, 2, 1);
+    std::vector<torch::Tensor> out;
+    for (auto& layer : layers_) out.push_back(x = layer(x));
+    return out;
+  }
+  std::vector<int64_t> stageChannels() const override { return channels_; }
+
+  // nn.Sequential(*list(children())[:-2]): conv1, bn1, relu, maxpool, layer1..4.
+  nn::Sequential sequential() const {
+    nn::Sequential seq;
+    seq->push_back(conv1_);
+    seq->push_back(bn1_);
+    seq->push_back(nn::ReLU(nn::ReLUOptions(true)));
+    seq->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(3).stride(2).padding(1)));
+    for (const auto& layer : layers_) seq->push_back(layer);
+    return seq;
+  }
+
  private:
+  std::vector<int64_t> channels_;
   Conv2d conv1_{nullptr};
   nn::BatchNorm2d bn1_{nullptr};
   Seq layers_[4] = {Seq{nullptr}, Seq{nullptr}, Seq{nullptr}, Seq{nullptr}};
   nn::Linear fc_{nullptr};
 };
 
-}  // namespace
-
-std::shared_ptr<NetImpl> makeResNet(const std::string& arch, int num_classes) {
+std::shared_ptr<ResNetImpl> buildResNet(const std::string& arch, int num_classes) {
   static const std::map<std::string, std::pair<bool, std::vector<int>>> specs = {
       {"resnet18", {false, {2, 2, 2, 2}}},  {"resnet34", {false, {3, 4, 6, 3}}},
       {"resnet50", {true, {3, 4, 6, 3}}},   {"resnet101", {true, {3, 4, 23, 3}}},
       {"resnet152", {true, {3, 8, 36, 3}}},
   };
   const auto it = specs.find(arch);
-  GEMEL_ASSERT(it != specs.end(), "makeResNet called with '{}'", arch);
+  GEMEL_ASSERT(it != specs.end(), "a ResNet built as '{}'", arch);
   return std::make_shared<ResNetImpl>(it->second.first, it->second.second, num_classes);
+}
+
+}  // namespace
+
+std::shared_ptr<NetImpl> makeResNet(const std::string& arch, int num_classes) {
+  return buildResNet(arch, num_classes);
+}
+
+std::shared_ptr<ResNetBodyImpl> makeResNetBody(const std::string& arch) {
+  return buildResNet(arch, 0);
+}
+
+nn::Sequential makeResNetSequential(const std::string& arch) {
+  return buildResNet(arch, 0)->sequential();
 }
 
 }  // namespace gemel::models

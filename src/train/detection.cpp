@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "gemel/core/error.h"
+#include "gemel/ops/roi_ops.h"
 
 namespace gemel::train {
 
@@ -168,36 +169,6 @@ torch::Tensor decodeYolo(const torch::Tensor& raw, const std::vector<YoloHead>& 
   return torch::cat(out, 1);
 }
 
-torch::Tensor nms(const torch::Tensor& boxes_in, const torch::Tensor& scores_in, double iou) {
-  // Sorted by score (stable: equal scores keep their order), then the greedy sweep: a box is
-  // kept unless a kept box with a higher score overlaps it by more than `iou`. The sweep is
-  // inherently sequential and runs on the host copy, as torchvision's CPU kernel does.
-  const auto order = std::get<1>(scores_in.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
-  const auto boxes = boxes_in.index_select(0, order).to(torch::kCPU, torch::kFloat).contiguous();
-  const int64_t n = boxes.size(0);
-  const float* b = boxes.data_ptr<float>();
-  std::vector<float> area(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    area[i] = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
-  std::vector<char> removed(static_cast<std::size_t>(n), 0);
-  std::vector<int64_t> keep;
-  for (int64_t i = 0; i < n; ++i) {
-    if (removed[i]) continue;
-    keep.push_back(i);
-    for (int64_t j = i + 1; j < n; ++j) {
-      if (removed[j]) continue;
-      const float w =
-          std::max(0.0f, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
-      const float h = std::max(
-          0.0f, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
-      const float inter = w * h;
-      if (inter / (area[i] + area[j] - inter) > iou) removed[j] = 1;
-    }
-  }
-  auto kept = torch::tensor(keep, torch::kLong).to(order.device());
-  return order.index_select(0, kept);
-}
-
 std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const NmsOptions& o) {
   const int64_t nc = decoded.size(2) - 5;
   std::vector<torch::Tensor> out;
@@ -239,13 +210,14 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded, const
     for (int64_t k = 0; k < det.size(0); ++k) members[cls[k]].push_back(k);
     torch::Tensor keep;
     if (members.size() == 1) {
-      keep = nms(det.narrow(1, 0, 4), det.select(1, 4), o.iou);
+      keep = ops::nms(det.narrow(1, 0, 4), det.select(1, 4), o.iou);
     } else {
       std::vector<torch::Tensor> kept;
       for (const auto& [c, rows] : members) {
         auto idx = torch::tensor(rows, torch::kLong).to(det.device());
         const auto mine = det.index_select(0, idx);
-        kept.push_back(idx.index_select(0, nms(mine.narrow(1, 0, 4), mine.select(1, 4), o.iou)));
+        kept.push_back(
+            idx.index_select(0, ops::nms(mine.narrow(1, 0, 4), mine.select(1, 4), o.iou)));
       }
       keep = torch::cat(kept);
       // By score, then candidate order (what a stable sort of all candidates gives).

@@ -50,8 +50,6 @@ struct NmsOptions {
 // pair above the threshold is a candidate (multi-label when there are several classes).
 std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded,
                                              const NmsOptions& options);
-// Greedy NMS: indices of the kept boxes (xyxy [K, 4]) by descending score.
-torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, double iou);
 
 // COCO evaluation (bbox, area "all", 100 detections per image and class, IoU 0.50:0.05:0.95,
 // 101 recall points), in two parts so that ranks can each evaluate their images:

@@ -1,0 +1,91 @@
+#pragma once
+// Faster R-CNN as torchvision builds and runs it (torchvision.models.detection), with its module
+// and parameter names, so that torchvision state_dicts load both ways:
+//   fasterrcnn_resnet50_fpn   a ResNet-50 body (backbone.body.*), an FPN over layer1..4 plus a
+//                             max-pooled level (backbone.fpn.*), anchors 32..512 one size per
+//                             level, MultiScaleRoIAlign over levels "0".."3";
+//   fasterrcnn:<backbone>     the original Gemel's build over a plain backbone (resnet18,
+//                             resnet50, resnet101: nn.Sequential(*children()[:-2]); vgg16,
+//                             mobilenet_v2: .features) as backbone.<i>.*, one feature map,
+//                             anchors ((32, 64, 128, 256, 512),) x ratios (0.5, 1, 2), RoIAlign
+//                             7x7 with sampling ratio 2.
+// Both: GeneralizedRCNNTransform (normalise, resize so the short side is min_size and the long
+// side at most max_size, pad the batch to a multiple of 32), the RPN (rpn.head.*), the two-MLP
+// box head (roi_heads.box_head.fc6/fc7) and predictor (roi_heads.box_predictor.*), with
+// torchvision's defaults for every threshold and count. BatchNorm is nn.BatchNorm2d, as
+// torchvision builds these models without pretrained weights.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace gemel::models {
+
+// True for fasterrcnn_resnet50_fpn and fasterrcnn:<backbone> with a known backbone.
+bool isFasterRcnnArch(const std::string& arch);
+
+struct RcnnSettings {
+  // GeneralizedRCNNTransform
+  int64_t min_size = 800, max_size = 1333;
+  std::vector<double> image_mean{0.485, 0.456, 0.406}, image_std{0.229, 0.224, 0.225};
+  // RPN
+  int64_t rpn_pre_nms_top_n_train = 2000, rpn_pre_nms_top_n_test = 1000;
+  int64_t rpn_post_nms_top_n_train = 2000, rpn_post_nms_top_n_test = 1000;
+  double rpn_nms_thresh = 0.7, rpn_fg_iou_thresh = 0.7, rpn_bg_iou_thresh = 0.3;
+  int64_t rpn_batch_size_per_image = 256;
+  double rpn_positive_fraction = 0.5, rpn_score_thresh = 0.0;
+  // box heads
+  double box_score_thresh = 0.05, box_nms_thresh = 0.5;
+  int64_t box_detections_per_img = 100;
+  double box_fg_iou_thresh = 0.5, box_bg_iou_thresh = 0.5;
+  int64_t box_batch_size_per_image = 512;
+  double box_positive_fraction = 0.25;
+};
+
+// One image's ground truth: boxes [K, 4] (x1, y1, x2, y2 in the image's pixels), labels [K]
+// int64 in 1..num_classes-1 (0 is the background).
+struct RcnnTarget {
+  torch::Tensor boxes, labels;
+};
+
+struct RcnnDetections {
+  torch::Tensor boxes, scores, labels;  // [D, 4] in the image's own pixels, [D], [D] int64
+};
+
+// Training: the four losses (loss_classifier, loss_box_reg, loss_objectness,
+// loss_rpn_box_reg, in that order); evaluation: the detections per image.
+struct RcnnOutput {
+  std::vector<std::pair<std::string, torch::Tensor>> losses;
+  std::vector<RcnnDetections> detections;
+};
+
+class FasterRcnn {
+ public:
+  // Throws ConfigError for an unknown arch or num_classes < 2.
+  FasterRcnn(const std::string& arch, int num_classes, RcnnSettings settings = {});
+  ~FasterRcnn();
+  FasterRcnn(const FasterRcnn&) = delete;
+  FasterRcnn& operator=(const FasterRcnn&) = delete;
+
+  // images: each [3, H, W], float, in [0, 1]. In training mode `targets` (one per image) are
+  // required and the losses come back; in eval mode the detections.
+  RcnnOutput forward(const std::vector<torch::Tensor>& images,
+                     const std::vector<RcnnTarget>* targets = nullptr);
+
+  // The module tree (named_parameters / named_buffers give torchvision's state_dict keys).
+  torch::nn::Module& module();
+  const RcnnSettings& settings() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gemel::models

@@ -1,0 +1,143 @@
+// Faster R-CNN against torchvision (tests/models/rcnn_ref.py) from the same weights and images:
+// the state_dict's names and shapes, the eval-mode detections, and the four train-mode losses
+// with the samplers' draws made equal (the same seed, drawn in the same order).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "gemel/core/error.h"
+#include "gemel/models/faster_rcnn.h"
+#include "gemel/models/state_dict.h"
+#include "test_support.h"
+
+namespace gemel::models {
+namespace {
+
+using gemel::testing::run;
+using gemel::testing::shellQuote;
+using gemel::testing::TempDir;
+
+std::map<std::string, torch::Tensor> asMap(const StateDict& state) {
+  return {state.begin(), state.end()};
+}
+
+RcnnSettings smallImages() {
+  RcnnSettings s;
+  s.min_size = 128;  // rcnn_ref.py's MIN_SIZE, MAX_SIZE
+  s.max_size = 160;
+  return s;
+}
+
+class RcnnParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
+  const auto arch = GetParam();
+  TempDir dir;
+  const auto made = run(shellQuote(GEMEL_PYTHON) + " " +
+                        shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py") +
+                        " make " + shellQuote(arch) + " 3 " + shellQuote(dir.path()));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const auto weights = asMap(readStateDict(dir.file("py_weights.pt")));
+  const auto io = asMap(readStateDict(dir.file("py_io.pt")));
+
+  FasterRcnn model(arch, 3, smallImages());
+  auto& net = model.module();
+  std::map<std::string, torch::Tensor> mine;
+  for (const auto& p : net.named_parameters(true)) mine[p.key()] = p.value();
+  for (const auto& b : net.named_buffers(true)) mine[b.key()] = b.value();
+  std::map<std::string, std::vector<int64_t>> my_shapes, their_shapes;
+  for (const auto& [k, v] : mine) my_shapes[k] = v.sizes().vec();
+  for (const auto& [k, v] : weights) their_shapes[k] = v.sizes().vec();
+  ASSERT_EQ(my_shapes, their_shapes);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [k, v] : mine) v.copy_(weights.at(k));
+  }
+
+  const std::vector<torch::Tensor> images{io.at("image0"), io.at("image1")};
+  net.eval();
+  RcnnOutput eval;
+  {
+    torch::NoGradGuard no_grad;
+    eval = model.forward(images);
+  }
+  ASSERT_EQ(eval.detections.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const auto n = std::to_string(i);
+    const auto& d = eval.detections[i];
+    ASSERT_EQ(d.boxes.sizes(), io.at("det_boxes" + n).sizes()) << "image " << i;
+    EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), 1e-5) << i;
+    EXPECT_TRUE(torch::equal(d.labels, io.at("det_labels" + n))) << i;
+    // Detections of exactly equal score (proposals whose pooled features are equal, as over
+    // dead regions of an untrained backbone) come in whatever order torchvision's unstable sort
+    // gives them, and NMS among them keeps whichever comes first: their boxes are not compared.
+    // Every other box must be torchvision's.
+    const auto& ref_boxes = io.at("det_boxes" + n);
+    const auto& ref_scores = io.at("det_scores" + n);
+    int64_t tied = 0;
+    for (int64_t k = 0; k < d.boxes.size(0); ++k) {
+      const auto near = (ref_scores - ref_scores[k]).abs() < 1e-6;
+      if (near.sum().item<int64_t>() > 1) {
+        ++tied;
+        continue;
+      }
+      EXPECT_LE((d.boxes[k] - ref_boxes[k]).abs().max().item<double>(), 1e-3)
+          << "image " << i << ": detection " << k << " " << d.boxes[k] << " torchvision "
+          << ref_boxes[k];
+    }
+    std::printf("image %d: %ld detections, %ld of them in ties of equal score\n", i,
+                static_cast<long>(d.boxes.size(0)), static_cast<long>(tied));
+    EXPECT_LE(tied, d.boxes.size(0) / 4) << "too few boxes left to compare";
+  }
+
+  net.train();
+  const std::vector<RcnnTarget> targets{{io.at("boxes0"), io.at("labels0")},
+                                        {io.at("boxes1"), io.at("labels1")}};
+  torch::manual_seed(io.at("seed").item<int64_t>());
+  const auto train = model.forward(images, &targets);
+  std::vector<std::string> names;
+  for (const auto& [name, value] : train.losses) {
+    names.push_back(name);
+    const double want = io.at(name).item<double>();
+    EXPECT_NEAR(value.item<double>(), want, 1e-4 * std::max(1.0, std::abs(want))) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"loss_classifier", "loss_box_reg", "loss_objectness",
+                                             "loss_rpn_box_reg"}));
+  // The losses reach every trainable layer.
+  torch::Tensor total = train.losses[0].second;
+  for (std::size_t k = 1; k < train.losses.size(); ++k) total = total + train.losses[k].second;
+  total.backward();
+  for (const auto& p : net.named_parameters(true)) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Rcnn, RcnnParity,
+                         ::testing::Values("fasterrcnn_resnet50_fpn", "fasterrcnn:resnet18",
+                                           "fasterrcnn:vgg16"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (auto& c : name)
+                             c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                           return name;
+                         });
+
+TEST(Rcnn, UnknownArchsAndBadInputsAreRefused) {
+  EXPECT_THROW(FasterRcnn("fasterrcnn:resnet34", 3), ConfigError);
+  EXPECT_THROW(FasterRcnn("fasterrcnn_resnet50_fpn", 1), ConfigError);
+  EXPECT_FALSE(isFasterRcnnArch("resnet50"));
+  EXPECT_TRUE(isFasterRcnnArch("fasterrcnn:vgg16"));
+  FasterRcnn model("fasterrcnn:resnet18", 2, smallImages());
+  model.module().train();
+  const std::vector<torch::Tensor> images{torch::rand({3, 64, 64})};
+  EXPECT_THROW(model.forward(images), InputError);  // training without targets
+  const std::vector<RcnnTarget> flat{
+      {torch::tensor({{10.f, 10.f, 10.f, 30.f}}), torch::tensor({1L})}};
+  EXPECT_THROW(model.forward(images, &flat), InputError);  // a box without width
+  model.module().eval();
+  EXPECT_THROW(model.forward({torch::rand({64, 64})}), InputError);
+}
+
+}  // namespace
+}  // namespace gemel::models

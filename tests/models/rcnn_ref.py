@@ -1,0 +1,108 @@
+"""Reference side of the Faster R-CNN parity tests (tests/models/rcnn_parity_test.cpp), run
+with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
+
+  make ARCH NUM_CLASSES DIR   the torchvision model -> DIR/py_weights.pt (its state_dict),
+                              DIR/py_io.pt: two images of different sizes (image0, image1),
+                              their ground truth (boxes0, labels0, boxes1, labels1), the
+                              eval-mode detections (det_boxes<i>, det_scores<i>, det_labels<i>),
+                              and the four train-mode losses (loss_classifier, loss_box_reg,
+                              loss_objectness, loss_rpn_box_reg) after torch.manual_seed(SEED)
+
+ARCH is fasterrcnn_resnet50_fpn (torchvision's builder, no pretrained weights) or
+fasterrcnn:<backbone> (the original Gemel's build over a plain backbone: resnet18, resnet50,
+resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep the CPU time
+short. The two score layers are redrawn (spread_scores) so that the untrained model's scores
+are spread out, not near-ties whose order is rounding.
+"""
+import sys
+
+import torch
+import torchvision
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import MultiScaleRoIAlign
+
+MIN_SIZE, MAX_SIZE = 128, 160
+SEED = 7
+
+
+def plain_backbone(name):
+    if name.startswith("resnet"):
+        net = torchvision.models.__dict__[name]()
+        backbone = torch.nn.Sequential(*list(net.children())[:-2])
+        backbone.out_channels = 512 if name == "resnet18" else 2048
+    else:
+        backbone = torchvision.models.__dict__[name]().features
+        backbone.out_channels = 512 if name == "vgg16" else 1280
+    return backbone
+
+
+def build(arch, num_classes):
+    torch.manual_seed(0)
+    if arch == "fasterrcnn_resnet50_fpn":
+        model = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+            weights=None, weights_backbone=None, num_classes=num_classes,
+            min_size=MIN_SIZE, max_size=MAX_SIZE)
+    else:
+        backbone = plain_backbone(arch.split(":", 1)[1])
+        anchors = AnchorGenerator(sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),))
+        pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
+        model = FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
+                           box_roi_pool=pool, min_size=MIN_SIZE, max_size=MAX_SIZE)
+    return model
+
+
+def spread_scores(model, images):
+    """Redraws the two score layers so that their logits have a standard deviation of about 2
+    on these images (measured with a forward hook on each layer's input)."""
+    model.eval()
+    for layer in (model.rpn.head.cls_logits, model.roi_heads.box_predictor.cls_score):
+        seen = []
+        hook = layer.register_forward_hook(lambda m, inputs, output: seen.append(inputs[0]))
+        with torch.no_grad():
+            model(images)
+        hook.remove()
+        x = torch.cat([t.flatten() for t in seen])
+        fan_in = layer.weight[0].numel()
+        with torch.no_grad():
+            layer.weight.normal_(0, 2.0 / (x.pow(2).mean().sqrt().item() * fan_in ** 0.5 + 1e-12))
+            layer.bias.normal_(0, 0.5)
+
+
+def make(arch, num_classes, out_dir):
+    model = build(arch, num_classes)
+    g = torch.Generator().manual_seed(1)
+    images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [50.0, 20.0, 110.0, 95.0]]),
+         "labels": torch.tensor([1, num_classes - 1])},
+        {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
+    ]
+    spread_scores(model, images)
+    io = {}
+    for i, (image, target) in enumerate(zip(images, targets)):
+        io[f"image{i}"] = image
+        io[f"boxes{i}"] = target["boxes"]
+        io[f"labels{i}"] = target["labels"]
+    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    for i, d in enumerate(detections):
+        io[f"det_boxes{i}"] = d["boxes"]
+        io[f"det_scores{i}"] = d["scores"]
+        io[f"det_labels{i}"] = d["labels"]
+    model.train()
+    torch.manual_seed(SEED)
+    losses = model(images, targets)
+    for name, value in losses.items():
+        io[name] = value.detach()
+    io["seed"] = torch.tensor(SEED)
+    torch.save(io, f"{out_dir}/py_io.pt")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] != "make":
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    make(sys.argv[2], int(sys.argv[3]), sys.argv[4])

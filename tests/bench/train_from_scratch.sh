@@ -34,7 +34,7 @@ echo "gemel train from scratch, default step (search.lr), $epochs epochs; $(npro
 printf "%-14s %5s %7s %9s %9s %7s %9s\n" arch size epochs held-out val chance back-offs
 while read -r name arch ep _ held val metric _; do
   case "$arch" in yolov3-tiny) size=128; chance="~0" ;; *) size=32; chance=0.20 ;; esac
-  backoffs=$(grep -c "task '$name': the loss diverged" "$log" || true)
+  backoffs=$(grep -c "task '$name': .*starting again at lr" "$log" || true)
   printf "%-14s %5s %7s %9s %9s %7s %9s\n" "$arch" "$size" "$ep" "$held" "$val" "$chance" "$backoffs"
 done < <(grep -E '^(f_|bags_)' "$log")
 grep -q "not finite\|error" "$log" && echo "(the log has errors: $log)" || true

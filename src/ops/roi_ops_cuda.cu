@@ -15,6 +15,30 @@ int blocksFor(long long n) {
   return static_cast<int>(blocks < 65535LL * 32 ? blocks : 65535LL * 32);
 }
 
+// Output element `index` of [K, C, pooled_h, pooled_w]: its roi's geometry, its bin, and the
+// offset of its channel's plane in an [N, C, H, W] map.
+template <typename T>
+struct Bin {
+  detail::RoiGeometry<T> g;
+  int ph, pw;
+  long long plane;
+};
+
+template <typename T>
+__device__ Bin<T> binOf(long long index, const T* rois, int channels, int height, int width,
+                        int pooled_h, int pooled_w, int sampling_ratio, bool aligned,
+                        T spatial_scale) {
+  Bin<T> b;
+  b.pw = static_cast<int>(index % pooled_w);
+  b.ph = static_cast<int>((index / pooled_w) % pooled_h);
+  const int c = static_cast<int>((index / pooled_w / pooled_h) % channels);
+  const long long n = index / pooled_w / pooled_h / channels;
+  b.g = detail::roiGeometry<T>(rois + n * 5, spatial_scale, pooled_h, pooled_w, sampling_ratio,
+                               aligned);
+  b.plane = (static_cast<long long>(b.g.batch) * channels + c) * height * width;
+  return b;
+}
+
 template <typename T>
 __global__ void roiAlignForwardKernel(long long total, const T* input, const T* rois, int channels,
                                       int height, int width, int pooled_h, int pooled_w,
@@ -22,14 +46,9 @@ __global__ void roiAlignForwardKernel(long long total, const T* input, const T* 
                                       T* output) {
   for (long long index = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        index < total; index += static_cast<long long>(blockDim.x) * gridDim.x) {
-    const int pw = static_cast<int>(index % pooled_w);
-    const int ph = static_cast<int>((index / pooled_w) % pooled_h);
-    const int c = static_cast<int>((index / pooled_w / pooled_h) % channels);
-    const long long n = index / pooled_w / pooled_h / channels;
-    const auto g = detail::roiGeometry<T>(rois + n * 5, spatial_scale, pooled_h, pooled_w,
-                                          sampling_ratio, aligned);
-    const T* plane = input + (static_cast<long long>(g.batch) * channels + c) * height * width;
-    output[index] = detail::binValue(g, plane, height, width, ph, pw);
+    const auto b = binOf<T>(index, rois, channels, height, width, pooled_h, pooled_w,
+                            sampling_ratio, aligned, spatial_scale);
+    output[index] = detail::binValue(b.g, input + b.plane, height, width, b.ph, b.pw);
   }
 }
 
@@ -40,14 +59,9 @@ __global__ void roiAlignBackwardKernel(long long total, const T* grad_output, co
                                        T spatial_scale, T* grad_input) {
   for (long long index = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
        index < total; index += static_cast<long long>(blockDim.x) * gridDim.x) {
-    const int pw = static_cast<int>(index % pooled_w);
-    const int ph = static_cast<int>((index / pooled_w) % pooled_h);
-    const int c = static_cast<int>((index / pooled_w / pooled_h) % channels);
-    const long long n = index / pooled_w / pooled_h / channels;
-    const auto g = detail::roiGeometry<T>(rois + n * 5, spatial_scale, pooled_h, pooled_w,
-                                          sampling_ratio, aligned);
-    T* plane = grad_input + (static_cast<long long>(g.batch) * channels + c) * height * width;
-    detail::binGradient(g, grad_output[index], plane, height, width, ph, pw,
+    const auto b = binOf<T>(index, rois, channels, height, width, pooled_h, pooled_w,
+                            sampling_ratio, aligned, spatial_scale);
+    detail::binGradient(b.g, grad_output[index], grad_input + b.plane, height, width, b.ph, b.pw,
                         [](T* address, T value) { atomicAdd(address, value); });
   }
 }

@@ -10,17 +10,21 @@ namespace gemel::cli {
 
 std::pair<std::string, int> parseArchSpec(const std::string& spec) {
   // darknet:<path>[:N]: the arch holds a colon; a count, if any, follows the last one.
+  // darknet:<path>[:N] and fasterrcnn:<backbone>[:N] likewise.
   auto colon = spec.find(':');
-  if (spec.rfind("darknet:", 0) == 0) {
+  for (const std::string prefix : {"darknet:", "fasterrcnn:"}) {
+    if (spec.rfind(prefix, 0) != 0) continue;
     colon = spec.rfind(':');
     const auto tail = spec.substr(colon + 1);
-    if (colon < 8 || tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos)
+    if (colon < prefix.size() || tail.empty() ||
+        tail.find_first_not_of("0123456789") != std::string::npos)
       colon = std::string::npos;
   }
   const auto arch = spec.substr(0, colon);
-  GEMEL_THROW_IF_NOT(models::isZooArch(arch), UsageError,
-                     "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "
-                     "followed by :num_classes)",
+  GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isFasterRcnnArch(arch), UsageError,
+                     "--arch '{}': '{}' is not a zoo arch; expected one of: {}, "
+                     "fasterrcnn_resnet50_fpn, fasterrcnn:<resnet18|resnet50|resnet101|vgg16|"
+                     "mobilenet_v2> (optionally followed by :num_classes)",
                      spec, arch, models::knownArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);

@@ -86,6 +86,12 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
   const bool script = t.arch == models::kTorchScriptArch;
   if (t.arch.empty()) {
     c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
+  } else if (models::isFasterRcnnArch(t.arch)) {
+    c.add(path + ".arch", "got '" + t.arch +
+                              "': Faster R-CNN tasks cannot be trained, merged or scored yet "
+                              "(`gemel inspect --arch " +
+                              t.arch +
+                              ":N` shows what it would share); use a YOLOv3 arch for detection");
   } else if (!script && !models::isZooArch(t.arch)) {
     c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
                               models::knownArchList());

@@ -18,6 +18,15 @@ bool isZooArch(const std::string& arch) {
   return std::find(a.begin(), a.end(), arch) != a.end() || isDarknetArch(arch);
 }
 
+bool isFasterRcnnArch(const std::string& arch) {
+  static const std::vector<std::string> backbones = {"resnet18", "resnet50", "resnet101", "vgg16",
+                                                     "mobilenet_v2"};
+  if (arch == "fasterrcnn_resnet50_fpn") return true;
+  const std::string prefix = "fasterrcnn:";
+  return arch.rfind(prefix, 0) == 0 && std::find(backbones.begin(), backbones.end(),
+                                                 arch.substr(prefix.size())) != backbones.end();
+}
+
 std::string knownArchList() {
   std::string out;
   for (const auto& a : zooArchs()) out += a + ", ";
@@ -28,6 +37,7 @@ std::string headPrefix(const std::string& arch) {
   if (arch.rfind("resnet", 0) == 0) return "fc.";
   if (arch.rfind("vgg", 0) == 0) return "classifier.6.";
   if (arch == "mobilenet_v2") return "classifier.1.";
+  if (isFasterRcnnArch(arch)) return "roi_heads.box_predictor.";
   return "";
 }
 

@@ -23,11 +23,6 @@ using Size2 = std::array<int64_t, 2>;  // (height, width)
 
 constexpr const char* kFpnArch = "fasterrcnn_resnet50_fpn";
 constexpr const char* kPlainPrefix = "fasterrcnn:";
-const std::vector<std::string>& plainBackbones() {
-  static const std::vector<std::string> names = {"resnet18", "resnet50", "resnet101", "vgg16",
-                                                 "mobilenet_v2"};
-  return names;
-}
 
 // torchvision's FeaturePyramidNetwork with LastLevelMaxPool: 1x1 lateral convolutions
 // (inner_blocks.<i>.0), 3x3 output convolutions (layer_blocks.<i>.0), nearest upsampling
@@ -147,7 +142,9 @@ class RoiHeadsImpl : public nn::Module {
 };
 TORCH_MODULE(RoiHeads);
 
-class FasterRcnnNet : public nn::Module {
+// The whole network. As a zoo net (ZooModel) it gives its names and layers; its single-tensor
+// forward is not how a detector runs (FasterRcnn::forward is).
+class FasterRcnnNet : public NetImpl {
  public:
   FasterRcnnNet(const std::string& arch, int num_classes) {
     int64_t channels = 256;
@@ -175,6 +172,12 @@ class FasterRcnnNet : public nn::Module {
                   : ops::AnchorGenerator{{{32, 64, 128, 256, 512}}, {{0.5, 1.0, 2.0}}};
     rpn = register_module("rpn", Rpn(channels, anchors.anchorsPerLocation(0)));
     roi_heads = register_module("roi_heads", RoiHeads(channels * 7 * 7, num_classes));
+  }
+
+  Tensor forward(Tensor) override {
+    throw InputError(
+        "a Faster R-CNN runs on images and their boxes: training, merging and scoring "
+        "Faster R-CNN tasks is not available yet (gemel inspect --arch shows its layers)");
   }
 
   // The feature maps (FPN: "0".."3" and "pool") of the padded batch.
@@ -233,12 +236,16 @@ Tensor resizeBoxes(const Tensor& boxes, Size2 from, Size2 to) {
 
 }  // namespace
 
-bool isFasterRcnnArch(const std::string& arch) {
-  if (arch == kFpnArch) return true;
-  const std::string prefix = kPlainPrefix;
-  if (arch.rfind(prefix, 0) != 0) return false;
-  const auto& names = plainBackbones();
-  return std::find(names.begin(), names.end(), arch.substr(prefix.size())) != names.end();
+std::shared_ptr<NetImpl> makeFasterRcnnNet(const std::string& arch, int num_classes) {
+  GEMEL_THROW_IF_NOT(isFasterRcnnArch(arch), ConfigError,
+                     "arch '{}' is not a Faster R-CNN; use {} or fasterrcnn:<backbone> with "
+                     "backbone resnet18, resnet50, resnet101, vgg16 or mobilenet_v2",
+                     arch, kFpnArch);
+  GEMEL_THROW_IF_NOT(num_classes >= 2, ConfigError,
+                     "arch '{}': num_classes is {}; a Faster R-CNN counts the background too, so "
+                     "it needs at least 2",
+                     arch, num_classes);
+  return std::make_shared<FasterRcnnNet>(arch, num_classes);
 }
 
 struct FasterRcnn::Impl {
@@ -519,16 +526,8 @@ struct FasterRcnn::Impl {
 
 FasterRcnn::FasterRcnn(const std::string& arch, int num_classes, RcnnSettings settings)
     : impl_(std::make_unique<Impl>()) {
-  GEMEL_THROW_IF_NOT(isFasterRcnnArch(arch), ConfigError,
-                     "arch '{}' is not a Faster R-CNN; use {} or fasterrcnn:<backbone> with "
-                     "backbone resnet18, resnet50, resnet101, vgg16 or mobilenet_v2",
-                     arch, kFpnArch);
-  GEMEL_THROW_IF_NOT(num_classes >= 2, ConfigError,
-                     "arch '{}': num_classes is {}; a Faster R-CNN counts the background too, so "
-                     "it needs at least 2",
-                     arch, num_classes);
+  impl_->net = std::static_pointer_cast<FasterRcnnNet>(makeFasterRcnnNet(arch, num_classes));
   impl_->s = std::move(settings);
-  impl_->net = std::make_shared<FasterRcnnNet>(arch, num_classes);
 }
 
 FasterRcnn::~FasterRcnn() = default;

@@ -59,6 +59,10 @@ std::shared_ptr<ResNetBodyImpl> makeResNetBody(const std::string& arch);
 
 // nn.Sequential(*list(resnet.children())[:-2]): conv1, bn1, relu, maxpool, layer1..4.
 torch::nn::Sequential makeResNetSequential(const std::string& arch);
+
+// A Faster R-CNN's module tree (faster_rcnn.h) as a zoo net; ConfigError for an unknown arch or
+// fewer than 2 classes.
+std::shared_ptr<NetImpl> makeFasterRcnnNet(const std::string& arch, int num_classes);
 std::shared_ptr<NetImpl> makeVgg(const std::string& arch, int num_classes);
 std::shared_ptr<NetImpl> makeMobileNetV2(int num_classes);
 

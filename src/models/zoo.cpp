@@ -9,6 +9,8 @@
 namespace gemel::models {
 
 std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) {
+  if (isFasterRcnnArch(arch))
+    return std::make_unique<ZooModel>(arch, makeFasterRcnnNet(arch, num_classes));
   GEMEL_THROW_IF_NOT(isZooArch(arch), ConfigError, "arch '{}' is not a zoo architecture; known: {}",
                      arch, knownArchList());
   GEMEL_THROW_IF_NOT(num_classes >= 1, ConfigError,

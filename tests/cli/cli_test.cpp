@@ -231,6 +231,39 @@ print(d['savings_bytes'], d['total_bytes'])
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
+// A Faster R-CNN's ResNet-50 body has every convolution of a ResNet-50 classifier: the catalog
+// pairs them (backbone.body.layer3.1.conv2 with layer3.1.conv2), and the FPN, RPN and box head
+// find no partner in a classifier.
+TEST_F(Cli, InspectPairsAFasterRcnnBodyWithAClassifiersConvolutions) {
+  const auto json_file = dir_->file("rcnn.json");
+  const auto r = run(shellQuote(GEMEL_BINARY) +
+                     " inspect --json --arch fasterrcnn_resnet50_fpn:3 --arch resnet50:10 > " +
+                     shellQuote(json_file));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto check = run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(R"(
+import json, sys
+d = json.load(open(sys.argv[1]))
+pairs = set()
+for g in d['groups']:
+    for inst in g['instances']:
+        names = dict(m.split(':', 1) for m in inst)
+        if set(names) == {'fasterrcnn_resnet50_fpn', 'resnet50'}:
+            pairs.add((names['fasterrcnn_resnet50_fpn'], names['resnet50']))
+assert ('backbone.body.layer3.1.conv2', 'layer3.1.conv2') in pairs, sorted(pairs)[:5]
+assert ('backbone.body.conv1', 'conv1') in pairs, sorted(pairs)[:5]
+# Every pair is a body layer with the classifier's same-shaped layer; nothing of the heads.
+assert all(a.startswith('backbone.body.') for a, b in pairs), [p for p in pairs if not p[0].startswith('backbone.body.')]
+body = [m for m in d['models'] if m['name'] == 'fasterrcnn_resnet50_fpn'][0]
+print(len(pairs), 'pairs;', d['savings_bytes'], 'bytes sharable')
+assert len(pairs) >= 53, len(pairs)  # ResNet-50's 53 convolutions
+)") + " " + shellQuote(json_file));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  // A task cannot use it yet, and says so.
+  const auto bad = run(shellQuote(GEMEL_BINARY) + " inspect --arch fasterrcnn:resnet34:3");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("fasterrcnn:<resnet18"), std::string::npos) << bad.output;
+}
+
 TEST_F(Cli, DumpConfigPrintsTheResolvedWorkload) {
   const auto r = gemel(config() + " --dump-config", kTask);
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -22,14 +22,13 @@
 
 #include <torch/types.h>
 
+#include "gemel/models/archs.h"  // isFasterRcnnArch
+
 namespace torch::nn {
 class Module;
 }
 
 namespace gemel::models {
-
-// True for fasterrcnn_resnet50_fpn and fasterrcnn:<backbone> with a known backbone.
-bool isFasterRcnnArch(const std::string& arch);
 
 struct RcnnSettings {
   // GeneralizedRCNNTransform

@@ -35,9 +35,6 @@ if(NOT DEFINED TORCH_CUDA_ARCH_LIST AND NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
   set(TORCH_CUDA_ARCH_LIST "8.0;9.0")
 endif()
 
-# Torch's config warns about a CMAKE_CUDA_ARCHITECTURES it would ignore; enable_language(CUDA)
-# below caches one. gemel's kernel target sets its own (GEMEL_CUDA_ARCHITECTURES).
-unset(CMAKE_CUDA_ARCHITECTURES CACHE)
 find_package(Torch REQUIRED)
 
 # Torch's CMake config sets flags globally in TORCH_CXX_FLAGS; we apply them per target.
@@ -47,7 +44,8 @@ set(GEMEL_TORCH_CUDA OFF)
 if(TARGET torch_cuda)
   set(GEMEL_TORCH_CUDA ON)
   # gemel's own kernels (src/ops): for the data-centre GPUs it is run on (A100, H100), with
-  # PTX for newer ones.
+  # PTX for newer ones. Set on their target: torch's config enables CUDA itself and turns
+  # CMAKE_CUDA_ARCHITECTURES off (with its warning about it).
   set(GEMEL_CUDA_ARCHITECTURES "80-real;90" CACHE STRING
       "CUDA architectures of gemel's kernels (CMake's CUDA_ARCHITECTURES form)")
   if(NOT CMAKE_CUDA_COMPILER AND CUDAToolkit_NVCC_EXECUTABLE)

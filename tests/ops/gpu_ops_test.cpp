@@ -7,8 +7,8 @@ namespace gemel::ops {
 namespace {
 
 TEST(GpuOps, RoiAlignNmsAndBatchedNmsOnCudaMatchTorchvision) {
-  ASSERT_TRUE(haveCudaKernels()) << "this build has no CUDA kernels (LibTorch without CUDA?)";
   GEMEL_REQUIRE_CUDA_DEVICES(1);
+  ASSERT_TRUE(haveCudaKernels()) << "this build has no CUDA kernels (LibTorch without CUDA?)";
   testing::TempDir dir;
   const auto ref = testing::opsReference(dir);
   // The backward's atomic adds land in any order: a few float32 roundings apart.

@@ -206,14 +206,21 @@ TEST_F(Cli, InspectDarknetDetectorsBesideClassifiers) {
   EXPECT_NE(r.output.find("conv2d weight[512,256,3,3]"), std::string::npos) << r.output;
 }
 
+// `gemel inspect --json` of `archs`, then `python_check` (a script run on the JSON file's path);
+// the check's result.
+testing::CommandResult checkInspectJson(const TempDir& dir, const std::string& archs,
+                                        const std::string& python_check) {
+  const auto json_file = dir.file("inspect.json");
+  const auto r =
+      run(shellQuote(GEMEL_BINARY) + " inspect --json " + archs + " > " + shellQuote(json_file));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(python_check) + " " +
+             shellQuote(json_file));
+}
+
 TEST_F(Cli, InspectJsonIsValidAndConsistent) {
-  const auto json_file = dir_->file("inspect.json");
-  const auto r = run(shellQuote(GEMEL_BINARY) +
-                     " inspect --json --arch resnet50:3 --arch vgg16:2 --arch resnet50 > " +
-                     shellQuote(json_file));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
   // Python's json module checks the syntax; the sums are checked against the groups.
-  const auto check = run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(R"(
+  const auto check = checkInspectJson(*dir_, "--arch resnet50:3 --arch vgg16:2 --arch resnet50", R"(
 import json, sys
 d = json.load(open(sys.argv[1]))
 groups = d['groups']
@@ -227,38 +234,51 @@ for g in groups:
         assert [m.split(':')[0] for m in inst] == g['models'], (inst, g['models'])
     assert g['bytes_saved'] == (len(g['models']) - 1) * g['layer_bytes'] * len(g['instances'])
 print(d['savings_bytes'], d['total_bytes'])
-)") + " " + shellQuote(json_file));
+)");
   EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
-// A Faster R-CNN's ResNet-50 body has every convolution of a ResNet-50 classifier: the catalog
-// pairs them (backbone.body.layer3.1.conv2 with layer3.1.conv2), and the FPN, RPN and box head
-// find no partner in a classifier.
-TEST_F(Cli, InspectPairsAFasterRcnnBodyWithAClassifiersConvolutions) {
-  const auto json_file = dir_->file("rcnn.json");
-  const auto r = run(shellQuote(GEMEL_BINARY) +
-                     " inspect --json --arch fasterrcnn_resnet50_fpn:3 --arch resnet50:10 > " +
-                     shellQuote(json_file));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto check = run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(R"(
+// The pairs of layers (model A's module, model B's) that the catalog lets two models share.
+const char* kPairs = R"(
 import json, sys
 d = json.load(open(sys.argv[1]))
-pairs = set()
-for g in d['groups']:
-    for inst in g['instances']:
-        names = dict(m.split(':', 1) for m in inst)
-        if set(names) == {'fasterrcnn_resnet50_fpn', 'resnet50'}:
-            pairs.add((names['fasterrcnn_resnet50_fpn'], names['resnet50']))
-assert ('backbone.body.layer3.1.conv2', 'layer3.1.conv2') in pairs, sorted(pairs)[:5]
-assert ('backbone.body.conv1', 'conv1') in pairs, sorted(pairs)[:5]
-# Every pair is a body layer with the classifier's same-shaped layer; nothing of the heads.
-assert all(a.startswith('backbone.body.') for a, b in pairs), [p for p in pairs if not p[0].startswith('backbone.body.')]
-body = [m for m in d['models'] if m['name'] == 'fasterrcnn_resnet50_fpn'][0]
-print(len(pairs), 'pairs;', d['savings_bytes'], 'bytes sharable')
-assert len(pairs) >= 53, len(pairs)  # ResNet-50's 53 convolutions
-)") + " " + shellQuote(json_file));
+def pairs(a, b):
+    out = set()
+    for g in d['groups']:
+        for inst in g['instances']:
+            names = dict(m.split(':', 1) for m in inst)
+            if a in names and b in names:
+                out.add((names[a], names[b]))
+    return out
+)";
+
+// A Faster R-CNN's ResNet-50 body has every convolution of a ResNet-50 classifier: the catalog
+// pairs them (backbone.body.layer3.1.conv2 with layer3.1.conv2), and the FPN, RPN and box head
+// find no partner in a classifier. Between two detectors those pair too, all but the
+// predictor, whose shape follows the number of classes.
+TEST_F(Cli, InspectPairsAFasterRcnnBodyWithAClassifiersConvolutions) {
+  auto check = checkInspectJson(*dir_, "--arch fasterrcnn_resnet50_fpn:3 --arch resnet50:10",
+                                std::string(kPairs) + R"(
+p = pairs('fasterrcnn_resnet50_fpn', 'resnet50')
+assert ('backbone.body.layer3.1.conv2', 'layer3.1.conv2') in p, sorted(p)[:5]
+assert ('backbone.body.conv1', 'conv1') in p, sorted(p)[:5]
+assert all(a.startswith('backbone.body.') for a, b in p), [x for x in p if not x[0].startswith('backbone.body.')]
+assert len(p) >= 53, len(p)  # ResNet-50's 53 convolutions
+print(len(p), 'pairs;', d['savings_bytes'], 'bytes sharable')
+)");
   EXPECT_EQ(check.exit_code, 0) << check.output;
-  // A task cannot use it yet, and says so.
+  check =
+      checkInspectJson(*dir_, "--arch fasterrcnn_resnet50_fpn:3 --arch fasterrcnn_resnet50_fpn:2",
+                       std::string(kPairs) + R"(
+p = pairs('fasterrcnn_resnet50_fpn_1', 'fasterrcnn_resnet50_fpn_2')
+same = {a for a, b in p if a == b}
+for m in ('backbone.fpn.layer_blocks.0.0', 'backbone.fpn.inner_blocks.3.0', 'rpn.head.conv.0.0',
+          'rpn.head.cls_logits', 'roi_heads.box_head.fc6', 'roi_heads.box_head.fc7'):
+    assert m in same, (m, sorted(same)[:8])
+assert not any(a.startswith('roi_heads.box_predictor') for a, b in p), p
+)");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  // A backbone that is not one of the builds is refused, naming them.
   const auto bad = run(shellQuote(GEMEL_BINARY) + " inspect --arch fasterrcnn:resnet34:3");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("fasterrcnn:<resnet18"), std::string::npos) << bad.output;

@@ -76,14 +76,8 @@ void checkTransforms(Checker& c, const Transforms& tr, const std::string& path) 
   }
 }
 
-void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
-               const LoadOptions& options) {
-  if (t.name.empty()) {
-    c.add(path + ".name", "missing; every task needs a unique name");
-  } else if (!validName(t.name)) {
-    c.add(path + ".name", "got '" + t.name + "'; expected letters, digits, '_', '-' or '.' only");
-  }
-  const bool script = t.arch == models::kTorchScriptArch;
+// A task's arch: known, and one that tasks can use.
+void checkArch(Checker& c, const TaskConfig& t, const std::string& path) {
   if (t.arch.empty()) {
     c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
   } else if (models::isFasterRcnnArch(t.arch)) {
@@ -92,10 +86,21 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                               "(`gemel inspect --arch " +
                               t.arch +
                               ":N` shows what it would share); use a YOLOv3 arch for detection");
-  } else if (!script && !models::isZooArch(t.arch)) {
+  } else if (t.arch != models::kTorchScriptArch && !models::isZooArch(t.arch)) {
     c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
                               models::knownArchList());
   }
+}
+
+void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
+               const LoadOptions& options) {
+  if (t.name.empty()) {
+    c.add(path + ".name", "missing; every task needs a unique name");
+  } else if (!validName(t.name)) {
+    c.add(path + ".name", "got '" + t.name + "'; expected letters, digits, '_', '-' or '.' only");
+  }
+  checkArch(c, t, path);
+  const bool script = t.arch == models::kTorchScriptArch;
   const bool darknet = models::isDarknetArch(t.arch);
   if (t.kind == TaskKind::kDetection && !t.arch.empty() && !darknet) {
     c.add(path + ".kind", "got 'detection', but arch '" + t.arch +

@@ -302,15 +302,18 @@ struct FasterRcnn::Impl {
     return batch;
   }
 
-  // RegionProposalNetwork: proposals per image, and its two losses when training.
-  std::vector<Tensor> proposals(const Tensor& batch, const std::vector<Tensor>& maps,
-                                const std::vector<Size2>& sizes,
-                                const std::vector<RcnnTarget>* targets, RcnnOutput& out) {
-    const bool training = net->is_training();
+  // The RPN head over every map, flattened as torchvision's concat_box_prediction_layers
+  // flattens it: objectness [N * A_total, 1] and deltas [N * A_total, 4], image-major, then map,
+  // location, anchor; the anchors of one image [A_total, 4].
+  struct RpnOutputs {
+    Tensor objectness, deltas, anchors;
+    std::vector<int64_t> per_level;  // anchors per map
+  };
+  RpnOutputs rpnHeads(const Tensor& batch, const std::vector<Tensor>& maps) {
     const int64_t n = batch.size(0);
     std::vector<Tensor> obj_levels, delta_levels;
     std::vector<Size2> grid;
-    std::vector<int64_t> per_level;
+    RpnOutputs r;
     for (const auto& f : maps) {
       auto [obj, deltas] = net->rpn->head->forward(f);
       const int64_t a = deltas.size(1) / 4, h = obj.size(2), w = obj.size(3);
@@ -319,27 +322,32 @@ struct FasterRcnn::Impl {
       delta_levels.push_back(
           deltas.view({n, a, 4, h, w}).permute({0, 3, 4, 1, 2}).reshape({n, -1, 4}));
       grid.push_back({h, w});
-      per_level.push_back(a * h * w);
+      r.per_level.push_back(a * h * w);
     }
-    const auto objectness = torch::cat(obj_levels, 1).flatten(0, -2);
-    const auto deltas = torch::cat(delta_levels, 1).reshape({-1, 4});
-    const auto anchors = net->anchors({batch.size(2), batch.size(3)}, grid, maps[0].options());
-    const ops::BoxCoder coder{};  // weights (1, 1, 1, 1)
-    const auto all_anchors = anchors.repeat({n, 1});
-    const auto boxes = coder.decode(deltas.detach(), all_anchors).view({n, -1, 4});
+    r.objectness = torch::cat(obj_levels, 1).flatten(0, -2);
+    r.deltas = torch::cat(delta_levels, 1).reshape({-1, 4});
+    r.anchors = net->anchors({batch.size(2), batch.size(3)}, grid, maps[0].options());
+    return r;
+  }
 
-    // filter_proposals
-    auto scores = objectness.detach().reshape({n, -1});
+  // filter_proposals: per map the top-n by objectness, then per image clipping, small boxes
+  // out, the score threshold, NMS within each map, and the post-NMS top-n.
+  std::vector<Tensor> filterProposals(const RpnOutputs& r, int64_t n,
+                                      const std::vector<Size2>& sizes) {
+    const bool training = net->is_training();
+    const auto boxes =
+        ops::BoxCoder{}.decode(r.deltas.detach(), r.anchors.repeat({n, 1})).view({n, -1, 4});
+    const auto scores = r.objectness.detach().reshape({n, -1});
     std::vector<Tensor> level_ids, top;
     int64_t offset = 0;
     const int64_t pre_nms = training ? s.rpn_pre_nms_top_n_train : s.rpn_pre_nms_top_n_test;
     const int64_t post_nms = training ? s.rpn_post_nms_top_n_train : s.rpn_post_nms_top_n_test;
-    for (std::size_t l = 0; l < per_level.size(); ++l) {
-      level_ids.push_back(torch::full({per_level[l]}, static_cast<int64_t>(l),
+    for (std::size_t l = 0; l < r.per_level.size(); ++l) {
+      level_ids.push_back(torch::full({r.per_level[l]}, static_cast<int64_t>(l),
                                       scores.options().dtype(torch::kLong)));
-      const auto ob = scores.narrow(1, offset, per_level[l]);
-      top.push_back(std::get<1>(ob.topk(std::min(pre_nms, per_level[l]), 1)) + offset);
-      offset += per_level[l];
+      const auto ob = scores.narrow(1, offset, r.per_level[l]);
+      top.push_back(std::get<1>(ob.topk(std::min(pre_nms, r.per_level[l]), 1)) + offset);
+      offset += r.per_level[l];
     }
     const auto top_idx = torch::cat(top, 1);
     const auto levels = torch::cat(level_ids).reshape({1, -1}).expand_as(scores);
@@ -360,13 +368,17 @@ struct FasterRcnn::Impl {
       keep = keep.narrow(0, 0, std::min<int64_t>(post_nms, keep.size(0)));
       result.push_back(b.index_select(0, keep));
     }
-    if (!training) return result;
+    return result;
+  }
 
-    // assign_targets_to_anchors, then compute_loss
+  // assign_targets_to_anchors and compute_loss: loss_objectness and loss_rpn_box_reg.
+  void rpnLosses(const RpnOutputs& r, const std::vector<RcnnTarget>& targets, RcnnOutput& out) {
     const ops::Matcher matcher{s.rpn_fg_iou_thresh, s.rpn_bg_iou_thresh, true};
+    const ops::BoxCoder coder{};  // weights (1, 1, 1, 1)
+    const auto& anchors = r.anchors;
     std::vector<Tensor> labels, regression;
-    for (int64_t i = 0; i < n; ++i) {
-      const auto& gt = (*targets)[i].boxes;
+    for (const auto& target : targets) {
+      const auto& gt = target.boxes;
       Tensor matched_boxes, image_labels;
       if (gt.numel() == 0) {
         matched_boxes = torch::zeros(anchors.sizes(), anchors.options().dtype(torch::kFloat));
@@ -389,12 +401,21 @@ struct FasterRcnn::Impl {
     const auto all_labels = torch::cat(labels);
     const auto all_regression = torch::cat(regression);
     const auto box_loss =
-        smoothL1Sum(deltas.index_select(0, pos), all_regression.index_select(0, pos)) /
+        smoothL1Sum(r.deltas.index_select(0, pos), all_regression.index_select(0, pos)) /
         static_cast<double>(sampled.numel());
     const auto obj_loss = F::binary_cross_entropy_with_logits(
-        objectness.flatten().index_select(0, sampled), all_labels.index_select(0, sampled));
+        r.objectness.flatten().index_select(0, sampled), all_labels.index_select(0, sampled));
     out.losses.emplace_back("loss_objectness", obj_loss);
     out.losses.emplace_back("loss_rpn_box_reg", box_loss);
+  }
+
+  // RegionProposalNetwork: proposals per image, and its two losses when training.
+  std::vector<Tensor> proposals(const Tensor& batch, const std::vector<Tensor>& maps,
+                                const std::vector<Size2>& sizes,
+                                const std::vector<RcnnTarget>* targets, RcnnOutput& out) {
+    const auto r = rpnHeads(batch, maps);
+    auto result = filterProposals(r, batch.size(0), sizes);
+    if (net->is_training()) rpnLosses(r, *targets, out);
     return result;
   }
 
@@ -439,67 +460,52 @@ struct FasterRcnn::Impl {
     return result;
   }
 
-  // RoIHeads: the box losses when training, else the detections (in the resized images).
-  void boxes(const std::vector<Tensor>& maps, std::vector<Tensor> proposals,
-             const std::vector<Size2>& sizes, const std::vector<RcnnTarget>* targets,
-             RcnnOutput& out) {
-    const bool training = net->is_training();
-    const ops::BoxCoder coder{{10, 10, 5, 5}};
-    std::vector<Tensor> labels, regression;
-    if (training) {
-      const ops::Matcher matcher{s.box_fg_iou_thresh, s.box_bg_iou_thresh, false};
-      for (std::size_t i = 0; i < proposals.size(); ++i) {
-        const auto gt = (*targets)[i].boxes.to(proposals[i].scalar_type());
-        proposals[i] = torch::cat({proposals[i], gt});  // add_gt_proposals
-        Tensor matched, image_labels;
-        if (gt.numel() == 0) {
-          matched =
-              torch::zeros({proposals[i].size(0)}, proposals[i].options().dtype(torch::kLong));
-          image_labels = torch::zeros_like(matched);
-        } else {
-          const auto m = matcher(ops::boxIou(gt, proposals[i]));
-          matched = m.clamp_min(0);
-          image_labels = (*targets)[i].labels.index_select(0, matched).to(torch::kLong);
-          image_labels.masked_fill_(m == ops::Matcher::kBelowLow, 0);
-          image_labels.masked_fill_(m == ops::Matcher::kBetween, -1);
-        }
-        labels.push_back(image_labels);
-        regression.push_back(matched);  // the matched ground truth for now
+  static constexpr std::array<double, 4> kBoxWeights{10, 10, 5, 5};
+
+  // select_training_samples: the ground truth joins the proposals; each is matched, labelled
+  // and sampled; `labels` and `regression` get the sampled ones' class and box targets.
+  void sampleProposals(std::vector<Tensor>& proposals, const std::vector<RcnnTarget>& targets,
+                       std::vector<Tensor>& labels, std::vector<Tensor>& regression) {
+    const ops::Matcher matcher{s.box_fg_iou_thresh, s.box_bg_iou_thresh, false};
+    std::vector<Tensor> matched_gt;
+    for (std::size_t i = 0; i < proposals.size(); ++i) {
+      const auto gt = targets[i].boxes.to(proposals[i].scalar_type());
+      proposals[i] = torch::cat({proposals[i], gt});  // add_gt_proposals
+      Tensor matched, image_labels;
+      if (gt.numel() == 0) {
+        matched = torch::zeros({proposals[i].size(0)}, proposals[i].options().dtype(torch::kLong));
+        image_labels = torch::zeros_like(matched);
+      } else {
+        const auto m = matcher(ops::boxIou(gt, proposals[i]));
+        matched = m.clamp_min(0);
+        image_labels = targets[i].labels.index_select(0, matched).to(torch::kLong);
+        image_labels.masked_fill_(m == ops::Matcher::kBelowLow, 0);
+        image_labels.masked_fill_(m == ops::Matcher::kBetween, -1);
       }
-      auto [pos, neg] = sampleBalanced(labels, s.box_batch_size_per_image, s.box_positive_fraction);
-      for (std::size_t i = 0; i < proposals.size(); ++i) {
-        const auto keep = torch::nonzero(pos[i] | neg[i]).select(1, 0);
-        proposals[i] = proposals[i].index_select(0, keep);
-        labels[i] = labels[i].index_select(0, keep);
-        auto gt = (*targets)[i].boxes.to(proposals[i].scalar_type());
-        if (gt.numel() == 0) gt = torch::zeros({1, 4}, proposals[i].options());
-        regression[i] =
-            coder.encode(gt.index_select(0, regression[i].index_select(0, keep)), proposals[i]);
-      }
+      labels.push_back(image_labels);
+      matched_gt.push_back(matched);
     }
-    auto x = roiPool(maps, net->pooledLevels(maps.size()), proposals, sizes).flatten(1);
-    x = torch::relu(net->roi_heads->fc6->forward(x));
-    x = torch::relu(net->roi_heads->fc7->forward(x));
-    const auto class_logits = net->roi_heads->cls_score->forward(x);
-    const auto box_regression = net->roi_heads->bbox_pred->forward(x);
-    if (training) {
-      const auto all_labels = torch::cat(labels);
-      const auto all_regression = torch::cat(regression);
-      const auto cls_loss = F::cross_entropy(class_logits, all_labels);
-      const auto pos = torch::nonzero(all_labels > 0).select(1, 0);
-      const int64_t rows = class_logits.size(0);
-      const auto per_class = box_regression.reshape({rows, box_regression.size(-1) / 4, 4});
-      const auto box_loss = smoothL1Sum(per_class.index({pos, all_labels.index_select(0, pos)}),
-                                        all_regression.index_select(0, pos)) /
-                            static_cast<double>(all_labels.numel());
-      out.losses.insert(out.losses.begin(),
-                        {{"loss_classifier", cls_loss}, {"loss_box_reg", box_loss}});
-      return;
+    auto [pos, neg] = sampleBalanced(labels, s.box_batch_size_per_image, s.box_positive_fraction);
+    const ops::BoxCoder coder{kBoxWeights};
+    for (std::size_t i = 0; i < proposals.size(); ++i) {
+      const auto keep = torch::nonzero(pos[i] | neg[i]).select(1, 0);
+      proposals[i] = proposals[i].index_select(0, keep);
+      labels[i] = labels[i].index_select(0, keep);
+      auto gt = targets[i].boxes.to(proposals[i].scalar_type());
+      if (gt.numel() == 0) gt = torch::zeros({1, 4}, proposals[i].options());
+      regression.push_back(
+          coder.encode(gt.index_select(0, matched_gt[i].index_select(0, keep)), proposals[i]));
     }
-    // postprocess_detections
+  }
+
+  // postprocess_detections: per image, per class but the background: clipped boxes above the
+  // score threshold, small ones out, NMS per class, the best detections_per_img.
+  void postprocess(const Tensor& class_logits, const Tensor& box_regression,
+                   const std::vector<Tensor>& proposals, const std::vector<Size2>& sizes,
+                   RcnnOutput& out) {
     const int64_t classes = class_logits.size(-1);
-    const auto all_boxes = torch::cat(proposals);
-    const auto pred_boxes = coder.decode(box_regression, all_boxes);
+    const auto pred_boxes =
+        ops::BoxCoder{kBoxWeights}.decode(box_regression, torch::cat(proposals));
     const auto pred_scores = torch::softmax(class_logits, -1);
     int64_t offset = 0;
     for (std::size_t i = 0; i < proposals.size(); ++i) {
@@ -521,6 +527,33 @@ struct FasterRcnn::Impl {
       out.detections.push_back(
           {b.index_select(0, keep), sc.index_select(0, keep), lb.index_select(0, keep)});
     }
+  }
+
+  // RoIHeads: the box losses when training, else the detections (in the resized images).
+  void boxes(const std::vector<Tensor>& maps, std::vector<Tensor> proposals,
+             const std::vector<Size2>& sizes, const std::vector<RcnnTarget>* targets,
+             RcnnOutput& out) {
+    const bool training = net->is_training();
+    std::vector<Tensor> labels, regression;
+    if (training) sampleProposals(proposals, *targets, labels, regression);
+    auto x = roiPool(maps, net->pooledLevels(maps.size()), proposals, sizes).flatten(1);
+    x = torch::relu(net->roi_heads->fc6->forward(x));
+    x = torch::relu(net->roi_heads->fc7->forward(x));
+    const auto class_logits = net->roi_heads->cls_score->forward(x);
+    const auto box_regression = net->roi_heads->bbox_pred->forward(x);
+    if (!training) return postprocess(class_logits, box_regression, proposals, sizes, out);
+    // fastrcnn_loss
+    const auto all_labels = torch::cat(labels);
+    const auto all_regression = torch::cat(regression);
+    const auto cls_loss = F::cross_entropy(class_logits, all_labels);
+    const auto pos = torch::nonzero(all_labels > 0).select(1, 0);
+    const int64_t rows = class_logits.size(0);
+    const auto per_class = box_regression.reshape({rows, box_regression.size(-1) / 4, 4});
+    const auto box_loss = smoothL1Sum(per_class.index({pos, all_labels.index_select(0, pos)}),
+                                      all_regression.index_select(0, pos)) /
+                          static_cast<double>(all_labels.numel());
+    out.losses.insert(out.losses.begin(),
+                      {{"loss_classifier", cls_loss}, {"loss_box_reg", box_loss}});
   }
 };
 

@@ -105,7 +105,7 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
   std::set<std::string> used;
   std::vector<std::string> missing, mismatched;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (destination, source)
-  bool head_mismatch = false;
+  std::size_t head_mismatches = 0;
   for (const auto& [name, dest] : stateDict()) {
     const bool in_head = startsWith(name, head);
     const auto it = given.find(name);
@@ -118,7 +118,7 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
     const auto& src = it->second;
     if (src.sizes() != dest.sizes()) {
       mismatched.push_back(name + " (file " + shapeOf(src) + ", model " + shapeOf(dest) + ")");
-      head_mismatch = head_mismatch || in_head;
+      head_mismatches += in_head ? 1 : 0;
       continue;
     }
     copies.emplace_back(dest, src);
@@ -135,7 +135,9 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
     if (!missing.empty()) out << " missing key " << listSome(missing) << ";";
     if (!unexpected.empty()) out << " unexpected key " << listSome(unexpected) << ";";
     if (!mismatched.empty()) out << " wrong shape for " << listSome(mismatched) << ";";
-    if (head_mismatch && missing.empty() && unexpected.empty() && mismatched.size() <= 2) {
+    // Only the head's shapes differ (a classifier's fc, a detector's box predictor).
+    if (!mismatched.empty() && head_mismatches == mismatched.size() && missing.empty() &&
+        unexpected.empty()) {
       out << " only the classifier head differs: check num_classes, or set skip_head: true to "
              "fine-tune from these weights";
     } else if (missing.size() + unexpected.size() > 2) {

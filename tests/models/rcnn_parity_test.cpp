@@ -9,6 +9,7 @@
 #include "gemel/core/error.h"
 #include "gemel/models/faster_rcnn.h"
 #include "gemel/models/state_dict.h"
+#include "gemel/models/zoo.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -122,6 +123,41 @@ INSTANTIATE_TEST_SUITE_P(Rcnn, RcnnParity,
                              c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return name;
                          });
+
+std::string reference(const std::string& command, const std::string& arch, const TempDir& dir) {
+  return shellQuote(GEMEL_PYTHON) + " " +
+         shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py") + " " + command +
+         " " + shellQuote(arch) + " 3 " + shellQuote(dir.path());
+}
+
+// A torchvision state_dict loads into gemel's model of the same arch and classes, and what gemel
+// writes loads strictly back into torchvision, equal tensor for tensor (num_batches_tracked
+// included). One for another number of classes, or another backbone, is one clear error.
+TEST(Rcnn, TorchvisionStateDictsLoadBothWaysAndOthersAreRefused) {
+  TempDir dir;
+  const auto made = run(reference("make", "fasterrcnn:resnet18", dir));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const auto model = createZooModel("fasterrcnn:resnet18", 3);
+  model->loadWeightsFile(dir.file("py_weights.pt"), false);
+  model->saveWeightsFile(dir.file("cpp_weights.pt"));
+  const auto checked = run(reference("check", "fasterrcnn:resnet18", dir));
+  EXPECT_EQ(checked.exit_code, 0) << checked.output;
+
+  try {
+    createZooModel("fasterrcnn:resnet18", 2)->loadWeightsFile(dir.file("py_weights.pt"), false);
+    ADD_FAILURE() << "weights for 3 classes loaded into a model of 2";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("roi_heads.box_predictor.cls_score.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("check num_classes"), std::string::npos) << msg;
+  }
+  try {
+    createZooModel("fasterrcnn:vgg16", 3)->loadWeightsFile(dir.file("py_weights.pt"), false);
+    ADD_FAILURE() << "a ResNet-18 detector's weights loaded into a VGG-16 one";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("another architecture"), std::string::npos) << e.what();
+  }
+}
 
 TEST(Rcnn, UnknownArchsAndBadInputsAreRefused) {
   EXPECT_THROW(FasterRcnn("fasterrcnn:resnet34", 3), ConfigError);

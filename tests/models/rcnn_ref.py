@@ -8,6 +8,10 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               and the four train-mode losses (loss_classifier, loss_box_reg,
                               loss_objectness, loss_rpn_box_reg) after torch.manual_seed(SEED)
 
+  check ARCH NUM_CLASSES DIR  DIR/cpp_weights.pt (written by gemel) loads into the torchvision
+                              model with strict load_state_dict, and equals DIR/py_weights.pt
+                              tensor for tensor
+
 ARCH is fasterrcnn_resnet50_fpn (torchvision's builder, no pretrained weights) or
 fasterrcnn:<backbone> (the original Gemel's build over a plain backbone: resnet18, resnet50,
 resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep the CPU time
@@ -101,8 +105,20 @@ def make(arch, num_classes, out_dir):
     torch.save(io, f"{out_dir}/py_io.pt")
 
 
+def check(arch, num_classes, out_dir):
+    model = build(arch, num_classes)
+    mine = torch.load(f"{out_dir}/cpp_weights.pt")
+    model.load_state_dict(mine, strict=True)
+    theirs = torch.load(f"{out_dir}/py_weights.pt")
+    for name, value in theirs.items():
+        if not torch.equal(mine[name], value):
+            print(f"{name} differs", file=sys.stderr)
+            sys.exit(1)
+    print(f"{len(mine)} tensors load strictly and match")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] != "make":
+    if len(sys.argv) != 5 or sys.argv[1] not in ("make", "check"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    make(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    (make if sys.argv[1] == "make" else check)(sys.argv[2], int(sys.argv[3]), sys.argv[4])

@@ -22,10 +22,9 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
   }
   const auto arch = spec.substr(0, colon);
   GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isFasterRcnnArch(arch), UsageError,
-                     "--arch '{}': '{}' is not a zoo arch; expected one of: {}, "
-                     "fasterrcnn_resnet50_fpn, fasterrcnn:<resnet18|resnet50|resnet101|vgg16|"
-                     "mobilenet_v2> (optionally followed by :num_classes)",
-                     spec, arch, models::knownArchList());
+                     "--arch '{}': '{}' is not a zoo arch; expected one of: {}, {} (optionally "
+                     "followed by :num_classes)",
+                     spec, arch, models::knownArchList(), models::fasterRcnnArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
   const auto n = parseInt(count).value_or(0);

@@ -18,9 +18,22 @@ bool isZooArch(const std::string& arch) {
   return std::find(a.begin(), a.end(), arch) != a.end() || isDarknetArch(arch);
 }
 
-bool isFasterRcnnArch(const std::string& arch) {
+namespace {
+const std::vector<std::string>& fasterRcnnBackbones() {
   static const std::vector<std::string> backbones = {"resnet18", "resnet50", "resnet101", "vgg16",
                                                      "mobilenet_v2"};
+  return backbones;
+}
+}  // namespace
+
+std::string fasterRcnnArchList() {
+  std::string out = "fasterrcnn_resnet50_fpn, fasterrcnn:<";
+  for (const auto& b : fasterRcnnBackbones()) out += (out.back() == '<' ? "" : "|") + b;
+  return out + ">";
+}
+
+bool isFasterRcnnArch(const std::string& arch) {
+  const auto& backbones = fasterRcnnBackbones();
   if (arch == "fasterrcnn_resnet50_fpn") return true;
   const std::string prefix = "fasterrcnn:";
   return arch.rfind(prefix, 0) == 0 && std::find(backbones.begin(), backbones.end(),

@@ -238,9 +238,7 @@ Tensor resizeBoxes(const Tensor& boxes, Size2 from, Size2 to) {
 
 std::shared_ptr<NetImpl> makeFasterRcnnNet(const std::string& arch, int num_classes) {
   GEMEL_THROW_IF_NOT(isFasterRcnnArch(arch), ConfigError,
-                     "arch '{}' is not a Faster R-CNN; use {} or fasterrcnn:<backbone> with "
-                     "backbone resnet18, resnet50, resnet101, vgg16 or mobilenet_v2",
-                     arch, kFpnArch);
+                     "arch '{}' is not a Faster R-CNN; use one of: {}", arch, fasterRcnnArchList());
   GEMEL_THROW_IF_NOT(num_classes >= 2, ConfigError,
                      "arch '{}': num_classes is {}; a Faster R-CNN counts the background too, so "
                      "it needs at least 2",

@@ -93,10 +93,7 @@ class ResNetImpl : public ResNetBodyImpl {
 
   torch::Tensor forward(torch::Tensor x) override {
     GEMEL_ASSERT(!fc_.is_empty(), "the forward of a ResNet body (it has no classifier)");
-    x = torch::relu(bn1_(conv1_(x)));
-    x = torch::max_pool2d(x, 3, 2, 1);
-    for (auto& layer : layers_) x = layer(x);
-    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    x = torch::adaptive_avg_pool2d(stages(x).back(), {1, 1}).flatten(1);
     return fc_(x);
   }
 

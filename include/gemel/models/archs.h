@@ -16,6 +16,8 @@ bool isZooArch(const std::string& arch);
 // Faster R-CNN: fasterrcnn_resnet50_fpn and fasterrcnn:<backbone> (resnet18, resnet50,
 // resnet101, vgg16, mobilenet_v2). `gemel inspect --arch` takes them; tasks cannot yet.
 bool isFasterRcnnArch(const std::string& arch);
+// "fasterrcnn_resnet50_fpn, fasterrcnn:<resnet18|...>", for messages.
+std::string fasterRcnnArchList();
 // Zoo archs plus "torchscript".
 std::string knownArchList();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).

@@ -325,7 +325,8 @@ int runExportCmd(const Args& args, const dist::World& world) {
     auto state = io::fullStateDict(r, task);
     if (rec->arch != "torchscript") {
       // Checked against the architecture, and written in the model's own key order.
-      auto model = models::createZooModel(rec->arch, rec->num_classes);
+      auto model = models::createTaskModel(rec->arch, rec->num_classes, rec->image_size,
+                                           rec->mean, rec->std);
       model->loadStateDict(state, {false, task});
       model->saveWeightsFile(file);
     } else {

@@ -80,13 +80,8 @@ void checkTransforms(Checker& c, const Transforms& tr, const std::string& path) 
 void checkArch(Checker& c, const TaskConfig& t, const std::string& path) {
   if (t.arch.empty()) {
     c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
-  } else if (models::isFasterRcnnArch(t.arch)) {
-    c.add(path + ".arch", "got '" + t.arch +
-                              "': Faster R-CNN tasks cannot be trained, merged or scored yet "
-                              "(`gemel inspect --arch " +
-                              t.arch +
-                              ":N` shows what it would share); use a YOLOv3 arch for detection");
-  } else if (t.arch != models::kTorchScriptArch && !models::isZooArch(t.arch)) {
+  } else if (t.arch != models::kTorchScriptArch && !models::isZooArch(t.arch) &&
+             !models::isFasterRcnnArch(t.arch)) {
     c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
                               models::knownArchList());
   }
@@ -102,11 +97,12 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
   checkArch(c, t, path);
   const bool script = t.arch == models::kTorchScriptArch;
   const bool darknet = models::isDarknetArch(t.arch);
-  if (t.kind == TaskKind::kDetection && !t.arch.empty() && !darknet) {
+  const bool detector = darknet || models::isFasterRcnnArch(t.arch);
+  if (t.kind == TaskKind::kDetection && !t.arch.empty() && !detector) {
     c.add(path + ".kind", "got 'detection', but arch '" + t.arch +
                               "' is a classification model; use kind: classification");
   }
-  if (t.kind == TaskKind::kClassification && darknet) {
+  if (t.kind == TaskKind::kClassification && detector) {
     c.add(path + ".kind", "missing or 'classification', but arch '" + t.arch +
                               "' is a detector; use kind: detection");
   }

@@ -1,5 +1,6 @@
 #include "gemel/data/dataset.h"
 
+#include <cmath>
 #include <map>
 
 #include "gemel/core/error.h"
@@ -250,6 +251,26 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
                                       "not decrease",
                                       i - 1, s.box_index[i], s.box_index[i - 1]));
       }
+      // Every box inside its image, of a known class, with a positive width and height: the
+      // detectors' targets and the COCO scoring take them as they are.
+      const auto classes = static_cast<float>(im.info.classes.size());
+      const auto width = static_cast<float>(im.info.width);
+      const auto height = static_cast<float>(im.info.height);
+      for (std::size_t i = 0; i + 1 < s.box_index.size(); ++i) {
+        for (int64_t k = s.box_index[i]; k < s.box_index[i + 1]; ++k) {
+          const float* v = &s.boxes[static_cast<std::size_t>(k) * 5];
+          const bool ok = v[0] >= 0 && v[0] < classes && v[0] == std::floor(v[0]) && v[1] >= 0 &&
+                          v[2] >= 0 && v[3] <= width && v[4] <= height && v[1] < v[3] &&
+                          v[2] < v[4];
+          if (!ok)
+            f.fail(boxes.name(),
+                   format("box {} of image {} (class {}, x1 y1 x2 y2 = {} {} {} {}) is outside "
+                          "the {}x{} image, empty, or of an unknown class (0..{}); fix its "
+                          "source annotations",
+                          k - s.box_index[i], i, v[0], v[1], v[2], v[3], v[4], im.info.width,
+                          im.info.height, im.info.classes.size() - 1));
+        }
+      }
     }
     im.splits.emplace(name, std::move(s));
   }
@@ -296,18 +317,7 @@ void DatasetReader::verify() const {
                           " is out of range 0.." + std::to_string(classes - 1));
       }
     }
-    // (The offsets were checked at opening: from 0 to M, never decreasing.)
-    for (int64_t i = 0; i + 1 < static_cast<int64_t>(s.box_index.size()); ++i) {
-      for (const auto& b : boxes(name, i)) {
-        const bool ok = b.cls >= 0 && b.cls < classes && b.x1 >= 0 && b.y1 >= 0 &&
-                        b.x2 <= im.info.width && b.y2 <= im.info.height && b.x1 < b.x2 &&
-                        b.y1 < b.y2;
-        if (!ok) {
-          im.file->fail("/" + name + "/boxes", "a box of image " + std::to_string(i) +
-                                                   " is outside the image or has an unknown class");
-        }
-      }
-    }
+    // (The boxes were checked at opening.)
     // Every image must be readable: read in blocks.
     const int64_t block = 512;
     std::vector<uint8_t> buf(block * im.info.imageBytes());

@@ -23,6 +23,7 @@
 #include "gemel/core/log.h"
 #include "gemel/edge/profile.h"
 #include "gemel/io/results.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/precision.h"
 
@@ -204,7 +205,9 @@ void profileRuns(const io::Results& results, const io::TaskRecord& rec, const to
                  const ProfileOptions& o, Meter& meter, TaskProfile& out) {
   std::unique_ptr<models::Model> model = rec.arch == "torchscript"
                                              ? models::loadScriptModel(rec.source)
-                                             : models::createZooModel(rec.arch, rec.num_classes);
+                                             : models::createTaskModel(rec.arch, rec.num_classes,
+                                                                       rec.image_size, rec.mean,
+                                                                       rec.std);
   model->loadStateDict(io::fullStateDict(results, rec.name), {false, rec.name});
   model->to(device);
   model->train(false);
@@ -212,10 +215,14 @@ void profileRuns(const io::Results& results, const io::TaskRecord& rec, const to
   const int size = rec.image_size > 0 ? rec.image_size : 224;
   torch::NoGradGuard no_grad;
   for (const int batch : o.batch_sizes) {
-    const auto input = torch::randn({batch, 3, size, size}, torch::TensorOptions().device(device));
+    // A Faster R-CNN takes [0, 1] images (it normalises them); the others normalised ones.
+    const auto input =
+        models::isFasterRcnnArch(rec.arch)
+            ? torch::rand({batch, 3, size, size}, torch::TensorOptions().device(device))
+            : torch::randn({batch, 3, size, size}, torch::TensorOptions().device(device));
     auto run = [&] {
       const train::AutocastScope autocast(device, precision);
-      auto y = model->forward(input).logits;
+      auto y = model->forward(input);
       if (device.is_cuda()) torch::cuda::synchronize(device.index());
       return y;
     };

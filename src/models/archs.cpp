@@ -43,7 +43,8 @@ bool isFasterRcnnArch(const std::string& arch) {
 std::string knownArchList() {
   std::string out;
   for (const auto& a : zooArchs()) out += a + ", ";
-  return out + "yolov3, yolov3-tiny, darknet:<path to a .cfg>, " + kTorchScriptArch;
+  return out + "yolov3, yolov3-tiny, darknet:<path to a .cfg>, " + fasterRcnnArchList() + ", " +
+         kTorchScriptArch;
 }
 
 std::string headPrefix(const std::string& arch) {
@@ -67,9 +68,16 @@ double forwardGflops224(const std::string& arch) {
   for (const auto& f : kFigures) {
     if (arch == f.arch) return f.gflops;
   }
+  // Faster R-CNN: torchvision's 134.38 GFLOPs for fasterrcnn_resnet50_fpn at 800x1067, per
+  // 224x224; over a plain backbone, an estimate of twice the backbone (the RPN and the box
+  // head over its proposals).
+  if (arch == "fasterrcnn_resnet50_fpn") return 134.38 * 224 * 224 / (800.0 * 1067.0);
+  if (isFasterRcnnArch(arch)) return 2 * forwardGflops224(arch.substr(arch.find(':') + 1));
   return 0.0;
 }
 
-int minImageSize(const std::string& arch) { return isZooArch(arch) ? 32 : 1; }
+int minImageSize(const std::string& arch) {
+  return isZooArch(arch) || isFasterRcnnArch(arch) ? 32 : 1;
+}
 
 }  // namespace gemel::models

@@ -11,6 +11,7 @@
 #include "gemel/core/error.h"
 #include "gemel/ops/boxes.h"
 #include "gemel/ops/roi_ops.h"
+#include "model_impl.h"
 #include "nets.h"
 
 namespace gemel::models {
@@ -176,8 +177,8 @@ class FasterRcnnNet : public NetImpl {
 
   Tensor forward(Tensor) override {
     throw InputError(
-        "a Faster R-CNN runs on images and their boxes: training, merging and scoring "
-        "Faster R-CNN tasks is not available yet (gemel inspect --arch shows its layers)");
+        "a Faster R-CNN runs on images and, while training, their boxes; it returns losses or "
+        "detections, not one tensor (run it through its Model)");
   }
 
   // The feature maps (FPN: "0".."3" and "pool") of the padded batch.
@@ -564,6 +565,7 @@ FasterRcnn::FasterRcnn(const std::string& arch, int num_classes, RcnnSettings se
 FasterRcnn::~FasterRcnn() = default;
 
 torch::nn::Module& FasterRcnn::module() { return *impl_->net; }
+std::shared_ptr<torch::nn::Module> FasterRcnn::sharedModule() { return impl_->net; }
 const RcnnSettings& FasterRcnn::settings() const { return impl_->s; }
 
 RcnnOutput FasterRcnn::forward(const std::vector<Tensor>& images,
@@ -604,6 +606,47 @@ RcnnOutput FasterRcnn::forward(const std::vector<Tensor>& images,
       out.detections[i].boxes = resizeBoxes(out.detections[i].boxes, sizes[i], original[i]);
   }
   return out;
+}
+
+RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
+                             const std::vector<double>& std) {
+  RcnnSettings s;
+  s.min_size = image_size;
+  s.max_size = (static_cast<int64_t>(image_size) * 1333 + 400) / 800;
+  s.image_mean = mean;
+  s.image_std = std;
+  return s;
+}
+
+namespace {
+
+// The zoo model of a Faster R-CNN's module tree (names, layers, sharing), whose forward runs
+// the detector.
+class RcnnModel final : public ZooModel {
+ public:
+  RcnnModel(const std::string& arch, std::unique_ptr<FasterRcnn> rcnn)
+      : ZooModel(arch, std::dynamic_pointer_cast<NetImpl>(rcnn->sharedModule())),
+        rcnn_(std::move(rcnn)) {}
+
+  ModelOutput forward(const Tensor& images, const std::vector<BoxTargets>* targets) override {
+    GEMEL_THROW_IF_NOT(images.dim() == 4, InputError,
+                       "Faster R-CNN: images {}; expected [N, 3, H, W] floats in [0, 1]",
+                       images.sizes());
+    const auto list = images.unbind(0);
+    return rcnn_->forward({list.begin(), list.end()}, net_->is_training() ? targets : nullptr);
+  }
+  bool takesTargets() const override { return true; }
+
+ private:
+  std::unique_ptr<FasterRcnn> rcnn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> makeFasterRcnnModel(const std::string& arch, int num_classes,
+                                           RcnnSettings settings) {
+  return std::make_unique<RcnnModel>(
+      arch, std::make_unique<FasterRcnn>(arch, num_classes, std::move(settings)));
 }
 
 }  // namespace gemel::models

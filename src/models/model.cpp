@@ -177,7 +177,9 @@ int64_t Model::stateBytes() const {
 ZooModel::ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net)
     : Model(arch), net_(std::move(net)) {}
 
-ModelOutput ZooModel::forward(const torch::Tensor& images) { return {net_->forward(images)}; }
+ModelOutput ZooModel::forward(const torch::Tensor& images, const std::vector<BoxTargets>*) {
+  return {net_->forward(images)};
+}
 void ZooModel::train(bool on) { net_->train(on); }
 void ZooModel::to(const torch::Device& device) { net_->to(device); }
 

@@ -11,10 +11,11 @@ namespace gemel::models {
 LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::Tensor& weight,
                         const torch::Tensor& bias, const std::string& hyper);
 
-class ZooModel final : public Model {
+class ZooModel : public Model {
  public:
   ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net);
-  ModelOutput forward(const torch::Tensor& images) override;
+  ModelOutput forward(const torch::Tensor& images,
+                      const std::vector<BoxTargets>* targets) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;
@@ -24,7 +25,7 @@ class ZooModel final : public Model {
   std::string headPrefix() const override;
   bool hasDropout() const override;
 
- private:
+ protected:
   std::shared_ptr<NetImpl> net_;
 };
 
@@ -35,7 +36,8 @@ class ZooModel final : public Model {
 class ScriptModel final : public Model {
  public:
   ScriptModel(std::string path, torch::jit::Module module);
-  ModelOutput forward(const torch::Tensor& images) override;
+  ModelOutput forward(const torch::Tensor& images,
+                      const std::vector<BoxTargets>* targets) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;

@@ -54,7 +54,7 @@ torch::Tensor optionalTensor(const torch::jit::Module& m, const std::string& key
 ScriptModel::ScriptModel(std::string path, torch::jit::Module module)
     : Model("torchscript"), path_(std::move(path)), module_(std::move(module)) {}
 
-ModelOutput ScriptModel::forward(const torch::Tensor& images) {
+ModelOutput ScriptModel::forward(const torch::Tensor& images, const std::vector<BoxTargets>*) {
   const auto out = module_.forward({images});
   GEMEL_THROW_IF_NOT(out.isTensor(), InputError,
                      "{}: the TorchScript module's forward returned {}, not a tensor of logits; "

@@ -4,13 +4,13 @@
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/darknet_cfg.h"
+#include "gemel/models/faster_rcnn.h"
 #include "model_impl.h"
 
 namespace gemel::models {
 
 std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) {
-  if (isFasterRcnnArch(arch))
-    return std::make_unique<ZooModel>(arch, makeFasterRcnnNet(arch, num_classes));
+  if (isFasterRcnnArch(arch)) return makeFasterRcnnModel(arch, num_classes);
   GEMEL_THROW_IF_NOT(isZooArch(arch), ConfigError, "arch '{}' is not a zoo architecture; known: {}",
                      arch, knownArchList());
   GEMEL_THROW_IF_NOT(num_classes >= 1, ConfigError,
@@ -40,9 +40,20 @@ std::unique_ptr<Model> loadScriptModel(const std::string& path) {
   }
 }
 
+std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes, int image_size,
+                                       const std::vector<double>& mean,
+                                       const std::vector<double>& std) {
+  if (!isFasterRcnnArch(arch)) return createZooModel(arch, num_classes);
+  return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std));
+}
+
 std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
   if (task.arch == kTorchScriptArch) return loadScriptModel(task.weights);
-  auto model = createZooModel(task.arch, task.num_classes);
+  // A Faster R-CNN task's num_classes counts its object classes; torchvision's model counts
+  // the background too.
+  const bool rcnn = isFasterRcnnArch(task.arch);
+  auto model = createTaskModel(task.arch, task.num_classes, task.image_size, task.transforms.mean,
+                               task.transforms.std);
   if (!task.weights.empty()) {
     try {
       const auto& w = task.weights;
@@ -53,7 +64,11 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
       }
       model->loadWeightsFile(task.weights, task.skip_head);
     } catch (const InputError& e) {
-      throw InputError(format("task '{}' (key weights): {}", task.name, e.what()));
+      throw InputError(format("task '{}' (key weights): {}{}", task.name, e.what(),
+                              rcnn ? " (a Faster R-CNN task's num_classes counts its object "
+                                     "classes: its predictor has num_classes + 1 outputs, the "
+                                     "background included)"
+                                   : ""));
     }
   }
   return model;

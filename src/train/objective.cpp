@@ -4,6 +4,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/data/transforms.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/darknet_cfg.h"
 #include "gemel/train/detection.h"
 
@@ -87,6 +88,70 @@ class Detection final : public Objective {
   std::vector<YoloHead> heads_;
 };
 
+// Faster R-CNN, as torchvision trains it: the model computes its four losses from each image's
+// boxes, and the loss is their sum; the images go in as [0, 1] (the model normalises them) with
+// the task's horizontal flip. Scored by COCO mAP from the model's detections, as Detection.
+class RcnnDetection final : public Objective {
+ public:
+  explicit RcnnDetection(const config::TaskConfig& task)
+      : transforms_(task.transforms), classes_(task.num_classes), map50_(task.metric != "map") {
+    transforms_.mean = {0.0};
+    transforms_.std = {1.0};
+    transforms_.crop_padding = 0;
+  }
+  std::string metric() const override { return map50_ ? "map50" : "map"; }
+  torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
+                        const torch::Device& device) const override {
+    data::Augmentation applied;
+    auto x = data::prepareImages(batch.images, transforms_, draws, device, &applied);
+    const int64_t h = batch.images.size(1), w = batch.images.size(2);
+    batch.box_targets.clear();
+    for (std::size_t i = 0; i < batch.boxes.size(); ++i) {
+      std::vector<float> corners;
+      std::vector<int64_t> labels;
+      for (const auto& b : data::augmentBoxes(batch.boxes[i], applied, i, h, w)) {
+        corners.insert(corners.end(), {b.x1, b.y1, b.x2, b.y2});
+        labels.push_back(static_cast<int64_t>(b.cls) + 1);  // 0 is the background
+      }
+      batch.box_targets.push_back({torch::tensor(corners, torch::kFloat).view({-1, 4}).to(device),
+                                   torch::tensor(labels, torch::kLong).to(device)});
+    }
+    return x;
+  }
+  torch::Tensor loss(const models::ModelOutput& out, const data::Batch&) const override {
+    GEMEL_ASSERT(!out.losses.empty(), "a Faster R-CNN in training mode returns its losses");
+    auto total = out.losses[0].second;
+    for (std::size_t i = 1; i < out.losses.size(); ++i) total = total + out.losses[i].second;
+    return total;
+  }
+  int stateSize() const override { return classes_; }
+  int recordSize() const override { return kCocoRecordSize; }
+  void accumulate(const models::ModelOutput& out, const data::Batch& batch,
+                  MetricState& state) const override {
+    GEMEL_ASSERT(out.detections.size() == batch.boxes.size(), "{} detections for {} images",
+                 out.detections.size(), batch.boxes.size());
+    for (std::size_t i = 0; i < out.detections.size(); ++i) {
+      const auto& d = out.detections[i];
+      // Rows (x1, y1, x2, y2, score, class from 0), in the image's pixels already.
+      const auto rows = torch::cat({d.boxes.to(torch::kCPU, torch::kFloat),
+                                    d.scores.to(torch::kCPU, torch::kFloat).unsqueeze(1),
+                                    (d.labels.to(torch::kCPU) - 1).to(torch::kFloat).unsqueeze(1)},
+                                   1);
+      cocoRecords(rows, batch.boxes[i], batch.indices[i], classes_, state.records,
+                  state.counts.data());
+    }
+  }
+  double score(const MetricState& state) const override {
+    const auto ap = cocoScore(state.records, state.counts.data(), classes_);
+    return map50_ ? ap.map50 : ap.map;
+  }
+
+ private:
+  config::Transforms transforms_;
+  int64_t classes_;
+  bool map50_;
+};
+
 }  // namespace
 
 std::shared_ptr<const Objective> makeObjective(const config::TaskConfig& task) {
@@ -94,6 +159,7 @@ std::shared_ptr<const Objective> makeObjective(const config::TaskConfig& task) {
     case config::TaskKind::kClassification:
       return std::make_shared<const Classification>(task.transforms);
     case config::TaskKind::kDetection:
+      if (models::isFasterRcnnArch(task.arch)) return std::make_shared<const RcnnDetection>(task);
       return std::make_shared<const Detection>(task);
   }
   throw ConfigError(format("task '{}': unknown task kind", task.name));

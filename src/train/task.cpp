@@ -44,7 +44,11 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   model_ = models::buildTaskModel(task);
   model_->to(device);
   has_dropout_ = model_->hasDropout();
-  precision_ = resolvePrecision(task.precision, device, task.arch == models::kTorchScriptArch);
+  // A Faster R-CNN runs in fp32 unless told otherwise: its box arithmetic (anchors, box coder,
+  // RoIAlign's sampling points) is fp32 in torchvision too.
+  precision_ = models::isFasterRcnnArch(task.arch) && task.precision == "auto"
+                   ? Precision::kFp32
+                   : resolvePrecision(task.precision, device, task.arch == models::kTorchScriptArch);
   channels_last_ = resolveChannelsLast(task.channels_last, precision_);
   log::debug("train", "task '{}': forward in {}{} on {}", task.name, toString(precision_),
              channels_last_ ? ", channels_last" : "", device.str());
@@ -184,18 +188,26 @@ torch::Tensor TaskRuntime::trainInput(data::Batch& batch) {
 
 torch::Tensor TaskRuntime::trainLossOn(const torch::Tensor& input, const data::Batch& prepared) {
   model_->train(true);
-  return objective_->loss(run(input), prepared);
+  return objective_->loss(run(input, model_->takesTargets() ? &prepared.box_targets : nullptr),
+                          prepared);
 }
 
 // The forward pass in the task's precision and memory format; the outputs come back as fp32,
 // so losses and metrics are computed in fp32.
-models::ModelOutput TaskRuntime::run(const torch::Tensor& x) {
+models::ModelOutput TaskRuntime::run(const torch::Tensor& x,
+                                     const std::vector<models::BoxTargets>* targets) {
   models::ModelOutput out;
   {
     AutocastScope autocast(device_, precision_);
-    out = model_->forward(channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x);
+    out = model_->forward(channels_last_ ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x,
+                          targets);
   }
-  if (out.logits.scalar_type() != torch::kFloat) out.logits = out.logits.to(torch::kFloat);
+  const auto fp32 = [](torch::Tensor& t) {
+    if (t.defined() && t.is_floating_point() && t.scalar_type() != torch::kFloat)
+      t = t.to(torch::kFloat);
+  };
+  fp32(out.logits);
+  for (auto& [name, loss] : out.losses) fp32(loss);
   return out;
 }
 

@@ -172,14 +172,29 @@ TEST(Config, DetectorsNeedKindDetectionAndAStrideMultiple) {
   EXPECT_NE(msg.find("tasks[0].image_size: got 100; arch 'yolov3' needs a multiple of 32"),
             std::string::npos)
       << msg;
-  // A Faster R-CNN is not a task arch yet: one line saying so, naming what works.
+  // A Faster R-CNN is a detector at any image_size from 32 (its transform's min_size; the batch
+  // is padded to a multiple of 32 whatever it is).
+  writeText(dir.file("w.yaml"),
+            "name: demo\ntasks:\n  - {name: t, arch: 'fasterrcnn:resnet18', kind: detection, "
+            "num_classes: 2, image_size: 100}\n");
+  EXPECT_EQ(loadWorkload(dir.file("w.yaml")).tasks[0].image_size, 100);
   const auto rcnn = loadError(dir,
                               "name: demo\ntasks:\n  - {name: t, arch: fasterrcnn_resnet50_fpn, "
-                              "kind: detection, num_classes: 2}\n");
-  EXPECT_NE(rcnn.find("tasks[0].arch: got 'fasterrcnn_resnet50_fpn': Faster R-CNN tasks cannot be "
-                      "trained, merged or scored yet"),
+                              "num_classes: 2, image_size: 16}\n");
+  EXPECT_NE(rcnn.find("tasks[0].kind: missing or 'classification', but arch "
+                      "'fasterrcnn_resnet50_fpn' is a detector"),
             std::string::npos)
       << rcnn;
+  EXPECT_NE(rcnn.find("tasks[0].image_size: got 16; expected at least 32 pixels for arch "
+                      "'fasterrcnn_resnet50_fpn'"),
+            std::string::npos)
+      << rcnn;
+  const auto unknown = loadError(dir,
+                                 "name: demo\ntasks:\n  - {name: t, arch: 'fasterrcnn:resnet34', "
+                                 "kind: detection, num_classes: 2}\n");
+  EXPECT_NE(unknown.find("fasterrcnn:<resnet18|resnet50|resnet101|vgg16|mobilenet_v2>"),
+            std::string::npos)
+      << unknown;
 }
 
 TEST(Config, MalformedYamlNamesLineAndColumn) {

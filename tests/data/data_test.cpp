@@ -214,6 +214,49 @@ with h5py.File(d + '/plain.h5', 'a', libver=('v110', 'latest')) as f: del f.attr
   EXPECT_NE(openError(dir.file("plain.h5")).find("not a gemel dataset"), std::string::npos);
 }
 
+// A box outside its image (or empty, or of an unknown class) is refused when the dataset opens,
+// naming the file, the split, the image and the box: the detectors train on boxes as they are.
+TEST(DetectionData, ABoxOutsideItsImageIsRefusedAtOpening) {
+  TempDir dir;
+  DatasetInfo info;
+  info.kind = DatasetKind::kDetection;
+  info.classes = {"bag", "sneaker"};
+  info.height = 20;
+  info.width = 30;
+  {
+    DatasetWriter w(dir.file("boxes.h5"), info);
+    const std::vector<uint8_t> image(static_cast<std::size_t>(info.imageBytes()), 7);
+    for (int i = 0; i < 3; ++i) {
+      w.addDetected("train", image.data(), {{1, 2, 3, 12, 15}, {0, 20, 1, 30, 20}});
+      w.addDetected("val", image.data(), {{0, 4, 4, 9, 9}});
+    }
+    w.commit();
+  }
+  EXPECT_EQ(DatasetReader(dir.file("boxes.h5")).boxes("train", 2).size(), 2u);
+  for (const char* name : {"wide", "empty", "class"}) {
+    std::filesystem::copy_file(dir.file("boxes.h5"), dir.file(std::string(name) + ".h5"));
+  }
+  python(R"(
+import sys, h5py
+d = sys.argv[1]
+with h5py.File(d + '/wide.h5', 'a', libver=('v110', 'latest')) as f: f['train/boxes'][3, 3] = 31
+with h5py.File(d + '/empty.h5', 'a', libver=('v110', 'latest')) as f: f['val/boxes'][1, 4] = 4
+with h5py.File(d + '/class.h5', 'a', libver=('v110', 'latest')) as f: f['train/boxes'][0, 0] = 2
+)",
+         shellQuote(dir.path()));
+  const auto wide = openError(dir.file("wide.h5"));
+  EXPECT_NE(wide.find("wide.h5: box 1 of image 1 (class 0, x1 y1 x2 y2 = 20 1 31 20) is outside "
+                      "the 30x20 image"),
+            std::string::npos)
+      << wide;
+  EXPECT_NE(wide.find("(/train/boxes)"), std::string::npos) << wide;
+  EXPECT_NE(openError(dir.file("empty.h5")).find("box 0 of image 1 (class 0, x1 y1 x2 y2 = 4 4 9 4)"),
+            std::string::npos)
+      << openError(dir.file("empty.h5"));
+  EXPECT_NE(openError(dir.file("class.h5")).find("of an unknown class (0..1)"), std::string::npos)
+      << openError(dir.file("class.h5"));
+}
+
 TEST(Conversion, FractionsSkewTheClassesInBothSplits) {
   TempDir dir;
   FashionMnistOptions o;

@@ -12,12 +12,20 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               model with strict load_state_dict, and equals DIR/py_weights.pt
                               tensor for tensor
 
+  score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA
+                              a detector exported by gemel (MODEL, a state_dict for
+                              NUM_CLASSES with the background) in torchvision's model with that
+                              transform, on DATA (a .pt: val images in [0, 1], their dataset
+                              indices and boxes): torchvision's detections, pycocotools' mAP@0.5
+                              and mAP@[.5:.95], printed as JSON
+
 ARCH is fasterrcnn_resnet50_fpn (torchvision's builder, no pretrained weights) or
 fasterrcnn:<backbone> (the original Gemel's build over a plain backbone: resnet18, resnet50,
 resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep the CPU time
 short. The two score layers are redrawn (spread_scores) so that the untrained model's scores
 are spread out, not near-ties whose order is rounding.
 """
+import json
 import sys
 
 import torch
@@ -41,18 +49,18 @@ def plain_backbone(name):
     return backbone
 
 
-def build(arch, num_classes):
+def build(arch, num_classes, min_size=MIN_SIZE, max_size=MAX_SIZE, **transform):
     torch.manual_seed(0)
     if arch == "fasterrcnn_resnet50_fpn":
         model = torchvision.models.detection.fasterrcnn_resnet50_fpn(
             weights=None, weights_backbone=None, num_classes=num_classes,
-            min_size=MIN_SIZE, max_size=MAX_SIZE)
+            min_size=min_size, max_size=max_size, **transform)
     else:
         backbone = plain_backbone(arch.split(":", 1)[1])
         anchors = AnchorGenerator(sizes=((32, 64, 128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),))
         pool = MultiScaleRoIAlign(featmap_names=["0"], output_size=7, sampling_ratio=2)
         model = FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
-                           box_roi_pool=pool, min_size=MIN_SIZE, max_size=MAX_SIZE)
+                           box_roi_pool=pool, min_size=min_size, max_size=max_size, **transform)
     return model
 
 
@@ -117,7 +125,34 @@ def check(arch, num_classes, out_dir):
     print(f"{len(mine)} tensors load strictly and match")
 
 
+def score(arch, num_classes, min_size, max_size, model_path, data_path):
+    from coco_ref import coco_eval, detections_of, ground_truth
+
+    data = torch.load(data_path)
+    model = build(arch, num_classes, min_size, max_size,
+                  image_mean=data["mean"].tolist(), image_std=data["std"].tolist())
+    model.load_state_dict(torch.load(model_path), strict=True)
+    model.eval()
+    rows = []
+    x, index = data["images"], data["index"]
+    with torch.no_grad():
+        for start in range(0, x.shape[0], 16):
+            for k, det in enumerate(model(list(x[start:start + 16]))):
+                image = int(index[start + k])
+                for box, s, label in zip(det["boxes"].tolist(), det["scores"].tolist(),
+                                         det["labels"].tolist()):
+                    rows.append([image, label - 1, s] + box)  # gemel's classes count from 0
+    images = [int(i) for i in index]
+    gt = ground_truth(images, int(data["classes"]), data["boxes"].tolist())
+    m, m50 = coco_eval(gt, detections_of(rows))
+    print(json.dumps({"map": m, "map50": m50, "images": len(images), "detections": len(rows)}))
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 8 and sys.argv[1] == "score":
+        score(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
+              sys.argv[7])
+        sys.exit(0)
     if len(sys.argv) != 5 or sys.argv[1] not in ("make", "check"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)

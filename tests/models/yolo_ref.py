@@ -33,6 +33,8 @@ from pytorchyolo.models import Darknet  # noqa: E402
 from pytorchyolo.utils.loss import compute_loss  # noqa: E402
 from pytorchyolo.utils.utils import non_max_suppression  # noqa: E402
 
+from coco_ref import coco_eval, detections_of, ground_truth  # noqa: E402
+
 TOLERANCE = 1e-4  # max |a - b| / max |b|
 GRAD_TOLERANCE = 1e-4  # the same, per parameter's gradient
 BF16_COSINE_MARGIN = 0.03  # bf16 gradients: gemel's cosine to fp32 may fall this far below PyTorch's
@@ -161,43 +163,6 @@ def bf16(d):
           f"at least {worst:.4f} ({where})")
     if worst < -BF16_COSINE_MARGIN:
         fail(f"bf16 gradient further from fp32 than PyTorch's: {where}")
-
-
-def coco_eval(gt, detections):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-    import contextlib
-    import io as pyio
-
-    truth = COCO()
-    truth.dataset = gt
-    with contextlib.redirect_stdout(pyio.StringIO()):
-        truth.createIndex()
-        if detections:
-            result = truth.loadRes(detections)
-        else:
-            return 0.0, 0.0
-        ev = COCOeval(truth, result, "bbox")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return max(ev.stats[0], 0.0), max(ev.stats[1], 0.0)
-
-
-def ground_truth(images, classes, boxes):
-    """boxes: (image, class, x1, y1, x2, y2) rows."""
-    anns = []
-    for image, cls, x1, y1, x2, y2 in boxes:
-        w, h = x2 - x1, y2 - y1
-        anns.append({"id": len(anns) + 1, "image_id": int(image), "category_id": int(cls),
-                     "bbox": [x1, y1, w, h], "area": w * h, "iscrowd": 0})
-    return {"images": [{"id": i} for i in images],
-            "categories": [{"id": c} for c in range(classes)], "annotations": anns}
-
-
-def detections_of(rows):
-    return [{"image_id": int(r[0]), "category_id": int(r[1]), "score": r[2],
-             "bbox": [r[3], r[4], r[5] - r[3], r[6] - r[4]]} for r in rows]
 
 
 def coco(d):

@@ -13,6 +13,7 @@
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
 #include "gemel/data/sources.h"
+#include "gemel/io/results.h"
 #include "gemel/models/state_dict.h"
 #include "test_support.h"
 
@@ -28,8 +29,11 @@ using testing::gemel;
 using testing::jsonNumber;
 
 // The val split as gemel feeds it to the model (64 px images need no letterbox; mean 0, std 1),
-// with dataset indices (the COCO image ids) and boxes (image, class, x1, y1, x2, y2).
-void writeValData(const std::string& dataset, const std::string& out) {
+// with dataset indices (the COCO image ids) and boxes (image, class, x1, y1, x2, y2); and the
+// normalisation a Faster R-CNN's transform is to apply.
+void writeValData(const std::string& dataset, const std::string& out,
+                  const std::vector<double>& mean = {0, 0, 0},
+                  const std::vector<double>& std = {1, 1, 1}) {
   const data::DatasetReader reader(dataset);
   const auto& info = reader.info();
   const int64_t n = reader.size("val");
@@ -44,7 +48,9 @@ void writeValData(const std::string& dataset, const std::string& out) {
       out, {{"images", images.permute({0, 3, 1, 2}).to(torch::kFloat).div(255).contiguous()},
             {"index", torch::arange(n, torch::kLong)},
             {"boxes", torch::tensor(rows).view({-1, 6})},
-            {"classes", torch::tensor(int64_t(info.classes.size()))}});
+            {"classes", torch::tensor(int64_t(info.classes.size()))},
+            {"mean", torch::tensor(mean, torch::kDouble)},
+            {"std", torch::tensor(std, torch::kDouble)}});
 }
 
 TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
@@ -134,6 +140,77 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
   const auto json3 = r.output.substr(r.output.find('{'));
   EXPECT_NEAR(jsonNumber(json3, "bags_yolov3tiny", "unmerged_score"), single, 1e-3) << r.output;
+}
+
+// A Faster R-CNN camera over ResNet-18 (the original Gemel's plain-backbone build) beside a
+// ResNet-18 classifier, as a user runs them: gemel train -> merge -> eval -> export. The merge
+// shares backbone convolutions between the detector and the classifier; torchvision's
+// FasterRCNN loads the exported detector strictly and, scored with pycocotools on the val set,
+// gets the mAP that gemel eval printed.
+TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
+  if (!data::haveOpenCV() || !fs::exists(std::string(data::kOpenCVDataDir) + "/vtest.avi")) {
+    GTEST_SKIP() << "needs OpenCV and opencv-doc's vtest.avi";
+  }
+  TempDir dir;
+  data::buildBagsCamera(dir.file("bags_rcnn_OD.h5"), data::kFashionMnistDir,
+                        std::string(data::kOpenCVDataDir) + "/vtest.avi", 64, 240, 60);
+  testing::FashionWorkload w;
+  w.header =
+      "name: mixed\n"
+      "precision: fp32\n"
+      "defaults: {batch_size: 16, accuracy_target: 0.5}\n"
+      "search: {strategy: greedy, epochs_per_trial: 1, lr: 0.02, max_trials: 2}\n";
+  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}};
+  w.task_extra = ", transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
+  const auto yaml = testing::writeFashionWorkload(dir, "mixed.yaml", w);
+  testing::writeText(yaml, testing::readText(yaml) +
+                               "  - {name: bags_rcnn, arch: 'fasterrcnn:resnet18', kind: "
+                               "detection, num_classes: 2, image_size: 64, batch_size: 8}\n");
+  auto r = gemel(format("train --config {} --epochs 3 --out {}", shellQuote(yaml),
+                        shellQuote(dir.file("trained"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = gemel(format("merge --config {} --out {} --fixed-steps 4",
+                   shellQuote(dir.file("trained/mixed.trained.yaml")),
+                   shellQuote(dir.file("merged"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto results = dir.file("merged/results.h5");
+  // The first trial's group pairs a detector backbone conv with the classifier's.
+  const auto merged = io::readResults(results);
+  bool across = false;
+  for (const auto& block : merged.shared) {
+    bool detector = false, classifier = false;
+    for (const auto& m : block.members) {
+      detector = detector || m.rfind("bags_rcnn:backbone.", 0) == 0;
+      classifier = classifier || m.rfind("shoes_a_resnet18:layer", 0) == 0;
+    }
+    across = across || (detector && classifier);
+  }
+  EXPECT_TRUE(across) << r.output;
+
+  r = gemel(format("eval --results {} --json", shellQuote(results)));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = r.output.substr(r.output.find('{'));
+  const double map50 = jsonNumber(json, "bags_rcnn", "score");
+  EXPECT_GE(map50, jsonNumber(json, "bags_rcnn", "target")) << json;
+
+  r = gemel(format("export --results {} --task bags_rcnn --out {}", shellQuote(results),
+                   shellQuote(dir.file("bags.pt"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  writeValData(dir.file("bags_rcnn_OD.h5"), dir.file("val.pt"), {0.485, 0.456, 0.406},
+               {0.229, 0.224, 0.225});
+  // image_size 64: min_size 64, max_size 64 * 1333 / 800 rounded = 107; 2 classes and the
+  // background.
+  r = run(format("{} {} score fasterrcnn:resnet18 3 64 107 {} {}", shellQuote(GEMEL_PYTHON),
+                 shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py"),
+                 shellQuote(dir.file("bags.pt")), shellQuote(dir.file("val.pt"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("\"map50\": ([0-9.eE+-]+)"))) << r.output;
+  EXPECT_NEAR(std::stod(m[1]), map50, 1e-4) << r.output;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("\"detections\": ([0-9]+)"))) << r.output;
+  EXPECT_GT(std::stoi(m[1]), 0) << r.output;
+  std::printf("gemel eval mAP@0.5 %.6f; torchvision + pycocotools on the export: %s\n", map50,
+              r.output.c_str());
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <torch/types.h>
 
 #include "gemel/data/dataset.h"
+#include "gemel/models/model.h"  // BoxTargets
 
 namespace gemel::data {
 
@@ -51,6 +52,9 @@ struct Batch {
   // square input.
   std::vector<InputMap> maps;
   torch::Tensor targets;
+  // Filled when a batch is prepared for a model that computes its own losses (Faster R-CNN):
+  // per image, the boxes in input pixels and the labels counted from 1.
+  std::vector<models::BoxTargets> box_targets;
 };
 
 class ShardedLoader {

@@ -14,18 +14,19 @@ const std::vector<std::string>& zooArchs();
 // Built by createZooModel: the torchvision classifiers and the Darknet detectors.
 bool isZooArch(const std::string& arch);
 // Faster R-CNN: fasterrcnn_resnet50_fpn and fasterrcnn:<backbone> (resnet18, resnet50,
-// resnet101, vgg16, mobilenet_v2). `gemel inspect --arch` takes them; tasks cannot yet.
+// resnet101, vgg16, mobilenet_v2); detection tasks and `gemel inspect --arch` take them.
 bool isFasterRcnnArch(const std::string& arch);
 // "fasterrcnn_resnet50_fpn, fasterrcnn:<resnet18|...>", for messages.
 std::string fasterRcnnArchList();
-// Zoo archs plus "torchscript".
+// Zoo archs, the Faster R-CNNs, and "torchscript".
 std::string knownArchList();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);
 // Forward GFLOPs per 224x224 image (torchvision's published figures); 0 for a TorchScript
 // model, whose architecture gemel does not know.
 double forwardGflops224(const std::string& arch);
-// Smallest input side the arch accepts (five stride-2 stages need at least 32 pixels).
+// Smallest input side the arch accepts (five stride-2 stages need at least 32 pixels; for a
+// Faster R-CNN, image_size is its transform's min_size).
 int minImageSize(const std::string& arch);
 
 }  // namespace gemel::models

@@ -23,6 +23,7 @@
 #include <torch/types.h>
 
 #include "gemel/models/archs.h"  // isFasterRcnnArch
+#include "gemel/models/model.h"
 
 namespace torch::nn {
 class Module;
@@ -48,22 +49,25 @@ struct RcnnSettings {
   double box_positive_fraction = 0.25;
 };
 
-// One image's ground truth: boxes [K, 4] (x1, y1, x2, y2 in the image's pixels), labels [K]
-// int64 in 1..num_classes-1 (0 is the background).
-struct RcnnTarget {
-  torch::Tensor boxes, labels;
-};
-
-struct RcnnDetections {
-  torch::Tensor boxes, scores, labels;  // [D, 4] in the image's own pixels, [D], [D] int64
-};
-
+// One image's ground truth (BoxTargets: boxes in the image's pixels, labels in
+// 1..num_classes-1, 0 being the background) and its detections.
+using RcnnTarget = BoxTargets;
+using RcnnDetections = Detections;
 // Training: the four losses (loss_classifier, loss_box_reg, loss_objectness,
 // loss_rpn_box_reg, in that order); evaluation: the detections per image.
-struct RcnnOutput {
-  std::vector<std::pair<std::string, torch::Tensor>> losses;
-  std::vector<RcnnDetections> detections;
-};
+using RcnnOutput = ModelOutput;
+
+// The settings of a Faster R-CNN task: the transform's min_size is the task's image_size and
+// its max_size image_size * 1333 / 800 rounded (torchvision's 800 and 1333 at image_size 800);
+// image_mean and image_std are the task's transforms' mean and std.
+RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
+                             const std::vector<double>& std);
+
+// A Faster R-CNN as a Model: forward takes images [N, 3, H, W] in [0, 1] and, in training mode,
+// each image's BoxTargets; it returns the four losses (training) or the detections (eval).
+// `num_classes` counts the background, as torchvision's does.
+std::unique_ptr<Model> makeFasterRcnnModel(const std::string& arch, int num_classes,
+                                           RcnnSettings settings = {});
 
 class FasterRcnn {
  public:
@@ -80,6 +84,7 @@ class FasterRcnn {
 
   // The module tree (named_parameters / named_buffers give torchvision's state_dict keys).
   torch::nn::Module& module();
+  std::shared_ptr<torch::nn::Module> sharedModule();
   const RcnnSettings& settings() const;
 
  private:

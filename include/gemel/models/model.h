@@ -19,10 +19,25 @@ struct LoadStateOptions {
   std::string source;      // file name for error messages
 };
 
-// What a model computes for a batch. Classification fills `logits`; detection adds its heads'
-// outputs here.
+// One image's ground truth, for models that compute their own training losses (Faster R-CNN):
+// boxes [K, 4] float (x1, y1, x2, y2 in the input image's pixels), labels [K] int64 in
+// 1..num_classes (0 is the background, as torchvision counts).
+struct BoxTargets {
+  torch::Tensor boxes, labels;
+};
+
+// One image's detections, in its own pixels, best score first.
+struct Detections {
+  torch::Tensor boxes, scores, labels;  // [D, 4], [D], [D] int64 (1..num_classes)
+};
+
+// What a model computes for a batch. Classifiers and YOLOs fill `logits` (a YOLO's raw heads);
+// a Faster R-CNN fills `losses` in training mode and `detections` in eval mode, as torchvision's
+// does.
 struct ModelOutput {
   torch::Tensor logits;  // [N, num_classes]
+  std::vector<std::pair<std::string, torch::Tensor>> losses;
+  std::vector<Detections> detections;  // per image
 };
 
 class Model {
@@ -34,9 +49,14 @@ class Model {
 
   const std::string& arch() const { return arch_; }
 
-  // images [N, 3, H, W] float, normalised -> the model's outputs (the task's Objective reads
-  // what its kind needs)
-  virtual ModelOutput forward(const torch::Tensor& images) = 0;
+  // images [N, 3, H, W] float -> the model's outputs (the task's Objective reads what its kind
+  // needs). Classifiers and YOLOs take normalised images and ignore `targets`; a Faster R-CNN
+  // takes images in [0, 1] (it normalises them itself) and, in training mode, needs one
+  // BoxTargets per image.
+  virtual ModelOutput forward(const torch::Tensor& images,
+                              const std::vector<BoxTargets>* targets = nullptr) = 0;
+  // Whether the model's training forward needs targets (and computes its losses itself).
+  virtual bool takesTargets() const { return false; }
   virtual void train(bool on) = 0;
   virtual void to(const torch::Device& device) = 0;
 

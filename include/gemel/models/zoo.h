@@ -2,6 +2,7 @@
 // Building models by name or from a task's configuration.
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gemel/models/model.h"
 
@@ -35,6 +36,14 @@ void writeDarknetWeights(const std::string& path, const DarknetNet& net, const S
 
 // A TorchScript classification module saved with torch.jit.save.
 std::unique_ptr<Model> loadScriptModel(const std::string& path);
+
+// A task's model without weights: createZooModel(arch, num_classes), except for a Faster R-CNN,
+// whose num_classes counts its object classes (torchvision's model gets num_classes + 1, the
+// background included) and whose transform takes its sizes from image_size and its
+// normalisation from mean and std (rcnnSettingsFor).
+std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes, int image_size,
+                                       const std::vector<double>& mean = {0.485, 0.456, 0.406},
+                                       const std::vector<double>& std = {0.229, 0.224, 0.225});
 
 // The task's model with its weights loaded (when it has weights).
 std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task);

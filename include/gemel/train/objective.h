@@ -3,8 +3,8 @@
 // and the metric's state: integer counts that are summed over ranks and replicas before the
 // score is computed, so a rank never contributes a local score (for detection: per-class
 // matched and scored detections and ground-truth counts; never a local mAP).
-// Classification is cross-entropy, scored by top-1 accuracy; detection is the YOLOv3 loss,
-// scored by COCO mAP (detection.h).
+// Classification is cross-entropy, scored by top-1 accuracy; detection is the YOLOv3 loss
+// (detection.h) or the sum of a Faster R-CNN's four losses, scored by COCO mAP.
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -98,7 +98,8 @@ class TaskRuntime final : public Trainable {
   Precision precision_ = Precision::kFp32;
   bool channels_last_ = false;
   bool has_dropout_ = false;
-  models::ModelOutput run(const torch::Tensor& x);
+  models::ModelOutput run(const torch::Tensor& x,
+                          const std::vector<models::BoxTargets>* targets = nullptr);
   data::Batch takeBatch();
   struct Staged;                    // CUDA: a batch on its way to the device
   std::unique_ptr<Staged> staged_;  // (counted in batches_ once handed over)

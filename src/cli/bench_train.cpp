@@ -88,7 +88,8 @@ double medianForwardMs(models::Model& model, const torch::Tensor& x, const torch
     const auto t = std::chrono::steady_clock::now();
     {
       train::AutocastScope autocast(device, precision);
-      model.forward(x).logits.sum().item<double>();
+      model.forward(x);
+      if (device.is_cuda()) torch::cuda::synchronize(device.index());
     }
     if (k >= 2)
       ms.push_back(
@@ -157,9 +158,9 @@ class SyntheticTask final : public train::Trainable {
     models::ModelOutput out;
     {
       train::AutocastScope autocast(device_, mode_.precision);
-      out = model_.forward(x);
+      out = model_.forward(x, model_.takesTargets() ? &prepared.box_targets : nullptr);
     }
-    out.logits = out.logits.to(torch::kFloat);
+    if (out.logits.defined()) out.logits = out.logits.to(torch::kFloat);
     return objective_->loss(out, prepared);
   }
   // The eval-mode input of one image (latency).
@@ -266,16 +267,19 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
         t.transforms.mean = {0, 0, 0};
         t.transforms.std = {1, 1, 1};
       }
+      if (models::isFasterRcnnArch(t.arch)) t.kind = config::TaskKind::kDetection;
       tasks.push_back(t);
     }
   }
   for (const auto& t : tasks) {
-    GEMEL_THROW_IF_NOT(t.arch != models::kTorchScriptArch && models::isZooArch(t.arch), UsageError,
-                       "--arch: '{}' is not a zoo or Darknet arch; expected one of: {}", t.arch,
-                       models::knownArchList());
+    const bool rcnn = models::isFasterRcnnArch(t.arch);
+    GEMEL_THROW_IF_NOT(rcnn || (t.arch != models::kTorchScriptArch && models::isZooArch(t.arch)),
+                       UsageError,
+                       "--arch: '{}' is not a zoo, Darknet or Faster R-CNN arch; expected one of: {}",
+                       t.arch, models::knownArchList());
     GEMEL_THROW_IF_NOT(t.batch_size > 0 && t.image_size >= 16, UsageError,
                        "--batch must be positive and --size at least 16");
-    GEMEL_THROW_IF_NOT(t.kind != config::TaskKind::kDetection || t.image_size % 32 == 0, UsageError,
+    GEMEL_THROW_IF_NOT(!models::isDarknetArch(t.arch) || t.image_size % 32 == 0, UsageError,
                        "--size {}: {} needs a multiple of 32", t.image_size, t.arch);
   }
   return tasks;

@@ -95,6 +95,22 @@ StateDict Model::stateDictCopy() const {
   return out;
 }
 
+namespace {
+
+// A BatchNorm's num_batches_tracked that the file lacks while it has the layer's running
+// statistics: torchvision's FrozenBatchNorm2d (its COCO-pretrained detectors) keeps no counter.
+// The model's counter stays as it is; only momentum=None BatchNorm reads it, and the zoo's
+// BatchNorms have a momentum.
+bool frozenBatchNormCounter(const std::string& name,
+                            const std::map<std::string, torch::Tensor>& given) {
+  const std::string leaf = "num_batches_tracked";
+  if (name.size() <= leaf.size() || name.compare(name.size() - leaf.size(), leaf.size(), leaf) != 0)
+    return false;
+  return given.count(name.substr(0, name.size() - leaf.size()) + "running_mean") > 0;
+}
+
+}  // namespace
+
 void Model::loadStateDict(const StateDict& state, const LoadStateOptions& options) {
   const auto source = options.source.empty() ? std::string("state_dict") : options.source;
   const auto head = headPrefix();
@@ -110,7 +126,8 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
     const bool in_head = startsWith(name, head);
     const auto it = given.find(name);
     if (it == given.end()) {
-      if (!(options.skip_head && in_head)) missing.push_back(name);
+      if (!(options.skip_head && in_head) && !frozenBatchNormCounter(name, given))
+        missing.push_back(name);
       continue;
     }
     used.insert(name);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 
 #include "gemel/core/error.h"
@@ -156,6 +157,37 @@ TEST(Rcnn, TorchvisionStateDictsLoadBothWaysAndOthersAreRefused) {
     ADD_FAILURE() << "a ResNet-18 detector's weights loaded into a VGG-16 one";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("another architecture"), std::string::npos) << e.what();
+  }
+}
+
+// torchvision's COCO-pretrained fasterrcnn_resnet50_fpn has FrozenBatchNorm2d in its body: no
+// num_batches_tracked. Its layout loads, every tensor copied; the counters stay at 0.
+TEST(Rcnn, TheCocoPretrainedLayoutWithFrozenBatchNormLoads) {
+  TempDir dir;
+  const auto made = run(format("{} {} frozen 3 {}", shellQuote(GEMEL_PYTHON),
+                               shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py"),
+                               shellQuote(dir.path())));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const auto model = createZooModel("fasterrcnn_resnet50_fpn", 3);
+  model->loadWeightsFile(dir.file("py_weights.pt"), false);
+  const auto given = readStateDict(dir.file("py_weights.pt"));
+  std::map<std::string, torch::Tensor> mine;
+  for (const auto& [name, t] : model->stateDict()) mine.emplace(name, t);
+  for (const auto& [name, t] : given) EXPECT_TRUE(torch::equal(mine.at(name), t)) << name;
+  EXPECT_EQ(mine.size(), given.size() + 53);  // + the body's 53 BatchNorm counters
+  EXPECT_EQ(mine.at("backbone.body.layer1.0.bn1.num_batches_tracked").item<int64_t>(), 0);
+  // Without the running statistics too, the BatchNorm is missing, not frozen.
+  auto cut = given;
+  cut.erase(std::remove_if(cut.begin(), cut.end(),
+                           [](const auto& kv) { return kv.first == "backbone.body.bn1.running_mean"; }),
+            cut.end());
+  try {
+    model->loadStateDict(cut, {false, "cut.pt"});
+    ADD_FAILURE() << "a state_dict without a running_mean loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("backbone.body.bn1.num_batches_tracked"),
+              std::string::npos)
+        << e.what();
   }
 }
 

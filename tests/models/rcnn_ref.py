@@ -12,6 +12,11 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               model with strict load_state_dict, and equals DIR/py_weights.pt
                               tensor for tensor
 
+  frozen NUM_CLASSES DIR       fasterrcnn_resnet50_fpn in the layout of torchvision's
+                              COCO-pretrained weights (FrozenBatchNorm2d in the body, so no
+                              num_batches_tracked), built without downloading them ->
+                              DIR/py_weights.pt
+
   score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA
                               a detector exported by gemel (MODEL, a state_dict for
                               NUM_CLASSES with the background) in torchvision's model with that
@@ -125,6 +130,25 @@ def check(arch, num_classes, out_dir):
     print(f"{len(mine)} tensors load strictly and match")
 
 
+def frozen(num_classes, out_dir):
+    from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    torch.manual_seed(0)
+    body = torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d)
+    with torch.no_grad():  # statistics that are not the defaults, so that a copy shows
+        for m in body.modules():
+            if isinstance(m, FrozenBatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    model = FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=num_classes)
+    state = model.state_dict()
+    if any(k.endswith("num_batches_tracked") for k in state):
+        sys.exit("expected a state_dict without num_batches_tracked")
+    torch.save(state, f"{out_dir}/py_weights.pt")
+    print(f"{len(state)} tensors")
+
+
 def score(arch, num_classes, min_size, max_size, model_path, data_path):
     from coco_ref import coco_eval, detections_of, ground_truth
 
@@ -152,6 +176,9 @@ if __name__ == "__main__":
     if len(sys.argv) == 8 and sys.argv[1] == "score":
         score(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
               sys.argv[7])
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "frozen":
+        frozen(int(sys.argv[2]), sys.argv[3])
         sys.exit(0)
     if len(sys.argv) != 5 or sys.argv[1] not in ("make", "check"):
         print(__doc__, file=sys.stderr)

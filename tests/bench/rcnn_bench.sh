@@ -1,0 +1,24 @@
+#!/bin/bash
+# Faster R-CNN training throughput: `gemel bench` against torchvision's own training step in
+# Python (the same torch, from the project's .venv), in one run, same threads, same batch, fp32.
+#   tests/bench/rcnn_bench.sh [ARCH=fasterrcnn:resnet18] [SIZE=128] [BATCH=4] [STEPS=5]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+arch="${1:-fasterrcnn:resnet18}" size="${2:-128}" batch="${3:-4}" steps="${4:-5}"
+gemel="${GEMEL_BUILD_DIR:-$root/build}/src/gemel"
+python="${GEMEL_PYTHON:-$root/.venv/bin/python}"
+threads="${OMP_NUM_THREADS:-$(nproc)}"
+ours=$("$gemel" bench --arch "$arch" --size "$size" --batch "$batch" --steps "$steps" \
+  --classes 2 --threads "$threads" --modes fp32,fp32-cl --json)
+theirs=$("$python" "$root/tests/bench/py_rcnn_step.py" "$arch" "$size" "$batch" "$steps" \
+  "$threads" 2)
+"$python" - "$ours" "$theirs" "$arch" "$size" "$batch" <<'PY'
+import json, sys
+ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+arch, size, batch = sys.argv[3:6]
+print(f"{arch} training at {size} px, batch {batch}, {ours['threads']} threads on {ours['device']}:")
+for m in ours["modes"]:
+    print(f"  gemel bench, {m['mode']:<18} {m['images_per_s']:8.2f} images/s")
+print(f"  torchvision step (Python):       {theirs['images_per_s']:8.2f} images/s")
+print(f"  ratio gemel best / torchvision:  {ours['images_per_s'] / theirs['images_per_s']:8.2f}x")
+PY

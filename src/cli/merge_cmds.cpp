@@ -27,6 +27,7 @@
 #include "gemel/merge/search.h"
 #include "gemel/merge/tying.h"
 #include "gemel/models/darknet_cfg.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
@@ -54,6 +55,11 @@ config::Workload loadForTraining(const po::variables_map& vm) {
             train::toString(precision),
             train::resolveChannelsLast(w.channels_last, precision) ? ", channels_last" : "",
             device.str(), w.precision, w.channels_last);
+  for (const auto& t : w.tasks) {
+    if (models::isFasterRcnnArch(t.arch) && t.precision == "auto")
+      log::info("train", "task '{}': forward passes in fp32 (a Faster R-CNN's precision: auto)",
+                t.name);
+  }
   return w;
 }
 

@@ -38,17 +38,33 @@ class Classification final : public Objective {
   config::Transforms transforms_;
 };
 
-// The YOLOv3 loss; COCO mAP from per-detection records (class, image, rank, score, matches)
-// and per-class ground-truth counts.
-class Detection final : public Objective {
+// A detection objective's metric: COCO mAP (map50 or map) from per-detection records (class,
+// image, rank, score, matches) and per-class ground-truth counts.
+class CocoScored : public Objective {
  public:
-  Detection(const config::TaskConfig& task)
-      : transforms_(task.transforms),
-        size_(task.image_size),
-        classes_(task.num_classes),
-        map50_(task.metric != "map"),
-        heads_(yoloHeads(models::darknetForArch(task.arch, task.num_classes))) {}
+  explicit CocoScored(const config::TaskConfig& task)
+      : classes_(task.num_classes), map50_(task.metric != "map") {}
   std::string metric() const override { return map50_ ? "map50" : "map"; }
+  int stateSize() const override { return static_cast<int>(classes_); }
+  int recordSize() const override { return kCocoRecordSize; }
+  double score(const MetricState& state) const override {
+    const auto ap = cocoScore(state.records, state.counts.data(), classes_);
+    return map50_ ? ap.map50 : ap.map;
+  }
+
+ protected:
+  int64_t classes_;
+  bool map50_;
+};
+
+// The YOLOv3 loss, scored by COCO mAP.
+class Detection final : public CocoScored {
+ public:
+  explicit Detection(const config::TaskConfig& task)
+      : CocoScored(task),
+        transforms_(task.transforms),
+        size_(task.image_size),
+        heads_(yoloHeads(models::darknetForArch(task.arch, task.num_classes))) {}
   torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
                         const torch::Device& device) const override {
     return data::prepareDetection(batch, transforms_, size_, draws, device);
@@ -56,8 +72,6 @@ class Detection final : public Objective {
   torch::Tensor loss(const models::ModelOutput& out, const data::Batch& batch) const override {
     return yoloLoss(out.logits, heads_, size_, batch.targets).total.squeeze();
   }
-  int stateSize() const override { return classes_; }
-  int recordSize() const override { return kCocoRecordSize; }
   void accumulate(const models::ModelOutput& out, const data::Batch& batch,
                   MetricState& state) const override {
     const auto kept =
@@ -75,31 +89,24 @@ class Detection final : public Objective {
                   state.counts.data());
     }
   }
-  double score(const MetricState& state) const override {
-    const auto ap = cocoScore(state.records, state.counts.data(), classes_);
-    return map50_ ? ap.map50 : ap.map;
-  }
 
  private:
   config::Transforms transforms_;
   int64_t size_;
-  int64_t classes_;
-  bool map50_;
   std::vector<YoloHead> heads_;
 };
 
 // Faster R-CNN, as torchvision trains it: the model computes its four losses from each image's
 // boxes, and the loss is their sum; the images go in as [0, 1] (the model normalises them) with
 // the task's horizontal flip. Scored by COCO mAP from the model's detections, as Detection.
-class RcnnDetection final : public Objective {
+class RcnnDetection final : public CocoScored {
  public:
   explicit RcnnDetection(const config::TaskConfig& task)
-      : transforms_(task.transforms), classes_(task.num_classes), map50_(task.metric != "map") {
+      : CocoScored(task), transforms_(task.transforms) {
     transforms_.mean = {0.0};
     transforms_.std = {1.0};
     transforms_.crop_padding = 0;
   }
-  std::string metric() const override { return map50_ ? "map50" : "map"; }
   torch::Tensor prepare(data::Batch& batch, data::Draws* draws,
                         const torch::Device& device) const override {
     data::Augmentation applied;
@@ -124,8 +131,6 @@ class RcnnDetection final : public Objective {
     for (std::size_t i = 1; i < out.losses.size(); ++i) total = total + out.losses[i].second;
     return total;
   }
-  int stateSize() const override { return classes_; }
-  int recordSize() const override { return kCocoRecordSize; }
   void accumulate(const models::ModelOutput& out, const data::Batch& batch,
                   MetricState& state) const override {
     GEMEL_ASSERT(out.detections.size() == batch.boxes.size(), "{} detections for {} images",
@@ -141,15 +146,9 @@ class RcnnDetection final : public Objective {
                   state.counts.data());
     }
   }
-  double score(const MetricState& state) const override {
-    const auto ap = cocoScore(state.records, state.counts.data(), classes_);
-    return map50_ ? ap.map50 : ap.map;
-  }
 
  private:
   config::Transforms transforms_;
-  int64_t classes_;
-  bool map50_;
 };
 
 }  // namespace

@@ -1,4 +1,12 @@
-"""Shared by the Python reference benchmarks: timing a training step after a warm-up."""
+"""Shared by the Python reference benchmarks: timing a training step after a warm-up, the JSON
+line each prints, and the comparison the bench scripts print.
+
+  bench_util.py compare OURS THEIRS ARCH SIZE BATCH REFERENCE
+      OURS: `gemel bench --json`'s output; THEIRS: a reference step's JSON line; prints both
+      throughputs and their ratio, REFERENCE naming the reference step
+"""
+import json
+import sys
 import time
 
 
@@ -11,3 +19,27 @@ def time_steps(step, steps, warmup=2):
     for _ in range(steps):
         value = step()
     return time.perf_counter() - start, value
+
+
+def report(step, steps, batch, threads):
+    """Times `step` (which returns the loss) and prints the reference's JSON line."""
+    seconds, loss = time_steps(step, steps)
+    print(json.dumps({"images_per_s": steps * batch / seconds, "steps": steps,
+                      "seconds": seconds, "loss": loss.item(), "threads": threads}))
+
+
+def compare(ours, theirs, arch, size, batch, reference):
+    ours, theirs = json.loads(ours), json.loads(theirs)
+    print(f"{arch} training at {size} px, batch {batch}, {ours['threads']} threads on "
+          f"{ours['device']}:")
+    for m in ours["modes"]:
+        print(f"  gemel bench, {m['mode']:<18} {m['images_per_s']:8.2f} images/s")
+    print(f"  {reference + ' step (Python):':<33}{theirs['images_per_s']:8.2f} images/s")
+    print(f"  {'ratio gemel best / ' + reference + ':':<33}"
+          f"{ours['images_per_s'] / theirs['images_per_s']:8.2f}x")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 8 or sys.argv[1] != "compare":
+        sys.exit(__doc__)
+    compare(*sys.argv[2:8])

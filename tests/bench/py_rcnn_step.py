@@ -10,14 +10,13 @@ batch: forward in train mode with the targets, the sum of the four losses, backw
 step. The batch is noise images in [0, 1] with the boxes of gemel bench's synthetic batch, the
 same every step. Prints one JSON line.
 """
-import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
-from bench_util import time_steps  # noqa: E402
+from bench_util import report  # noqa: E402
 from rcnn_ref import build  # noqa: E402
 
 
@@ -44,9 +43,7 @@ def main(arch, size, batch, steps, threads, classes):
         sgd.step()
         return loss
 
-    seconds, loss = time_steps(step, steps)
-    print(json.dumps({"images_per_s": steps * batch / seconds, "steps": steps,
-                      "seconds": seconds, "loss": loss.item(), "threads": threads}))
+    report(step, steps, batch, threads)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ its train.py does per batch: forward in train mode, compute_loss, backward, an S
 batch is noise images in [0, 1] with 1-4 boxes each, the same every step (so data loading is not
 counted; gemel's figure includes preparing its batch from uint8). Prints one JSON line.
 """
-import json
 import sys
 import types
 
@@ -17,7 +16,7 @@ import torch  # noqa: E402
 from pytorchyolo.models import Darknet  # noqa: E402
 from pytorchyolo.utils.loss import compute_loss  # noqa: E402
 
-from bench_util import time_steps  # noqa: E402
+from bench_util import report  # noqa: E402
 
 
 def main(cfg, size, batch, steps, threads):
@@ -44,9 +43,7 @@ def main(cfg, size, batch, steps, threads):
         sgd.step()
         return loss
 
-    seconds, loss = time_steps(step, steps)
-    print(json.dumps({"images_per_s": steps * batch / seconds, "steps": steps,
-                      "seconds": seconds, "loss": loss.item(), "threads": threads}))
+    report(step, steps, batch, threads)
 
 
 if __name__ == "__main__":

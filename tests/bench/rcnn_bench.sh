@@ -12,13 +12,4 @@ ours=$("$gemel" bench --arch "$arch" --size "$size" --batch "$batch" --steps "$s
   --classes 2 --threads "$threads" --modes fp32,fp32-cl --json)
 theirs=$("$python" "$root/tests/bench/py_rcnn_step.py" "$arch" "$size" "$batch" "$steps" \
   "$threads" 2)
-"$python" - "$ours" "$theirs" "$arch" "$size" "$batch" <<'PY'
-import json, sys
-ours, theirs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-arch, size, batch = sys.argv[3:6]
-print(f"{arch} training at {size} px, batch {batch}, {ours['threads']} threads on {ours['device']}:")
-for m in ours["modes"]:
-    print(f"  gemel bench, {m['mode']:<18} {m['images_per_s']:8.2f} images/s")
-print(f"  torchvision step (Python):       {theirs['images_per_s']:8.2f} images/s")
-print(f"  ratio gemel best / torchvision:  {ours['images_per_s'] / theirs['images_per_s']:8.2f}x")
-PY
+"$python" "$root/tests/bench/bench_util.py" compare "$ours" "$theirs" "$arch" "$size" "$batch" torchvision

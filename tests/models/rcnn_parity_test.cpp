@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 
+#include "gemel/config/workload.h"
 #include "gemel/core/error.h"
 #include "gemel/models/faster_rcnn.h"
 #include "gemel/models/state_dict.h"
@@ -188,6 +189,39 @@ TEST(Rcnn, TheCocoPretrainedLayoutWithFrozenBatchNormLoads) {
     EXPECT_NE(std::string(e.what()).find("backbone.body.bn1.num_batches_tracked"),
               std::string::npos)
         << e.what();
+  }
+}
+
+// A task's num_classes counts its object classes; the model adds the background. Weights for
+// another number of classes get one error naming the predictor and that count.
+TEST(Rcnn, ATaskCountsItsObjectClassesAndTheModelAddsTheBackground) {
+  TempDir dir;
+  const auto two = createTaskModel("fasterrcnn:resnet18", 2, 64);
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& [name, t] : two->stateDict()) state.emplace(name, t);
+  EXPECT_EQ(state.at("roi_heads.box_predictor.cls_score.weight").size(0), 3);
+  two->saveWeightsFile(dir.file("two.pt"));
+  config::TaskConfig task;
+  task.name = "bags";
+  task.arch = "fasterrcnn:resnet18";
+  task.kind = config::TaskKind::kDetection;
+  task.num_classes = 2;
+  task.image_size = 64;
+  task.weights = dir.file("two.pt");
+  EXPECT_NO_THROW(buildTaskModel(task));
+  task.num_classes = 3;
+  try {
+    buildTaskModel(task);
+    ADD_FAILURE() << "weights for 2 object classes loaded into a task of 3";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("task 'bags' (key weights)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("roi_heads.box_predictor.cls_score.weight (file [3,1024], model [4,1024])"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("its predictor has num_classes + 1 outputs, the background included"),
+              std::string::npos)
+        << msg;
   }
 }
 

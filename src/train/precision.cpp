@@ -6,6 +6,7 @@
 
 #include "gemel/core/error.h"
 #include "gemel/dist/platform.h"
+#include "gemel/models/archs.h"
 
 namespace gemel::train {
 
@@ -60,6 +61,12 @@ Precision resolvePrecision(const std::string& setting, const torch::Device& devi
     return Precision::kFp32;
   }
   return cpuHasBf16() && !torchscript ? Precision::kBf16 : Precision::kFp32;
+}
+
+Precision resolveTaskPrecision(const std::string& setting, const torch::Device& device,
+                               const std::string& arch) {
+  if (setting == "auto" && models::isFasterRcnnArch(arch)) return Precision::kFp32;
+  return resolvePrecision(setting, device, arch == models::kTorchScriptArch);
 }
 
 bool resolveChannelsLast(const std::string& setting, Precision precision) {

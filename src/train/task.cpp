@@ -44,11 +44,7 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   model_ = models::buildTaskModel(task);
   model_->to(device);
   has_dropout_ = model_->hasDropout();
-  // A Faster R-CNN runs in fp32 unless told otherwise: its box arithmetic (anchors, box coder,
-  // RoIAlign's sampling points) is fp32 in torchvision too.
-  precision_ = models::isFasterRcnnArch(task.arch) && task.precision == "auto"
-                   ? Precision::kFp32
-                   : resolvePrecision(task.precision, device, task.arch == models::kTorchScriptArch);
+  precision_ = resolveTaskPrecision(task.precision, device, task.arch);
   channels_last_ = resolveChannelsLast(task.channels_last, precision_);
   log::debug("train", "task '{}': forward in {}{} on {}", task.name, toString(precision_),
              channels_last_ ? ", channels_last" : "", device.str());

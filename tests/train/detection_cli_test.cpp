@@ -163,14 +163,25 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}};
   w.task_extra = ", transforms: {mean: [0.3, 0.3, 0.3], std: [0.35, 0.35, 0.35]}";
   const auto yaml = testing::writeFashionWorkload(dir, "mixed.yaml", w);
+  // Three epochs on 240 images at 64 px leave the detector barely trained (val mAP@0.5 0.001 to
+  // 0.008 over thread counts), and four merge steps at lr 0.02 took it to 0 in one run, which
+  // rejects every trial. This test checks the pipeline (sharing across the two models,
+  // scoring, export), so its merge takes two small steps and the detector's target is 1% of its
+  // score; the merge's accuracy with a trained detector is the mixed workload's in
+  // docs/detectors.md.
   testing::writeText(yaml, testing::readText(yaml) +
                                "  - {name: bags_rcnn, arch: 'fasterrcnn:resnet18', kind: "
-                               "detection, num_classes: 2, image_size: 64, batch_size: 8}\n");
+                               "detection, num_classes: 2, image_size: 64, batch_size: 8, "
+                               "accuracy_target: 0.01}\n");
   auto r = gemel(format("train --config {} --epochs 3 --out {}", shellQuote(yaml),
                         shellQuote(dir.file("trained"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = gemel(format("merge --config {} --out {} --fixed-steps 4",
-                   shellQuote(dir.file("trained/mixed.trained.yaml")),
+  const auto trained = dir.file("trained/mixed.trained.yaml");
+  const auto small_step =
+      std::regex_replace(testing::readText(trained), std::regex("\n  lr: 0.02\n"), "\n  lr: 0.002\n");
+  ASSERT_NE(small_step.find("lr: 0.002"), std::string::npos) << small_step;
+  testing::writeText(trained, small_step);
+  r = gemel(format("merge --config {} --out {} --fixed-steps 2", shellQuote(trained),
                    shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto results = dir.file("merged/results.h5");
@@ -192,6 +203,14 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   const auto json = r.output.substr(r.output.find('{'));
   const double map50 = jsonNumber(json, "bags_rcnn", "score");
   EXPECT_GE(map50, jsonNumber(json, "bags_rcnn", "target")) << json;
+  // The merge trained and scored the detector in fp32 (precision: auto) and recorded that, so
+  // eval measures what the merge measured.
+  for (const auto& t : merged.tasks) {
+    if (t.name != "bags_rcnn") continue;
+    EXPECT_EQ(t.precision, "fp32");
+    EXPECT_FALSE(t.channels_last);
+    EXPECT_NEAR(t.final_score, map50, 1e-9) << json;
+  }
 
   r = gemel(format("export --results {} --task bags_rcnn --out {}", shellQuote(results),
                    shellQuote(dir.file("bags.pt"))));

@@ -19,6 +19,11 @@ bool cpuHasBf16();
 // (src/models/nets.h). fp16 is for CUDA only (UsageError on the CPU).
 Precision resolvePrecision(const std::string& setting, const torch::Device& device,
                            bool torchscript = false);
+// A task's precision: resolvePrecision for its arch, except that auto is fp32 for a Faster
+// R-CNN (its box arithmetic is fp32 in torchvision too). Training, the results' record and
+// eval all take it from here.
+Precision resolveTaskPrecision(const std::string& setting, const torch::Device& device,
+                               const std::string& arch);
 // auto: on under autocast (bf16, fp16), off in fp32 (see precision.cpp); on | off.
 bool resolveChannelsLast(const std::string& setting, Precision precision);
 

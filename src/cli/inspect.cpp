@@ -1,4 +1,5 @@
 // gemel inspect: the layers a workload's models can share and what sharing them would save.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -48,10 +49,14 @@ std::vector<ArchModel> namedArchSpecs(const std::vector<std::string>& specs) {
 void printTable(const Inspected& in, int top) {
   const auto& cat = in.catalog;
   std::printf("workload %s: %zu models\n\n", in.workload.c_str(), cat.models().size());
-  std::printf("  %-28s %-14s %8s %8s %12s\n", "model", "arch", "classes", "layers", "weights");
+  int arch_width = 14;  // wider for "fasterrcnn_resnet50_fpn"
+  for (const auto& model : cat.models())
+    arch_width = std::max(arch_width, static_cast<int>(model.arch.size()));
+  std::printf("  %-28s %-*s %8s %8s %12s\n", "model", arch_width, "arch", "classes", "layers",
+              "weights");
   for (std::size_t m = 0; m < cat.models().size(); ++m) {
     const auto& model = cat.models()[m];
-    std::printf("  %-28s %-14s %8d %8zu %12s\n", model.name.c_str(), model.arch.c_str(),
+    std::printf("  %-28s %-*s %8d %8zu %12s\n", model.name.c_str(), arch_width, model.arch.c_str(),
                 in.num_classes[m], model.layers.size(), formatBytes(model.total_bytes).c_str());
   }
   const double pct = cat.totalBytes() > 0 ? 100.0 * cat.savingsBytes() / cat.totalBytes() : 0.0;

@@ -2,6 +2,7 @@
 // PyTorch loads.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -154,8 +155,10 @@ int runTrainCmd(const Args& args, const dist::World& world) {
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
-  std::printf("%-28s %-12s %8s %8s %10s %10s %-6s  %s\n", "task", "arch", "epochs", "seconds",
-              "held-out", "val score", "metric", "weights");
+  int arch_width = 12;  // "fasterrcnn:resnet101" is wider
+  for (const auto& t : w.tasks) arch_width = std::max(arch_width, static_cast<int>(t.arch.size()));
+  std::printf("%-28s %-*s %8s %8s %10s %10s %-6s  %s\n", "task", arch_width, "arch", "epochs",
+              "seconds", "held-out", "val score", "metric", "weights");
   for (std::size_t i = 0; i < w.tasks.size(); ++i) {
     auto& task = w.tasks[i];
     const auto t0 = std::chrono::steady_clock::now();
@@ -182,8 +185,8 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
     task.unmerged_acc = acc;
-    std::printf("%-28s %-12s %8.2f %8.1f %10.4f %10.4f %-6s  %s\n", task.name.c_str(),
-                task.arch.c_str(), result.epochs,
+    std::printf("%-28s %-*s %8.2f %8.1f %10.4f %10.4f %-6s  %s\n", task.name.c_str(),
+                arch_width, task.arch.c_str(), result.epochs,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                 held_out, acc, rt.objective().metric().c_str(), weights.c_str());
     std::fflush(stdout);

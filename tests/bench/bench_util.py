@@ -28,6 +28,24 @@ def report(step, steps, batch, threads):
                       "seconds": seconds, "loss": loss.item(), "threads": threads}))
 
 
+def report_training(loss_of, model, steps, batch, threads):
+    """Times training steps as the reference scripts take them: loss_of() (forward and loss),
+    backward, an SGD step (lr 1e-3, momentum 0.9, weight decay 5e-4, as gemel bench); prints
+    the reference's JSON line."""
+    import torch
+
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+
+    def step():
+        loss = loss_of()
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        return loss
+
+    report(step, steps, batch, threads)
+
+
 def compare(ours, theirs, arch, size, batch, reference):
     ours, theirs = json.loads(ours), json.loads(theirs)
     print(f"{arch} training at {size} px, batch {batch}, {ours['threads']} threads on "

@@ -16,7 +16,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
-from bench_util import report  # noqa: E402
+from bench_util import report_training  # noqa: E402
 from rcnn_ref import build  # noqa: E402
 
 
@@ -24,7 +24,6 @@ def main(arch, size, batch, steps, threads, classes):
     torch.set_num_threads(threads)
     model = build(arch, classes + 1, size, (size * 1333 + 400) // 800)
     model.train()
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = list(torch.rand(batch, 3, size, size))
     targets = []
     for i in range(batch):
@@ -35,15 +34,7 @@ def main(arch, size, batch, steps, threads, classes):
             labels.append((i + k) % classes + 1)
         targets.append({"boxes": torch.tensor(boxes), "labels": torch.tensor(labels)})
 
-    def step():
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        sgd.zero_grad()
-        loss.backward()
-        sgd.step()
-        return loss
-
-    report(step, steps, batch, threads)
+    report_training(lambda: sum(model(images, targets).values()), model, steps, batch, threads)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from pytorchyolo.models import Darknet  # noqa: E402
 from pytorchyolo.utils.loss import compute_loss  # noqa: E402
 
-from bench_util import report  # noqa: E402
+from bench_util import report_training  # noqa: E402
 
 
 def main(cfg, size, batch, steps, threads):
@@ -25,7 +25,6 @@ def main(cfg, size, batch, steps, threads):
     model = Darknet(cfg)
     model.train()
     classes = model.yolo_layers[0].num_classes
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = torch.rand(batch, 3, size, size)
     rows = []
     for i in range(batch):
@@ -35,15 +34,8 @@ def main(cfg, size, batch, steps, threads):
                          w, w * 1.3])
     targets = torch.tensor(rows)
 
-    def step():
-        outputs = model(images)
-        loss, _ = compute_loss(outputs, targets, model)
-        sgd.zero_grad()
-        loss.backward()
-        sgd.step()
-        return loss
-
-    report(step, steps, batch, threads)
+    report_training(lambda: compute_loss(model(images), targets, model)[0], model, steps, batch,
+                    threads)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include "gemel/core/log.h"
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/model_layers.h"
+#include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
 
 namespace gemel::cli {
@@ -49,9 +50,11 @@ std::vector<ArchModel> namedArchSpecs(const std::vector<std::string>& specs) {
 void printTable(const Inspected& in, int top) {
   const auto& cat = in.catalog;
   std::printf("workload %s: %zu models\n\n", in.workload.c_str(), cat.models().size());
-  int arch_width = 14;  // wider for "fasterrcnn_resnet50_fpn"
-  for (const auto& model : cat.models())
-    arch_width = std::max(arch_width, static_cast<int>(model.arch.size()));
+  int arch_width = 14;  // wider for the Faster R-CNN names, not for a darknet cfg's path
+  for (const auto& model : cat.models()) {
+    if (models::isFasterRcnnArch(model.arch))
+      arch_width = std::max(arch_width, static_cast<int>(model.arch.size()));
+  }
   std::printf("  %-28s %-*s %8s %8s %12s\n", "model", arch_width, "arch", "classes", "layers",
               "weights");
   for (std::size_t m = 0; m < cat.models().size(); ++m) {

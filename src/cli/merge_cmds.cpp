@@ -155,8 +155,11 @@ int runTrainCmd(const Args& args, const dist::World& world) {
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
-  int arch_width = 12;  // "fasterrcnn:resnet101" is wider
-  for (const auto& t : w.tasks) arch_width = std::max(arch_width, static_cast<int>(t.arch.size()));
+  int arch_width = 12;  // wider for the Faster R-CNN names, not for a darknet cfg's path
+  for (const auto& t : w.tasks) {
+    if (models::isFasterRcnnArch(t.arch))
+      arch_width = std::max(arch_width, static_cast<int>(t.arch.size()));
+  }
   std::printf("%-28s %-*s %8s %8s %10s %10s %-6s  %s\n", "task", arch_width, "arch", "epochs",
               "seconds", "held-out", "val score", "metric", "weights");
   for (std::size_t i = 0; i < w.tasks.size(); ++i) {

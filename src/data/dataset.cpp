@@ -12,6 +12,29 @@ namespace {
 
 constexpr hsize_t kWriteBatch = 256;  // images buffered before a write
 
+// Every box inside its image, of a known class, with a positive width and height: the
+// detectors' targets and the COCO scoring take them as they are. `boxes`: 5 values per box
+// (class, x1, y1, x2, y2); `index`: each image's first box, then the count.
+void checkBoxes(const h5::File& f, const std::string& object, const DatasetInfo& info,
+                const std::vector<float>& boxes, const std::vector<int64_t>& index) {
+  const auto classes = static_cast<float>(info.classes.size());
+  const auto width = static_cast<float>(info.width);
+  const auto height = static_cast<float>(info.height);
+  for (std::size_t i = 0; i + 1 < index.size(); ++i) {
+    for (int64_t k = index[i]; k < index[i + 1]; ++k) {
+      const float* v = &boxes[static_cast<std::size_t>(k) * 5];
+      const bool ok = v[0] >= 0 && v[0] < classes && v[0] == std::floor(v[0]) && v[1] >= 0 &&
+                      v[2] >= 0 && v[3] <= width && v[4] <= height && v[1] < v[3] && v[2] < v[4];
+      if (!ok)
+        f.fail(object, format("box {} of image {} (class {}, x1 y1 x2 y2 = {} {} {} {}) is outside "
+                              "the {}x{} image, empty, or of an unknown class (0..{}); fix its "
+                              "source annotations",
+                              k - index[i], i, v[0], v[1], v[2], v[3], v[4], info.width,
+                              info.height, info.classes.size() - 1));
+    }
+  }
+}
+
 }  // namespace
 
 std::string toString(DatasetKind kind) {
@@ -251,26 +274,7 @@ DatasetReader::DatasetReader(const std::string& path) : impl_(std::make_unique<I
                                       "not decrease",
                                       i - 1, s.box_index[i], s.box_index[i - 1]));
       }
-      // Every box inside its image, of a known class, with a positive width and height: the
-      // detectors' targets and the COCO scoring take them as they are.
-      const auto classes = static_cast<float>(im.info.classes.size());
-      const auto width = static_cast<float>(im.info.width);
-      const auto height = static_cast<float>(im.info.height);
-      for (std::size_t i = 0; i + 1 < s.box_index.size(); ++i) {
-        for (int64_t k = s.box_index[i]; k < s.box_index[i + 1]; ++k) {
-          const float* v = &s.boxes[static_cast<std::size_t>(k) * 5];
-          const bool ok = v[0] >= 0 && v[0] < classes && v[0] == std::floor(v[0]) && v[1] >= 0 &&
-                          v[2] >= 0 && v[3] <= width && v[4] <= height && v[1] < v[3] &&
-                          v[2] < v[4];
-          if (!ok)
-            f.fail(boxes.name(),
-                   format("box {} of image {} (class {}, x1 y1 x2 y2 = {} {} {} {}) is outside "
-                          "the {}x{} image, empty, or of an unknown class (0..{}); fix its "
-                          "source annotations",
-                          k - s.box_index[i], i, v[0], v[1], v[2], v[3], v[4], im.info.width,
-                          im.info.height, im.info.classes.size() - 1));
-        }
-      }
+      checkBoxes(f, boxes.name(), im.info, s.boxes, s.box_index);
     }
     im.splits.emplace(name, std::move(s));
   }

@@ -230,6 +230,27 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   EXPECT_GT(std::stoi(m[1]), 0) << r.output;
   std::printf("gemel eval mAP@0.5 %.6f; torchvision + pycocotools on the export: %s\n", map50,
               r.output.c_str());
+
+  // Under mpirun -np 3 the detector (the costlier task) has two replicas, each training on half
+  // of a batch's images and their boxes and validating half of the val images: the unmerged
+  // mAP the merge measures from their gathered records is the one one process measured.
+  std::smatch u;
+  const auto trained_yaml = testing::readText(trained);
+  const auto bags_text = trained_yaml.substr(trained_yaml.find("name: bags_rcnn"));
+  ASSERT_TRUE(std::regex_search(bags_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)")))
+      << trained_yaml;
+  testing::writeText(
+      dir.file("remeasure.yaml"),
+      std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
+  r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
+          format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
+                 shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("bags_rcnn (replica 2/2)"), std::string::npos) << r.output;
+  r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json3 = r.output.substr(r.output.find('{'));
+  EXPECT_NEAR(jsonNumber(json3, "bags_rcnn", "unmerged_score"), std::stod(u[1]), 1e-3) << r.output;
 }
 
 }  // namespace

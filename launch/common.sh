@@ -27,6 +27,11 @@ GEMEL_PACKAGES=(
 GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev clang-format-14)
 GEMEL_FUZZ_BUILD_DIR="${GEMEL_FUZZ_BUILD_DIR:-$GEMEL_ROOT/build-fuzz}"
 
+# The cores this process may run on. GNU nproc returns OMP_NUM_THREADS when it is set (and
+# caps at OMP_THREAD_LIMIT): tests/run.sh sets OMP_NUM_THREADS=1 for each test, and a bare
+# nproc then gave ctest -j1, running the suite one test at a time.
+gemel_cores() { env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc; }
+
 # gemel_install_packages [extra packages...]
 gemel_install_packages() {
   local missing=() wanted=("${GEMEL_PACKAGES[@]}" "$@")
@@ -85,7 +90,7 @@ gemel_build() {
   fi
   local targets=()
   for t in "$@"; do targets+=(--target "$t"); done
-  cmake --build "$GEMEL_BUILD_DIR" -j"$(nproc)" "${targets[@]}"
+  cmake --build "$GEMEL_BUILD_DIR" -j"$(gemel_cores)" "${targets[@]}"
   echo "[build] took $(( $(date +%s) - start )) s"
 }
 
@@ -106,6 +111,6 @@ gemel_fuzz_build() {
       fuzz_state_dict fuzz_results fuzz_darknet_weights
   fi
   for t in "$@"; do targets+=(--target "$t"); done
-  cmake --build "$GEMEL_FUZZ_BUILD_DIR" -j"$(nproc)" "${targets[@]}"
+  cmake --build "$GEMEL_FUZZ_BUILD_DIR" -j"$(gemel_cores)" "${targets[@]}"
   echo "[build-fuzz] took $(( $(date +%s) - start )) s"
 }

@@ -24,7 +24,7 @@ if [ ! -f Testing/Temporary/CTestCostData.txt ]; then
   mkdir -p Testing/Temporary
   cp "$GEMEL_ROOT/tests/ctest_costs.txt" Testing/Temporary/CTestCostData.txt
 fi
-ctest -j"$(nproc)" --output-on-failure --timeout 900 "$@" || rc=$?
+ctest -j"$(gemel_cores)" --output-on-failure --timeout 900 "$@" || rc=$?
 
 # Each skipped test with the reason it gave (GTEST_SKIP's message), from ctest's log.
 awk '
@@ -40,7 +40,7 @@ if [ "${GEMEL_SKIP_SANITIZE:-0}" != 1 ]; then
   sanitize_start=$(date +%s)
   gemel_fuzz_build
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(nproc)" --output-on-failure -L 'unit|fuzz' || rc=$?
+    ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(gemel_cores)" --output-on-failure -L 'unit|fuzz' || rc=$?
   echo "sanitizer build and its tests took $(( $(date +%s) - sanitize_start )) s"
 fi
 end=$(date +%s)

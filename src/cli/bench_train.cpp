@@ -331,8 +331,8 @@ po::options_description benchOptions() {
   po::options_description desc("bench options");
   desc.add_options()(
       "arch", po::value<std::string>(),
-      "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50 or yolov3-tiny); "
-      "default yolov3-tiny")("config", po::value<std::string>(),
+      "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50, yolov3-tiny or "
+      "fasterrcnn:resnet18); default yolov3-tiny")("config", po::value<std::string>(),
                              "a workload YAML: its tasks' archs, classes, sizes and batches")(
       "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
       "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(

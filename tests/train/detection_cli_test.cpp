@@ -53,6 +53,30 @@ void writeValData(const std::string& dataset, const std::string& out,
             {"std", torch::tensor(std, torch::kDouble)}});
 }
 
+// The merge of `trained_yaml` (written by gemel train) under mpirun -np 3, with the unmerged
+// scores left out so that the merge measures them again: the detector (the costlier task) gets
+// two replicas, each validating half of the val images, and the unmerged mAP from their
+// gathered records is the one `gemel train` measured in one process.
+void expectReplicasGatherTheUnmergedScore(const TempDir& dir, const std::string& trained_yaml,
+                                          const std::string& detector) {
+  const auto text = testing::readText(trained_yaml);
+  std::smatch u;
+  const auto task_text = text.substr(text.find("name: " + detector));
+  ASSERT_TRUE(std::regex_search(task_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)"))) << text;
+  const double single = std::stod(u[1]);
+  testing::writeText(dir.file("remeasure.yaml"),
+                     std::regex_replace(text, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
+  auto r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
+               format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
+                      shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(detector + " (replica 2/2)"), std::string::npos) << r.output;
+  r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto json = r.output.substr(r.output.find('{'));
+  EXPECT_NEAR(jsonNumber(json, detector, "unmerged_score"), single, 1e-3) << r.output;
+}
+
 TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   if (!data::haveOpenCV() || !fs::exists(std::string(data::kOpenCVDataDir) + "/vtest.avi")) {
     GTEST_SKIP() << "needs OpenCV and opencv-doc's vtest.avi";
@@ -118,28 +142,9 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   std::printf("gemel eval mAP@0.5 %.6f; pytorchyolo + pycocotools on the export: %s\n", map50,
               r.output.c_str());
 
-  // Under mpirun -np 3 the detector (the costlier task) has two replicas, each validating half
-  // of the val images: the unmerged mAP the merge measures from their gathered records is the
-  // one `gemel train` measured in one process.
-  const auto trained_yaml = testing::readText(dir.file("trained/mixed.trained.yaml"));
-  std::smatch u;
-  const auto bags_at = trained_yaml.find("bags_yolov3tiny");
-  const auto bags_text = trained_yaml.substr(bags_at);
-  ASSERT_TRUE(std::regex_search(bags_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)")))
-      << trained_yaml;
-  const double single = std::stod(u[1]);
-  testing::writeText(
-      dir.file("remeasure.yaml"),
-      std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
-  r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
-          format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
-                 shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("bags_yolov3tiny"), std::string::npos);
-  EXPECT_NE(r.output.find("bags_yolov3tiny (replica 2/2)"), std::string::npos) << r.output;
-  r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
-  const auto json3 = r.output.substr(r.output.find('{'));
-  EXPECT_NEAR(jsonNumber(json3, "bags_yolov3tiny", "unmerged_score"), single, 1e-3) << r.output;
+  // Under mpirun -np 3 the detector has two replicas, each validating half of the val images.
+  expectReplicasGatherTheUnmergedScore(dir, dir.file("trained/mixed.trained.yaml"),
+                                       "bags_yolov3tiny");
 }
 
 // A Faster R-CNN camera over ResNet-18 (the original Gemel's plain-backbone build) beside a
@@ -231,26 +236,9 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   std::printf("gemel eval mAP@0.5 %.6f; torchvision + pycocotools on the export: %s\n", map50,
               r.output.c_str());
 
-  // Under mpirun -np 3 the detector (the costlier task) has two replicas, each training on half
-  // of a batch's images and their boxes and validating half of the val images: the unmerged
-  // mAP the merge measures from their gathered records is the one one process measured.
-  std::smatch u;
-  const auto trained_yaml = testing::readText(trained);
-  const auto bags_text = trained_yaml.substr(trained_yaml.find("name: bags_rcnn"));
-  ASSERT_TRUE(std::regex_search(bags_text, u, std::regex("unmerged_acc: ([0-9.eE+-]+)")))
-      << trained_yaml;
-  testing::writeText(
-      dir.file("remeasure.yaml"),
-      std::regex_replace(trained_yaml, std::regex("\\n *unmerged_acc: [^\\n]*"), ""));
-  r = run(testing::mpirunPrefix(3) + shellQuote(GEMEL_BINARY) +
-          format(" merge --config {} --out {} --fixed-steps 2 --max-trials 1",
-                 shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("bags_rcnn (replica 2/2)"), std::string::npos) << r.output;
-  r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto json3 = r.output.substr(r.output.find('{'));
-  EXPECT_NEAR(jsonNumber(json3, "bags_rcnn", "unmerged_score"), std::stod(u[1]), 1e-3) << r.output;
+  // Under mpirun -np 3 the detector's two replicas also train on their halves of each batch's
+  // images and boxes.
+  expectReplicasGatherTheUnmergedScore(dir, trained, "bags_rcnn");
 }
 
 }  // namespace

@@ -8,8 +8,9 @@ start=$(date +%s)
 
 gemel_install_deps "${GEMEL_TEST_PACKAGES[@]}"
 rc=0
+failed=()  # each step that failed, repeated at the very end where a CI log's tail shows it
 # The C++ files of the last commit (or since GEMEL_FORMAT_BASE) as .clang-format lays them out.
-bash "$GEMEL_ROOT/tests/format_check.sh" || rc=$?
+bash "$GEMEL_ROOT/tests/format_check.sh" || { rc=1; failed+=("format check (tests/format_check.sh)"); }
 gemel_build
 cd "$GEMEL_BUILD_DIR"
 tests_start=$(date +%s)
@@ -24,7 +25,10 @@ if [ ! -f Testing/Temporary/CTestCostData.txt ]; then
   mkdir -p Testing/Temporary
   cp "$GEMEL_ROOT/tests/ctest_costs.txt" Testing/Temporary/CTestCostData.txt
 fi
-ctest -j"$(gemel_cores)" --output-on-failure --timeout 900 "$@" || rc=$?
+ctest -j"$(gemel_cores)" --output-on-failure --timeout 900 "$@" || {
+  rc=1
+  failed+=("ctest in $GEMEL_BUILD_DIR: $(tr '\n' ' ' < Testing/Temporary/LastTestsFailed.log 2>/dev/null)")
+}
 
 # Each skipped test with the reason it gave (GTEST_SKIP's message), from ctest's log.
 awk '
@@ -40,9 +44,14 @@ if [ "${GEMEL_SKIP_SANITIZE:-0}" != 1 ]; then
   sanitize_start=$(date +%s)
   gemel_fuzz_build
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(gemel_cores)" --output-on-failure -L 'unit|fuzz' || rc=$?
+    ctest --test-dir "$GEMEL_FUZZ_BUILD_DIR" -j"$(gemel_cores)" --output-on-failure -L 'unit|fuzz' || {
+    rc=1
+    failed+=("sanitizer ctest in $GEMEL_FUZZ_BUILD_DIR: $(tr '\n' ' ' < "$GEMEL_FUZZ_BUILD_DIR/Testing/Temporary/LastTestsFailed.log" 2>/dev/null)")
+  }
   echo "sanitizer build and its tests took $(( $(date +%s) - sanitize_start )) s"
 fi
 end=$(date +%s)
 echo "tests took $(( end - tests_start )) s; install, build and tests $(( end - start )) s"
+for f in "${failed[@]}"; do echo "FAILED: $f"; done
+[ $rc = 0 ] && echo "all passed"
 exit $rc

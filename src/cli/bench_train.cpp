@@ -273,10 +273,10 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
   }
   for (const auto& t : tasks) {
     const bool rcnn = models::isFasterRcnnArch(t.arch);
-    GEMEL_THROW_IF_NOT(rcnn || (t.arch != models::kTorchScriptArch && models::isZooArch(t.arch)),
-                       UsageError,
-                       "--arch: '{}' is not a zoo, Darknet or Faster R-CNN arch; expected one of: {}",
-                       t.arch, models::knownArchList());
+    GEMEL_THROW_IF_NOT(
+        rcnn || (t.arch != models::kTorchScriptArch && models::isZooArch(t.arch)), UsageError,
+        "--arch: '{}' is not a zoo, Darknet or Faster R-CNN arch; expected one of: {}", t.arch,
+        models::knownArchList());
     GEMEL_THROW_IF_NOT(t.batch_size > 0 && t.image_size >= 16, UsageError,
                        "--batch must be positive and --size at least 16");
     GEMEL_THROW_IF_NOT(!models::isDarknetArch(t.arch) || t.image_size % 32 == 0, UsageError,
@@ -332,8 +332,9 @@ po::options_description benchOptions() {
   desc.add_options()(
       "arch", po::value<std::string>(),
       "models, comma-separated (e.g. resnet18,resnet18,resnet34,resnet50, yolov3-tiny or "
-      "fasterrcnn:resnet18); default yolov3-tiny")("config", po::value<std::string>(),
-                             "a workload YAML: its tasks' archs, classes, sizes and batches")(
+      "fasterrcnn:resnet18); default yolov3-tiny")(
+      "config", po::value<std::string>(),
+      "a workload YAML: its tasks' archs, classes, sizes and batches")(
       "size", po::value<int>()->default_value(416), "input side in pixels (with --arch)")(
       "batch", po::value<int>()->default_value(8), "images per step per model (with --arch)")(
       "classes", po::value<int>()->default_value(80), "classes per model (with --arch)")(

@@ -27,8 +27,8 @@
 #include "gemel/merge/model_layers.h"
 #include "gemel/merge/search.h"
 #include "gemel/merge/tying.h"
-#include "gemel/models/darknet_cfg.h"
 #include "gemel/models/archs.h"
+#include "gemel/models/darknet_cfg.h"
 #include "gemel/models/zoo.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
@@ -188,8 +188,8 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     task.weights = fs::absolute(weights).string();
     task.skip_head = false;
     task.unmerged_acc = acc;
-    std::printf("%-28s %-*s %8.2f %8.1f %10.4f %10.4f %-6s  %s\n", task.name.c_str(),
-                arch_width, task.arch.c_str(), result.epochs,
+    std::printf("%-28s %-*s %8.2f %8.1f %10.4f %10.4f %-6s  %s\n", task.name.c_str(), arch_width,
+                task.arch.c_str(), result.epochs,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                 held_out, acc, rt.objective().metric().c_str(), weights.c_str());
     std::fflush(stdout);
@@ -337,8 +337,8 @@ int runExportCmd(const Args& args, const dist::World& world) {
     auto state = io::fullStateDict(r, task);
     if (rec->arch != "torchscript") {
       // Checked against the architecture, and written in the model's own key order.
-      auto model = models::createTaskModel(rec->arch, rec->num_classes, rec->image_size,
-                                           rec->mean, rec->std);
+      auto model = models::createTaskModel(rec->arch, rec->num_classes, rec->image_size, rec->mean,
+                                           rec->std);
       model->loadStateDict(state, {false, task});
       model->saveWeightsFile(file);
     } else {

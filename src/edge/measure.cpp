@@ -203,11 +203,10 @@ std::set<std::string> blocksOfTask(const std::vector<io::WeightBlock>& blocks,
 // Latency (median, p95) and run memory of each batch size, weights loaded as eval loads them.
 void profileRuns(const io::Results& results, const io::TaskRecord& rec, const torch::Device& device,
                  const ProfileOptions& o, Meter& meter, TaskProfile& out) {
-  std::unique_ptr<models::Model> model = rec.arch == "torchscript"
-                                             ? models::loadScriptModel(rec.source)
-                                             : models::createTaskModel(rec.arch, rec.num_classes,
-                                                                       rec.image_size, rec.mean,
-                                                                       rec.std);
+  std::unique_ptr<models::Model> model =
+      rec.arch == "torchscript"
+          ? models::loadScriptModel(rec.source)
+          : models::createTaskModel(rec.arch, rec.num_classes, rec.image_size, rec.mean, rec.std);
   model->loadStateDict(io::fullStateDict(results, rec.name), {false, rec.name});
   model->to(device);
   model->train(false);

@@ -54,8 +54,7 @@ void fillRecords(io::Results& results, const SharingPlan& accepted, const LayerC
     t.num_classes = c.num_classes;
     t.metric = train::makeObjective(c)->metric();
     t.kind = config::toString(c.kind);
-    const auto precision =
-        train::resolveTaskPrecision(c.precision, train::defaultDevice(), c.arch);
+    const auto precision = train::resolveTaskPrecision(c.precision, train::defaultDevice(), c.arch);
     t.precision = train::toString(precision);
     t.channels_last = train::resolveChannelsLast(c.channels_last, precision);
     t.image_size = input_sizes[i];

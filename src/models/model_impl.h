@@ -14,8 +14,7 @@ LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::
 class ZooModel : public Model {
  public:
   ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net);
-  ModelOutput forward(const torch::Tensor& images,
-                      const std::vector<BoxTargets>* targets) override;
+  ModelOutput forward(const torch::Tensor& images, const std::vector<BoxTargets>* targets) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;
@@ -36,8 +35,7 @@ class ZooModel : public Model {
 class ScriptModel final : public Model {
  public:
   ScriptModel(std::string path, torch::jit::Module module);
-  ModelOutput forward(const torch::Tensor& images,
-                      const std::vector<BoxTargets>* targets) override;
+  ModelOutput forward(const torch::Tensor& images, const std::vector<BoxTargets>* targets) override;
   void train(bool on) override;
   void to(const torch::Device& device) override;
   StateDict namedParameters() const override;

@@ -65,7 +65,8 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
       model->loadWeightsFile(task.weights, task.skip_head);
     } catch (const InputError& e) {
       // Only the head differs: say how a detector counts its classes.
-      const bool head = rcnn && std::string(e.what()).find("check num_classes") != std::string::npos;
+      const bool head =
+          rcnn && std::string(e.what()).find("check num_classes") != std::string::npos;
       throw InputError(format("task '{}' (key weights): {}{}", task.name, e.what(),
                               head ? " (a Faster R-CNN task's num_classes counts its object "
                                      "classes: its predictor has num_classes + 1 outputs, the "

@@ -552,7 +552,8 @@ INSTANTIATE_TEST_SUITE_P(
              "",
              "gemel bench --arch nope",
              2,
-             {"--arch: 'nope' is not a zoo, Darknet or Faster R-CNN arch; expected one of: resnet18"}},
+             {"--arch: 'nope' is not a zoo, Darknet or Faster R-CNN arch; expected one of: "
+              "resnet18"}},
         Case{"NotANumber",
              "",
              "gemel merge --config trained/pair.trained.yaml --out out --max-trials many",

@@ -250,8 +250,9 @@ with h5py.File(d + '/class.h5', 'a', libver=('v110', 'latest')) as f: f['train/b
             std::string::npos)
       << wide;
   EXPECT_NE(wide.find("(/train/boxes)"), std::string::npos) << wide;
-  EXPECT_NE(openError(dir.file("empty.h5")).find("box 0 of image 1 (class 0, x1 y1 x2 y2 = 4 4 9 4)"),
-            std::string::npos)
+  EXPECT_NE(
+      openError(dir.file("empty.h5")).find("box 0 of image 1 (class 0, x1 y1 x2 y2 = 4 4 9 4)"),
+      std::string::npos)
       << openError(dir.file("empty.h5"));
   EXPECT_NE(openError(dir.file("class.h5")).find("of an unknown class (0..1)"), std::string::npos)
       << openError(dir.file("class.h5"));

@@ -165,9 +165,10 @@ TEST(Rcnn, TorchvisionStateDictsLoadBothWaysAndOthersAreRefused) {
 // num_batches_tracked. Its layout loads, every tensor copied; the counters stay at 0.
 TEST(Rcnn, TheCocoPretrainedLayoutWithFrozenBatchNormLoads) {
   TempDir dir;
-  const auto made = run(format("{} {} frozen 3 {}", shellQuote(GEMEL_PYTHON),
-                               shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py"),
-                               shellQuote(dir.path())));
+  const auto made =
+      run(format("{} {} frozen 3 {}", shellQuote(GEMEL_PYTHON),
+                 shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/models/rcnn_ref.py"),
+                 shellQuote(dir.path())));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const auto model = createZooModel("fasterrcnn_resnet50_fpn", 3);
   model->loadWeightsFile(dir.file("py_weights.pt"), false);
@@ -179,9 +180,10 @@ TEST(Rcnn, TheCocoPretrainedLayoutWithFrozenBatchNormLoads) {
   EXPECT_EQ(mine.at("backbone.body.layer1.0.bn1.num_batches_tracked").item<int64_t>(), 0);
   // Without the running statistics too, the BatchNorm is missing, not frozen.
   auto cut = given;
-  cut.erase(std::remove_if(cut.begin(), cut.end(),
-                           [](const auto& kv) { return kv.first == "backbone.body.bn1.running_mean"; }),
-            cut.end());
+  cut.erase(
+      std::remove_if(cut.begin(), cut.end(),
+                     [](const auto& kv) { return kv.first == "backbone.body.bn1.running_mean"; }),
+      cut.end());
   try {
     model->loadStateDict(cut, {false, "cut.pt"});
     ADD_FAILURE() << "a state_dict without a running_mean loaded";

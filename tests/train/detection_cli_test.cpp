@@ -182,8 +182,8 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
                         shellQuote(dir.file("trained"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto trained = dir.file("trained/mixed.trained.yaml");
-  const auto small_step =
-      std::regex_replace(testing::readText(trained), std::regex("\n  lr: 0.02\n"), "\n  lr: 0.002\n");
+  const auto small_step = std::regex_replace(testing::readText(trained),
+                                             std::regex("\n  lr: 0.02\n"), "\n  lr: 0.002\n");
   ASSERT_NE(small_step.find("lr: 0.002"), std::string::npos) << small_step;
   testing::writeText(trained, small_step);
   r = gemel(format("merge --config {} --out {} --fixed-steps 2", shellQuote(trained),

@@ -53,9 +53,8 @@ TEST(RcnnObjective, FeedsUnitRangeImagesWithTheirBoxesFlippedAndLabelsFromOne) {
     const bool flip = b.box_targets[0].boxes[0][0].item<float>() == 10 - 4;
     const auto want = flip ? expected[0].flip({2}) : expected[0];
     EXPECT_TRUE(torch::allclose(x[0], want, 0, 1e-6)) << "step " << step;
-    EXPECT_TRUE(torch::equal(b.box_targets[0].boxes,
-                             flip ? torch::tensor({{6.f, 2.f, 9.f, 6.f}})
-                                  : torch::tensor({{1.f, 2.f, 4.f, 6.f}})))
+    EXPECT_TRUE(torch::equal(b.box_targets[0].boxes, flip ? torch::tensor({{6.f, 2.f, 9.f, 6.f}})
+                                                          : torch::tensor({{1.f, 2.f, 4.f, 6.f}})))
         << b.box_targets[0].boxes;
     (flip ? flipped : kept) += 1;
   }

@@ -9,7 +9,7 @@ start=$(date +%s)
 gemel_install_deps "${GEMEL_TEST_PACKAGES[@]}"
 rc=0
 failed=()  # each step that failed, repeated at the very end where a CI log's tail shows it
-# The C++ files of the last commit (or since GEMEL_FORMAT_BASE) as .clang-format lays them out.
+# Every C++ file (or those changed since GEMEL_FORMAT_BASE) as .clang-format lays them out.
 bash "$GEMEL_ROOT/tests/format_check.sh" || { rc=1; failed+=("format check (tests/format_check.sh)"); }
 gemel_build
 cd "$GEMEL_BUILD_DIR"

@@ -276,13 +276,23 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   const auto candidates = trial.models();
   train::TrialResult outcome;
   int backoffs = 0;
+  options.collapse_floor.resize(runner_.tasks());
+  for (int m = 0; m < runner_.tasks(); ++m) options.collapse_floor[m] = collapseFloor(m);
+  // Whether a collapse now would be retried (the loop below): then the trial ends as soon as
+  // enough of its tasks have collapsed, instead of training the rest on for nothing.
+  auto retried = [&](int backoffs) {
+    const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
+    return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && time_left;
+  };
   for (;;) {
+    options.end_after_collapses = !retried(backoffs) ? 0
+                                  : backoffs == 0    ? 1
+                                                  : (static_cast<int>(candidates.size()) + 1) / 2;
     runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
     outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
     int fallen = 0;
     const auto why = collapse(involved_set, outcome, fallen);
-    const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
-    if (why.empty() || o_.fixed_steps > 0 || backoffs >= kMaxBackoffs || !time_left) break;
+    if (why.empty() || !retried(backoffs)) break;
     // Once the step was made smaller, a collapse of fewer than half of the trial's models is
     // theirs: those models cannot take this sharing, and the others go on to the decision.
     if (backoffs > 0 && !outcome.nan_loss && 2 * fallen < static_cast<int>(candidates.size())) {
@@ -341,6 +351,10 @@ void MergeCoordinator::runTrial(const Trial& trial) {
 // Why the trial collapsed ("" when it did not): a non-finite loss, or a task that ended further
 // below its target than the trial could have pushed it by sharing alone (twice what its
 // target allows it to lose, or its headroom at the start if that is larger).
+double MergeCoordinator::collapseFloor(int m) const {
+  return target_[m] - std::max({score_[m] - target_[m], unmerged_[m] - target_[m], kMinAllowance});
+}
+
 std::string MergeCoordinator::collapse(const std::set<int>& involved,
                                        const train::TrialResult& outcome, int& fallen) const {
   fallen = 0;
@@ -349,9 +363,7 @@ std::string MergeCoordinator::collapse(const std::set<int>& involved,
   std::size_t k = 0;
   for (const int m : involved) {
     const double score = outcome.scores[k++];
-    const double allowance =
-        std::max({score_[m] - target_[m], unmerged_[m] - target_[m], kMinAllowance});
-    if (score < target_[m] - allowance) {
+    if (score < collapseFloor(m)) {
       ++fallen;
       why +=
           format("{}{} fell from {} to {} (target {})", why.empty() ? "" : ", ", w_.tasks[m].name,

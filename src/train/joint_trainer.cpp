@@ -359,10 +359,25 @@ bool JointTrainer::validateAndReschedule(Run& run) {
     // A task not improving is looked at again soon: it may be dropped, or be recovering.
     interval = std::min(interval, lift > 0 ? gap / lift : 0.25);
   }
-  // Whether the trial can still succeed, or already has.
+  // Whether the trial has collapsed, can still succeed, or already has.
+  if (options_.end_after_collapses > 0) {
+    std::string fallen;
+    int collapsed = 0;
+    for (std::size_t i = 0; i < tasks_.size(); ++i) {
+      const auto index = static_cast<std::size_t>(tasks_[i].index);
+      if (!r.dropped[i] || index >= options_.collapse_floor.size() ||
+          run.acc[i] >= options_.collapse_floor[index])
+        continue;
+      ++collapsed;
+      fallen += format("{}{} at {} (floor {})", fallen.empty() ? "" : ", ", tasks_[i].name,
+                       round4(run.acc[i]), round4(options_.collapse_floor[index]));
+    }
+    if (collapsed >= options_.end_after_collapses)
+      r.ended = format("{} collapsed: {}", collapsed == 1 ? "a task" : "tasks", fallen);
+  }
   int candidates = 0;
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    if (r.dropped[i] && !tasks_[i].candidate) {
+    if (r.ended.empty() && r.dropped[i] && !tasks_[i].candidate) {
       r.ended = format("task {} cannot reach its target, and the trial needs it", tasks_[i].name);
     }
     candidates += !r.dropped[i] && tasks_[i].candidate;

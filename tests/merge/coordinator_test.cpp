@@ -448,6 +448,14 @@ TEST_F(Policy, ANarrowMissIsNotRetriedAndRetriesAreBounded) {
   EXPECT_EQ(trial(r2, 1).decision, "rejected");
   EXPECT_EQ(trial(r2, 1).backoffs, 2);
   EXPECT_EQ(always.trains.at(3).options.label.rfind("trial 2 ", 0), 0u);
+  // The trainer ends an attempt early when a collapse there would be retried: on one collapse
+  // at first, then on half of the trial's 3 models, and never on the last attempt. The floors
+  // are the scores the decision calls a collapse: C (0.70, target 0.665) below 0.63.
+  EXPECT_EQ(always.trains.at(0).options.end_after_collapses, 1);
+  EXPECT_EQ(always.trains.at(1).options.end_after_collapses, 2);
+  EXPECT_EQ(always.trains.at(2).options.end_after_collapses, 0);
+  ASSERT_EQ(always.trains.at(0).options.collapse_floor.size(), 3u);
+  EXPECT_NEAR(always.trains.at(0).options.collapse_floor[2], 0.63, 1e-12);
 }
 
 // With a time budget, group 2 (B and C), rejected in the first pass, is tried again once every

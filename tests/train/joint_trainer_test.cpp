@@ -151,18 +151,21 @@ struct Trio {
   }
   // Tasks 0 and 1 reachable (target 0), task 2 not (target 2); `candidate2`: task 2 is one of
   // the trial's own models.
-  TrialResult run(bool candidate2) {
-    TrainOptions o;
-    o.lr = 0.01;
-    o.epochs = 20;
-    o.drop_after_epochs = 0;
-    o.min_candidates = 2;
+  TrialResult run(bool candidate2, TrainOptions o = defaults()) {
     std::vector<TrialTask> trial;
     for (int t = 0; t < 3; ++t) {
       trial.push_back({t, tasks[t]->name(), t == 2 ? 2.0 : 0.0, tasks[t].get(), 1.0, nullptr,
                        t < 2 || candidate2});
     }
     return JointTrainer(trial, o).run();
+  }
+  static TrainOptions defaults() {
+    TrainOptions o;
+    o.lr = 0.01;
+    o.epochs = 20;
+    o.drop_after_epochs = 0;
+    o.min_candidates = 2;
+    return o;
   }
 };
 
@@ -176,6 +179,33 @@ TEST(EarlyStop, AHopelessCandidateIsDroppedAndTheOthersEndTheTrialAtOnce) {
   // far inside the 20-epoch budget.
   EXPECT_EQ(r.validations, 3);
   EXPECT_LE(r.steps, trio.epochAndAHalf());
+}
+
+// Without early stop, tasks 0 and 1 would train on to the 20-epoch budget; task 2, dropped below
+// its collapse floor, ends the trial there (the search retries a collapsed trial anyway). A floor
+// it is above, or a count of collapses it does not reach, leaves the trial to run on.
+TEST(EarlyStop, ATaskDroppedBelowItsCollapseFloorEndsTheTrialAtOnce) {
+  Trio trio;
+  auto o = Trio::defaults();
+  o.early_stop = false;
+  o.collapse_floor = {-1.0, -1.0, 1.5};  // task 2's target is 2: every score is below 1.5
+  o.end_after_collapses = 1;
+  const auto r = trio.run(true, o);
+  EXPECT_EQ(r.dropped, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(r.ended.rfind("a task collapsed: shoes_2 at ", 0), 0u) << r.ended;
+  EXPECT_NE(r.ended.find("(floor 1.5)"), std::string::npos) << r.ended;
+  EXPECT_EQ(r.validations, 3);
+  EXPECT_LE(r.steps, trio.epochAndAHalf());
+
+  o.end_after_collapses = 2;  // one collapse of the two asked for
+  o.max_steps = 3 * trio.epochAndAHalf();
+  const auto more = trio.run(true, o);
+  EXPECT_EQ(more.dropped, (std::vector<bool>{false, false, true}));
+  EXPECT_EQ(more.steps, o.max_steps) << more.ended;
+  o.end_after_collapses = 1;
+  o.collapse_floor = {-1.0, -1.0, -1.0};  // dropped, but above its floor
+  const auto above = trio.run(true, o);
+  EXPECT_EQ(above.steps, o.max_steps) << above.ended;
 }
 
 TEST(EarlyStop, ATrialEndsWhenATaskItCannotDoWithoutIsDropped) {

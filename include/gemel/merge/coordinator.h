@@ -23,7 +23,9 @@
 // weights with the learning rate times kBackoff, up to kMaxBackoffs times (not with
 // --fixed-steps). After the first back-off, only a collapse of at least half of the trial's
 // models (or a non-finite loss) backs off again: fewer models falling again at a smaller step
-// is a verdict on those models, which the decision leaves out (a partial trial). search.lr is thus
+// is a verdict on those models, which the decision leaves out (a partial trial). A trial that
+// would be retried ends as soon as enough of its tasks are dropped below their collapse floors
+// (TrainOptions::end_after_collapses), rather than training the others on first. search.lr is thus
 // the trials' starting step, their ceiling. Every trial ramps its step up linearly over its first
 // kTrialWarmupEpochs: a new shared layer seeded from another model meets features it was not
 // trained on, and its first gradients are the largest. The search remembers the step that worked: a
@@ -79,6 +81,9 @@ class MergeCoordinator {
   static constexpr double kMinAllowance = 0.02;  // score a collapse must lose below target
   std::string proposeNext();
   void capToBudget(train::TrainOptions& to) const;
+  // The score below which task m has collapsed: its target less the largest of what the target
+  // lets it lose (unmerged score - target), its headroom now (score - target) and kMinAllowance.
+  double collapseFloor(int m) const;
   // `fallen`: how many tasks fell that far.
   std::string collapse(const std::set<int>& involved, const train::TrialResult& outcome,
                        int& fallen) const;

@@ -8,8 +8,9 @@
 // (its best lift per epoch, over the whole run or since the last validation, carried over the
 // budget left in steps and seconds) misses its target is dropped; the trial ends when a dropped
 // task was not a candidate (a model the trial cannot do without), when fewer than `min_candidates`
-// candidates remain, when every remaining task meets its target, or when the budget is spent. A NaN
-// or infinite loss ends the trial as a failure.
+// candidates remain, when `end_after_collapses` dropped tasks are below their collapse floors, when
+// every remaining task meets its target, or when the budget is spent. A NaN or infinite loss ends
+// the trial as a failure.
 //
 // Distributed: the trainer sees every task of the trial, but only trains those held by this
 // rank (`local`). Accuracy counts are summed over ranks and every stop decision is agreed on by
@@ -43,6 +44,12 @@ struct TrainOptions {
   // weights of its best validation, not its last.
   bool keep_best = false;
   int min_candidates = 0;  // end when fewer candidate tasks remain (a trial: 2)
+  // A dropped task that validates below its collapse floor (indexed by TrialTask::index; empty:
+  // none) has collapsed. Once `end_after_collapses` tasks have (0: never), the trial ends: the
+  // search retries a collapsed trial at a smaller step whatever the others reach, so training
+  // them on is time spent for nothing.
+  std::vector<double> collapse_floor;
+  int end_after_collapses = 0;
   // CUDA graphs: on CUDA, the step's forward and backward are captured once and replayed where
   // the shapes are static (classifiers in fp32 or bf16, no dropout, full batches), after
   // kGraphWarmups eager steps, and captured again when a task is dropped. kStaticInputs takes

@@ -62,6 +62,11 @@ std::string dumpWorkload(const Workload& w) {
     out << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
     out << YAML::Key << "image_size" << YAML::Value << t.image_size;
     if (!t.metric.empty()) out << YAML::Key << "metric" << YAML::Value << t.metric;
+    if (t.frozen_batchnorm)
+      out << YAML::Key << "frozen_batchnorm" << YAML::Value << *t.frozen_batchnorm;
+    if (t.trainable_backbone_layers)
+      out << YAML::Key << "trainable_backbone_layers" << YAML::Value
+          << *t.trainable_backbone_layers;
     out << YAML::Key << "transforms" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "mean" << YAML::Value;
     emitNumbers(out, t.transforms.mean);

@@ -207,10 +207,10 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
     return t;
   }
   r.record(path, node);
-  r.checkKeys(
-      node, path,
-      {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset", "unmerged_acc",
-       "accuracy_target", "batch_size", "image_size", "transforms", "metric"});
+  r.checkKeys(node, path,
+              {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset",
+               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms",
+               "metric", "frozen_batchnorm", "trainable_backbone_layers"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   std::string kind = "classification";
@@ -241,6 +241,11 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   r.read(node, path, "batch_size", t.batch_size);
   r.read(node, path, "image_size", t.image_size);
   r.read(node, path, "metric", t.metric);
+  bool frozen = false;
+  if (r.read(node, path, "frozen_batchnorm", frozen)) t.frozen_batchnorm = frozen;
+  int trainable = 0;
+  if (r.read(node, path, "trainable_backbone_layers", trainable))
+    t.trainable_backbone_layers = trainable;
   if (node["transforms"].IsDefined())
     parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
   if (!t.dataset_explicit && !t.name.empty()) {

@@ -157,6 +157,25 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                                     show(min_size) + " pixels for arch '" + t.arch + "'");
   }
   checkTransforms(c, t.transforms, path);
+  // torchvision's fine-tuning switches: its FPN build only (the plain-backbone builds of the
+  // original Gemel train every layer).
+  const bool fpn = t.arch == "fasterrcnn_resnet50_fpn";
+  if (t.frozen_batchnorm && !fpn) {
+    c.add(path + ".frozen_batchnorm",
+          "is set, but only arch fasterrcnn_resnet50_fpn has it (torchvision's FrozenBatchNorm2d "
+          "body); remove the key");
+  }
+  if (t.trainable_backbone_layers) {
+    if (!fpn) {
+      c.add(path + ".trainable_backbone_layers",
+            "is set, but only arch fasterrcnn_resnet50_fpn has it; remove the key");
+    } else if (*t.trainable_backbone_layers < 0 || *t.trainable_backbone_layers > 5) {
+      c.add(path + ".trainable_backbone_layers",
+            "got " + show(*t.trainable_backbone_layers) +
+                "; expected 0 to 5 (how many of conv1, layer1, ..., layer4 train, from layer4 "
+                "down)");
+    }
+  }
 }
 
 }  // namespace

@@ -134,6 +134,7 @@ std::unique_ptr<train::WorldSync> TrialRunner::synchronisation(const SharingPlan
   for (int t = 0; t < tasks(); ++t) {
     if (!models_[t]) continue;
     for (const auto& [name, tensor] : models_[t]->namedParameters()) {
+      if (!tensor.requires_grad()) continue;  // frozen (Model::freeze): no gradient to reduce
       const auto dot = name.rfind('.');
       const auto it = shared.find({t, name.substr(0, dot)});
       dist::SyncEntry e;

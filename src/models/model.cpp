@@ -197,7 +197,37 @@ ZooModel::ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net)
 ModelOutput ZooModel::forward(const torch::Tensor& images, const std::vector<BoxTargets>*) {
   return {net_->forward(images)};
 }
-void ZooModel::train(bool on) { net_->train(on); }
+void ZooModel::train(bool on) {
+  net_->train(on);
+  for (const auto& bn : frozen_batchnorm_) bn->eval();
+}
+
+void Model::freeze(const std::vector<std::string>&, const std::string&) {
+  throw InputError(format("arch '{}': freezing layers is for zoo models only", arch()));
+}
+
+void ZooModel::freeze(const std::vector<std::string>& prefixes,
+                      const std::string& batchnorm_prefix) {
+  auto frozen = [&](const std::string& name) {
+    return std::any_of(prefixes.begin(), prefixes.end(),
+                       [&](const std::string& p) { return startsWith(name, p); });
+  };
+  for (const auto& kv : net_->named_modules("", false)) {
+    const auto& m = kv.value();
+    const bool bn = !batchnorm_prefix.empty() && startsWith(kv.key(), batchnorm_prefix) &&
+                    m->as<torch::nn::BatchNorm2d>() != nullptr;
+    if (bn) frozen_batchnorm_.push_back(m);
+    bool any = false;
+    for (auto& p : m->named_parameters(/*recurse=*/false)) {
+      if (!bn && !frozen(kv.key() + "." + p.key())) continue;
+      p.value().set_requires_grad(false);
+      any = true;
+    }
+    if (any && (m->as<torch::nn::Conv2d>() || m->as<torch::nn::Linear>()))
+      frozen_layers_.insert(kv.key());
+  }
+  train(net_->is_training());
+}
 void ZooModel::to(const torch::Device& device) { net_->to(device); }
 
 StateDict ZooModel::namedParameters() const {
@@ -238,6 +268,7 @@ std::vector<LayerInfo> ZooModel::layers() const {
   std::vector<LayerInfo> out;
   for (const auto& kv : net_->named_modules("", false)) {
     const auto& m = kv.value();
+    if (frozen_layers_.count(kv.key())) continue;
     if (const auto* c = m->as<torch::nn::Conv2d>()) {
       const auto& o = c->options;
       std::string hyper = "p" + convPadding(o) + " d" + std::to_string((*o.dilation())[0]) + "," +

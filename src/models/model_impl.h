@@ -1,5 +1,7 @@
 #pragma once
 // The two Model implementations, internal to the models module.
+#include <set>
+
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -23,9 +25,15 @@ class ZooModel : public Model {
   std::vector<LayerInfo> layers() const override;
   std::string headPrefix() const override;
   bool hasDropout() const override;
+  void freeze(const std::vector<std::string>& prefixes,
+              const std::string& batchnorm_prefix) override;
 
  protected:
   std::shared_ptr<NetImpl> net_;
+
+ private:
+  std::set<std::string> frozen_layers_;  // Conv2d/Linear modules whose parameters are frozen
+  std::vector<std::shared_ptr<torch::nn::Module>> frozen_batchnorm_;  // always in eval mode
 };
 
 // A TorchScript module (torch.jit.script or torch.jit.trace output). Its Conv2d and Linear

@@ -47,6 +47,32 @@ std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes,
   return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std));
 }
 
+FreezeSpec freezeSpec(const config::TaskConfig& task, const StateDict& weights) {
+  FreezeSpec spec;
+  if (task.arch != "fasterrcnn_resnet50_fpn") return spec;
+  const std::string body = "backbone.body.";
+  if (task.frozen_batchnorm) {
+    spec.frozen_batchnorm = *task.frozen_batchnorm;
+  } else {
+    bool stats = false, counter = false;
+    for (const auto& [name, t] : weights) {
+      stats = stats || name == body + "bn1.running_mean";
+      counter = counter || name == body + "bn1.num_batches_tracked";
+    }
+    spec.frozen_batchnorm = stats && !counter;
+  }
+  spec.trainable_backbone_layers =
+      task.trainable_backbone_layers.value_or(spec.frozen_batchnorm ? 3 : 5);
+  // torchvision's _resnet_fpn_extractor: the stages that train, from the top.
+  const std::vector<std::string> stages{"layer4", "layer3", "layer2", "layer1", "conv1"};
+  for (std::size_t k = static_cast<std::size_t>(spec.trainable_backbone_layers); k < stages.size();
+       ++k)
+    spec.prefixes.push_back(body + stages[k] + ".");
+  if (spec.trainable_backbone_layers < 5) spec.prefixes.push_back(body + "bn1.");
+  if (spec.frozen_batchnorm) spec.batchnorm_prefix = body;
+  return spec;
+}
+
 std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
   if (task.arch == kTorchScriptArch) return loadScriptModel(task.weights);
   // A Faster R-CNN task's num_classes counts its object classes; torchvision's model counts
@@ -62,7 +88,11 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
                              {task.skip_head, w});
         return model;
       }
-      model->loadWeightsFile(task.weights, task.skip_head);
+      const auto state = readStateDict(task.weights);
+      model->loadStateDict(state, {task.skip_head, task.weights});
+      const auto spec = freezeSpec(task, state);
+      if (spec.any()) model->freeze(spec.prefixes, spec.batchnorm_prefix);
+      return model;
     } catch (const InputError& e) {
       // Only the head differs: say how a detector counts its classes.
       const bool head =
@@ -74,6 +104,8 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
                                    : ""));
     }
   }
+  const auto spec = freezeSpec(task);
+  if (spec.any()) model->freeze(spec.prefixes, spec.batchnorm_prefix);
   return model;
 }
 

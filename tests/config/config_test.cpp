@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "gemel/config/dump.h"
 #include "gemel/config/parser.h"
@@ -195,6 +196,40 @@ TEST(Config, DetectorsNeedKindDetectionAndAStrideMultiple) {
   EXPECT_NE(unknown.find("fasterrcnn:<resnet18|resnet50|resnet101|vgg16|mobilenet_v2>"),
             std::string::npos)
       << unknown;
+}
+
+// torchvision's fine-tuning switches: fasterrcnn_resnet50_fpn only, 0 to 5 stages; unset means
+// "as the weights' layout says", and a dump keeps what was set.
+TEST(Config, FrozenBatchNormAndTrainableBackboneLayersAreTheFpnDetectorsOwn) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"),
+            "name: demo\ntasks:\n  - {name: t, arch: fasterrcnn_resnet50_fpn, kind: detection, "
+            "num_classes: 2, image_size: 128, frozen_batchnorm: true, "
+            "trainable_backbone_layers: 2}\n  - {name: u, arch: fasterrcnn_resnet50_fpn, "
+            "kind: detection, num_classes: 2, image_size: 128}\n");
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  EXPECT_EQ(w.tasks[0].frozen_batchnorm, std::optional<bool>(true));
+  EXPECT_EQ(w.tasks[0].trainable_backbone_layers, std::optional<int>(2));
+  EXPECT_FALSE(w.tasks[1].frozen_batchnorm.has_value());
+  EXPECT_FALSE(w.tasks[1].trainable_backbone_layers.has_value());
+  const auto dumped = dumpWorkload(w);
+  EXPECT_NE(dumped.find("frozen_batchnorm: true"), std::string::npos) << dumped;
+  writeText(dir.file("dumped.yaml"), dumped);
+  const auto again = loadWorkload(dir.file("dumped.yaml"));
+  EXPECT_EQ(again.tasks[0].trainable_backbone_layers, std::optional<int>(2));
+  EXPECT_FALSE(again.tasks[1].frozen_batchnorm.has_value());
+
+  const auto msg = loadError(dir,
+                             "name: demo\ntasks:\n  - {name: t, arch: 'fasterrcnn:resnet18', "
+                             "kind: detection, num_classes: 2, frozen_batchnorm: true}\n"
+                             "  - {name: u, arch: fasterrcnn_resnet50_fpn, kind: detection, "
+                             "num_classes: 2, trainable_backbone_layers: 6}\n");
+  EXPECT_NE(msg.find("tasks[0].frozen_batchnorm: is set, but only arch fasterrcnn_resnet50_fpn"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("tasks[1].trainable_backbone_layers: got 6; expected 0 to 5"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Config, MalformedYamlNamesLineAndColumn) {

@@ -17,6 +17,14 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               num_batches_tracked), built without downloading them ->
                               DIR/py_weights.pt
 
+  frozen_step NUM_CLASSES DIR  that layout fine-tuned as torchvision does (conv1 and layer1
+                              frozen too): DIR/py_weights.pt, and DIR/py_io.pt with two images,
+                              their targets, the four train-mode losses and the gradient of
+                              every parameter that takes one ("grad." + name)
+
+  frozen_check NUM_CLASSES DIR DIR/cpp_weights.pt loads strictly into that layout and into
+                              fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
+
   score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA
                               a detector exported by gemel (MODEL, a state_dict for
                               NUM_CLASSES with the background) in torchvision's model with that
@@ -130,23 +138,71 @@ def check(arch, num_classes, out_dir):
     print(f"{len(mine)} tensors load strictly and match")
 
 
-def frozen(num_classes, out_dir):
+def coco_layout(num_classes, **transform):
+    """fasterrcnn_resnet50_fpn as torchvision builds it for its COCO-pretrained weights:
+    FrozenBatchNorm2d in the body (statistics drawn away from the defaults, so that a copy
+    shows) and trainable_backbone_layers=3 (conv1 and layer1 take no gradient)."""
     from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
     from torchvision.ops.misc import FrozenBatchNorm2d
 
     torch.manual_seed(0)
     body = torchvision.models.resnet50(norm_layer=FrozenBatchNorm2d)
-    with torch.no_grad():  # statistics that are not the defaults, so that a copy shows
+    with torch.no_grad():
         for m in body.modules():
             if isinstance(m, FrozenBatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    model = FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=num_classes)
-    state = model.state_dict()
+    return FasterRCNN(_resnet_fpn_extractor(body, 3), num_classes=num_classes, **transform)
+
+
+def frozen(num_classes, out_dir):
+    state = coco_layout(num_classes).state_dict()
     if any(k.endswith("num_batches_tracked") for k in state):
         sys.exit("expected a state_dict without num_batches_tracked")
     torch.save(state, f"{out_dir}/py_weights.pt")
     print(f"{len(state)} tensors")
+
+
+def frozen_step(num_classes, out_dir):
+    """One fine-tuning step of the COCO layout: its state_dict, two images and their targets,
+    the four train-mode losses after torch.manual_seed(SEED), and the gradient of every
+    parameter that takes one ("grad." + name)."""
+    model = coco_layout(num_classes, min_size=128, max_size=213)  # gemel's image_size 128
+    g = torch.Generator().manual_seed(2)
+    images = [torch.rand(3, 100, 120, generator=g) for _ in range(2)]
+    targets = [
+        {"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [50.0, 20.0, 110.0, 95.0]]),
+         "labels": torch.tensor([1, num_classes - 1])},
+        {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
+    ]
+    spread_scores(model, images)
+    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
+    io = {"seed": torch.tensor(SEED)}
+    for i, (image, target) in enumerate(zip(images, targets)):
+        io[f"image{i}"] = image
+        io[f"boxes{i}"] = target["boxes"]
+        io[f"labels{i}"] = target["labels"]
+    model.train()
+    torch.manual_seed(SEED)
+    losses = model(images, targets)
+    for name, value in losses.items():
+        io[name] = value.detach()
+    sum(losses.values()).backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            io["grad." + name] = p.grad.detach().clone()
+    torch.save(io, f"{out_dir}/py_io.pt")
+
+
+def frozen_check(num_classes, out_dir):
+    """DIR/cpp_weights.pt loads strictly into the COCO layout and into
+    fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)."""
+    mine = torch.load(f"{out_dir}/cpp_weights.pt")
+    coco_layout(num_classes).load_state_dict(mine, strict=True)
+    torchvision.models.detection.fasterrcnn_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=num_classes).load_state_dict(mine,
+                                                                                     strict=True)
+    print(f"{len(mine)} tensors load strictly into both layouts")
 
 
 def score(arch, num_classes, min_size, max_size, model_path, data_path):
@@ -177,8 +233,9 @@ if __name__ == "__main__":
         score(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
               sys.argv[7])
         sys.exit(0)
-    if len(sys.argv) == 4 and sys.argv[1] == "frozen":
-        frozen(int(sys.argv[2]), sys.argv[3])
+    commands = {"frozen": frozen, "frozen_step": frozen_step, "frozen_check": frozen_check}
+    if len(sys.argv) == 4 and sys.argv[1] in commands:
+        commands[sys.argv[1]](int(sys.argv[2]), sys.argv[3])
         sys.exit(0)
     if len(sys.argv) != 5 or sys.argv[1] not in ("make", "check"):
         print(__doc__, file=sys.stderr)

@@ -42,6 +42,12 @@ struct TaskConfig {
   // resolved for the device at training time (train/precision.h).
   std::string precision = "auto";
   std::string channels_last = "auto";
+  // fasterrcnn_resnet50_fpn fine-tuning as torchvision does it from pretrained weights
+  // (models::freezeSpec): the body's BatchNorm as FrozenBatchNorm2d (unset: when the weights
+  // file has FrozenBatchNorm2d's layout, no num_batches_tracked), and how many of the body's
+  // stages train, from layer4 down (unset: 3 with frozen BatchNorm, else all 5).
+  std::optional<bool> frozen_batchnorm;
+  std::optional<int> trainable_backbone_layers;
 };
 
 struct SearchConfig {

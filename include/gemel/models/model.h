@@ -73,6 +73,13 @@ class Model {
   virtual void setParameter(const std::string& name, const torch::Tensor& tensor) = 0;
   // Conv and Linear layers in definition order.
   virtual std::vector<LayerInfo> layers() const = 0;
+  // Fine-tuning as torchvision does it from pretrained weights: parameters whose names start
+  // with one of `prefixes` take no gradient, and, when `batchnorm_prefix` is not empty, the
+  // BatchNorm layers under it act as torchvision's FrozenBatchNorm2d (their running statistics
+  // in training too, never updated; no gradient for their weight and bias). A layer frozen
+  // this way is not offered for sharing (layers() leaves it out). Zoo models only.
+  virtual void freeze(const std::vector<std::string>& prefixes,
+                      const std::string& batchnorm_prefix);
   // The parameter-name prefix of the classifier head ("fc."), empty when unknown.
   virtual std::string headPrefix() const = 0;
   // Whether its training forward draws random numbers (dropout), from the device's generator.

@@ -45,7 +45,23 @@ std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes,
                                        const std::vector<double>& mean = {0.485, 0.456, 0.406},
                                        const std::vector<double>& std = {0.229, 0.224, 0.225});
 
-// The task's model with its weights loaded (when it has weights).
+// What a task freezes while it trains (Model::freeze), as torchvision's
+// fasterrcnn_resnet50_fpn fine-tunes from pretrained weights: with frozen BatchNorm
+// (task.frozen_batchnorm, else whether the weights have FrozenBatchNorm2d's layout: the body's
+// BatchNorm statistics without num_batches_tracked) the body's BatchNorm is frozen; of the
+// body's stages layer4, layer3, layer2, layer1, conv1, the first trainable_backbone_layers
+// train (default 3 with frozen BatchNorm, else 5; bn1's affine trains with all 5) and the
+// others' parameters take no gradient. Other archs freeze nothing.
+struct FreezeSpec {
+  bool frozen_batchnorm = false;
+  int trainable_backbone_layers = 5;
+  std::vector<std::string> prefixes;  // frozen parameters
+  std::string batchnorm_prefix;       // frozen BatchNorm layers ("" when none)
+  bool any() const { return frozen_batchnorm || !prefixes.empty(); }
+};
+FreezeSpec freezeSpec(const config::TaskConfig& task, const StateDict& weights = {});
+
+// The task's model with its weights loaded (when it has weights), frozen as freezeSpec says.
 std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task);
 
 }  // namespace gemel::models

@@ -181,11 +181,15 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     const auto result = trainWithBackoff(rt, o, task.kind == config::TaskKind::kClassification);
     const double held_out = result.scores[0];
     const double acc = rt.score();  // on the val split, with the weights chosen
-    // A detector fine-tuned with frozen BatchNorm because of its weights' layout keeps it: the
-    // trained weights gemel writes have the counters, so the workload says so itself.
-    if (task.arch == "fasterrcnn_resnet50_fpn" && !task.frozen_batchnorm && !task.weights.empty() &&
-        models::freezeSpec(task, models::readStateDict(task.weights)).frozen_batchnorm)
+    // A detector fine-tuned with frozen BatchNorm because of where it started (weights_backbone,
+    // or weights in FrozenBatchNorm2d's layout) keeps it: the trained weights gemel writes have
+    // the counters, so the workload says so itself.
+    if (task.arch == "fasterrcnn_resnet50_fpn" && !task.frozen_batchnorm &&
+        models::freezeSpec(
+            task, task.weights.empty() ? models::StateDict() : models::readStateDict(task.weights))
+            .frozen_batchnorm)
       task.frozen_batchnorm = true;
+    task.weights_backbone.clear();  // the trained weights hold the backbone now
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
     // Made only once there is something to put in it (checked writable above).
     if (i == 0) fs::create_directories(out);

@@ -55,6 +55,8 @@ std::string dumpWorkload(const Workload& w) {
     out << YAML::Key << "kind" << YAML::Value << toString(t.kind);
     if (t.num_classes > 0) out << YAML::Key << "num_classes" << YAML::Value << t.num_classes;
     if (!t.weights.empty()) out << YAML::Key << "weights" << YAML::Value << t.weights;
+    if (!t.weights_backbone.empty())
+      out << YAML::Key << "weights_backbone" << YAML::Value << t.weights_backbone;
     if (t.skip_head) out << YAML::Key << "skip_head" << YAML::Value << true;
     out << YAML::Key << "dataset" << YAML::Value << t.dataset;
     if (t.unmerged_acc) out << YAML::Key << "unmerged_acc" << YAML::Value << *t.unmerged_acc;

@@ -208,9 +208,9 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   }
   r.record(path, node);
   r.checkKeys(node, path,
-              {"name", "arch", "kind", "num_classes", "weights", "skip_head", "dataset",
-               "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms",
-               "metric", "frozen_batchnorm", "trainable_backbone_layers"});
+              {"name", "arch", "kind", "num_classes", "weights", "weights_backbone", "skip_head",
+               "dataset", "unmerged_acc", "accuracy_target", "batch_size", "image_size",
+               "transforms", "metric", "frozen_batchnorm", "trainable_backbone_layers"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   std::string kind = "classification";
@@ -229,6 +229,9 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   std::string weights;
   if (r.read(node, path, "weights", weights) && !weights.empty())
     t.weights = resolvePath(base, weights);
+  std::string backbone;
+  if (r.read(node, path, "weights_backbone", backbone) && !backbone.empty())
+    t.weights_backbone = resolvePath(base, backbone);
   r.read(node, path, "skip_head", t.skip_head);
   std::string dataset;
   if (r.read(node, path, "dataset", dataset) && !dataset.empty()) {

@@ -139,6 +139,20 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
       c.add(path + ".weights", "'" + t.weights + "' is a directory; expected a .pt file");
     }
   }
+  if (!t.weights_backbone.empty()) {
+    if (!models::isFasterRcnnArch(t.arch)) {
+      c.add(path + ".weights_backbone",
+            "is set, but arch '" + t.arch +
+                "' is not a Faster R-CNN; only a detector starts its backbone from a classifier");
+    } else if (!t.weights.empty()) {
+      c.add(path + ".weights_backbone",
+            "is set together with weights, which already hold the whole detector; remove one");
+    } else if (!fs::exists(t.weights_backbone) || fs::is_directory(t.weights_backbone)) {
+      c.add(path + ".weights_backbone",
+            "file '" + t.weights_backbone +
+                "' does not exist or is a directory; expected a classifier's state_dict (.pt)");
+    }
+  }
   if (t.skip_head && t.weights.empty()) {
     c.add(path + ".skip_head",
           "is true but the task has no weights; remove skip_head or add weights");

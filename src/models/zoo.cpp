@@ -1,5 +1,7 @@
 #include "gemel/models/zoo.h"
 
+#include <map>
+
 #include "gemel/config/workload.h"
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
@@ -47,6 +49,69 @@ std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes,
   return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std));
 }
 
+namespace {
+
+// The classifier's name of a detector body tensor ("" when the tensor is not the body's).
+std::string classifierName(const std::string& arch, const std::string& name) {
+  auto after = [&](const std::string& prefix) {
+    return name.compare(0, prefix.size(), prefix) == 0 ? name.substr(prefix.size()) : "";
+  };
+  if (arch == "fasterrcnn_resnet50_fpn") return after("backbone.body.");
+  const auto rest = after("backbone.");
+  const auto dot = rest.find('.');
+  if (rest.empty() || dot == std::string::npos) return "";
+  const auto index = rest.substr(0, dot), leaf = rest.substr(dot);
+  if (arch.find("resnet") == std::string::npos) return "features." + index + leaf;
+  static const std::map<std::string, std::string> children{{"0", "conv1"},  {"1", "bn1"},
+                                                           {"4", "layer1"}, {"5", "layer2"},
+                                                           {"6", "layer3"}, {"7", "layer4"}};
+  const auto it = children.find(index);
+  return it == children.end() ? "" : it->second + leaf;
+}
+
+}  // namespace
+
+void loadBackboneWeights(Model& detector, const StateDict& classifier, const std::string& source) {
+  const std::map<std::string, torch::Tensor> given(classifier.begin(), classifier.end());
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;
+  std::vector<std::string> problems;
+  for (const auto& [name, dest] : detector.stateDict()) {
+    const auto from = classifierName(detector.arch(), name);
+    if (from.empty()) continue;
+    const auto it = given.find(from);
+    if (it == given.end()) {
+      // torchvision's FrozenBatchNorm2d keeps no counter; the model's stays as it is.
+      const std::string counter = "num_batches_tracked";
+      const bool frozen_counter =
+          from.size() > counter.size() &&
+          from.compare(from.size() - counter.size(), counter.size(), counter) == 0 &&
+          given.count(from.substr(0, from.size() - counter.size()) + "running_mean");
+      if (!frozen_counter) problems.push_back(from + " (for " + name + ") is missing");
+      continue;
+    }
+    if (it->second.sizes() != dest.sizes()) {
+      problems.push_back(format("{} (for {}) is {}, the detector's {}", from, name,
+                                it->second.sizes(), dest.sizes()));
+      continue;
+    }
+    copies.emplace_back(dest, it->second);
+  }
+  if (!problems.empty()) {
+    std::string list;
+    for (std::size_t k = 0; k < problems.size() && k < 4; ++k) list += "\n  " + problems[k];
+    if (problems.size() > 4) list += format("\n  ... {} more", problems.size() - 4);
+    throw InputError(format(
+        "{}: not the state_dict of the classifier that arch '{}' is built on ({} body tensors "
+        "do not fit; expected torchvision's {} names and shapes):{}",
+        source, detector.arch(), problems.size(),
+        detector.arch() == "fasterrcnn_resnet50_fpn" ? std::string("resnet50")
+                                                     : detector.arch().substr(11),
+        list));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [dest, src] : copies) dest.copy_(src);
+}
+
 FreezeSpec freezeSpec(const config::TaskConfig& task, const StateDict& weights) {
   FreezeSpec spec;
   if (task.arch != "fasterrcnn_resnet50_fpn") return spec;
@@ -59,7 +124,7 @@ FreezeSpec freezeSpec(const config::TaskConfig& task, const StateDict& weights) 
       stats = stats || name == body + "bn1.running_mean";
       counter = counter || name == body + "bn1.num_batches_tracked";
     }
-    spec.frozen_batchnorm = stats && !counter;
+    spec.frozen_batchnorm = !task.weights_backbone.empty() || (stats && !counter);
   }
   spec.trainable_backbone_layers =
       task.trainable_backbone_layers.value_or(spec.frozen_batchnorm ? 3 : 5);
@@ -102,6 +167,13 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
                                      "classes: its predictor has num_classes + 1 outputs, the "
                                      "background included)"
                                    : ""));
+    }
+  }
+  if (!task.weights_backbone.empty()) {
+    try {
+      loadBackboneWeights(*model, readStateDict(task.weights_backbone), task.weights_backbone);
+    } catch (const InputError& e) {
+      throw InputError(format("task '{}' (key weights_backbone): {}", task.name, e.what()));
     }
   }
   const auto spec = freezeSpec(task);

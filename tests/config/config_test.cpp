@@ -232,6 +232,36 @@ TEST(Config, FrozenBatchNormAndTrainableBackboneLayersAreTheFpnDetectorsOwn) {
       << msg;
 }
 
+// weights_backbone: a Faster R-CNN's, resolved from the workload's directory, not with
+// weights (which hold the whole detector), and kept by a dump.
+TEST(Config, WeightsBackboneIsForADetectorWithoutWeights) {
+  TempDir dir;
+  writeText(dir.file("r50.pt"), "x");
+  writeText(dir.file("w.yaml"),
+            "name: demo\ntasks:\n  - {name: t, arch: fasterrcnn_resnet50_fpn, kind: detection, "
+            "num_classes: 2, image_size: 128, weights_backbone: r50.pt}\n");
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  EXPECT_EQ(w.tasks[0].weights_backbone, dir.file("r50.pt"));
+  EXPECT_NE(dumpWorkload(w).find("weights_backbone: " + dir.file("r50.pt")), std::string::npos);
+  const auto msg =
+      loadError(dir,
+                "name: demo\ntasks:\n  - {name: t, arch: resnet50, num_classes: 2, "
+                "weights_backbone: r50.pt}\n  - {name: u, arch: 'fasterrcnn:resnet18', "
+                "kind: detection, num_classes: 2, weights: r50.pt, "
+                "weights_backbone: r50.pt}\n  - {name: v, arch: 'fasterrcnn:vgg16', "
+                "kind: detection, num_classes: 2, weights_backbone: nothere.pt}\n");
+  EXPECT_NE(
+      msg.find("tasks[0].weights_backbone: is set, but arch 'resnet50' is not a Faster R-CNN"),
+      std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("tasks[1].weights_backbone: is set together with weights"), std::string::npos)
+      << msg;
+  EXPECT_NE(
+      msg.find("tasks[2].weights_backbone: file '" + dir.file("nothere.pt") + "' does not exist"),
+      std::string::npos)
+      << msg;
+}
+
 TEST(Config, MalformedYamlNamesLineAndColumn) {
   TempDir dir;
   const auto msg = loadError(dir, "name: demo\ntasks: [\n  - name: x\n");

@@ -312,6 +312,73 @@ TEST(Rcnn, FineTuningTheCocoLayoutFreezesWhatTorchvisionFreezes) {
   EXPECT_EQ(open->layers().size(), layers.size() + 1 + 10);  // conv1, layer1's 10 convs
 }
 
+// weights_backbone, as torchvision's: a torchvision classifier's state_dict starts the
+// detector's body, tensor for tensor (conv1 -> backbone.body.conv1 in the FPN build, -> backbone.0
+// in the original Gemel's; features.N -> backbone.N), the rest keeps its init, and the FPN build
+// then fine-tunes as from pretrained weights (frozen BatchNorm, three stages). A classifier of
+// another backbone is one error naming the file, the key and the tensors.
+TEST(Rcnn, WeightsBackboneStartsTheBodyFromAClassifierAsTorchvisionDoes) {
+  TempDir dir;
+  for (const char* name : {"resnet50", "resnet18", "vgg16"}) {
+    const auto made =
+        run(referenceScript(std::string("classifier ") + name + " " + shellQuote(dir.path())));
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+  }
+  struct Case {
+    std::string arch, classifier, detector_name, classifier_name;
+  };
+  const std::vector<Case> cases{
+      {"fasterrcnn_resnet50_fpn", "resnet50", "backbone.body.layer3.1.conv2.weight",
+       "layer3.1.conv2.weight"},
+      {"fasterrcnn_resnet50_fpn", "resnet50", "backbone.body.bn1.running_var", "bn1.running_var"},
+      {"fasterrcnn:resnet18", "resnet18", "backbone.0.weight", "conv1.weight"},
+      {"fasterrcnn:resnet18", "resnet18", "backbone.1.running_mean", "bn1.running_mean"},
+      {"fasterrcnn:resnet18", "resnet18", "backbone.7.1.conv2.weight", "layer4.1.conv2.weight"},
+      {"fasterrcnn:vgg16", "vgg16", "backbone.28.weight", "features.28.weight"}};
+  for (const auto& c : cases) {
+    config::TaskConfig task;
+    task.name = "cam";
+    task.arch = c.arch;
+    task.kind = config::TaskKind::kDetection;
+    task.num_classes = 2;
+    task.image_size = 64;
+    task.weights_backbone = dir.file(c.classifier + ".pt");
+    const auto model = buildTaskModel(task);
+    const auto mine = asMap(model->stateDict());
+    const auto theirs = asMap(readStateDict(task.weights_backbone));
+    EXPECT_TRUE(torch::equal(mine.at(c.detector_name), theirs.at(c.classifier_name)))
+        << c.arch << ": " << c.detector_name;
+    // Outside the body, the detector's own init (an untrained RPN head is N(0, 0.01)).
+    EXPECT_LT(mine.at("rpn.head.cls_logits.weight").std().item<double>(), 0.02) << c.arch;
+    // The FPN build fine-tunes as from pretrained weights; the plain builds train everything.
+    const bool fpn = c.arch == "fasterrcnn_resnet50_fpn";
+    int frozen = 0;
+    for (const auto& [name, p] : model->namedParameters()) frozen += !p.requires_grad();
+    EXPECT_EQ(frozen > 0, fpn) << c.arch << ": " << frozen << " frozen parameters";
+  }
+  config::TaskConfig task;
+  task.name = "cam";
+  task.arch = "fasterrcnn_resnet50_fpn";
+  task.kind = config::TaskKind::kDetection;
+  task.num_classes = 2;
+  task.weights_backbone = dir.file("resnet18.pt");
+  try {
+    buildTaskModel(task);
+    ADD_FAILURE() << "a ResNet-18 classifier started a ResNet-50 detector";
+  } catch (const InputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("task 'cam' (key weights_backbone): " + task.weights_backbone),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("expected torchvision's resnet50 names and shapes"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("layer1.0.conv1.weight (for backbone.body.layer1.0.conv1.weight) is "
+                       "[64, 64, 3, 3], the detector's [64, 64, 1, 1]"),
+              std::string::npos)
+        << msg;
+  }
+}
+
 TEST(Rcnn, UnknownArchsAndBadInputsAreRefused) {
   EXPECT_THROW(FasterRcnn("fasterrcnn:resnet34", 3), ConfigError);
   EXPECT_THROW(FasterRcnn("fasterrcnn_resnet50_fpn", 1), ConfigError);

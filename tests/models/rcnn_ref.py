@@ -32,6 +32,10 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               indices and boxes): torchvision's detections, pycocotools' mAP@0.5
                               and mAP@[.5:.95], printed as JSON
 
+  classifier NAME DIR          torchvision's NAME classifier (resnet50, resnet18, vgg16,
+                              mobilenet_v2), its BatchNorm statistics redrawn -> DIR/NAME.pt
+                              (what weights_backbone takes)
+
 ARCH is fasterrcnn_resnet50_fpn (torchvision's builder, no pretrained weights) or
 fasterrcnn:<backbone> (the original Gemel's build over a plain backbone: resnet18, resnet50,
 resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep the CPU time
@@ -205,6 +209,19 @@ def frozen_check(num_classes, out_dir):
     print(f"{len(mine)} tensors load strictly into both layouts")
 
 
+def classifier(name, out_dir):
+    """torchvision's NAME classifier (resnet50, resnet18, vgg16, mobilenet_v2) as weights_backbone
+    would take it -> DIR/NAME.pt, BatchNorm statistics drawn away from the defaults."""
+    torch.manual_seed(3)
+    model = torchvision.models.__dict__[name]()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    torch.save(model.state_dict(), f"{out_dir}/{name}.pt")
+
+
 def score(arch, num_classes, min_size, max_size, model_path, data_path):
     from coco_ref import coco_eval, detections_of, ground_truth
 
@@ -232,6 +249,9 @@ if __name__ == "__main__":
     if len(sys.argv) == 8 and sys.argv[1] == "score":
         score(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
               sys.argv[7])
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "classifier":
+        classifier(sys.argv[2], sys.argv[3])
         sys.exit(0)
     commands = {"frozen": frozen, "frozen_step": frozen_step, "frozen_check": frozen_check}
     if len(sys.argv) == 4 and sys.argv[1] in commands:

@@ -26,7 +26,10 @@ struct TaskConfig {
   std::string arch;
   TaskKind kind = TaskKind::kClassification;
   int num_classes = 0;
-  std::string weights;     // absolute path, or empty: train from scratch
+  std::string weights;  // absolute path, or empty: train from scratch
+  // A Faster R-CNN's backbone from a classifier's state_dict (absolute path, or empty), as
+  // torchvision's weights_backbone: the body starts from it, the rest from the default init.
+  std::string weights_backbone;
   bool skip_head = false;  // load weights without the final classifier layer
   std::string dataset;     // absolute path of the task's HDF5 dataset
   bool dataset_explicit = false;
@@ -43,8 +46,9 @@ struct TaskConfig {
   std::string precision = "auto";
   std::string channels_last = "auto";
   // fasterrcnn_resnet50_fpn fine-tuning as torchvision does it from pretrained weights
-  // (models::freezeSpec): the body's BatchNorm as FrozenBatchNorm2d (unset: when the weights
-  // file has FrozenBatchNorm2d's layout, no num_batches_tracked), and how many of the body's
+  // (models::freezeSpec): the body's BatchNorm as FrozenBatchNorm2d (unset: with
+  // weights_backbone, or when the weights file has FrozenBatchNorm2d's layout, no
+  // num_batches_tracked), and how many of the body's
   // stages train, from layer4 down (unset: 3 with frozen BatchNorm, else all 5).
   std::optional<bool> frozen_batchnorm;
   std::optional<int> trainable_backbone_layers;

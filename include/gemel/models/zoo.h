@@ -45,10 +45,20 @@ std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes,
                                        const std::vector<double>& mean = {0.485, 0.456, 0.406},
                                        const std::vector<double>& std = {0.229, 0.224, 0.225});
 
+// torchvision's weights_backbone: a classifier's state_dict (torchvision's names: resnet50's
+// for fasterrcnn_resnet50_fpn, the named backbone's for fasterrcnn:<backbone>) copied into the
+// detector's body: conv1, bn1, layer1..4 -> backbone.body.* (FPN) or backbone.0, 1, 4..7
+// (the original Gemel's nn.Sequential of the ResNet's children); features.N -> backbone.N
+// (VGG, MobileNetV2). The head (fc, classifier) is not used. A file that lacks a body tensor or
+// has it in another shape is an InputError naming `source` and the tensors, and nothing is
+// copied.
+void loadBackboneWeights(Model& detector, const StateDict& classifier, const std::string& source);
+
 // What a task freezes while it trains (Model::freeze), as torchvision's
 // fasterrcnn_resnet50_fpn fine-tunes from pretrained weights: with frozen BatchNorm
-// (task.frozen_batchnorm, else whether the weights have FrozenBatchNorm2d's layout: the body's
-// BatchNorm statistics without num_batches_tracked) the body's BatchNorm is frozen; of the
+// (task.frozen_batchnorm, else whether it starts from weights_backbone or from weights in
+// FrozenBatchNorm2d's layout: the body's BatchNorm statistics without num_batches_tracked) the
+// body's BatchNorm is frozen; of the
 // body's stages layer4, layer3, layer2, layer1, conv1, the first trainable_backbone_layers
 // train (default 3 with frozen BatchNorm, else 5; bn1's affine trains with all 5) and the
 // others' parameters take no gradient. Other archs freeze nothing.

@@ -43,6 +43,17 @@ std::string reference(const std::string& command, const std::string& arch, const
   return referenceScript(command + " " + shellQuote(arch) + " 3 " + shellQuote(dir.path()));
 }
 
+// A detection task of two object classes.
+config::TaskConfig detectorTask(const std::string& name, const std::string& arch, int image_size) {
+  config::TaskConfig task;
+  task.name = name;
+  task.arch = arch;
+  task.kind = config::TaskKind::kDetection;
+  task.num_classes = 2;
+  task.image_size = image_size;
+  return task;
+}
+
 class RcnnParity : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
@@ -203,12 +214,7 @@ TEST(Rcnn, ATaskCountsItsObjectClassesAndTheModelAddsTheBackground) {
   for (const auto& [name, t] : two->stateDict()) state.emplace(name, t);
   EXPECT_EQ(state.at("roi_heads.box_predictor.cls_score.weight").size(0), 3);
   two->saveWeightsFile(dir.file("two.pt"));
-  config::TaskConfig task;
-  task.name = "bags";
-  task.arch = "fasterrcnn:resnet18";
-  task.kind = config::TaskKind::kDetection;
-  task.num_classes = 2;
-  task.image_size = 64;
+  auto task = detectorTask("bags", "fasterrcnn:resnet18", 64);
   task.weights = dir.file("two.pt");
   EXPECT_NO_THROW(buildTaskModel(task));
   task.num_classes = 3;
@@ -238,12 +244,7 @@ TEST(Rcnn, FineTuningTheCocoLayoutFreezesWhatTorchvisionFreezes) {
   const auto made = run(referenceScript("frozen_step 3 " + shellQuote(dir.path())));
   ASSERT_EQ(made.exit_code, 0) << made.output;
   const auto io = asMap(readStateDict(dir.file("py_io.pt")));
-  config::TaskConfig task;
-  task.name = "coco";
-  task.arch = "fasterrcnn_resnet50_fpn";
-  task.kind = config::TaskKind::kDetection;
-  task.num_classes = 2;
-  task.image_size = 128;  // rcnn_ref.py's min_size 128, max_size 213
+  auto task = detectorTask("coco", "fasterrcnn_resnet50_fpn", 128);  // rcnn_ref.py's 128, 213
   task.weights = dir.file("py_weights.pt");
   const auto spec = freezeSpec(task, readStateDict(task.weights));
   EXPECT_TRUE(spec.frozen_batchnorm);
@@ -336,12 +337,7 @@ TEST(Rcnn, WeightsBackboneStartsTheBodyFromAClassifierAsTorchvisionDoes) {
       {"fasterrcnn:resnet18", "resnet18", "backbone.7.1.conv2.weight", "layer4.1.conv2.weight"},
       {"fasterrcnn:vgg16", "vgg16", "backbone.28.weight", "features.28.weight"}};
   for (const auto& c : cases) {
-    config::TaskConfig task;
-    task.name = "cam";
-    task.arch = c.arch;
-    task.kind = config::TaskKind::kDetection;
-    task.num_classes = 2;
-    task.image_size = 64;
+    auto task = detectorTask("cam", c.arch, 64);
     task.weights_backbone = dir.file(c.classifier + ".pt");
     const auto model = buildTaskModel(task);
     const auto mine = asMap(model->stateDict());
@@ -356,11 +352,7 @@ TEST(Rcnn, WeightsBackboneStartsTheBodyFromAClassifierAsTorchvisionDoes) {
     for (const auto& [name, p] : model->namedParameters()) frozen += !p.requires_grad();
     EXPECT_EQ(frozen > 0, fpn) << c.arch << ": " << frozen << " frozen parameters";
   }
-  config::TaskConfig task;
-  task.name = "cam";
-  task.arch = "fasterrcnn_resnet50_fpn";
-  task.kind = config::TaskKind::kDetection;
-  task.num_classes = 2;
+  auto task = detectorTask("cam", "fasterrcnn_resnet50_fpn", 224);
   task.weights_backbone = dir.file("resnet18.pt");
   try {
     buildTaskModel(task);

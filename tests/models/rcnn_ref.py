@@ -98,22 +98,39 @@ def spread_scores(model, images):
             layer.bias.normal_(0, 0.5)
 
 
-def make(arch, num_classes, out_dir):
-    model = build(arch, num_classes)
-    g = torch.Generator().manual_seed(1)
-    images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
+def scene(num_classes, images, model, out_dir):
+    """The two images' targets; the score layers spread over these images; the model's state_dict
+    -> DIR/py_weights.pt. Returns the targets and the io dict holding images and targets."""
     targets = [
         {"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [50.0, 20.0, 110.0, 95.0]]),
          "labels": torch.tensor([1, num_classes - 1])},
         {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
     ]
     spread_scores(model, images)
-    io = {}
+    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
+    io = {"seed": torch.tensor(SEED)}
     for i, (image, target) in enumerate(zip(images, targets)):
         io[f"image{i}"] = image
         io[f"boxes{i}"] = target["boxes"]
         io[f"labels{i}"] = target["labels"]
-    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
+    return targets, io
+
+
+def train_losses(model, images, targets, io):
+    """The four train-mode losses after torch.manual_seed(SEED), also into io."""
+    model.train()
+    torch.manual_seed(SEED)
+    losses = model(images, targets)
+    for name, value in losses.items():
+        io[name] = value.detach()
+    return losses
+
+
+def make(arch, num_classes, out_dir):
+    model = build(arch, num_classes)
+    g = torch.Generator().manual_seed(1)
+    images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
+    targets, io = scene(num_classes, images, model, out_dir)
     model.eval()
     with torch.no_grad():
         detections = model(images)
@@ -121,12 +138,7 @@ def make(arch, num_classes, out_dir):
         io[f"det_boxes{i}"] = d["boxes"]
         io[f"det_scores{i}"] = d["scores"]
         io[f"det_labels{i}"] = d["labels"]
-    model.train()
-    torch.manual_seed(SEED)
-    losses = model(images, targets)
-    for name, value in losses.items():
-        io[name] = value.detach()
-    io["seed"] = torch.tensor(SEED)
+    train_losses(model, images, targets, io)
     torch.save(io, f"{out_dir}/py_io.pt")
 
 
@@ -174,23 +186,8 @@ def frozen_step(num_classes, out_dir):
     model = coco_layout(num_classes, min_size=128, max_size=213)  # gemel's image_size 128
     g = torch.Generator().manual_seed(2)
     images = [torch.rand(3, 100, 120, generator=g) for _ in range(2)]
-    targets = [
-        {"boxes": torch.tensor([[10.0, 12.0, 60.0, 70.0], [50.0, 20.0, 110.0, 95.0]]),
-         "labels": torch.tensor([1, num_classes - 1])},
-        {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
-    ]
-    spread_scores(model, images)
-    torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
-    io = {"seed": torch.tensor(SEED)}
-    for i, (image, target) in enumerate(zip(images, targets)):
-        io[f"image{i}"] = image
-        io[f"boxes{i}"] = target["boxes"]
-        io[f"labels{i}"] = target["labels"]
-    model.train()
-    torch.manual_seed(SEED)
-    losses = model(images, targets)
-    for name, value in losses.items():
-        io[name] = value.detach()
+    targets, io = scene(num_classes, images, model, out_dir)
+    losses = train_losses(model, images, targets, io)
     sum(losses.values()).backward()
     for name, p in model.named_parameters():
         if p.requires_grad:

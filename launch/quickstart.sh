@@ -27,7 +27,9 @@ echo "== 2. what the models could share"
 "$gemel" inspect --config "$demo/demo.yaml" --top 6
 echo
 echo "== 3. train each task's unmerged model"
-"$gemel" train --config "$demo/demo.yaml" --out "$demo/trained" --epochs "${GEMEL_DEMO_EPOCHS:-3}"
+# (--lr: training from scratch takes a larger step than the merge's fine-tuning, search.lr)
+"$gemel" train --config "$demo/demo.yaml" --out "$demo/trained" --epochs "${GEMEL_DEMO_EPOCHS:-3}" \
+  --lr 0.02
 echo
 echo "== 4. merge (greedy search, joint retraining)"
 "$gemel" merge --config "$demo/trained/demo_cameras.trained.yaml" --out "$demo/merged"

@@ -95,7 +95,7 @@ StateDict Model::stateDictCopy() const {
   return out;
 }
 
-namespace {
+namespace {}  // namespace
 
 // A BatchNorm's num_batches_tracked that the file lacks while it has the layer's running
 // statistics: torchvision's FrozenBatchNorm2d (its COCO-pretrained detectors) keeps no counter.
@@ -108,8 +108,6 @@ bool frozenBatchNormCounter(const std::string& name,
     return false;
   return given.count(name.substr(0, name.size() - leaf.size()) + "running_mean") > 0;
 }
-
-}  // namespace
 
 void Model::loadStateDict(const StateDict& state, const LoadStateOptions& options) {
   const auto source = options.source.empty() ? std::string("state_dict") : options.source;

@@ -1,5 +1,6 @@
 #pragma once
 // The two Model implementations, internal to the models module.
+#include <map>
 #include <set>
 
 #include <torch/script.h>
@@ -9,6 +10,11 @@
 #include "nets.h"
 
 namespace gemel::models {
+
+// Whether `name`, missing from `given`, is a BatchNorm counter that torchvision's
+// FrozenBatchNorm2d does not keep (the layer's running_mean is there).
+bool frozenBatchNormCounter(const std::string& name,
+                            const std::map<std::string, torch::Tensor>& given);
 
 LayerInfo makeLayerInfo(const std::string& module, LayerKind kind, const torch::Tensor& weight,
                         const torch::Tensor& bias, const std::string& hyper);

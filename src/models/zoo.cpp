@@ -80,13 +80,8 @@ void loadBackboneWeights(Model& detector, const StateDict& classifier, const std
     if (from.empty()) continue;
     const auto it = given.find(from);
     if (it == given.end()) {
-      // torchvision's FrozenBatchNorm2d keeps no counter; the model's stays as it is.
-      const std::string counter = "num_batches_tracked";
-      const bool frozen_counter =
-          from.size() > counter.size() &&
-          from.compare(from.size() - counter.size(), counter.size(), counter) == 0 &&
-          given.count(from.substr(0, from.size() - counter.size()) + "running_mean");
-      if (!frozen_counter) problems.push_back(from + " (for " + name + ") is missing");
+      if (!frozenBatchNormCounter(from, given))  // the model's counter stays as it is
+        problems.push_back(from + " (for " + name + ") is missing");
       continue;
     }
     if (it->second.sizes() != dest.sizes()) {

@@ -128,6 +128,19 @@ train::TrialResult trainWithBackoff(train::TaskRuntime& rt, train::TrainOptions 
   }
 }
 
+// Before a trained task's weights replace where it started: a detector fine-tuned with frozen
+// BatchNorm because of its start (weights_backbone, or weights in FrozenBatchNorm2d's layout)
+// keeps it, as the trained weights gemel writes have the counters; and the trained weights hold
+// the backbone now.
+void keepWhereItStarted(config::TaskConfig& task) {
+  if (task.arch == "fasterrcnn_resnet50_fpn" && !task.frozen_batchnorm &&
+      models::freezeSpec(
+          task, task.weights.empty() ? models::StateDict() : models::readStateDict(task.weights))
+          .frozen_batchnorm)
+    task.frozen_batchnorm = true;
+  task.weights_backbone.clear();
+}
+
 int runTrainCmd(const Args& args, const dist::World& world) {
   po::options_description desc("train options");
   addWorkloadOptions(desc);
@@ -181,15 +194,7 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     const auto result = trainWithBackoff(rt, o, task.kind == config::TaskKind::kClassification);
     const double held_out = result.scores[0];
     const double acc = rt.score();  // on the val split, with the weights chosen
-    // A detector fine-tuned with frozen BatchNorm because of where it started (weights_backbone,
-    // or weights in FrozenBatchNorm2d's layout) keeps it: the trained weights gemel writes have
-    // the counters, so the workload says so itself.
-    if (task.arch == "fasterrcnn_resnet50_fpn" && !task.frozen_batchnorm &&
-        models::freezeSpec(
-            task, task.weights.empty() ? models::StateDict() : models::readStateDict(task.weights))
-            .frozen_batchnorm)
-      task.frozen_batchnorm = true;
-    task.weights_backbone.clear();  // the trained weights hold the backbone now
+    keepWhereItStarted(task);
     const auto weights = (fs::path(out) / (task.name + ".pt")).string();
     // Made only once there is something to put in it (checked writable above).
     if (i == 0) fs::create_directories(out);

@@ -87,6 +87,43 @@ void checkArch(Checker& c, const TaskConfig& t, const std::string& path) {
   }
 }
 
+// A Faster R-CNN's start: weights_backbone, and torchvision's fine-tuning switches.
+void checkDetectorStart(Checker& c, const TaskConfig& t, const std::string& path) {
+  if (!t.weights_backbone.empty()) {
+    if (!models::isFasterRcnnArch(t.arch)) {
+      c.add(path + ".weights_backbone",
+            "is set, but arch '" + t.arch +
+                "' is not a Faster R-CNN; only a detector starts its backbone from a classifier");
+    } else if (!t.weights.empty()) {
+      c.add(path + ".weights_backbone",
+            "is set together with weights, which already hold the whole detector; remove one");
+    } else if (!fs::exists(t.weights_backbone) || fs::is_directory(t.weights_backbone)) {
+      c.add(path + ".weights_backbone",
+            "file '" + t.weights_backbone +
+                "' does not exist or is a directory; expected a classifier's state_dict (.pt)");
+    }
+  }
+  // torchvision's fine-tuning switches: its FPN build only (the plain-backbone builds of the
+  // original Gemel train every layer).
+  const bool fpn = t.arch == "fasterrcnn_resnet50_fpn";
+  if (t.frozen_batchnorm && !fpn) {
+    c.add(path + ".frozen_batchnorm",
+          "is set, but only arch fasterrcnn_resnet50_fpn has it (torchvision's FrozenBatchNorm2d "
+          "body); remove the key");
+  }
+  if (t.trainable_backbone_layers) {
+    if (!fpn) {
+      c.add(path + ".trainable_backbone_layers",
+            "is set, but only arch fasterrcnn_resnet50_fpn has it; remove the key");
+    } else if (*t.trainable_backbone_layers < 0 || *t.trainable_backbone_layers > 5) {
+      c.add(path + ".trainable_backbone_layers",
+            "got " + show(*t.trainable_backbone_layers) +
+                "; expected 0 to 5 (how many of conv1, layer1, ..., layer4 train, from layer4 "
+                "down)");
+    }
+  }
+}
+
 void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                const LoadOptions& options) {
   if (t.name.empty()) {
@@ -139,20 +176,6 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
       c.add(path + ".weights", "'" + t.weights + "' is a directory; expected a .pt file");
     }
   }
-  if (!t.weights_backbone.empty()) {
-    if (!models::isFasterRcnnArch(t.arch)) {
-      c.add(path + ".weights_backbone",
-            "is set, but arch '" + t.arch +
-                "' is not a Faster R-CNN; only a detector starts its backbone from a classifier");
-    } else if (!t.weights.empty()) {
-      c.add(path + ".weights_backbone",
-            "is set together with weights, which already hold the whole detector; remove one");
-    } else if (!fs::exists(t.weights_backbone) || fs::is_directory(t.weights_backbone)) {
-      c.add(path + ".weights_backbone",
-            "file '" + t.weights_backbone +
-                "' does not exist or is a directory; expected a classifier's state_dict (.pt)");
-    }
-  }
   if (t.skip_head && t.weights.empty()) {
     c.add(path + ".skip_head",
           "is true but the task has no weights; remove skip_head or add weights");
@@ -171,25 +194,7 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
                                     show(min_size) + " pixels for arch '" + t.arch + "'");
   }
   checkTransforms(c, t.transforms, path);
-  // torchvision's fine-tuning switches: its FPN build only (the plain-backbone builds of the
-  // original Gemel train every layer).
-  const bool fpn = t.arch == "fasterrcnn_resnet50_fpn";
-  if (t.frozen_batchnorm && !fpn) {
-    c.add(path + ".frozen_batchnorm",
-          "is set, but only arch fasterrcnn_resnet50_fpn has it (torchvision's FrozenBatchNorm2d "
-          "body); remove the key");
-  }
-  if (t.trainable_backbone_layers) {
-    if (!fpn) {
-      c.add(path + ".trainable_backbone_layers",
-            "is set, but only arch fasterrcnn_resnet50_fpn has it; remove the key");
-    } else if (*t.trainable_backbone_layers < 0 || *t.trainable_backbone_layers > 5) {
-      c.add(path + ".trainable_backbone_layers",
-            "got " + show(*t.trainable_backbone_layers) +
-                "; expected 0 to 5 (how many of conv1, layer1, ..., layer4 train, from layer4 "
-                "down)");
-    }
-  }
+  checkDetectorStart(c, t, path);
 }
 
 }  // namespace

@@ -278,13 +278,9 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   int backoffs = 0;
   options.collapse_floor.resize(runner_.tasks());
   for (int m = 0; m < runner_.tasks(); ++m) options.collapse_floor[m] = collapseFloor(m);
-  // Whether a collapse now would be retried (the loop below): then the trial ends as soon as
-  // enough of its tasks have collapsed, instead of training the rest on for nothing.
-  auto retried = [&](int backoffs) {
-    const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
-    return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && time_left;
-  };
   for (;;) {
+    // When a collapse now would be retried, the trial ends as soon as enough of its tasks have
+    // collapsed, instead of training the rest on for nothing.
     options.end_after_collapses = !retried(backoffs) ? 0
                                   : backoffs == 0    ? 1
                                                   : (static_cast<int>(candidates.size()) + 1) / 2;
@@ -351,6 +347,11 @@ void MergeCoordinator::runTrial(const Trial& trial) {
 // Why the trial collapsed ("" when it did not): a non-finite loss, or a task that ended further
 // below its target than the trial could have pushed it by sharing alone (twice what its
 // target allows it to lose, or its headroom at the start if that is larger).
+bool MergeCoordinator::retried(int backoffs) const {
+  const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
+  return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && time_left;
+}
+
 double MergeCoordinator::collapseFloor(int m) const {
   return target_[m] - std::max({score_[m] - target_[m], unmerged_[m] - target_[m], kMinAllowance});
 }

@@ -311,6 +311,25 @@ void JointTrainer::restoreBest(Run& run) const {
   }
 }
 
+// Why the trial ends as collapsed ("" when it does not): end_after_collapses dropped tasks
+// below their collapse floors.
+std::string JointTrainer::collapsed(const Run& run) const {
+  if (options_.end_after_collapses <= 0) return "";
+  std::string fallen;
+  int count = 0;
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    const auto index = static_cast<std::size_t>(tasks_[i].index);
+    if (!run.result.dropped[i] || index >= options_.collapse_floor.size() ||
+        run.acc[i] >= options_.collapse_floor[index])
+      continue;
+    ++count;
+    fallen += format("{}{} at {} (floor {})", fallen.empty() ? "" : ", ", tasks_[i].name,
+                     round4(run.acc[i]), round4(options_.collapse_floor[index]));
+  }
+  if (count < options_.end_after_collapses) return "";
+  return format("{} collapsed: {}", count == 1 ? "a task" : "tasks", fallen);
+}
+
 // Validates, then decides what comes next: drop tasks whose projected score misses their
 // target, end the trial when it cannot succeed or has succeeded, refresh the loss weights, and
 // schedule the next validation. Returns false when the trial should end.
@@ -360,21 +379,7 @@ bool JointTrainer::validateAndReschedule(Run& run) {
     interval = std::min(interval, lift > 0 ? gap / lift : 0.25);
   }
   // Whether the trial has collapsed, can still succeed, or already has.
-  if (options_.end_after_collapses > 0) {
-    std::string fallen;
-    int collapsed = 0;
-    for (std::size_t i = 0; i < tasks_.size(); ++i) {
-      const auto index = static_cast<std::size_t>(tasks_[i].index);
-      if (!r.dropped[i] || index >= options_.collapse_floor.size() ||
-          run.acc[i] >= options_.collapse_floor[index])
-        continue;
-      ++collapsed;
-      fallen += format("{}{} at {} (floor {})", fallen.empty() ? "" : ", ", tasks_[i].name,
-                       round4(run.acc[i]), round4(options_.collapse_floor[index]));
-    }
-    if (collapsed >= options_.end_after_collapses)
-      r.ended = format("{} collapsed: {}", collapsed == 1 ? "a task" : "tasks", fallen);
-  }
+  r.ended = collapsed(run);
   int candidates = 0;
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     if (r.ended.empty() && r.dropped[i] && !tasks_[i].candidate) {

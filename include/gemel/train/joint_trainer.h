@@ -120,6 +120,7 @@ class JointTrainer {
   bool agreeToGoOn(Run& run, double& loss);
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);
+  std::string collapsed(const Run& run) const;
   void refreshWeights(Run& run) const;
   void keepBest(Run& run) const;
   void restoreBest(Run& run) const;

@@ -318,23 +318,8 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   const auto& catalog = runner_.catalog();
   const int64_t saved = accepted_.bytesSaved(catalog);
   results_.timeline.emplace_back(elapsed(), catalog.totalBytes() - saved);
-  io::TrialRecord rec;
-  rec.number = trial.number;
-  rec.label = trial.label;
-  rec.decision = decision.label;
-  for (const int m : trial.models()) rec.models.push_back(w_.tasks[m].name);
-  std::vector<int> involved(involved_set.begin(), involved_set.end());
-  for (std::size_t k = 0; k < involved.size(); ++k) {
-    if (outcome.met[k]) rec.met.push_back(w_.tasks[involved[k]].name);
-    if (outcome.dropped[k]) rec.dropped.push_back(w_.tasks[involved[k]].name);
-    rec.trained.push_back(w_.tasks[involved[k]].name);
-    rec.scores.push_back(outcome.scores[k]);
-  }
-  rec.ended = outcome.ended;
-  for (const int m : decision.checked) rec.checked.push_back(w_.tasks[m].name);
-  rec.check_scores = decision.check_scores;
+  auto rec = trialRecord(trial, involved_set, outcome, decision);
   rec.bytes_saved = saved;
-  rec.steps = outcome.steps;
   rec.backoffs = backoffs;
   if (options.lr != w_.search.lr) rec.lr = options.lr;
   rec.seconds = elapsed() - trial_start;
@@ -347,6 +332,30 @@ void MergeCoordinator::runTrial(const Trial& trial) {
 // Why the trial collapsed ("" when it did not): a non-finite loss, or a task that ended further
 // below its target than the trial could have pushed it by sharing alone (twice what its
 // target allows it to lose, or its headroom at the start if that is larger).
+// What results.h5 records of a trial: its models, what each trained task scored, met and
+// dropped, and the decision with its partial check.
+io::TrialRecord MergeCoordinator::trialRecord(const Trial& trial, const std::set<int>& involved,
+                                              const train::TrialResult& outcome,
+                                              const Decision& decision) const {
+  io::TrialRecord rec;
+  rec.number = trial.number;
+  rec.label = trial.label;
+  rec.decision = decision.label;
+  for (const int m : trial.models()) rec.models.push_back(w_.tasks[m].name);
+  std::size_t k = 0;
+  for (const int m : involved) {
+    if (outcome.met[k]) rec.met.push_back(w_.tasks[m].name);
+    if (outcome.dropped[k]) rec.dropped.push_back(w_.tasks[m].name);
+    rec.trained.push_back(w_.tasks[m].name);
+    rec.scores.push_back(outcome.scores[k++]);
+  }
+  rec.ended = outcome.ended;
+  for (const int m : decision.checked) rec.checked.push_back(w_.tasks[m].name);
+  rec.check_scores = decision.check_scores;
+  rec.steps = outcome.steps;
+  return rec;
+}
+
 bool MergeCoordinator::retried(int backoffs) const {
   const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
   return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && time_left;

@@ -84,6 +84,8 @@ class MergeCoordinator {
   // The score below which task m has collapsed: its target less the largest of what the target
   // lets it lose (unmerged score - target), its headroom now (score - target) and kMinAllowance.
   double collapseFloor(int m) const;
+  io::TrialRecord trialRecord(const Trial& trial, const std::set<int>& involved,
+                              const train::TrialResult& outcome, const Decision& decision) const;
   // Whether a collapse after `backoffs` back-offs is retried at a smaller step.
   bool retried(int backoffs) const;
   // `fallen`: how many tasks fell that far.

@@ -8,8 +8,11 @@ namespace gemel::models {
 
 const std::vector<std::string>& zooArchs() {
   static const std::vector<std::string> archs = {
-      "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11",    "vgg11_bn",
-      "vgg13",    "vgg13_bn", "vgg16",    "vgg16_bn",  "vgg19",     "vgg19_bn", "mobilenet_v2"};
+      "resnet18",    "resnet34",     "resnet50",           "resnet101",
+      "resnet152",   "vgg11",        "vgg11_bn",           "vgg13",
+      "vgg13_bn",    "vgg16",        "vgg16_bn",           "vgg19",
+      "vgg19_bn",    "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
+      "inception_v3"};
   return archs;
 }
 
@@ -51,8 +54,14 @@ std::string headPrefix(const std::string& arch) {
   if (arch.rfind("resnet", 0) == 0) return "fc.";
   if (arch.rfind("vgg", 0) == 0) return "classifier.6.";
   if (arch == "mobilenet_v2") return "classifier.1.";
+  if (arch == "mobilenet_v3_large" || arch == "mobilenet_v3_small") return "classifier.3.";
+  if (arch == "inception_v3") return "fc.";
   if (isFasterRcnnArch(arch)) return "roi_heads.box_predictor.";
   return "";
+}
+
+std::string auxHeadPrefix(const std::string& arch) {
+  return arch == "inception_v3" ? "AuxLogits.fc." : "";
 }
 
 double forwardGflops224(const std::string& arch) {
@@ -60,11 +69,25 @@ double forwardGflops224(const std::string& arch) {
     const char* arch;
     double gflops;
   };
-  static constexpr Figure kFigures[] = {
-      {"resnet18", 1.81},   {"resnet34", 3.66},     {"resnet50", 4.09},  {"resnet101", 7.80},
-      {"resnet152", 11.51}, {"vgg11", 7.61},        {"vgg13", 11.31},    {"vgg16", 15.47},
-      {"vgg19", 19.63},     {"vgg11_bn", 7.61},     {"vgg13_bn", 11.31}, {"vgg16_bn", 15.47},
-      {"vgg19_bn", 19.63},  {"mobilenet_v2", 0.30}, {"yolov3", 19.1},    {"yolov3-tiny", 1.61}};
+  static constexpr Figure kFigures[] = {{"resnet18", 1.81},
+                                        {"resnet34", 3.66},
+                                        {"resnet50", 4.09},
+                                        {"resnet101", 7.80},
+                                        {"resnet152", 11.51},
+                                        {"vgg11", 7.61},
+                                        {"vgg13", 11.31},
+                                        {"vgg16", 15.47},
+                                        {"vgg19", 19.63},
+                                        {"vgg11_bn", 7.61},
+                                        {"vgg13_bn", 11.31},
+                                        {"vgg16_bn", 15.47},
+                                        {"vgg19_bn", 19.63},
+                                        {"mobilenet_v2", 0.30},
+                                        {"yolov3", 19.1},
+                                        {"yolov3-tiny", 1.61},
+                                        {"mobilenet_v3_large", 0.22},
+                                        {"mobilenet_v3_small", 0.06},
+                                        {"inception_v3", 5.71}};
   for (const auto& f : kFigures) {
     if (arch == f.arch) return f.gflops;
   }
@@ -77,6 +100,7 @@ double forwardGflops224(const std::string& arch) {
 }
 
 int minImageSize(const std::string& arch) {
+  if (arch == "inception_v3") return 75;  // torchvision's min_size: Mixed_7a needs a 3x3 map
   return isZooArch(arch) || isFasterRcnnArch(arch) ? 32 : 1;
 }
 

@@ -112,6 +112,10 @@ bool frozenBatchNormCounter(const std::string& name,
 void Model::loadStateDict(const StateDict& state, const LoadStateOptions& options) {
   const auto source = options.source.empty() ? std::string("state_dict") : options.source;
   const auto head = headPrefix();
+  const auto aux_head = auxHeadPrefix(arch());
+  auto inHead = [&](const std::string& name) {
+    return startsWith(name, head) || startsWith(name, aux_head);
+  };
   GEMEL_THROW_IF_NOT(!options.skip_head || !head.empty(), InputError,
                      "{}: skip_head is not available for arch '{}' (its head is unknown)", source,
                      arch());
@@ -121,7 +125,7 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (destination, source)
   std::size_t head_mismatches = 0;
   for (const auto& [name, dest] : stateDict()) {
-    const bool in_head = startsWith(name, head);
+    const bool in_head = inHead(name);
     const auto it = given.find(name);
     if (it == given.end()) {
       if (!(options.skip_head && in_head) && !frozenBatchNormCounter(name, given))
@@ -140,7 +144,7 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
   }
   std::vector<std::string> unexpected;  // in the file's order
   for (const auto& kv : state) {
-    if (!used.count(kv.first) && !(options.skip_head && startsWith(kv.first, head))) {
+    if (!used.count(kv.first) && !(options.skip_head && inHead(kv.first))) {
       unexpected.push_back(kv.first);
     }
   }
@@ -169,7 +173,9 @@ void Model::loadStateDict(const StateDict& state, const LoadStateOptions& option
 }
 
 void Model::loadWeightsFile(const std::string& path, bool skip_head) {
-  loadStateDict(readStateDict(path), LoadStateOptions{skip_head, path});
+  const auto file = readWeightsFile(path);
+  checkWeightsArch(file, path, arch());
+  loadStateDict(file.state, LoadStateOptions{skip_head, path});
 }
 
 void Model::saveWeightsFile(const std::string& path) const { writeStateDict(path, stateDict()); }

@@ -65,5 +65,13 @@ torch::nn::Sequential makeResNetSequential(const std::string& arch);
 std::shared_ptr<NetImpl> makeFasterRcnnNet(const std::string& arch, int num_classes);
 std::shared_ptr<NetImpl> makeVgg(const std::string& arch, int num_classes);
 std::shared_ptr<NetImpl> makeMobileNetV2(int num_classes);
+// mobilenet_v3_large / mobilenet_v3_small classifiers.
+std::shared_ptr<NetImpl> makeMobileNetV3(const std::string& arch, int num_classes);
+// A MobileNetV3's `features` (stem, inverted residuals, last 1x1 conv), as torchvision's
+// detection backbones take them: `reduced_tail` halves the C4 stage's channels, `dilated`
+// dilates its three blocks instead of striding.
+Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated);
+// inception_v3 (torchvision's Inception3 with transform_input off; AuxLogits kept, never run).
+std::shared_ptr<NetImpl> makeInceptionV3(int num_classes);
 
 }  // namespace gemel::models

@@ -49,8 +49,8 @@ class Machine {
  private:
   [[noreturn]] void fail(const std::string& what) const {
     throw InputError(
-        format("{}: cannot read the pickled state_dict: {} (at byte {}); the file may "
-               "be corrupt or not written by torch.save",
+        format("{}: cannot read the pickle: {} (at byte {}); the file may be corrupt or not "
+               "written by torch.save",
                source_, what, pos_));
   }
   void require(bool cond, const std::string& what) const {
@@ -168,7 +168,23 @@ class Machine {
     require(callable->kind == Kind::kGlobal, "REDUCE on something that is not a global");
     require(args->kind == Kind::kTuple, "REDUCE without an argument tuple");
     const auto& name = callable->s;
-    if (name == "collections.OrderedDict" || name == "builtins.dict") return make(Kind::kDict);
+    if (name == "collections.OrderedDict" || name == "builtins.dict" || name == "__builtin__.dict")
+      return make(Kind::kDict);
+    if (name == "builtins.set" || name == "__builtin__.set" || name == "builtins.frozenset" ||
+        name == "__builtin__.frozenset") {  // set(list): kept as a list
+      auto v = make(Kind::kList);
+      if (!args->items.empty() && args->items[0]->kind == Kind::kList)
+        v->items = args->items[0]->items;
+      return v;
+    }
+    if (name == "copy_reg._reconstructor" || name == "copyreg._reconstructor") {
+      // (cls, base, state) of protocol 0/1 objects: an object of class cls
+      require(!args->items.empty() && args->items[0]->kind == Kind::kGlobal,
+              "_reconstructor without a class");
+      auto v = make(Kind::kObject);
+      v->s = args->items[0]->s;
+      return v;
+    }
     if (name == "torch._utils._rebuild_tensor_v2") return rebuildTensor(args->items, false);
     if (name == "torch._utils._rebuild_tensor_v3") return rebuildTensor(args->items, true);
     if (name == "torch._utils._rebuild_parameter" ||
@@ -225,9 +241,11 @@ class Machine {
       case '(':
         marks_.push_back(stack_.size());
         return true;  // MARK
-      case 'b':
-        pop();
-        return true;  // BUILD: object state (the state_dict's _metadata) is unused
+      case 'b': {     // BUILD: an object's state; a dict's (the state_dict's _metadata) is unused
+        auto state = pop();
+        if (top()->kind == Kind::kObject) top()->state = state;
+        return true;
+      }
       default:
         return false;
     }
@@ -367,6 +385,21 @@ class Machine {
       case 'u':
         setItems(top(), popToMark());
         return true;  // SETITEMS
+      case 0x8f:      // EMPTY_SET (protocol 4): kept as a list
+        push(make(Kind::kList));
+        return true;
+      case 0x90: {  // ADDITEMS
+        auto items = popToMark();
+        require(top()->kind == Kind::kList, "ADDITEMS to a non-set");
+        for (auto& i : items) top()->items.push_back(i);
+        return true;
+      }
+      case 0x91: {  // FROZENSET
+        auto v = make(Kind::kList);
+        v->items = popToMark();
+        push(v);
+        return true;
+      }
       default:
         return false;
     }
@@ -420,6 +453,19 @@ class Machine {
       case 'Q':
         push(persistentLoad(pop()));
         return true;  // BINPERSID
+      case 0x81:      // NEWOBJ: cls.__new__(cls, *args)
+      case 0x92: {    // NEWOBJ_EX: cls.__new__(cls, *args, **kwargs)
+        if (op == 0x92) pop();
+        auto args = pop();
+        auto cls = pop();
+        require(cls->kind == Kind::kGlobal, "NEWOBJ of something that is not a class");
+        require(args->kind == Kind::kTuple, "NEWOBJ without an argument tuple");
+        auto v = make(Kind::kObject);
+        v->s = cls->s;
+        v->items = args->items;
+        push(v);
+        return true;
+      }
       default:
         return false;
     }
@@ -436,6 +482,14 @@ class Machine {
 };
 
 }  // namespace
+
+ValuePtr Value::get(const std::string& key) const {
+  if (kind != Kind::kDict) return nullptr;
+  for (const auto& [k, v] : dict) {
+    if (k->kind == Kind::kString && k->s == key) return v;
+  }
+  return nullptr;
+}
 
 ValuePtr unpickle(const std::vector<char>& data, const StorageLoader& load_storage,
                   const std::string& source) {

@@ -1,9 +1,11 @@
 #pragma once
 // A strict reader for the pickles inside torch.save archives (data.pkl). LibTorch's own
 // torch::pickle_load cannot read a state_dict saved from Python (it trips on the OrderedDict's
-// _metadata attribute), so we run the small subset of the pickle machine that torch.save emits:
-// containers, scalars, the tensor rebuild functions and persistent storage ids. Anything else
-// is an error naming the opcode and offset, never a guess.
+// _metadata attribute), so we run the subset of the pickle machine that torch.save emits for a
+// state_dict or a whole nn.Module: containers, scalars, the tensor rebuild functions, persistent
+// storage ids, and objects (NEWOBJ / REDUCE of a class, then BUILD with the object's __dict__).
+// Nothing is imported or called: an object is its class name, its arguments and its state.
+// Anything else is an error naming the opcode and offset, never a guess.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +43,10 @@ struct Value {
   std::vector<ValuePtr> items;  // tuple, list, object args
   std::vector<std::pair<ValuePtr, ValuePtr>> dict;  // ordered
   torch::Tensor tensor;                             // storage (1-D) or tensor
+  ValuePtr state;  // an object's BUILD state (a module's __dict__); null when none
+
+  // The dict entry under a string key, or null (for a dict; null for anything else).
+  ValuePtr get(const std::string& key) const;
 };
 
 // Loads the storage with the given key and dtype holding `numel` elements.

@@ -10,6 +10,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "pickle_reader.h"
+#include "pickled_module.h"
 
 namespace gemel::models {
 namespace {
@@ -74,7 +75,7 @@ const char* kindName(pickle::Value::Kind kind) {
 
 namespace {
 
-StateDict readStateDictUnguarded(const std::string& path) {
+WeightsFile readWeightsUnguarded(const std::string& path) {
   auto reader = open(path);
   GEMEL_THROW_IF_NOT(
       !isScriptArchive(*reader), InputError,
@@ -114,10 +115,14 @@ StateDict readStateDictUnguarded(const std::string& path) {
   const auto root = pickle::unpickle(pkl, loader, path);
 
   using K = pickle::Value::Kind;
+  if (isPickledModule(root)) return readPickledModule(root, path);
   GEMEL_THROW_IF_NOT(root->kind == K::kDict, InputError,
-                     "{}: holds {}, not a state_dict; save model.state_dict() with torch.save",
-                     path, kindName(root->kind));
-  StateDict out;
+                     "{}: holds {}{}, not a state_dict or a model; save model.state_dict() with "
+                     "torch.save",
+                     path, kindName(root->kind),
+                     root->kind == K::kObject ? " of class " + root->s : std::string());
+  WeightsFile file;
+  auto& out = file.state;
   for (const auto& [key, value] : root->dict) {
     GEMEL_THROW_IF_NOT(key->kind == K::kString, InputError,
                        "{}: a state_dict key is {}, not a string", path, kindName(key->kind));
@@ -132,16 +137,25 @@ StateDict readStateDictUnguarded(const std::string& path) {
                        path, key->s, kindName(value->kind));
     out.emplace_back(key->s, value->tensor);
   }
-  return out;
+  return file;
 }
 
 }  // namespace
 
-StateDict readStateDict(const std::string& path) {
+StateDict readStateDict(const std::string& path) { return readWeightsFile(path).state; }
+
+void checkWeightsArch(const WeightsFile& file, const std::string& path, const std::string& arch) {
+  GEMEL_THROW_IF_NOT(file.arch.empty() || file.arch == arch, InputError,
+                     "{}: holds a pickled {} built as '{}', not arch '{}'; set the task's arch to "
+                     "'{}', or give weights of a {}",
+                     path, file.module_class, file.arch, arch, file.arch, arch);
+}
+
+WeightsFile readWeightsFile(const std::string& path) {
   // LibTorch's archive reader checks the zip's structure as it goes (record names, sizes,
   // alignment) and throws c10::Error on a malformed one: the user's error, said once.
   try {
-    return readStateDictUnguarded(path);
+    return readWeightsUnguarded(path);
   } catch (const c10::Error& e) {
     throw InputError(
         format("{}: a corrupt PyTorch archive ({}); re-save it in Python with "

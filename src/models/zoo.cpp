@@ -23,10 +23,17 @@ std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) 
     net = makeResNet(arch, num_classes);
   } else if (arch.rfind("vgg", 0) == 0) {
     net = makeVgg(arch, num_classes);
+  } else if (arch.rfind("mobilenet_v3", 0) == 0) {
+    net = makeMobileNetV3(arch, num_classes);
+  } else if (arch == "inception_v3") {
+    net = makeInceptionV3(num_classes);
   } else {
     net = makeMobileNetV2(num_classes);
   }
-  return std::make_unique<ZooModel>(arch, std::move(net));
+  auto model = std::make_unique<ZooModel>(arch, std::move(net));
+  // Inception-v3's auxiliary head is never run (inception.cpp): no gradient, nothing to share.
+  if (arch == "inception_v3") model->freeze({"AuxLogits."}, "");
+  return model;
 }
 
 std::unique_ptr<Model> loadScriptModel(const std::string& path) {
@@ -148,7 +155,9 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
                              {task.skip_head, w});
         return model;
       }
-      const auto state = readStateDict(task.weights);
+      const auto file = readWeightsFile(task.weights);
+      checkWeightsArch(file, task.weights, task.arch);
+      const auto& state = file.state;
       model->loadStateDict(state, {task.skip_head, task.weights});
       const auto spec = freezeSpec(task, state);
       if (spec.any()) model->freeze(spec.prefixes, spec.batchnorm_prefix);

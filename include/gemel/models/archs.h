@@ -22,6 +22,9 @@ std::string fasterRcnnArchList();
 std::string knownArchList();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);
+// A second classifier layer with num_classes outputs that loads and skips with the head
+// (Inception-v3's "AuxLogits.fc."); empty for other archs.
+std::string auxHeadPrefix(const std::string& arch);
 // Forward GFLOPs per 224x224 image (torchvision's published figures); 0 for a TorchScript
 // model, whose architecture gemel does not know.
 double forwardGflops224(const std::string& arch);

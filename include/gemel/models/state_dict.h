@@ -12,8 +12,24 @@ namespace gemel::models {
 // Ordered as in the file (or as the module registers them).
 using StateDict = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// Reads a torch.save(state_dict) file. Throws InputError naming the file when it is missing,
-// not a PyTorch zip archive, a TorchScript module, or holds anything but name -> tensor.
+// What a weights file holds: a state_dict (torch.save(model.state_dict())), or a whole pickled
+// torchvision module (torch.save(model), as the original Gemel's model files hold them), read
+// by module path without running Python.
+struct WeightsFile {
+  StateDict state;
+  std::string module_class;  // the pickled module's class; "" for a state_dict
+  std::string arch;          // the gemel arch of that module (resnet50, fasterrcnn:vgg16, ...)
+  int image_size = 0;        // a pickled Faster R-CNN's transform min_size; 0 when unknown
+};
+
+// Reads a torch.save(state_dict) or torch.save(model) file. Throws InputError naming the file
+// when it is missing, not a PyTorch zip archive, a TorchScript module, a module of a class
+// gemel does not build (naming the class), or anything else but name -> tensor.
+WeightsFile readWeightsFile(const std::string& path);
+// A pickled module of another arch than `arch`: InputError naming the file, the class, both
+// archs and what to do. Nothing for a state_dict.
+void checkWeightsArch(const WeightsFile& file, const std::string& path, const std::string& arch);
+// readWeightsFile(path).state.
 StateDict readStateDict(const std::string& path);
 
 // Writes a file that Python's torch.load returns as a dict of tensors (for load_state_dict).

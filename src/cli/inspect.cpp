@@ -50,9 +50,9 @@ std::vector<ArchModel> namedArchSpecs(const std::vector<std::string>& specs) {
 void printTable(const Inspected& in, int top) {
   const auto& cat = in.catalog;
   std::printf("workload %s: %zu models\n\n", in.workload.c_str(), cat.models().size());
-  int arch_width = 14;  // wider for the Faster R-CNN names, not for a darknet cfg's path
+  int arch_width = 14;  // wider for long arch names, not for a darknet cfg's path
   for (const auto& model : cat.models()) {
-    if (models::isFasterRcnnArch(model.arch))
+    if (model.arch.rfind("darknet:", 0) != 0)
       arch_width = std::max(arch_width, static_cast<int>(model.arch.size()));
   }
   std::printf("  %-28s %-*s %8s %8s %12s\n", "model", arch_width, "arch", "classes", "layers",

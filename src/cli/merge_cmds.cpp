@@ -168,9 +168,9 @@ int runTrainCmd(const Args& args, const dist::World& world) {
   const auto device = train::defaultDevice();
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
-  int arch_width = 12;  // wider for the Faster R-CNN names, not for a darknet cfg's path
+  int arch_width = 12;  // wider for long arch names, not for a darknet cfg's path
   for (const auto& t : w.tasks) {
-    if (models::isFasterRcnnArch(t.arch))
+    if (t.arch.rfind("darknet:", 0) != 0)
       arch_width = std::max(arch_width, static_cast<int>(t.arch.size()));
   }
   std::printf("%-28s %-*s %8s %8s %10s %10s %-6s  %s\n", "task", arch_width, "arch", "epochs",
@@ -319,6 +319,23 @@ int runEvalCmd(const Args& args, const dist::World& world) {
   return static_cast<int>(all_met ? ExitCode::kOk : ExitCode::kBelowTarget);
 }
 
+// A task's full state_dict checked against its architecture and put in the model's own key
+// order, keeping the given tensors (those a task shares are the same tensors in every task).
+models::StateDict exportedState(const io::TaskRecord& rec, const models::StateDict& state) {
+  if (rec.arch == "torchscript") return state;
+  auto model =
+      models::createTaskModel(rec.arch, rec.num_classes, rec.image_size, rec.mean, rec.std);
+  model->loadStateDict(state, {false, rec.name});
+  const std::map<std::string, torch::Tensor> given(state.begin(), state.end());
+  models::StateDict out;
+  for (const auto& [name, t] : model->stateDict()) {
+    const auto it = given.find(name);
+    // (a FrozenBatchNorm2d layout may lack counters the model has: the model's own then)
+    out.emplace_back(name, it != given.end() ? it->second : t);
+  }
+  return out;
+}
+
 int runExportCmd(const Args& args, const dist::World& world) {
   po::options_description desc("export options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
@@ -341,6 +358,7 @@ int runExportCmd(const Args& args, const dist::World& world) {
   } else {
     jobs.emplace_back(vm["task"].as<std::string>(), out);
   }
+  std::vector<models::MergedTask> merged;
   for (const auto& [task, file] : jobs) {
     const io::TaskRecord* rec = nullptr;
     for (const auto& t : r.tasks) rec = t.name == task ? &t : rec;
@@ -348,17 +366,13 @@ int runExportCmd(const Args& args, const dist::World& world) {
     for (const auto& t : r.tasks) names += (names.empty() ? "" : ", ") + t.name;
     GEMEL_THROW_IF_NOT(rec != nullptr, UsageError, "--task '{}': not a task of {}; its tasks: {}",
                        task, vm["results"].as<std::string>(), names);
-    auto state = io::fullStateDict(r, task);
-    if (rec->arch != "torchscript") {
-      // Checked against the architecture, and written in the model's own key order.
-      auto model = models::createTaskModel(rec->arch, rec->num_classes, rec->image_size, rec->mean,
-                                           rec->std);
-      model->loadStateDict(state, {false, task});
-      model->saveWeightsFile(file);
-    } else {
-      models::writeStateDict(file, state);
-    }
+    const auto state = exportedState(*rec, io::fullStateDict(r, task));
+    models::writeStateDict(file, state);
     std::printf("%s -> %s\n", task.c_str(), file.c_str());
+    if (all) {
+      const bool rcnn = models::isFasterRcnnArch(rec->arch);  // torchvision counts background
+      merged.push_back({task, rec->arch, rec->num_classes + (rcnn ? 1 : 0), state});
+    }
     if (models::isDarknetArch(rec->arch)) {
       // Darknet's own formats too: the network's cfg (with the task's classes) and .weights.
       const auto net = models::darknetForArch(rec->arch, rec->num_classes);
@@ -368,6 +382,14 @@ int runExportCmd(const Args& args, const dist::World& world) {
       models::writeDarknetWeights(stem + ".weights", net, state);
       std::printf("%s -> %s.cfg, %s.weights\n", task.c_str(), stem.c_str(), stem.c_str());
     }
+  }
+  if (all) {
+    // The whole workload in one file, each shared tensor stored once (docs/export.md).
+    const auto file = (fs::path(out) / "merged_workload.pt").string();
+    models::writeMergedWorkload(file, merged);
+    std::printf("all tasks -> %s (%s; the merged weights are %s)\n", file.c_str(),
+                formatBytes(static_cast<int64_t>(fs::file_size(file))).c_str(),
+                formatBytes(r.total_bytes - r.achieved_savings).c_str());
   }
   return 0;
 }

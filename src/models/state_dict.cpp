@@ -5,6 +5,7 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
+#include <map>
 #include <filesystem>
 
 #include "gemel/core/error.h"
@@ -176,13 +177,13 @@ bool isTorchScriptFile(const std::string& path) {
 
 namespace {
 
-// Writes the pickle that Python's torch.save(model.state_dict()) writes (protocol 2): an
-// OrderedDict of torch._utils._rebuild_tensor_v2 calls over persistent storage ids. We do not
+// Writes the pickles that Python's torch.save writes (protocol 2): dicts and
+// OrderedDicts of torch._utils._rebuild_tensor_v2 calls over persistent storage ids. We do not
 // use torch::pickle_save: it wraps the dict in torch.jit._pickle.restore_type_tag, which
 // torch.load's default weights_only mode (PyTorch >= 2.6) refuses.
 class StateDictPickler {
  public:
-  void proto() { out_ += "\x80\x02"; }
+  StateDictPickler() { out_ += "\x80\x02"; }  // PROTO 2
   void global(const std::string& module, const std::string& name) {
     out_ += "c" + module + "\n" + name + "\n";
   }
@@ -218,7 +219,81 @@ class StateDictPickler {
     op(')');
     op('R');
   }
-  const std::string& bytes() const { return out_; }
+
+  // A tensor over its storage, each storage pickled (and later written) once: tensors that
+  // share storage in gemel share it in the file, and torch.load gives them one storage again.
+  void tensor(const torch::Tensor& tensor) {
+    auto t = tensor.detach().to(torch::kCPU);
+    // A view of part of a larger storage gets its own copy: the file holds what is used.
+    const auto bytes = static_cast<std::size_t>(t.numel()) * t.element_size();
+    if (!t.is_contiguous() || t.storage_offset() != 0 || t.storage().nbytes() != bytes)
+      t = t.clone(at::MemoryFormat::Contiguous);
+    const auto* impl = t.storage().unsafeGetStorageImpl();
+    auto it = keys_.find(impl);
+    if (it == keys_.end()) {
+      it = keys_.emplace(impl, std::to_string(storages_.size())).first;
+      storages_.push_back(t);
+    }
+    global("torch._utils", "_rebuild_tensor_v2");
+    mark();
+    mark();
+    string("storage");
+    global("torch", pickle::storageTypeName(t.scalar_type()));
+    string(it->second);
+    string("cpu");
+    integer(static_cast<int64_t>(t.storage().nbytes() / t.element_size()));
+    op('t');
+    op('Q');  // BINPERSID
+    integer(t.storage_offset());
+    ints(t.sizes().vec());
+    ints(t.strides().vec());
+    op('\x89');          // requires_grad = False
+    emptyOrderedDict();  // backward hooks
+    op('t');
+    op('R');
+  }
+
+  void stateDict(const StateDict& state) {
+    emptyOrderedDict();
+    mark();
+    for (const auto& [name, t] : state) {
+      GEMEL_ASSERT(t.defined(), "state_dict entry '{}' is undefined", name);
+      string(name);
+      tensor(t);
+    }
+    op('u');  // SETITEMS
+  }
+
+  // The pickle ends; `path` gets the archive, through a temporary file and a rename.
+  void write(const std::string& path) {
+    op('.');  // STOP
+    AtomicFileWriter file(path);
+    // A failed write (a full disk) is kept and rethrown once the zip writer is done: thrown
+    // through miniz, or reported to it as a short write, it ends in an exception from the
+    // writer's destructor, which terminates the process.
+    std::exception_ptr failed;
+    {
+      caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+        if (!failed) {
+          try {
+            file.write(data, size);
+          } catch (...) {
+            failed = std::current_exception();
+          }
+        }
+        return size;
+      });
+      writer.writeRecord("data.pkl", out_.data(), out_.size());
+      writer.writeRecord("byteorder", "little", 6);
+      for (std::size_t i = 0; i < storages_.size(); ++i) {
+        const auto& storage = storages_[i].storage();
+        writer.writeRecord("data/" + std::to_string(i), storage.data(), storage.nbytes());
+      }
+      writer.writeEndOfFile();
+    }
+    if (failed) std::rethrow_exception(failed);
+    file.commit();
+  }
 
  private:
   template <typename T>
@@ -228,69 +303,44 @@ class StateDictPickler {
     out_.append(buf, sizeof(T));
   }
   std::string out_;
+  std::map<const void*, std::string> keys_;  // storage -> its record key
+  std::vector<torch::Tensor> storages_;      // a tensor of each storage, in key order
 };
 
 }  // namespace
 
 void writeStateDict(const std::string& path, const StateDict& state) {
-  std::vector<torch::Tensor> tensors;
   StateDictPickler p;
-  p.proto();
-  p.emptyOrderedDict();
-  p.mark();
-  for (const auto& [name, tensor] : state) {
-    GEMEL_ASSERT(tensor.defined(), "state_dict entry '{}' is undefined", name);
-    const auto t = tensor.detach().to(torch::kCPU).contiguous();
-    const auto key = std::to_string(tensors.size());
-    p.string(name);
-    p.global("torch._utils", "_rebuild_tensor_v2");
-    p.mark();
-    p.mark();
-    p.string("storage");
-    p.global("torch", pickle::storageTypeName(t.scalar_type()));
-    p.string(key);
-    p.string("cpu");
-    p.integer(t.numel());
-    p.op('t');
-    p.op('Q');     // BINPERSID
-    p.integer(0);  // storage offset
-    p.ints(t.sizes().vec());
-    p.ints(t.strides().vec());
-    p.op('\x89');          // requires_grad = False
-    p.emptyOrderedDict();  // backward hooks
-    p.op('t');
-    p.op('R');
-    tensors.push_back(t);
-  }
-  p.op('u');  // SETITEMS
-  p.op('.');  // STOP
+  p.stateDict(state);
+  p.write(path);
+}
 
-  AtomicFileWriter file(path);
-  // A failed write (a full disk) is kept and rethrown once the zip writer is done: thrown
-  // through miniz, or reported to it as a short write, it ends in an exception from the
-  // writer's destructor, which terminates the process.
-  std::exception_ptr failed;
-  {
-    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
-      if (!failed) {
-        try {
-          file.write(data, size);
-        } catch (...) {
-          failed = std::current_exception();
-        }
-      }
-      return size;
-    });
-    writer.writeRecord("data.pkl", p.bytes().data(), p.bytes().size());
-    writer.writeRecord("byteorder", "little", 6);
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      const auto& t = tensors[i];
-      writer.writeRecord("data/" + std::to_string(i), t.data_ptr(), t.numel() * t.element_size());
-    }
-    writer.writeEndOfFile();
+void writeMergedWorkload(const std::string& path, const std::vector<MergedTask>& tasks) {
+  StateDictPickler p;
+  p.op('}');  // {"format": ..., "version": 1, "tasks": {name: {...}}}
+  p.mark();
+  p.string("format");
+  p.string("gemel-merged-workload");
+  p.string("version");
+  p.integer(1);
+  p.string("tasks");
+  p.op('}');
+  p.mark();
+  for (const auto& t : tasks) {
+    p.string(t.name);
+    p.op('}');
+    p.mark();
+    p.string("arch");
+    p.string(t.arch);
+    p.string("num_classes");
+    p.integer(t.num_classes);
+    p.string("state_dict");
+    p.stateDict(t.state);
+    p.op('u');
   }
-  if (failed) std::rethrow_exception(failed);
-  file.commit();
+  p.op('u');
+  p.op('u');
+  p.write(path);
 }
 
 }  // namespace gemel::models

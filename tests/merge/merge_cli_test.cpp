@@ -102,7 +102,7 @@ TEST(MergeCli, TrainMergeEvalExportEndToEnd) {
 
   // Python: h5py reads the results; torchvision loads each export and gets eval's accuracy.
   const std::string script = R"PY(
-import sys, h5py, numpy as np, torch, torchvision
+import os, sys, h5py, numpy as np, torch, torchvision
 results, export, dsdir = sys.argv[1:4]
 f = h5py.File(results, "r")
 assert f.attrs["format"] == "gemel-results", f.attrs["format"]
@@ -117,19 +117,49 @@ for g in f["shared"].values():
     for name in g:
         values = [exports[task][f"{module}.{name}"] for task, module in members]
         assert all(torch.equal(values[0], v) for v in values[1:]), (g.name, name)
+
+# The one-file export: every model built with its tied weights (docs/export.md's lines), the
+# resident memory it takes, and its tied tensors' storage.
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+merged_file = f"{export}/merged_workload.pt"
+# Warm-up: the first torch.load and the first model built on the meta device import and set up
+# code (about 4 MB here) that a real workload's hundreds of MB would not notice. Nothing large
+# is allocated and freed, so the allocator has no freed memory to hand the weights below.
+torch.save({"x": torch.zeros(1)}, f"{export}/warm.pt")
+torch.load(f"{export}/warm.pt")
+with torch.device("meta"):
+    torchvision.models.resnet18(num_classes=3).load_state_dict(
+        torchvision.models.resnet18(num_classes=3).state_dict(), assign=True)
+before = resident()
+workload = torch.load(merged_file)
+merged = {}
+for task, entry in workload["tasks"].items():
+    with torch.device("meta"):
+        merged[task] = torchvision.models.__dict__[entry["arch"]](num_classes=entry["num_classes"])
+    merged[task].load_state_dict(entry["state_dict"], assign=True)
+print("merged_file", os.path.getsize(merged_file), "resident", resident() - before)
+for g in f["shared"].values():
+    members = [m.split(":") for m in g.attrs["members"]]
+    for name in g:
+        ptrs = {merged[t].get_parameter(f"{module}.{name}").data_ptr() for t, module in members}
+        assert len(ptrs) == 1, (g.name, name, "not stored once")
 for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b")):
     t = f["tasks"][task]
     m = torchvision.models.resnet18(num_classes=3)
     m.load_state_dict(torch.load(f"{export}/{task}.pt"))
-    m.eval()
     d = h5py.File(f"{dsdir}/{stem}_CL.h5", "r")
     x = torch.from_numpy(np.asarray(d["val/images"])).permute(0, 3, 1, 2).float() / 255
     mean = torch.tensor(t.attrs["mean"]).view(1, -1, 1, 1).float()
     std = torch.tensor(t.attrs["std"]).view(1, -1, 1, 1).float()
-    with torch.no_grad():
-        pred = m((x - mean) / std).argmax(1)
-    acc = (pred == torch.from_numpy(np.asarray(d["val/labels"]))).float().mean().item()
-    print(task, acc)
+    labels = torch.from_numpy(np.asarray(d["val/labels"]))
+    acc = {}
+    for source, model in (("export", m), ("merged", merged[task])):
+        with torch.no_grad():
+            pred = model.eval()((x - mean) / std).argmax(1)
+        acc[source] = (pred == labels).float().mean().item()
+    assert acc["export"] == acc["merged"], acc
+    print(task, acc["export"])
 )PY";
   writeText(dir.file("check.py"), script);
   r = run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(dir.file("check.py")) + " " +
@@ -141,6 +171,13 @@ for task, stem in (("shoes_a_resnet18", "shoes_a"), ("bags_b_resnet18", "bags_b"
   EXPECT_NEAR(std::stod(m[1]), shoes, 1.5 / 120) << r.output;  // within one image of 120
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("bags_b_resnet18 ([0-9.]+)"))) << r.output;
   EXPECT_NEAR(std::stod(m[1]), bags, 1.5 / 120) << r.output;
+  // The one-file export takes the merged bytes on disk and in memory, not the unmerged ones.
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("merged_file ([0-9]+) resident ([0-9]+)")))
+      << r.output;
+  EXPECT_NEAR(std::stod(m[1]), merged, 0.05 * merged) << "total " << total;
+  EXPECT_NEAR(std::stod(m[2]), merged, 0.05 * merged) << "total " << total;
+  std::printf("merged bytes %.0f (unmerged %.0f): one-file export %s B, resident %s B\n", merged,
+              total, m[1].str().c_str(), m[2].str().c_str());
 
   // Bad inputs: a file that is not a results file; an unknown task.
   r = gemel(format("eval --results {}", shellQuote(dir.file("shoes_a_CL.h5"))));

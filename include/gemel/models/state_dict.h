@@ -36,6 +36,21 @@ StateDict readStateDict(const std::string& path);
 // Written to a temporary file beside `path` and renamed, so `path` is never half-written.
 void writeStateDict(const std::string& path, const StateDict& state);
 
+// One task of a merged workload: its torchvision arch, the num_classes its torchvision
+// constructor takes, and its full state_dict, whose shared tensors are the same tensors as in
+// the other tasks that share them.
+struct MergedTask {
+  std::string name, arch;
+  int num_classes = 0;
+  StateDict state;
+};
+
+// One torch.save file for a whole merged workload: {"format": "gemel-merged-workload",
+// "version": 1, "tasks": {name: {"arch", "num_classes", "state_dict"}}}, each storage stored
+// once, so that torch.load gives the tasks' state_dicts their shared tensors back (docs/export.md
+// loads them into torchvision models with their tied weights). Written atomically.
+void writeMergedWorkload(const std::string& path, const std::vector<MergedTask>& tasks);
+
 // True when the file is a TorchScript archive (torch.jit.save) rather than a state_dict.
 bool isTorchScriptFile(const std::string& path);
 

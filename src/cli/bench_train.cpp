@@ -267,12 +267,18 @@ std::vector<config::TaskConfig> benchTasks(const po::variables_map& vm) {
         t.transforms.mean = {0, 0, 0};
         t.transforms.std = {1, 1, 1};
       }
-      if (models::isFasterRcnnArch(t.arch)) t.kind = config::TaskKind::kDetection;
+      if (models::isTorchvisionDetectorArch(t.arch)) {
+        t.kind = config::TaskKind::kDetection;
+        if (models::isSsdArch(t.arch)) {
+          t.transforms.mean = models::ssdDefaultMean(t.arch);
+          t.transforms.std = models::ssdDefaultStd(t.arch);
+        }
+      }
       tasks.push_back(t);
     }
   }
   for (const auto& t : tasks) {
-    const bool rcnn = models::isFasterRcnnArch(t.arch);
+    const bool rcnn = models::isTorchvisionDetectorArch(t.arch);
     GEMEL_THROW_IF_NOT(
         rcnn || (t.arch != models::kTorchScriptArch && models::isZooArch(t.arch)), UsageError,
         "--arch: '{}' is not a zoo, Darknet or Faster R-CNN arch; expected one of: {}", t.arch,

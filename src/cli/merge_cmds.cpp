@@ -57,9 +57,9 @@ config::Workload loadForTraining(const po::variables_map& vm) {
             train::resolveChannelsLast(w.channels_last, precision) ? ", channels_last" : "",
             device.str(), w.precision, w.channels_last);
   for (const auto& t : w.tasks) {
-    if (models::isFasterRcnnArch(t.arch) && t.precision == "auto")
-      log::info("train", "task '{}': forward passes in fp32 (a Faster R-CNN's precision: auto)",
-                t.name);
+    if (models::isTorchvisionDetectorArch(t.arch) && t.precision == "auto")
+      log::info("train", "task '{}': forward passes in fp32 (a {}'s precision: auto)", t.name,
+                models::isSsdArch(t.arch) ? "SSD" : "Faster R-CNN");
   }
   return w;
 }
@@ -370,7 +370,8 @@ int runExportCmd(const Args& args, const dist::World& world) {
     models::writeStateDict(file, state);
     std::printf("%s -> %s\n", task.c_str(), file.c_str());
     if (all) {
-      const bool rcnn = models::isFasterRcnnArch(rec->arch);  // torchvision counts background
+      // torchvision counts the background
+      const bool rcnn = models::isTorchvisionDetectorArch(rec->arch);
       merged.push_back({task, rec->arch, rec->num_classes + (rcnn ? 1 : 0), state});
     }
     if (models::isDarknetArch(rec->arch)) {

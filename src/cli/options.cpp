@@ -21,10 +21,10 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
       colon = std::string::npos;
   }
   const auto arch = spec.substr(0, colon);
-  GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isFasterRcnnArch(arch), UsageError,
-                     "--arch '{}': '{}' is not a zoo arch; expected one of: {}, {} (optionally "
+  GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isTorchvisionDetectorArch(arch), UsageError,
+                     "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "
                      "followed by :num_classes)",
-                     spec, arch, models::knownArchList(), models::fasterRcnnArchList());
+                     spec, arch, models::knownArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
   const auto n = parseInt(count).value_or(0);

@@ -9,6 +9,7 @@
 
 #include "gemel/config/validator.h"
 #include "gemel/core/error.h"
+#include "gemel/models/archs.h"
 
 namespace fs = std::filesystem;
 
@@ -213,6 +214,13 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
                "transforms", "metric", "frozen_batchnorm", "trainable_backbone_layers"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
+  if (models::isSsdArch(t.arch)) {
+    // An SSD's input side and normalisation are torchvision's for the arch unless the task sets
+    // them (defaults.image_size is the classifiers').
+    t.image_size = models::ssdDefaultSize(t.arch);
+    t.transforms.mean = models::ssdDefaultMean(t.arch);
+    t.transforms.std = models::ssdDefaultStd(t.arch);
+  }
   std::string kind = "classification";
   if (r.read(node, path, "kind", kind)) {
     if (kind == "classification") {

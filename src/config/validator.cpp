@@ -81,7 +81,7 @@ void checkArch(Checker& c, const TaskConfig& t, const std::string& path) {
   if (t.arch.empty()) {
     c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
   } else if (t.arch != models::kTorchScriptArch && !models::isZooArch(t.arch) &&
-             !models::isFasterRcnnArch(t.arch)) {
+             !models::isTorchvisionDetectorArch(t.arch)) {
     c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
                               models::knownArchList());
   }
@@ -134,7 +134,7 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
   checkArch(c, t, path);
   const bool script = t.arch == models::kTorchScriptArch;
   const bool darknet = models::isDarknetArch(t.arch);
-  const bool detector = darknet || models::isFasterRcnnArch(t.arch);
+  const bool detector = darknet || models::isTorchvisionDetectorArch(t.arch);
   if (t.kind == TaskKind::kDetection && !t.arch.empty() && !detector) {
     c.add(path + ".kind", "got 'detection', but arch '" + t.arch +
                               "' is a classification model; use kind: classification");

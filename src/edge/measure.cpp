@@ -214,9 +214,9 @@ void profileRuns(const io::Results& results, const io::TaskRecord& rec, const to
   const int size = rec.image_size > 0 ? rec.image_size : 224;
   torch::NoGradGuard no_grad;
   for (const int batch : o.batch_sizes) {
-    // A Faster R-CNN takes [0, 1] images (it normalises them); the others normalised ones.
+    // A Faster R-CNN or SSD takes [0, 1] images (it normalises them); the others normalised ones.
     const auto input =
-        models::isFasterRcnnArch(rec.arch)
+        models::isTorchvisionDetectorArch(rec.arch)
             ? torch::rand({batch, 3, size, size}, torch::TensorOptions().device(device))
             : torch::randn({batch, 3, size, size}, torch::TensorOptions().device(device));
     auto run = [&] {

@@ -35,6 +35,28 @@ std::string fasterRcnnArchList() {
   return out + ">";
 }
 
+bool isSsdArch(const std::string& arch) {
+  return arch == "ssd300_vgg16" || arch == "ssdlite320_mobilenet_v3_large";
+}
+
+std::string ssdArchList() { return "ssd300_vgg16, ssdlite320_mobilenet_v3_large"; }
+
+int ssdDefaultSize(const std::string& arch) { return arch == "ssd300_vgg16" ? 300 : 320; }
+
+std::vector<double> ssdDefaultMean(const std::string& arch) {
+  if (arch == "ssd300_vgg16") return {0.48235, 0.45882, 0.40784};
+  return {0.5, 0.5, 0.5};
+}
+
+std::vector<double> ssdDefaultStd(const std::string& arch) {
+  if (arch == "ssd300_vgg16") return {1.0 / 255, 1.0 / 255, 1.0 / 255};
+  return {0.5, 0.5, 0.5};
+}
+
+bool isTorchvisionDetectorArch(const std::string& arch) {
+  return isFasterRcnnArch(arch) || isSsdArch(arch);
+}
+
 bool isFasterRcnnArch(const std::string& arch) {
   const auto& backbones = fasterRcnnBackbones();
   if (arch == "fasterrcnn_resnet50_fpn") return true;
@@ -47,7 +69,7 @@ std::string knownArchList() {
   std::string out;
   for (const auto& a : zooArchs()) out += a + ", ";
   return out + "yolov3, yolov3-tiny, darknet:<path to a .cfg>, " + fasterRcnnArchList() + ", " +
-         kTorchScriptArch;
+         ssdArchList() + ", " + kTorchScriptArch;
 }
 
 std::string headPrefix(const std::string& arch) {
@@ -57,6 +79,7 @@ std::string headPrefix(const std::string& arch) {
   if (arch == "mobilenet_v3_large" || arch == "mobilenet_v3_small") return "classifier.3.";
   if (arch == "inception_v3") return "fc.";
   if (isFasterRcnnArch(arch)) return "roi_heads.box_predictor.";
+  if (isSsdArch(arch)) return "head.classification_head.";
   return "";
 }
 
@@ -95,12 +118,18 @@ double forwardGflops224(const std::string& arch) {
   // 224x224; over a plain backbone, an estimate of twice the backbone (the RPN and the box
   // head over its proposals).
   if (arch == "fasterrcnn_resnet50_fpn") return 134.38 * 224 * 224 / (800.0 * 1067.0);
+  // SSD: torchvision's 34.86 GFLOPs at 300 px and 0.58 at 320 px, per 224x224.
+  if (arch == "ssd300_vgg16") return 34.86 * 224 * 224 / (300.0 * 300.0);
+  if (arch == "ssdlite320_mobilenet_v3_large") return 0.58 * 224 * 224 / (320.0 * 320.0);
   if (isFasterRcnnArch(arch)) return 2 * forwardGflops224(arch.substr(arch.find(':') + 1));
   return 0.0;
 }
 
 int minImageSize(const std::string& arch) {
   if (arch == "inception_v3") return 75;  // torchvision's min_size: Mixed_7a needs a 3x3 map
+  // conv11_2 (a valid 3x3 conv) needs a 3x3 map from conv10_2, which needs 5x5 ...
+  if (arch == "ssd300_vgg16") return 268;
+  if (isSsdArch(arch)) return 32;
   return isZooArch(arch) || isFasterRcnnArch(arch) ? 32 : 1;
 }
 

@@ -28,14 +28,14 @@ int64_t makeDivisible(double v, int64_t divisor = 8) {
 }
 
 Seq convBnAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
-              int64_t dilation, Act act) {
+              int64_t dilation, Act act, double momentum) {
   Seq s(Conv2d(nn::Conv2dOptions(in, out, kernel)
                    .stride(stride)
                    .padding((kernel - 1) / 2 * dilation)
                    .dilation(dilation)
                    .groups(groups)
                    .bias(false)),
-        nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001).momentum(0.01)));
+        nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001).momentum(momentum)));
   if (act != Act::kNone) s->push_back(activation(act));
   return s;
 }
@@ -67,15 +67,18 @@ struct BlockConfig {
 
 class InvertedResidualImpl : public nn::Module {
  public:
-  InvertedResidualImpl(const BlockConfig& c, int64_t dilation)
+  InvertedResidualImpl(const BlockConfig& c, int64_t dilation, double momentum)
       : residual_(c.stride == 1 && c.in == c.out) {
-    if (c.expanded != c.in) block_->push_back(convBnAct(c.in, c.expanded, 1, 1, 1, 1, c.act));
+    if (c.expanded != c.in)
+      block_->push_back(convBnAct(c.in, c.expanded, 1, 1, 1, 1, c.act, momentum));
     block_->push_back(convBnAct(c.expanded, c.expanded, c.kernel, dilation > 1 ? 1 : c.stride,
-                                c.expanded, dilation, c.act));
+                                c.expanded, dilation, c.act, momentum));
     if (c.se) block_->push_back(SqueezeExcitation(c.expanded, makeDivisible(c.expanded / 4)));
-    block_->push_back(convBnAct(c.expanded, c.out, 1, 1, 1, 1, Act::kNone));
+    block_->push_back(convBnAct(c.expanded, c.out, 1, 1, 1, 1, Act::kNone, momentum));
     register_module("block", block_);
   }
+
+  Seq block() const { return block_; }
 
   torch::Tensor forward(torch::Tensor x) {
     auto y = block_->forward(x);
@@ -131,7 +134,7 @@ class MobileNetV3Impl : public NetImpl {
   MobileNetV3Impl(const std::string& arch, int num_classes) {
     const auto blocks = settings(arch, /*reduced_tail=*/false);
     const int64_t last_channel = arch == "mobilenet_v3_large" ? 1280 : 1024;
-    features_ = makeMobileNetV3Features(arch, false, false);
+    features_ = makeMobileNetV3Features(arch, false, false, 0.01);
     register_module("features", features_);
     const int64_t last_conv = 6 * blocks.back().out;
     classifier_->push_back(nn::Linear(last_conv, last_channel));
@@ -167,19 +170,59 @@ class MobileNetV3Impl : public NetImpl {
 
 }  // namespace
 
-Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated) {
+Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated,
+                            double bn_momentum) {
   GEMEL_ASSERT(arch == "mobilenet_v3_large" || arch == "mobilenet_v3_small",
                "not a MobileNetV3: {}", arch);
   const auto blocks = settings(arch, reduced_tail);
   const std::size_t tail = 3;  // the C4 stage's blocks, which `dilated` dilates
   Seq features;
-  features->push_back(convBnAct(3, blocks.front().in, 3, 2, 1, 1, HS));
+  features->push_back(convBnAct(3, blocks.front().in, 3, 2, 1, 1, HS, bn_momentum));
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const bool in_tail = i + tail >= blocks.size();
-    features->push_back(InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1));
+    features->push_back(InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1, bn_momentum));
   }
-  features->push_back(convBnAct(blocks.back().out, 6 * blocks.back().out, 1, 1, 1, 1, HS));
+  features->push_back(
+      convBnAct(blocks.back().out, 6 * blocks.back().out, 1, 1, 1, 1, HS, bn_momentum));
   return features;
+}
+
+namespace {
+// Appends a module of the features' own types (Seq, InvertedResidual) under `name`.
+void append(Seq& seq, const std::string& name, const std::shared_ptr<nn::Module>& m) {
+  if (auto s = std::dynamic_pointer_cast<SeqImpl>(m)) {
+    seq->push_back(std::string(name), Seq(s));
+  } else if (auto b = std::dynamic_pointer_cast<InvertedResidualImpl>(m)) {
+    seq->push_back(std::string(name), InvertedResidual(b));
+  } else if (auto se = std::dynamic_pointer_cast<SqueezeExcitationImpl>(m)) {
+    seq->push_back(std::string(name), SqueezeExcitation(se));
+  } else {
+    GEMEL_ASSERT(false, "unexpected MobileNetV3 module {}", m->name());
+  }
+}
+}  // namespace
+
+Seq makeSsdliteMobileNetV3Body(double bn_momentum) {
+  const auto features = makeMobileNetV3Features("mobilenet_v3_large", /*reduced_tail=*/true,
+                                                /*dilated=*/false, bn_momentum);
+  // torchvision's SSDLiteFeatureExtractorMobileNet: split at the C4 block (the last stride-2
+  // block, features[13]) after its expansion layer; Sequential slices keep their keys.
+  const std::size_t c4 = 13;
+  const auto children = features->named_children();
+  const auto c4_block = children[c4].value()->as<InvertedResidualImpl>()->block();
+  const auto c4_parts = c4_block->named_children();
+  Seq first, second, rest_of_c4;
+  for (std::size_t i = 0; i < c4; ++i) append(first, children[i].key(), children[i].value());
+  append(first, std::to_string(c4), c4_parts[0].value());
+  for (std::size_t i = 1; i < c4_parts.size(); ++i)
+    append(rest_of_c4, c4_parts[i].key(), c4_parts[i].value());
+  second->push_back("0", rest_of_c4);
+  for (std::size_t i = c4 + 1; i < children.size(); ++i)
+    append(second, std::to_string(i - c4), children[i].value());
+  Seq body;
+  body->push_back("0", first);
+  body->push_back("1", second);
+  return body;
 }
 
 std::shared_ptr<NetImpl> makeMobileNetV3(const std::string& arch, int num_classes) {

@@ -69,8 +69,14 @@ std::shared_ptr<NetImpl> makeMobileNetV2(int num_classes);
 std::shared_ptr<NetImpl> makeMobileNetV3(const std::string& arch, int num_classes);
 // A MobileNetV3's `features` (stem, inverted residuals, last 1x1 conv), as torchvision's
 // detection backbones take them: `reduced_tail` halves the C4 stage's channels, `dilated`
-// dilates its three blocks instead of striding.
-Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated);
+// dilates its three blocks instead of striding; BatchNorm has eps 0.001 and this momentum.
+Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated,
+                            double bn_momentum);
+// SSDlite's body: MobileNetV3-Large with the reduced tail as Sequential "0" (up to the C4
+// block's expansion layer) and "1" (the rest), with torchvision's keys.
+Seq makeSsdliteMobileNetV3Body(double bn_momentum);
+// VGG's `features` (torchvision's layers and indices), not initialised.
+torch::nn::Sequential makeVggFeatures(const std::string& arch);
 // inception_v3 (torchvision's Inception3 with transform_input off; AuxLogits kept, never run).
 std::shared_ptr<NetImpl> makeInceptionV3(int num_classes);
 

@@ -72,7 +72,7 @@ void collect(const Module& m, const std::string& prefix, StateDict& out) {
                           const std::string& why) {
   throw InputError(format(
       "{}: holds a pickled {} ({}), which gemel cannot take as weights; it reads torch.save(model) "
-      "of torchvision's ResNet, VGG, MobileNetV2, MobileNetV3, Inception3 and Faster R-CNN "
+      "of torchvision's ResNet, VGG, MobileNetV2, MobileNetV3, Inception3, Faster R-CNN and SSD "
       "models. Save model.state_dict() instead and give the task's arch",
       source, cls, why));
 }
@@ -155,6 +155,15 @@ std::string archOf(const Module& m) {
   }
   if (c == "torchvision.models.inception.Inception3") return "inception_v3";
   if (c == "torchvision.models.detection.faster_rcnn.FasterRCNN") return fasterRcnnArch(m);
+  if (c == "torchvision.models.detection.ssd.SSD") {
+    const auto backbone = m.child("backbone");
+    const auto extra = backbone ? backbone->child("extra") : std::nullopt;
+    if (!extra) return "";
+    const auto blocks = extra->children().size();
+    if (backbone->name() == "SSDFeatureExtractorVGG" && blocks == 5) return "ssd300_vgg16";
+    if (backbone->name() == "SSDLiteFeatureExtractorMobileNet" && blocks == 4)
+      return "ssdlite320_mobilenet_v3_large";
+  }
   return "";
 }
 
@@ -177,8 +186,9 @@ WeightsFile readPickledModule(const ValuePtr& root, const std::string& source) {
                         : "not a torchvision model");
   }
   const auto transform = top.child("transform");
-  if (isFasterRcnnArch(out.arch) && transform) {
-    // The transform's settings are attributes, not tensors: they travel beside the weights.
+  if (isTorchvisionDetectorArch(out.arch) && transform) {
+    // The transform's settings are attributes, not tensors: they travel beside the weights
+    // (an SSD's fixed size is its min_size too).
     if (const auto size = transform->attr("min_size");
         size && !size->items.empty() && size->items[0]->kind == Kind::kInt)
       out.image_size = static_cast<int>(size->items[0]->i);

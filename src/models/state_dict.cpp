@@ -5,8 +5,8 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <cstring>
-#include <map>
 #include <filesystem>
+#include <map>
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"

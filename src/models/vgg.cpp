@@ -28,20 +28,26 @@ const std::vector<int>& vggConfig(const std::string& depth) {
   return it->second;
 }
 
+nn::Sequential vggFeatures(const std::vector<int>& cfg, bool batch_norm) {
+  nn::Sequential features;
+  int64_t in = 3;
+  for (const int v : cfg) {
+    if (v == kPool) {
+      features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+      continue;
+    }
+    features->push_back(nn::Conv2d(nn::Conv2dOptions(in, v, 3).padding(1)));
+    if (batch_norm) features->push_back(nn::BatchNorm2d(v));
+    features->push_back(nn::ReLU(nn::ReLUOptions(true)));
+    in = v;
+  }
+  return features;
+}
+
 class VggImpl : public NetImpl {
  public:
-  VggImpl(const std::vector<int>& cfg, bool batch_norm, int num_classes) {
-    int64_t in = 3;
-    for (const int v : cfg) {
-      if (v == kPool) {
-        features_->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
-        continue;
-      }
-      features_->push_back(nn::Conv2d(nn::Conv2dOptions(in, v, 3).padding(1)));
-      if (batch_norm) features_->push_back(nn::BatchNorm2d(v));
-      features_->push_back(nn::ReLU(nn::ReLUOptions(true)));
-      in = v;
-    }
+  VggImpl(const std::vector<int>& cfg, bool batch_norm, int num_classes)
+      : features_(vggFeatures(cfg, batch_norm)) {
     register_module("features", features_);
     classifier_->push_back(nn::Linear(512 * 7 * 7, 4096));
     classifier_->push_back(nn::ReLU(nn::ReLUOptions(true)));
@@ -78,6 +84,11 @@ class VggImpl : public NetImpl {
 };
 
 }  // namespace
+
+nn::Sequential makeVggFeatures(const std::string& arch) {
+  const bool bn = arch.size() > 3 && arch.compare(arch.size() - 3, 3, "_bn") == 0;
+  return vggFeatures(vggConfig(arch.substr(3, 2)), bn);
+}
 
 std::shared_ptr<NetImpl> makeVgg(const std::string& arch, int num_classes) {
   // "vgg16" or "vgg16_bn"

@@ -7,12 +7,17 @@
 #include "gemel/models/archs.h"
 #include "gemel/models/darknet_cfg.h"
 #include "gemel/models/faster_rcnn.h"
+#include "gemel/models/ssd.h"
 #include "model_impl.h"
 
 namespace gemel::models {
 
 std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) {
   if (isFasterRcnnArch(arch)) return makeFasterRcnnModel(arch, num_classes);
+  if (isSsdArch(arch))
+    return makeSsdModel(
+        arch, num_classes,
+        ssdSettingsFor(arch, ssdDefaultSize(arch), ssdDefaultMean(arch), ssdDefaultStd(arch)));
   GEMEL_THROW_IF_NOT(isZooArch(arch), ConfigError, "arch '{}' is not a zoo architecture; known: {}",
                      arch, knownArchList());
   GEMEL_THROW_IF_NOT(num_classes >= 1, ConfigError,
@@ -52,6 +57,8 @@ std::unique_ptr<Model> loadScriptModel(const std::string& path) {
 std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes, int image_size,
                                        const std::vector<double>& mean,
                                        const std::vector<double>& std) {
+  if (isSsdArch(arch))
+    return makeSsdModel(arch, num_classes + 1, ssdSettingsFor(arch, image_size, mean, std));
   if (!isFasterRcnnArch(arch)) return createZooModel(arch, num_classes);
   return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std));
 }
@@ -144,7 +151,7 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
   if (task.arch == kTorchScriptArch) return loadScriptModel(task.weights);
   // A Faster R-CNN task's num_classes counts its object classes; torchvision's model counts
   // the background too.
-  const bool rcnn = isFasterRcnnArch(task.arch);
+  const bool rcnn = isTorchvisionDetectorArch(task.arch);
   auto model = createTaskModel(task.arch, task.num_classes, task.image_size, task.transforms.mean,
                                task.transforms.std);
   if (!task.weights.empty()) {
@@ -167,7 +174,7 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
       const bool head =
           rcnn && std::string(e.what()).find("check num_classes") != std::string::npos;
       throw InputError(format("task '{}' (key weights): {}{}", task.name, e.what(),
-                              head ? " (a Faster R-CNN task's num_classes counts its object "
+                              head ? " (a detection task's num_classes counts its object "
                                      "classes: its predictor has num_classes + 1 outputs, the "
                                      "background included)"
                                    : ""));

@@ -96,9 +96,10 @@ class Detection final : public CocoScored {
   std::vector<YoloHead> heads_;
 };
 
-// Faster R-CNN, as torchvision trains it: the model computes its four losses from each image's
-// boxes, and the loss is their sum; the images go in as [0, 1] (the model normalises them) with
-// the task's horizontal flip. Scored by COCO mAP from the model's detections, as Detection.
+// Faster R-CNN and SSD, as torchvision trains them: the model computes its losses (four; two)
+// from each image's boxes, and the loss is their sum; the images go in as [0, 1] (the model
+// normalises them) with the task's horizontal flip. Scored by COCO mAP from the model's detections,
+// as Detection.
 class RcnnDetection final : public CocoScored {
  public:
   explicit RcnnDetection(const config::TaskConfig& task)
@@ -158,7 +159,8 @@ std::shared_ptr<const Objective> makeObjective(const config::TaskConfig& task) {
     case config::TaskKind::kClassification:
       return std::make_shared<const Classification>(task.transforms);
     case config::TaskKind::kDetection:
-      if (models::isFasterRcnnArch(task.arch)) return std::make_shared<const RcnnDetection>(task);
+      if (models::isTorchvisionDetectorArch(task.arch))
+        return std::make_shared<const RcnnDetection>(task);
       return std::make_shared<const Detection>(task);
   }
   throw ConfigError(format("task '{}': unknown task kind", task.name));

@@ -65,7 +65,7 @@ Precision resolvePrecision(const std::string& setting, const torch::Device& devi
 
 Precision resolveTaskPrecision(const std::string& setting, const torch::Device& device,
                                const std::string& arch) {
-  if (setting == "auto" && models::isFasterRcnnArch(arch)) return Precision::kFp32;
+  if (setting == "auto" && models::isTorchvisionDetectorArch(arch)) return Precision::kFp32;
   return resolvePrecision(setting, device, arch == models::kTorchScriptArch);
 }
 

@@ -76,7 +76,7 @@ TEST_P(PickledModel, ReadsAsItsStateDictAndArch) {
   task.image_size = 96;
   task.weights = dir.file("py_model.pt");
   auto model = buildTaskModel(task);
-  if (isFasterRcnnArch(c.arch)) return;  // its state_dict equal, the detector's outputs are
+  if (isTorchvisionDetectorArch(c.arch)) return;  // its state_dict equal, its outputs are
   model->train(false);
   torch::NoGradGuard no_grad;
   const auto io = readStateDict(dir.file("py_io.pt"));
@@ -102,7 +102,9 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"inception_v3", "torchvision.models.inception.Inception3"},
         Case{"mobilenet_v3_large", "torchvision.models.mobilenetv3.MobileNetV3"},
         Case{"fasterrcnn:resnet18", "torchvision.models.detection.faster_rcnn.FasterRCNN"},
-        Case{"fasterrcnn:vgg16", "torchvision.models.detection.faster_rcnn.FasterRCNN"}),
+        Case{"fasterrcnn:vgg16", "torchvision.models.detection.faster_rcnn.FasterRCNN"},
+        Case{"ssd300_vgg16", "torchvision.models.detection.ssd.SSD"},
+        Case{"ssdlite320_mobilenet_v3_large", "torchvision.models.detection.ssd.SSD"}),
     [](const auto& info) {
       auto name = info.param.arch;
       for (auto& ch : name) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
@@ -110,15 +112,15 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A class gemel does not build gets one error naming the file and the class: the user's own
-// (__main__.Custom), and a torchvision detector it does not have yet.
+// (__main__.Custom), and a torchvision model it does not build.
 TEST(PickledModel, AnUnknownClassIsNamed) {
-  for (const std::string arch : {"custom", "ssd300_vgg16"}) {
+  for (const std::string arch : {"custom", "squeezenet1_0"}) {
     TempDir dir;
     pickleModel(arch, 3, dir);
     const auto path = dir.file("py_model.pt");
     const auto msg = errorOf([&] { readWeightsFile(path); });
     const std::string cls =
-        arch == "custom" ? "__main__.Custom" : "torchvision.models.detection.ssd.SSD";
+        arch == "custom" ? "__main__.Custom" : "torchvision.models.squeezenet.SqueezeNet";
     EXPECT_NE(msg.find(path), std::string::npos) << msg;
     EXPECT_NE(msg.find("pickled " + cls + " "), std::string::npos) << msg;
     EXPECT_NE(msg.find("model.state_dict()"), std::string::npos) << msg;

@@ -18,8 +18,11 @@
                                (DIR/py_weights.pt) and DIR/py_io.pt as for make. ARCH is a
                                torchvision classifier (inception_v3 with aux_logits turned off
                                after building, as the original tool does), fasterrcnn:<backbone>
-                               (the original tool's build, tests/models/rcnn_ref.py), ssd300_vgg16,
-                               or "custom" (a class of this script's own)
+                               (the original tool's build, tests/models/rcnn_ref.py), ssd300_vgg16
+                               and ssdlite320_mobilenet_v3_large (as the original tool builds them:
+                               no pretrained backbone, every layer trainable), squeezenet1_0 (a
+                               torchvision class gemel does not build), or "custom" (a class of
+                               this script's own)
   script ARCH NUM_CLASSES OUT  torch.jit.script of the torchvision model -> OUT
   trace ARCH NUM_CLASSES OUT   torch.jit.trace of it -> OUT
 
@@ -75,7 +78,11 @@ def grads(arch, num_classes, out_dir, size=SMALL_SIZE):
 
 def check_init(arch, num_classes, cpp_state):
     """gemel's fresh model must be initialised like torchvision's: same statistics per tensor."""
-    ref = build(arch, num_classes, seed=2).state_dict()
+    compare_init(arch, build(arch, num_classes, seed=2).state_dict(), cpp_state)
+
+
+def compare_init(arch, ref, cpp_state):
+    """Tensor by tensor: constants equal, random draws of the same spread and centre."""
     for name, expected in ref.items():
         got = cpp_state[name]
         if not expected.is_floating_point():
@@ -128,9 +135,11 @@ def save_pickle(arch, num_classes, out_dir):
     x = torch.randn(2, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(1))
     if arch == "custom":
         model = Custom()
-    elif arch == "ssd300_vgg16":
-        model = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None,
-                                                          num_classes=num_classes)
+    elif arch in ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large"):
+        torch.manual_seed(0)
+        model = torchvision.models.detection.__dict__[arch](
+            weights=None, weights_backbone=None, num_classes=num_classes + 1,
+            trainable_backbone_layers=6 if arch.startswith("ssdlite") else 5)
     elif arch.startswith("fasterrcnn:"):
         sys.path.insert(0, __file__.rsplit("/", 1)[0])
         import rcnn_ref
@@ -142,7 +151,7 @@ def save_pickle(arch, num_classes, out_dir):
     model.eval()
     torch.save(model, f"{out_dir}/py_model.pt")
     torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
-    if arch in ("custom", "ssd300_vgg16") or arch.startswith("fasterrcnn:"):
+    if arch in ("custom", "squeezenet1_0") or "ssd" in arch or arch.startswith("fasterrcnn:"):
         return
     with torch.no_grad():
         y = model(x)

@@ -18,7 +18,19 @@ bool isZooArch(const std::string& arch);
 bool isFasterRcnnArch(const std::string& arch);
 // "fasterrcnn_resnet50_fpn, fasterrcnn:<resnet18|...>", for messages.
 std::string fasterRcnnArchList();
-// Zoo archs, the Faster R-CNNs, and "torchscript".
+// SSD: ssd300_vgg16 and ssdlite320_mobilenet_v3_large, as torchvision's builders make them.
+bool isSsdArch(const std::string& arch);
+std::string ssdArchList();
+// torchvision's fixed input side (300, 320) and normalisation of an SSD arch, which a task gets
+// unless it sets image_size or transforms.mean/std itself.
+int ssdDefaultSize(const std::string& arch);
+std::vector<double> ssdDefaultMean(const std::string& arch);
+std::vector<double> ssdDefaultStd(const std::string& arch);
+// The detectors that compute their own losses from each image's boxes and count the background
+// as a class, as torchvision's do: Faster R-CNN and SSD. Detection tasks of these archs count
+// their object classes (num_classes); the model has one more.
+bool isTorchvisionDetectorArch(const std::string& arch);
+// Zoo archs, the Faster R-CNNs, the SSDs, and "torchscript".
 std::string knownArchList();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);

@@ -150,6 +150,39 @@ int runYolo(const Args& args) {
   return 0;
 }
 
+int runImport(const Args& args) {
+  po::options_description desc("import options");
+  desc.add_options()("src", po::value<std::string>()->required(),
+                     "the original tool's dataset_formation/datasets (or the folder holding it)")(
+      "task", po::value<std::vector<std::string>>()->required(),
+      "a task: its dataset's name and _<arch>, e.g. main_2nd_cars_people_resnet50 (repeat)")(
+      "out", po::value<std::string>()->required(), "output directory: datasets and <name>.yaml")(
+      "name", po::value<std::string>()->default_value("imported"), "the workload's name")(
+      "weights", po::value<std::string>(),
+      "directory of <task>.pt / .pth weights (torch.save(model) or state_dicts)")(
+      "size", po::value<int>()->default_value(224), "resize every image to SIZE x SIZE")(
+      "channels", po::value<int>()->default_value(3), "3 (RGB) or 1 (grey)");
+  po::variables_map vm;
+  if (!cli::parseCommandLine("import", "--src DIR --task NAME [--task NAME ...] --out DIR", desc,
+                             args, vm, "gemel-data"))
+    return 0;
+  ImportOptions o;
+  o.src = vm["src"].as<std::string>();
+  o.out = vm["out"].as<std::string>();
+  o.name = vm["name"].as<std::string>();
+  o.tasks = vm["task"].as<std::vector<std::string>>();
+  if (vm.count("weights")) o.weights_dir = vm["weights"].as<std::string>();
+  o.image_size = vm["size"].as<int>();
+  GEMEL_THROW_IF_NOT(o.image_size >= 16, UsageError, "--size {}: expected 16 or more",
+                     o.image_size);
+  o.convert.height = o.convert.width = o.image_size;
+  o.convert.channels = vm["channels"].as<int>();
+  const auto yaml = importOriginalWorkload(o);
+  std::printf("workload: %s\nnext: gemel train --config %s --out <dir>, then gemel merge\n",
+              yaml.c_str(), yaml.c_str());
+  return 0;
+}
+
 int runVideo(const Args& args) {
   po::options_description desc("video options");
   desc.add_options()("video", po::value<std::string>()->required(), "video file (OpenCV)")(
@@ -329,6 +362,8 @@ int runBench(const Args& args) {
 constexpr const char* kUsage =
     "usage: gemel-data <command> [options]\n\n"
     "commands:\n"
+    "  import         an original-Gemel workload in one step: its _CL / _OD folders and a "
+    "workload\n"
     "  imagefolder    convert a classification folder <name>_CL/{train,val}/<class>/<image>\n"
     "  yolo           convert a detection folder <name>_OD/{train,val}/{images,annotations}\n"
     "  video          convert frames of a video, labelled by a CSV or YOLO files\n"
@@ -343,6 +378,7 @@ constexpr const char* kUsage =
 
 int dispatch(const std::string& command, const Args& args, const dist::World& world) {
   if (command == "imagefolder") return runImageFolder(args);
+  if (command == "import") return runImport(args);
   if (command == "yolo") return runYolo(args);
   if (command == "video") return runVideo(args);
   if (command == "fashion-mnist") return runFashionMnist(args);

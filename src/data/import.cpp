@@ -108,8 +108,8 @@ PlannedTask planTask(const std::string& task, const std::vector<Found>& found,
       continue;
     const auto candidate = archFor(task.substr(f.name.size() + 1));
     if (candidate.empty()) continue;
-    const bool detector = models::isTorchvisionDetectorArch(candidate) ||
-                          candidate.rfind("yolov3", 0) == 0;
+    const bool detector =
+        models::isTorchvisionDetectorArch(candidate) || candidate.rfind("yolov3", 0) == 0;
     if (detector != (f.kind == DatasetKind::kDetection)) continue;
     if (!best || f.name.size() > best->name.size()) {
       best = &f;

@@ -77,11 +77,11 @@ struct VideoOptions : ConvertOptions {
 std::vector<int64_t> convertVideo(const VideoOptions& options, const std::string& out);
 
 // An original-Gemel workload in one step: every <name>_CL (image folders) and <name>_OD (YOLO)
-// folder in `src` (its dataset_formation/datasets, or that folder itself) becomes <out>/<folder>.h5,
-// and <out>/<name>.yaml gets one task per entry of `tasks`. A task's name is its dataset's name
-// followed by _<arch> (main_2nd_cars_people_resnet50 on main_2nd_cars_people_CL), the arch a
-// gemel arch or one of the original tool's spellings (inception, mobilenetv3, ssd, ssdlite,
-// fasterrcnn_<backbone>, yolov3_tiny). A task with <weights_dir>/<task>.pt (or .pth: a
+// folder in `src` (its dataset_formation/datasets, or that folder itself) becomes
+// <out>/<folder>.h5, and <out>/<name>.yaml gets one task per entry of `tasks`. A task's name is its
+// dataset's name followed by _<arch> (main_2nd_cars_people_resnet50 on main_2nd_cars_people_CL),
+// the arch a gemel arch or one of the original tool's spellings (inception, mobilenetv3, ssd,
+// ssdlite, fasterrcnn_<backbone>, yolov3_tiny). A task with <weights_dir>/<task>.pt (or .pth: a
 // torch.save(model) or a state_dict) starts from it. Returns the workload's path.
 struct ImportOptions {
   std::string src, out, weights_dir;

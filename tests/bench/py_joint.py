@@ -24,6 +24,9 @@ def build(spec):
     archs = spec["models"].split(",")
     names = [f"m{i}_{a}" for i, a in enumerate(archs)]
     models = {n: getattr(torchvision.models, a)(num_classes=10) for n, a in zip(names, archs)}
+    for n, a in zip(names, archs):
+        if a == "inception_v3":  # as the original Gemel uses it (the aux head still runs)
+            models[n].aux_logits = False
     for instance in spec["shared"]:
         first = None
         for member in instance:

@@ -1,4 +1,5 @@
-"""torchvision's own Faster R-CNN training step in Python, timed: the reference for `gemel bench`.
+"""torchvision's own Faster R-CNN or SSD training step in Python, timed: the reference for
+`gemel bench`.
 
   py_rcnn_step.py ARCH SIZE BATCH STEPS THREADS CLASSES
 
@@ -6,9 +7,11 @@ Builds torchvision's detector as gemel builds ARCH (tests/models/rcnn_ref.py: no
 weights, BatchNorm2d) for CLASSES object classes plus the background, with the transform gemel
 gives a task of image_size SIZE (min_size SIZE, max_size SIZE * 1333 / 800 rounded), and times
 STEPS steps (after 2 warm-up steps) of what torchvision's reference train_one_epoch does per
-batch: forward in train mode with the targets, the sum of the four losses, backward, an SGD
+batch: forward in train mode with the targets, the sum of the losses, backward, an SGD
 step. The batch is noise images in [0, 1] with the boxes of gemel bench's synthetic batch, the
-same every step. Prints one JSON line.
+same every step. An SSD (ssd300_vgg16, ssdlite320_mobilenet_v3_large) is torchvision's
+builder's, no pretrained weights, with its fixed size set to SIZE (tests/models/ssd_ref.py).
+Prints one JSON line.
 """
 import os
 import sys
@@ -18,11 +21,15 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
 from bench_util import report_training  # noqa: E402
 from rcnn_ref import build  # noqa: E402
+import ssd_ref  # noqa: E402
 
 
 def main(arch, size, batch, steps, threads, classes):
     torch.set_num_threads(threads)
-    model = build(arch, classes + 1, size, (size * 1333 + 400) // 800)
+    if arch.startswith("ssd"):
+        model = ssd_ref.build(arch, classes + 1, size=size)
+    else:
+        model = build(arch, classes + 1, size, (size * 1333 + 400) // 800)
     model.train()
     images = list(torch.rand(batch, 3, size, size))
     targets = []

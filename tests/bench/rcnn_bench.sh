@@ -1,6 +1,6 @@
 #!/bin/bash
-# Faster R-CNN training throughput: `gemel bench` against torchvision's own training step in
-# Python (the same torch, from the project's .venv), in one run, same threads, same batch, fp32.
+# Faster R-CNN or SSD training throughput: `gemel bench` against torchvision's own training step
+# in Python (the same torch, from the project's .venv), in one run, same threads, same batch, fp32.
 #   tests/bench/rcnn_bench.sh [ARCH=fasterrcnn:resnet18] [SIZE=128] [BATCH=4] [STEPS=5]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

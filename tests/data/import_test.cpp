@@ -61,8 +61,8 @@ void yoloFolder(const cv::Mat& sheet, const fs::path& root, const std::string& n
       std::string lines;
       for (int j = 0; j < 2; ++j) {
         const int cls = static_cast<int>(rng() % 2), side = 28 + static_cast<int>(rng() % 12);
-        const int x = 48 * j + static_cast<int>(rng() % (48 - side / 2)) / 2,
-                  y = static_cast<int>(rng() % (96 - side));
+        const int x = 48 * j + static_cast<int>(rng() % (49 - side));  // in its half
+        const int y = static_cast<int>(rng() % (97 - side));
         cv::Mat patch;
         cv::resize(digit(sheet, cls == 0 ? 2 : 9, static_cast<int>(rng() % 400)), patch,
                    cv::Size(side, side));

@@ -28,7 +28,8 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
   score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA
                               a detector exported by gemel (MODEL, a state_dict for
                               NUM_CLASSES with the background) in torchvision's model with that
-                              transform, on DATA (a .pt: val images in [0, 1], their dataset
+                              transform (an SSD arch: torchvision's SSD at the fixed size
+                              MIN_SIZE, tests/models/ssd_ref.py), on DATA (a .pt: val images in [0, 1], their dataset
                               indices and boxes): torchvision's detections, pycocotools' mAP@0.5
                               and mAP@[.5:.95], printed as JSON
 
@@ -223,8 +224,13 @@ def score(arch, num_classes, min_size, max_size, model_path, data_path):
     from coco_ref import coco_eval, detections_of, ground_truth
 
     data = torch.load(data_path)
-    model = build(arch, num_classes, min_size, max_size,
-                  image_mean=data["mean"].tolist(), image_std=data["std"].tolist())
+    transform = {"image_mean": data["mean"].tolist(), "image_std": data["std"].tolist()}
+    if arch.startswith("ssd"):  # torchvision's SSD at the task's fixed size (MIN_SIZE)
+        sys.path.insert(0, __file__.rsplit("/", 1)[0])
+        import ssd_ref
+        model = ssd_ref.build(arch, num_classes, size=min_size, **transform)
+    else:
+        model = build(arch, num_classes, min_size, max_size, **transform)
     model.load_state_dict(torch.load(model_path), strict=True)
     model.eval()
     rows = []

@@ -28,11 +28,18 @@ import torchvision_ref  # noqa: E402
 HEIGHT, WIDTH = 200, 260
 
 
-def build(arch, num_classes, seed=0):
+def build(arch, num_classes, seed=0, size=None, **transform):
+    """torchvision's ARCH; with `size`, its fixed input side set to SIZE as gemel sets a task's
+    image_size, and image_mean / image_std as given."""
     torch.manual_seed(seed)
-    return torchvision.models.detection.__dict__[arch](
-        weights=None, weights_backbone=None, num_classes=num_classes,
-        trainable_backbone_layers=6 if arch.startswith("ssdlite") else 5)
+    # Without pretrained weights torchvision trains every backbone layer (its
+    # trainable_backbone_layers default then), as the original Gemel asks.
+    model = torchvision.models.detection.__dict__[arch](
+        weights=None, weights_backbone=None, num_classes=num_classes, **transform)
+    if size is not None:
+        model.transform.min_size, model.transform.max_size = (size,), size
+        model.transform.fixed_size = (size, size)
+    return model
 
 
 def score_layers(model):

@@ -138,8 +138,7 @@ def save_pickle(arch, num_classes, out_dir):
     elif arch in ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large"):
         torch.manual_seed(0)
         model = torchvision.models.detection.__dict__[arch](
-            weights=None, weights_backbone=None, num_classes=num_classes + 1,
-            trainable_backbone_layers=6 if arch.startswith("ssdlite") else 5)
+            weights=None, weights_backbone=None, num_classes=num_classes + 1)
     elif arch.startswith("fasterrcnn:"):
         sys.path.insert(0, __file__.rsplit("/", 1)[0])
         import rcnn_ref

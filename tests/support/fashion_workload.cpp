@@ -16,9 +16,14 @@ std::string writeFashionWorkload(const std::string& dir, const std::string& file
     o.size = w.size;
     o.max_train = w.max_train;
     o.max_val = w.max_val;
-    data::convertFashionMnist(o, dir + "/" + t.name.substr(0, t.name.rfind('_')) + "_CL.h5");
-    yaml += format("  - {name: {}, arch: resnet18, num_classes: {}{}}\n", t.name, t.classes.size(),
-                   w.task_extra);
+    const auto tail = "_" + t.arch;  // the camera's name is the task's without its arch
+    const bool named = t.name.size() > tail.size() &&
+                       t.name.compare(t.name.size() - tail.size(), tail.size(), tail) == 0;
+    const auto camera =
+        named ? t.name.substr(0, t.name.size() - tail.size()) : t.name.substr(0, t.name.rfind('_'));
+    data::convertFashionMnist(o, dir + "/" + camera + "_CL.h5");
+    yaml += format("  - {name: {}, arch: {}, num_classes: {}{}}\n", t.name, t.arch,
+                   t.classes.size(), w.task_extra);
   }
   writeText(dir + "/" + file, yaml);
   return dir + "/" + file;

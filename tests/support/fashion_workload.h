@@ -10,8 +10,9 @@
 namespace gemel::testing {
 
 struct FashionTask {
-  std::string name;  // "<camera>_resnet18"; its dataset is <camera>_CL.h5
+  std::string name;  // "<camera>_<arch>"; its dataset is <camera>_CL.h5
   std::vector<int> classes;
+  std::string arch = "resnet18";
 };
 
 struct FashionWorkload {

@@ -24,7 +24,8 @@ class BasicConv2dImpl : public nn::Module {
         bn_(register_module("bn", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001)))) {}
 
   torch::Tensor forward(const torch::Tensor& x) {
-    return torch::relu(bn_->forward(conv_->forward(x)));
+    auto y = bn_->forward(conv_->forward(x));
+    return torch::relu_(y);  // in place, as torchvision
   }
 
   Conv2d conv_;

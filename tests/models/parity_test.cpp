@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "gemel/core/error.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
 #include "test_support.h"
@@ -134,6 +135,38 @@ TEST(TorchvisionParity, DefaultParameterCountsMatchTorchvision) {
     ++seen;
   }
   EXPECT_EQ(seen, 6) << listed.output;
+}
+
+}  // namespace
+}  // namespace gemel::models
+
+namespace gemel::models {
+namespace {
+
+std::string loadError(const std::string& arch, int classes, const StateDict& state) {
+  try {
+    createZooModel(arch, classes)->loadStateDict(state, {false, "given.pt"});
+    return "";
+  } catch (const InputError& e) {
+    return e.what();
+  }
+}
+
+// Every arch refuses another arch's state_dict, and one of another class count, with one error
+// naming the file and what to check (the head shapes alone: num_classes).
+TEST(ZooStateDicts, AnotherArchOrClassCountIsOneClearError) {
+  for (const std::string arch : {"mobilenet_v3_large", "mobilenet_v3_small", "inception_v3"}) {
+    const auto other = arch == "mobilenet_v3_small" ? "mobilenet_v3_large" : "mobilenet_v3_small";
+    auto msg = loadError(arch, 3, createZooModel(other, 3)->stateDict());
+    EXPECT_NE(msg.find("given.pt"), std::string::npos) << arch << ": " << msg;
+    EXPECT_NE(msg.find("another architecture"), std::string::npos) << arch << ": " << msg;
+    msg = loadError(arch, 3, createZooModel(arch, 5)->stateDict());
+    EXPECT_NE(msg.find("check num_classes"), std::string::npos) << arch << ": " << msg;
+  }
+  // Inception-v3's auxiliary classifier has num_classes outputs too: skip_head skips both.
+  auto model = createZooModel("inception_v3", 3);
+  EXPECT_NO_THROW(
+      model->loadStateDict(createZooModel("inception_v3", 5)->stateDict(), {true, "given.pt"}));
 }
 
 }  // namespace

@@ -30,7 +30,9 @@ const std::vector<std::string>& fasterRcnnBackbones() {
 }  // namespace
 
 std::string fasterRcnnArchList() {
-  std::string out = "fasterrcnn_resnet50_fpn, fasterrcnn:<";
+  std::string out =
+      "fasterrcnn_resnet50_fpn, fasterrcnn_mobilenet_v3_large_fpn, "
+      "fasterrcnn_mobilenet_v3_large_320_fpn, fasterrcnn:<";
   for (const auto& b : fasterRcnnBackbones()) out += (out.back() == '<' ? "" : "|") + b;
   return out + ">";
 }
@@ -59,7 +61,9 @@ bool isTorchvisionDetectorArch(const std::string& arch) {
 
 bool isFasterRcnnArch(const std::string& arch) {
   const auto& backbones = fasterRcnnBackbones();
-  if (arch == "fasterrcnn_resnet50_fpn") return true;
+  if (arch == "fasterrcnn_resnet50_fpn" || arch == "fasterrcnn_mobilenet_v3_large_fpn" ||
+      arch == "fasterrcnn_mobilenet_v3_large_320_fpn")
+    return true;
   const std::string prefix = "fasterrcnn:";
   return arch.rfind(prefix, 0) == 0 && std::find(backbones.begin(), backbones.end(),
                                                  arch.substr(prefix.size())) != backbones.end();
@@ -118,6 +122,9 @@ double forwardGflops224(const std::string& arch) {
   // 224x224; over a plain backbone, an estimate of twice the backbone (the RPN and the box
   // head over its proposals).
   if (arch == "fasterrcnn_resnet50_fpn") return 134.38 * 224 * 224 / (800.0 * 1067.0);
+  // torchvision's 4.49 GFLOPs at 800 px and 0.72 at 320 px (4:3 images), per 224x224.
+  if (arch == "fasterrcnn_mobilenet_v3_large_fpn") return 4.49 * 224 * 224 / (800.0 * 1067.0);
+  if (arch == "fasterrcnn_mobilenet_v3_large_320_fpn") return 0.72 * 224 * 224 / (320.0 * 427.0);
   // SSD: torchvision's 34.86 GFLOPs at 300 px and 0.58 at 320 px, per 224x224.
   if (arch == "ssd300_vgg16") return 34.86 * 224 * 224 / (300.0 * 300.0);
   if (arch == "ssdlite320_mobilenet_v3_large") return 0.58 * 224 * 224 / (320.0 * 320.0);

@@ -25,6 +25,12 @@ using Size2 = std::array<int64_t, 2>;  // (height, width)
 constexpr const char* kFpnArch = "fasterrcnn_resnet50_fpn";
 constexpr const char* kPlainPrefix = "fasterrcnn:";
 
+// fasterrcnn_mobilenet_v3_large_fpn and its _320_ variant (the same model, other defaults).
+bool mobileFpn(const std::string& arch) {
+  return arch == "fasterrcnn_mobilenet_v3_large_fpn" ||
+         arch == "fasterrcnn_mobilenet_v3_large_320_fpn";
+}
+
 // torchvision's FeaturePyramidNetwork with LastLevelMaxPool: 1x1 lateral convolutions
 // (inner_blocks.<i>.0), 3x3 output convolutions (layer_blocks.<i>.0), nearest upsampling
 // top-down, and a stride-2 max pool of the last output as the extra level.
@@ -73,11 +79,15 @@ class FpnImpl : public nn::Module {
 };
 TORCH_MODULE(Fpn);
 
-// BackboneWithFPN: body (IntermediateLayerGetter over layer1..4) and fpn.
+// BackboneWithFPN: body (IntermediateLayerGetter over ResNet-50's layer1..4, or over
+// MobileNetV3-Large's features with BatchNorm2d's defaults, as torchvision builds it without
+// pretrained weights) and fpn.
 class FpnBackboneImpl : public nn::Module {
  public:
-  explicit FpnBackboneImpl(const std::string& resnet) {
-    body_ = register_module("body", makeResNetBody(resnet));
+  explicit FpnBackboneImpl(const std::string& body) {
+    body_ = register_module("body", body == "mobilenet_v3_large"
+                                        ? makeMobileNetV3FpnBody(BatchNormSpec{1e-5, 0.1})
+                                        : makeResNetBody(body));
     fpn_ = register_module("fpn", Fpn(body_->stageChannels(), 256));
   }
   std::vector<Tensor> forward(const Tensor& x) { return fpn_->forward(body_->stages(x)); }
@@ -149,8 +159,9 @@ class FasterRcnnNet : public NetImpl {
  public:
   FasterRcnnNet(const std::string& arch, int num_classes) {
     int64_t channels = 256;
-    if (arch == kFpnArch) {
-      fpn = register_module("backbone", FpnBackbone("resnet50"));
+    if (arch == kFpnArch || mobileFpn(arch)) {
+      fpn = register_module("backbone",
+                            FpnBackbone(arch == kFpnArch ? "resnet50" : "mobilenet_v3_large"));
     } else {
       const auto name = arch.substr(std::string(kPlainPrefix).size());
       if (name.rfind("resnet", 0) == 0) {
@@ -168,9 +179,15 @@ class FasterRcnnNet : public NetImpl {
       }
       register_module("backbone", plain);
     }
-    anchors = fpn ? ops::AnchorGenerator{{{32}, {64}, {128}, {256}, {512}},
-                                         std::vector<std::vector<double>>(5, {0.5, 1.0, 2.0})}
-                  : ops::AnchorGenerator{{{32, 64, 128, 256, 512}}, {{0.5, 1.0, 2.0}}};
+    if (mobileFpn(arch)) {  // every size on each of the three levels
+      anchors = ops::AnchorGenerator{std::vector<std::vector<double>>(3, {32, 64, 128, 256, 512}),
+                                     std::vector<std::vector<double>>(3, {0.5, 1.0, 2.0})};
+    } else if (fpn) {
+      anchors = ops::AnchorGenerator{{{32}, {64}, {128}, {256}, {512}},
+                                     std::vector<std::vector<double>>(5, {0.5, 1.0, 2.0})};
+    } else {
+      anchors = ops::AnchorGenerator{{{32, 64, 128, 256, 512}}, {{0.5, 1.0, 2.0}}};
+    }
     rpn = register_module("rpn", Rpn(channels, anchors.anchorsPerLocation(0)));
     roi_heads = register_module("roi_heads", RoiHeads(channels * 7 * 7, num_classes));
   }
@@ -609,12 +626,17 @@ RcnnOutput FasterRcnn::forward(const std::vector<Tensor>& images,
 }
 
 RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
-                             const std::vector<double>& std) {
+                             const std::vector<double>& std, const std::string& arch) {
   RcnnSettings s;
   s.min_size = image_size;
   s.max_size = (static_cast<int64_t>(image_size) * 1333 + 400) / 800;
   s.image_mean = mean;
   s.image_std = std;
+  if (mobileFpn(arch)) s.rpn_score_thresh = 0.05;  // torchvision's builders' defaults
+  if (arch == "fasterrcnn_mobilenet_v3_large_320_fpn") {
+    s.max_size = 2 * static_cast<int64_t>(image_size);  // 320 and 640
+    s.rpn_pre_nms_top_n_test = s.rpn_post_nms_top_n_test = 150;
+  }
   return s;
 }
 

@@ -28,14 +28,14 @@ int64_t makeDivisible(double v, int64_t divisor = 8) {
 }
 
 Seq convBnAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups,
-              int64_t dilation, Act act, double momentum) {
+              int64_t dilation, Act act, const BatchNormSpec& norm) {
   Seq s(Conv2d(nn::Conv2dOptions(in, out, kernel)
                    .stride(stride)
                    .padding((kernel - 1) / 2 * dilation)
                    .dilation(dilation)
                    .groups(groups)
                    .bias(false)),
-        nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001).momentum(momentum)));
+        nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(norm.eps).momentum(norm.momentum)));
   if (act != Act::kNone) s->push_back(activation(act));
   return s;
 }
@@ -67,14 +67,13 @@ struct BlockConfig {
 
 class InvertedResidualImpl : public nn::Module {
  public:
-  InvertedResidualImpl(const BlockConfig& c, int64_t dilation, double momentum)
+  InvertedResidualImpl(const BlockConfig& c, int64_t dilation, const BatchNormSpec& norm)
       : residual_(c.stride == 1 && c.in == c.out) {
-    if (c.expanded != c.in)
-      block_->push_back(convBnAct(c.in, c.expanded, 1, 1, 1, 1, c.act, momentum));
+    if (c.expanded != c.in) block_->push_back(convBnAct(c.in, c.expanded, 1, 1, 1, 1, c.act, norm));
     block_->push_back(convBnAct(c.expanded, c.expanded, c.kernel, dilation > 1 ? 1 : c.stride,
-                                c.expanded, dilation, c.act, momentum));
+                                c.expanded, dilation, c.act, norm));
     if (c.se) block_->push_back(SqueezeExcitation(c.expanded, makeDivisible(c.expanded / 4)));
-    block_->push_back(convBnAct(c.expanded, c.out, 1, 1, 1, 1, Act::kNone, momentum));
+    block_->push_back(convBnAct(c.expanded, c.out, 1, 1, 1, 1, Act::kNone, norm));
     register_module("block", block_);
   }
 
@@ -129,12 +128,29 @@ std::vector<BlockConfig> settings(const std::string& arch, bool reduced_tail) {
           {96 / r, 5, 576 / r, 96 / r, true, HS, 1}};
 }
 
+// MobileNetV3's init: Kaiming-normal (fan out) convs, BatchNorm 1 and 0, normal(0, 0.01) Linear.
+void initialise(nn::Module& net) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : net.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut);
+      if (c->bias.defined()) nn::init::zeros_(c->bias);
+    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(bn->weight);
+      nn::init::zeros_(bn->bias);
+    } else if (auto* l = m->as<nn::Linear>()) {
+      nn::init::normal_(l->weight, 0.0, 0.01);
+      nn::init::zeros_(l->bias);
+    }
+  }
+}
+
 class MobileNetV3Impl : public NetImpl {
  public:
   MobileNetV3Impl(const std::string& arch, int num_classes) {
     const auto blocks = settings(arch, /*reduced_tail=*/false);
     const int64_t last_channel = arch == "mobilenet_v3_large" ? 1280 : 1024;
-    features_ = makeMobileNetV3Features(arch, false, false, 0.01);
+    features_ = makeMobileNetV3Features(arch, false, false, BatchNormSpec{0.001, 0.01});
     register_module("features", features_);
     const int64_t last_conv = 6 * blocks.back().out;
     classifier_->push_back(nn::Linear(last_conv, last_channel));
@@ -143,18 +159,7 @@ class MobileNetV3Impl : public NetImpl {
     classifier_->push_back(nn::Linear(last_channel, num_classes));
     register_module("classifier", classifier_);
 
-    for (auto& m : modules(/*include_self=*/false)) {
-      if (auto* c = m->as<nn::Conv2d>()) {
-        nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut);
-        if (c->bias.defined()) nn::init::zeros_(c->bias);
-      } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
-        nn::init::ones_(bn->weight);
-        nn::init::zeros_(bn->bias);
-      } else if (auto* l = m->as<nn::Linear>()) {
-        nn::init::normal_(l->weight, 0.0, 0.01);
-        nn::init::zeros_(l->bias);
-      }
-    }
+    initialise(*this);
   }
 
   torch::Tensor forward(torch::Tensor x) override {
@@ -171,40 +176,72 @@ class MobileNetV3Impl : public NetImpl {
 }  // namespace
 
 Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated,
-                            double bn_momentum) {
+                            const BatchNormSpec& norm) {
   GEMEL_ASSERT(arch == "mobilenet_v3_large" || arch == "mobilenet_v3_small",
                "not a MobileNetV3: {}", arch);
   const auto blocks = settings(arch, reduced_tail);
   const std::size_t tail = 3;  // the C4 stage's blocks, which `dilated` dilates
   Seq features;
-  features->push_back(convBnAct(3, blocks.front().in, 3, 2, 1, 1, HS, bn_momentum));
+  features->push_back(convBnAct(3, blocks.front().in, 3, 2, 1, 1, HS, norm));
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const bool in_tail = i + tail >= blocks.size();
-    features->push_back(InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1, bn_momentum));
+    features->push_back(InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1, norm));
   }
-  features->push_back(
-      convBnAct(blocks.back().out, 6 * blocks.back().out, 1, 1, 1, 1, HS, bn_momentum));
+  features->push_back(convBnAct(blocks.back().out, 6 * blocks.back().out, 1, 1, 1, 1, HS, norm));
   return features;
 }
 
 namespace {
-// Appends a module of the features' own types (Seq, InvertedResidual) under `name`.
-void append(Seq& seq, const std::string& name, const std::shared_ptr<nn::Module>& m) {
-  if (auto s = std::dynamic_pointer_cast<SeqImpl>(m)) {
-    seq->push_back(std::string(name), Seq(s));
-  } else if (auto b = std::dynamic_pointer_cast<InvertedResidualImpl>(m)) {
-    seq->push_back(std::string(name), InvertedResidual(b));
-  } else if (auto se = std::dynamic_pointer_cast<SqueezeExcitationImpl>(m)) {
-    seq->push_back(std::string(name), SqueezeExcitation(se));
-  } else {
-    GEMEL_ASSERT(false, "unexpected MobileNetV3 module {}", m->name());
-  }
+// A module of the features' own types (Seq, InvertedResidual, SqueezeExcitation), typed.
+nn::AnyModule typed(const std::shared_ptr<nn::Module>& m) {
+  if (auto s = std::dynamic_pointer_cast<SeqImpl>(m)) return nn::AnyModule(Seq(s));
+  if (auto b = std::dynamic_pointer_cast<InvertedResidualImpl>(m))
+    return nn::AnyModule(InvertedResidual(b));
+  if (auto se = std::dynamic_pointer_cast<SqueezeExcitationImpl>(m))
+    return nn::AnyModule(SqueezeExcitation(se));
+  GEMEL_ASSERT(false, "unexpected MobileNetV3 module {}", m->name());
+  return {};
 }
+void append(Seq& seq, const std::string& name, const std::shared_ptr<nn::Module>& m) {
+  seq->push_back(std::string(name), typed(m));
+}
+
+// fasterrcnn_mobilenet_v3_large_fpn's body: MobileNetV3-Large's features, as torchvision's
+// IntermediateLayerGetter keeps them ("0".."16"), returning the C4 block's output (features 13)
+// and the last conv's (16) to the FPN.
+class MobileNetV3FpnBodyImpl : public ResNetBodyImpl {
+ public:
+  explicit MobileNetV3FpnBodyImpl(const BatchNormSpec& norm) {
+    const auto features = makeMobileNetV3Features("mobilenet_v3_large", false, false, norm);
+    for (const auto& kv : features->named_children()) {
+      register_module(kv.key(), kv.value());
+      layers_.push_back(typed(kv.value()));
+    }
+    initialise(*this);
+  }
+  std::vector<torch::Tensor> stages(torch::Tensor x) override {
+    std::vector<torch::Tensor> out;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      x = layers_[i].forward(x);
+      if (i == 13 || i + 1 == layers_.size()) out.push_back(x);  // [N, 160, ...], [N, 960, ...]
+    }
+    return out;
+  }
+  std::vector<int64_t> stageChannels() const override { return {160, 960}; }
+  torch::Tensor forward(torch::Tensor x) override { return stages(x).back(); }
+
+ private:
+  std::vector<nn::AnyModule> layers_;
+};
 }  // namespace
 
-Seq makeSsdliteMobileNetV3Body(double bn_momentum) {
+std::shared_ptr<ResNetBodyImpl> makeMobileNetV3FpnBody(const BatchNormSpec& norm) {
+  return std::make_shared<MobileNetV3FpnBodyImpl>(norm);
+}
+
+Seq makeSsdliteMobileNetV3Body(const BatchNormSpec& norm) {
   const auto features = makeMobileNetV3Features("mobilenet_v3_large", /*reduced_tail=*/true,
-                                                /*dilated=*/false, bn_momentum);
+                                                /*dilated=*/false, norm);
   // torchvision's SSDLiteFeatureExtractorMobileNet: split at the C4 block (the last stride-2
   // block, features[13]) after its expansion layer; Sequential slices keep their keys.
   const std::size_t c4 = 13;

@@ -9,6 +9,11 @@
 
 namespace gemel::models {
 
+// A BatchNorm2d's eps and momentum (MobileNetV3 and the detectors built on it set their own).
+struct BatchNormSpec {
+  double eps = 0.001, momentum = 0.01;  // MobileNetV3's own; its detectors set others
+};
+
 // Base of the zoo networks: a module with a single-tensor forward.
 class NetImpl : public torch::nn::Module {
  public:
@@ -50,12 +55,16 @@ std::shared_ptr<NetImpl> makeResNet(const std::string& arch, int num_classes);
 
 // A ResNet without its pooling and classifier (conv1, bn1, layer1..4 as torchvision names
 // them): the body of torchvision's detection backbones. stages() gives layer1..4's outputs.
+// (The interface of any FPN body: makeMobileNetV3FpnBody below too.)
 class ResNetBodyImpl : public NetImpl {
  public:
   virtual std::vector<torch::Tensor> stages(torch::Tensor x) = 0;
   virtual std::vector<int64_t> stageChannels() const = 0;
 };
 std::shared_ptr<ResNetBodyImpl> makeResNetBody(const std::string& arch);
+// The same interface over MobileNetV3-Large's features (fasterrcnn_mobilenet_v3_large_fpn):
+// stages() gives the C4 block's and the last conv's outputs. Initialised as MobileNetV3.
+std::shared_ptr<ResNetBodyImpl> makeMobileNetV3FpnBody(const BatchNormSpec& norm);
 
 // nn.Sequential(*list(resnet.children())[:-2]): conv1, bn1, relu, maxpool, layer1..4.
 torch::nn::Sequential makeResNetSequential(const std::string& arch);
@@ -69,12 +78,12 @@ std::shared_ptr<NetImpl> makeMobileNetV2(int num_classes);
 std::shared_ptr<NetImpl> makeMobileNetV3(const std::string& arch, int num_classes);
 // A MobileNetV3's `features` (stem, inverted residuals, last 1x1 conv), as torchvision's
 // detection backbones take them: `reduced_tail` halves the C4 stage's channels, `dilated`
-// dilates its three blocks instead of striding; BatchNorm has eps 0.001 and this momentum.
+// dilates its three blocks instead of striding. Not initialised.
 Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dilated,
-                            double bn_momentum);
+                            const BatchNormSpec& norm);
 // SSDlite's body: MobileNetV3-Large with the reduced tail as Sequential "0" (up to the C4
-// block's expansion layer) and "1" (the rest), with torchvision's keys.
-Seq makeSsdliteMobileNetV3Body(double bn_momentum);
+// block's expansion layer) and "1" (the rest), with torchvision's keys. Not initialised.
+Seq makeSsdliteMobileNetV3Body(const BatchNormSpec& norm);
 // VGG's `features` (torchvision's layers and indices), not initialised.
 torch::nn::Sequential makeVggFeatures(const std::string& arch);
 // inception_v3 (torchvision's Inception3 with transform_input off; AuxLogits kept, never run).

@@ -121,6 +121,14 @@ std::string fasterRcnnArch(const Module& model) {
     const auto body = backbone->child("body");
     if (body && resnetArch(*body, "layer1", "layer4") == "resnet50")
       return "fasterrcnn_resnet50_fpn";
+    if (body && body->child("1") && body->child("1")->name() == "InvertedResidual") {
+      // MobileNetV3-Large's body; the _320_ build differs in its transform's sizes only
+      const auto transform = model.child("transform");
+      const auto size = transform ? transform->attr("min_size") : nullptr;
+      const bool small = size && !size->items.empty() && size->items[0]->kind == Kind::kInt &&
+                         size->items[0]->i == 320;
+      return small ? "fasterrcnn_mobilenet_v3_large_320_fpn" : "fasterrcnn_mobilenet_v3_large_fpn";
+    }
     return "";
   }
   if (backbone->name() != "Sequential") return "";

@@ -132,7 +132,8 @@ class VggExtractorImpl : public SsdBackboneImpl {
 class MobileNetExtractorImpl : public SsdBackboneImpl {
  public:
   MobileNetExtractorImpl() {
-    features_ = register_module("features", makeSsdliteMobileNetV3Body(kSsdliteMomentum));
+    features_ = register_module("features",
+                                makeSsdliteMobileNetV3Body(BatchNormSpec{0.001, kSsdliteMomentum}));
     const int64_t depth[5] = {480, 512, 256, 256, 128};
     for (int i = 0; i < 4; ++i) {  // _extra_block: 1x1 down to half, depthwise 3x3 s2, 1x1 up
       const int64_t mid = depth[i + 1] / 2;

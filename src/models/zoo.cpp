@@ -13,7 +13,12 @@
 namespace gemel::models {
 
 std::unique_ptr<Model> createZooModel(const std::string& arch, int num_classes) {
-  if (isFasterRcnnArch(arch)) return makeFasterRcnnModel(arch, num_classes);
+  if (isFasterRcnnArch(arch)) {  // torchvision's builder's defaults for the arch
+    const int min_size = arch == "fasterrcnn_mobilenet_v3_large_320_fpn" ? 320 : 800;
+    return makeFasterRcnnModel(
+        arch, num_classes,
+        rcnnSettingsFor(min_size, {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}, arch));
+  }
   if (isSsdArch(arch))
     return makeSsdModel(
         arch, num_classes,
@@ -60,7 +65,7 @@ std::unique_ptr<Model> createTaskModel(const std::string& arch, int num_classes,
   if (isSsdArch(arch))
     return makeSsdModel(arch, num_classes + 1, ssdSettingsFor(arch, image_size, mean, std));
   if (!isFasterRcnnArch(arch)) return createZooModel(arch, num_classes);
-  return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std));
+  return makeFasterRcnnModel(arch, num_classes + 1, rcnnSettingsFor(image_size, mean, std, arch));
 }
 
 namespace {
@@ -71,6 +76,10 @@ std::string classifierName(const std::string& arch, const std::string& name) {
     return name.compare(0, prefix.size(), prefix) == 0 ? name.substr(prefix.size()) : "";
   };
   if (arch == "fasterrcnn_resnet50_fpn") return after("backbone.body.");
+  if (arch.rfind("fasterrcnn_mobilenet_v3_large", 0) == 0) {
+    const auto rest = after("backbone.body.");
+    return rest.empty() ? "" : "features." + rest;
+  }
   const auto rest = after("backbone.");
   const auto dot = rest.find('.');
   if (rest.empty() || dot == std::string::npos) return "";
@@ -114,7 +123,9 @@ void loadBackboneWeights(Model& detector, const StateDict& classifier, const std
         "do not fit; expected torchvision's {} names and shapes):{}",
         source, detector.arch(), problems.size(),
         detector.arch() == "fasterrcnn_resnet50_fpn" ? std::string("resnet50")
-                                                     : detector.arch().substr(11),
+        : detector.arch().rfind("fasterrcnn_mobilenet_v3_large", 0) == 0
+            ? "mobilenet_v3_large"
+            : detector.arch().substr(11),
         list));
   }
   torch::NoGradGuard no_grad;

@@ -158,6 +158,36 @@ TEST(Config, SearchTimeBudget) {
       << msg;
 }
 
+// Inception-v3 needs 75 px (torchvision's min_size); an SSD takes its own fixed size and
+// normalisation unless the task sets them, and ssd300_vgg16 needs 268 px.
+TEST(Config, InceptionAndSsdSizesAndDefaults) {
+  TempDir dir;
+  const auto inception = loadError(dir,
+                                   "name: demo\ntasks:\n  - {name: t, arch: inception_v3, "
+                                   "num_classes: 2, image_size: 64}\n");
+  EXPECT_NE(inception.find("tasks[0].image_size: got 64; expected at least 75 pixels for arch "
+                           "'inception_v3'"),
+            std::string::npos)
+      << inception;
+  writeText(dir.file("w.yaml"),
+            "name: demo\ndefaults: {image_size: 64}\ntasks:\n"
+            "  - {name: a, arch: ssdlite320_mobilenet_v3_large, kind: detection, num_classes: 2}\n"
+            "  - {name: b, arch: ssd300_vgg16, kind: detection, num_classes: 2, image_size: 300,"
+            " transforms: {mean: [0.1, 0.2, 0.3]}}\n");
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  EXPECT_EQ(w.tasks[0].image_size, 320);
+  EXPECT_EQ(w.tasks[0].transforms.mean, (std::vector<double>{0.5, 0.5, 0.5}));
+  EXPECT_EQ(w.tasks[0].transforms.std, (std::vector<double>{0.5, 0.5, 0.5}));
+  EXPECT_EQ(w.tasks[1].transforms.mean, (std::vector<double>{0.1, 0.2, 0.3}));
+  EXPECT_NEAR(w.tasks[1].transforms.std[0], 1.0 / 255, 1e-12);
+  const auto vgg = loadError(dir,
+                             "name: demo\ntasks:\n  - {name: t, arch: ssd300_vgg16, kind: "
+                             "detection, num_classes: 2, image_size: 200}\n");
+  EXPECT_NE(vgg.find("tasks[0].image_size: got 200; expected at least 268 pixels"),
+            std::string::npos)
+      << vgg;
+}
+
 TEST(Config, DetectorsNeedKindDetectionAndAStrideMultiple) {
   TempDir dir;
   writeText(dir.file("w.yaml"),

@@ -103,6 +103,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"mobilenet_v3_large", "torchvision.models.mobilenetv3.MobileNetV3"},
         Case{"fasterrcnn:resnet18", "torchvision.models.detection.faster_rcnn.FasterRCNN"},
         Case{"fasterrcnn:vgg16", "torchvision.models.detection.faster_rcnn.FasterRCNN"},
+        Case{"fasterrcnn_mobilenet_v3_large_fpn",
+             "torchvision.models.detection.faster_rcnn.FasterRCNN"},
         Case{"ssd300_vgg16", "torchvision.models.detection.ssd.SSD"},
         Case{"ssdlite320_mobilenet_v3_large", "torchvision.models.detection.ssd.SSD"}),
     [](const auto& info) {

@@ -37,7 +37,8 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               mobilenet_v2), its BatchNorm statistics redrawn -> DIR/NAME.pt
                               (what weights_backbone takes)
 
-ARCH is fasterrcnn_resnet50_fpn (torchvision's builder, no pretrained weights) or
+ARCH is fasterrcnn_resnet50_fpn, fasterrcnn_mobilenet_v3_large_fpn or
+fasterrcnn_mobilenet_v3_large_320_fpn (torchvision's builders, no pretrained weights) or
 fasterrcnn:<backbone> (the original Gemel's build over a plain backbone: resnet18, resnet50,
 resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep the CPU time
 short. The two score layers are redrawn (spread_scores) so that the untrained model's scores
@@ -53,6 +54,12 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 
 MIN_SIZE, MAX_SIZE = 128, 160
+
+
+def sizes(arch):
+    """The transform's sizes for `make`: MobileNetV3's FPN reads maps of stride 16 and 32,
+    which at 128 px are so small that most proposals pool the same features and tie."""
+    return (320, 400) if "mobilenet_v3" in arch else (MIN_SIZE, MAX_SIZE)
 SEED = 7
 
 
@@ -69,8 +76,9 @@ def plain_backbone(name):
 
 def build(arch, num_classes, min_size=MIN_SIZE, max_size=MAX_SIZE, **transform):
     torch.manual_seed(0)
-    if arch == "fasterrcnn_resnet50_fpn":
-        model = torchvision.models.detection.fasterrcnn_resnet50_fpn(
+    if arch in ("fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+                "fasterrcnn_mobilenet_v3_large_320_fpn"):
+        model = torchvision.models.detection.__dict__[arch](
             weights=None, weights_backbone=None, num_classes=num_classes,
             min_size=min_size, max_size=max_size, **transform)
     else:
@@ -80,6 +88,21 @@ def build(arch, num_classes, min_size=MIN_SIZE, max_size=MAX_SIZE, **transform):
         model = FasterRCNN(backbone, num_classes=num_classes, rpn_anchor_generator=anchors,
                            box_roi_pool=pool, min_size=min_size, max_size=max_size, **transform)
     return model
+
+
+def calibrate_batchnorm(model, images):
+    """BatchNorm's running statistics set to these images' (one train-mode forward of the body
+    at momentum 1): an untrained MobileNetV3 body in eval mode, on its initial statistics,
+    passes almost nothing through its 16 blocks, and its detections are then all ties."""
+    norms = [m for m in model.backbone.body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.momentum = 1.0
+    model.train()
+    with torch.no_grad():
+        model.backbone.body(model.transform(images)[0].tensors)
+    for m in norms:
+        m.momentum = 0.1
+        m.num_batches_tracked.zero_()
 
 
 def spread_scores(model, images):
@@ -107,6 +130,9 @@ def scene(num_classes, images, model, out_dir):
          "labels": torch.tensor([1, num_classes - 1])},
         {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
     ]
+    if hasattr(model.backbone, "body") and any(
+            isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules()):
+        calibrate_batchnorm(model, images)
     spread_scores(model, images)
     torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
     io = {"seed": torch.tensor(SEED)}
@@ -127,8 +153,20 @@ def train_losses(model, images, targets, io):
     return losses
 
 
+def loss_spread(model, images, targets, io):
+    """torchvision's own sensitivity of each loss: how far it moves when the images move by
+    1e-6 (same seed), into io as spread.<name>. Where proposals are near ties (MobileNetV3's
+    FPN: loss_classifier moves by 0.7%), the sampled RoIs change with the last bits, and a
+    comparison can ask no more of gemel than of torchvision itself."""
+    torch.manual_seed(SEED)
+    with torch.no_grad():
+        moved = model([image + 1e-6 for image in images], targets)
+    for name, value in moved.items():
+        io[f"spread.{name}"] = (value - io[name]).abs()
+
+
 def make(arch, num_classes, out_dir):
-    model = build(arch, num_classes)
+    model = build(arch, num_classes, *sizes(arch))
     g = torch.Generator().manual_seed(1)
     images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
     targets, io = scene(num_classes, images, model, out_dir)
@@ -140,11 +178,12 @@ def make(arch, num_classes, out_dir):
         io[f"det_scores{i}"] = d["scores"]
         io[f"det_labels{i}"] = d["labels"]
     train_losses(model, images, targets, io)
+    loss_spread(model, images, targets, io)
     torch.save(io, f"{out_dir}/py_io.pt")
 
 
 def check(arch, num_classes, out_dir):
-    model = build(arch, num_classes)
+    model = build(arch, num_classes, *sizes(arch))
     mine = torch.load(f"{out_dir}/cpp_weights.pt")
     model.load_state_dict(mine, strict=True)
     theirs = torch.load(f"{out_dir}/py_weights.pt")

@@ -139,7 +139,7 @@ def save_pickle(arch, num_classes, out_dir):
         torch.manual_seed(0)
         model = torchvision.models.detection.__dict__[arch](
             weights=None, weights_backbone=None, num_classes=num_classes + 1)
-    elif arch.startswith("fasterrcnn:"):
+    elif arch.startswith("fasterrcnn"):
         sys.path.insert(0, __file__.rsplit("/", 1)[0])
         import rcnn_ref
         model = rcnn_ref.build(arch, num_classes + 1)
@@ -150,7 +150,7 @@ def save_pickle(arch, num_classes, out_dir):
     model.eval()
     torch.save(model, f"{out_dir}/py_model.pt")
     torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
-    if arch in ("custom", "squeezenet1_0") or "ssd" in arch or arch.startswith("fasterrcnn:"):
+    if arch in ("custom", "squeezenet1_0") or "ssd" in arch or arch.startswith("fasterrcnn"):
         return
     with torch.no_grad():
         y = model(x)

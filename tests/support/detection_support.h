@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gemel/data/dataset.h"
+#include "gemel/io/results.h"
 #include "gemel/models/state_dict.h"
 
 namespace gemel::testing {
@@ -33,6 +34,21 @@ inline void writeValData(const std::string& dataset, const std::string& out,
             {"classes", torch::tensor(int64_t(info.classes.size()))},
             {"mean", torch::tensor(mean, torch::kDouble)},
             {"std", torch::tensor(std, torch::kDouble)}});
+}
+
+// Whether some shared block of `results` has members of both kinds: a module of the detector's
+// under `detector` ("bags_rcnn:backbone.") and one of the classifier's under `classifier`.
+inline bool sharesAcross(const io::Results& results, const std::string& detector,
+                         const std::string& classifier) {
+  for (const auto& block : results.shared) {
+    bool d = false, c = false;
+    for (const auto& m : block.members) {
+      d = d || m.rfind(detector, 0) == 0;
+      c = c || m.rfind(classifier, 0) == 0;
+    }
+    if (d && c) return true;
+  }
+  return false;
 }
 
 }  // namespace gemel::testing

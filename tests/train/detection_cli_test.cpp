@@ -169,16 +169,8 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   const auto results = dir.file("merged/results.h5");
   // The first trial's group pairs a detector backbone conv with the classifier's.
   const auto merged = io::readResults(results);
-  bool across = false;
-  for (const auto& block : merged.shared) {
-    bool detector = false, classifier = false;
-    for (const auto& m : block.members) {
-      detector = detector || m.rfind("bags_rcnn:backbone.", 0) == 0;
-      classifier = classifier || m.rfind("shoes_a_resnet18:layer", 0) == 0;
-    }
-    across = across || (detector && classifier);
-  }
-  EXPECT_TRUE(across) << r.output;
+  EXPECT_TRUE(testing::sharesAcross(merged, "bags_rcnn:backbone.", "shoes_a_resnet18:layer"))
+      << r.output;
 
   r = gemel(format("eval --results {} --json", shellQuote(results)));
   ASSERT_EQ(r.exit_code, 0) << r.output;

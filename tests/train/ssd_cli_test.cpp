@@ -104,17 +104,9 @@ TEST(SsdCli, AnSsdliteBesideAMobileNetV3MergesAndExportsForTorchvision) {
                    shellQuote(dir.file("merged"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto results = dir.file("merged/results.h5");
-  const auto merged = io::readResults(results);
-  bool across = false;
-  for (const auto& block : merged.shared) {
-    bool detector = false, classifier = false;
-    for (const auto& m : block.members) {
-      detector = detector || m.rfind("plaza_digits_ssdlite:backbone.", 0) == 0;
-      classifier = classifier || m.rfind("shoes_a_mobilenet_v3_large:features.", 0) == 0;
-    }
-    across = across || (detector && classifier);
-  }
-  EXPECT_TRUE(across) << r.output;
+  EXPECT_TRUE(testing::sharesAcross(io::readResults(results), "plaza_digits_ssdlite:backbone.",
+                                    "shoes_a_mobilenet_v3_large:features."))
+      << r.output;
 
   r = gemel(format("eval --results {} --json", shellQuote(results)));
   ASSERT_EQ(r.exit_code, 0) << r.output;

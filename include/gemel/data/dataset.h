@@ -1,5 +1,5 @@
 #pragma once
-// The gemel dataset file (DESIGN.md "Files"): one HDF5 file per task.
+// The gemel dataset file (docs/formats.md): one HDF5 file per task.
 //   /            attrs: format="gemel-dataset", version, kind, classes, height, width, channels
 //   /<split>/images     uint8 [N,H,W,C], chunked per image
 //   /<split>/labels     int64 [N]                          classification

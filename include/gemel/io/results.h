@@ -1,5 +1,5 @@
 #pragma once
-// ResultsStore: the merge's results.h5 (DESIGN.md "Files"), written by rank 0 only, atomically
+// ResultsStore: the merge's results.h5 (docs/formats.md), written by rank 0 only, atomically
 // (temporary file + rename) after every trial, so the file on disk is always a complete,
 // readable result of the last finished trial.
 //   /                            attrs: format="gemel-results", version, workload (YAML text),

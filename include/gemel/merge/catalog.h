@@ -1,8 +1,8 @@
 #pragma once
 // LayerCatalog: which layers of a set of models can share weights, and what sharing saves.
 //
-// Rules (DESIGN.md): Conv and Linear layers are candidates; two layers are shareable when their
-// signatures (kind, parameter shapes, hyper-parameters except stride) are equal. An instance
+// Rules (docs/merging.md): Conv and Linear layers are candidates; two layers are shareable when
+// their signatures (kind, parameter shapes, hyper-parameters except stride) are equal. An instance
 // holds at most one layer per model: the k-th layer of a signature in model A pairs with the
 // k-th layer of that signature in every other model that has one. An instance shared by m
 // models saves (m - 1) x its bytes. A group is the instances with one signature and one set of

@@ -1,5 +1,5 @@
 #pragma once
-// MergeCoordinator: the search itself (DESIGN.md, "The merge, unit by unit"). Every rank runs
+// MergeCoordinator: the search itself (docs/merging.md). Every rank runs
 // it; rank 0 (the lead) alone holds the Planner. It holds the policy and nothing else: the
 // training, weights and results file are the TrialExecutor's (executor.h), the agreement
 // between ranks the World's, so every path of the policy runs against a scripted fake executor

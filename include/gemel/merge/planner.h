@@ -1,5 +1,5 @@
 #pragma once
-// Planner: which layers to try sharing next (DESIGN.md "Layer sharing rules"). Pure search
+// Planner: which layers to try sharing next (docs/merging.md). Pure search
 // logic over a LayerCatalog: it proposes trials and is told which models met their accuracy
 // targets; the training happens elsewhere. Strategies:
 //   greedy  Gemel's incremental search: groups largest first; after a trial the layers are

@@ -8,7 +8,10 @@
 //                             resnet50, resnet101: nn.Sequential(*children()[:-2]); vgg16,
 //                             mobilenet_v2: .features) as backbone.<i>.*, one feature map,
 //                             anchors ((32, 64, 128, 256, 512),) x ratios (0.5, 1, 2), RoIAlign
-//                             7x7 with sampling ratio 2.
+//                             7x7 with sampling ratio 2;
+//   fasterrcnn_mobilenet_v3_large_fpn (and _320_fpn)  MobileNetV3-Large's features
+//                             (backbone.body.0..16) with an FPN over the C4 block and the last
+//                             conv plus a max-pooled level, anchors 32..512 on every level.
 // Both: GeneralizedRCNNTransform (normalise, resize so the short side is min_size and the long
 // side at most max_size, pad the batch to a multiple of 32), the RPN (rpn.head.*), the two-MLP
 // box head (roi_heads.box_head.fc6/fc7) and predictor (roi_heads.box_predictor.*), with
@@ -60,8 +63,10 @@ using RcnnOutput = ModelOutput;
 // The settings of a Faster R-CNN task: the transform's min_size is the task's image_size and
 // its max_size image_size * 1333 / 800 rounded (torchvision's 800 and 1333 at image_size 800);
 // image_mean and image_std are the task's transforms' mean and std.
+// The arch's own defaults too: fasterrcnn_mobilenet_v3_large_fpn's RPN score threshold 0.05;
+// its _320_ variant's max_size of twice min_size and 150 RPN proposals in eval.
 RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
-                             const std::vector<double>& std);
+                             const std::vector<double>& std, const std::string& arch = "");
 
 // A Faster R-CNN as a Model: forward takes images [N, 3, H, W] in [0, 1] and, in training mode,
 // each image's BoxTargets; it returns the four losses (training) or the detections (eval).

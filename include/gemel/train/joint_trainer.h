@@ -1,5 +1,5 @@
 #pragma once
-// JointTrainer: one trial of joint retraining (DESIGN.md "Joint training"). Every task takes one
+// JointTrainer: one trial of joint retraining (docs/merging.md). Every task takes one
 // batch per step; the loss is sum_i w_i * L_i with w_i = min((target_i / acc_i)^0.75, 10)
 // refreshed at each validation; one backward, gradient synchronisation across ranks, one SGD
 // step over the unique parameters (a tied tensor is entered once). Validation comes after

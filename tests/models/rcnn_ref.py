@@ -6,7 +6,10 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               their ground truth (boxes0, labels0, boxes1, labels1), the
                               eval-mode detections (det_boxes<i>, det_scores<i>, det_labels<i>),
                               and the four train-mode losses (loss_classifier, loss_box_reg,
-                              loss_objectness, loss_rpn_box_reg) after torch.manual_seed(SEED)
+                              loss_objectness, loss_rpn_box_reg) after torch.manual_seed(SEED),
+                              every parameter's gradient of their sum (grad.<name>), and how
+                              far each loss and gradient moves when the images move by 1e-6
+                              (spread.<loss>, spread.grad.<name>: torchvision's own rounding)
 
   check ARCH NUM_CLASSES DIR  DIR/cpp_weights.pt (written by gemel) loads into the torchvision
                               model with strict load_state_dict, and equals DIR/py_weights.pt
@@ -105,11 +108,14 @@ def calibrate_batchnorm(model, images):
         m.num_batches_tracked.zero_()
 
 
-def spread_scores(model, images):
-    """Redraws the two score layers so that their logits have a standard deviation of about 2
-    on these images (measured with a forward hook on each layer's input)."""
+def spread_scores(model, images, layers=None):
+    """Redraws the score layers (a Faster R-CNN's two by default) so that their logits have a
+    standard deviation of about 2 on these images (measured with a forward hook on each layer's
+    input): an untrained model's scores are near-ties, whose order is rounding."""
     model.eval()
-    for layer in (model.rpn.head.cls_logits, model.roi_heads.box_predictor.cls_score):
+    if layers is None:
+        layers = (model.rpn.head.cls_logits, model.roi_heads.box_predictor.cls_score)
+    for layer in layers:
         seen = []
         hook = layer.register_forward_hook(lambda m, inputs, output: seen.append(inputs[0]))
         with torch.no_grad():
@@ -153,16 +159,24 @@ def train_losses(model, images, targets, io):
     return losses
 
 
-def loss_spread(model, images, targets, io):
-    """torchvision's own sensitivity of each loss: how far it moves when the images move by
-    1e-6 (same seed), into io as spread.<name>. Where proposals are near ties (MobileNetV3's
-    FPN: loss_classifier moves by 0.7%), the sampled RoIs change with the last bits, and a
-    comparison can ask no more of gemel than of torchvision itself."""
+def gradients_and_spread(model, losses, images, targets, io):
+    """Every parameter's gradient of the losses' sum (grad.<name>), and torchvision's own
+    sensitivity of each loss and gradient: how far it moves when the images move by 1e-6 (same
+    seed), as spread.<loss> and spread.grad.<name> (the norm of the change). Where proposals are
+    near ties (MobileNetV3's FPN: loss_classifier moves by 0.7%), the sampled RoIs change with
+    the last bits, and a comparison can ask no more of gemel than of torchvision itself."""
+    sum(losses.values()).backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
     torch.manual_seed(SEED)
-    with torch.no_grad():
-        moved = model([image + 1e-6 for image in images], targets)
+    moved = model([image + 1e-6 for image in images], targets)
     for name, value in moved.items():
-        io[f"spread.{name}"] = (value - io[name]).abs()
+        io[f"spread.{name}"] = (value.detach() - io[name]).abs()
+    sum(moved.values()).backward()
+    for name, p in model.named_parameters():
+        if name in grads:
+            io[f"grad.{name}"] = grads[name]
+            io[f"spread.grad.{name}"] = (p.grad - grads[name]).norm()
 
 
 def make(arch, num_classes, out_dir):
@@ -177,8 +191,8 @@ def make(arch, num_classes, out_dir):
         io[f"det_boxes{i}"] = d["boxes"]
         io[f"det_scores{i}"] = d["scores"]
         io[f"det_labels{i}"] = d["labels"]
-    train_losses(model, images, targets, io)
-    loss_spread(model, images, targets, io)
+    losses = train_losses(model, images, targets, io)
+    gradients_and_spread(model, losses, images, targets, io)
     torch.save(io, f"{out_dir}/py_io.pt")
 
 

@@ -23,6 +23,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
+import rcnn_ref  # noqa: E402
 import torchvision_ref  # noqa: E402
 
 HEIGHT, WIDTH = 200, 260
@@ -47,23 +48,6 @@ def score_layers(model):
         yield layer if isinstance(layer, torch.nn.Conv2d) else layer[-1]
 
 
-def spread_scores(model, images):
-    """Redraws the class score layers so that their logits have a standard deviation of about 2
-    on these images: an untrained SSD's softmax scores are near-ties, whose order is rounding."""
-    model.eval()
-    for layer in score_layers(model):
-        seen = []
-        hook = layer.register_forward_hook(lambda m, inputs, output: seen.append(inputs[0]))
-        with torch.no_grad():
-            model(images)
-        hook.remove()
-        x = torch.cat([t.flatten() for t in seen])
-        fan_in = layer.weight[0].numel()
-        with torch.no_grad():
-            layer.weight.normal_(0, 2.0 / (x.pow(2).mean().sqrt().item() * fan_in ** 0.5 + 1e-12))
-            layer.bias.normal_(0, 0.5)
-
-
 def make(arch, num_classes, out_dir):
     model = build(arch, num_classes)
     g = torch.Generator().manual_seed(1)
@@ -73,7 +57,7 @@ def make(arch, num_classes, out_dir):
          "labels": torch.tensor([1, num_classes - 1])},
         {"boxes": torch.tensor([[30.0, 15.0, 80.0, 60.0]]), "labels": torch.tensor([1])},
     ]
-    spread_scores(model, images)
+    rcnn_ref.spread_scores(model, images, list(score_layers(model)))
     torch.save(model.state_dict(), f"{out_dir}/py_weights.pt")
     io = {}
     for i, (image, target) in enumerate(zip(images, targets)):

@@ -340,8 +340,10 @@ int runExportCmd(const Args& args, const dist::World& world) {
   po::options_description desc("export options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "task", po::value<std::string>(), "the task to export")(
-      "all", po::bool_switch(), "export every task into --out (a directory)")(
-      "out", po::value<std::string>()->required(), "output .pt (or directory with --all)");
+      "all", po::bool_switch(),
+      "export every task into --out (a directory), and the whole merged workload as "
+      "merged_workload.pt (each shared tensor once)")("out", po::value<std::string>()->required(),
+                                                      "output .pt (or directory with --all)");
   po::variables_map vm;
   if (!parseCommandLine("export", "--results FILE (--task NAME | --all) --out PATH", desc, args,
                         vm))

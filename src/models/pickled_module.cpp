@@ -193,14 +193,6 @@ WeightsFile readPickledModule(const ValuePtr& root, const std::string& source) {
             torchvision ? "a torchvision model in a layout gemel does not build"
                         : "not a torchvision model");
   }
-  const auto transform = top.child("transform");
-  if (isTorchvisionDetectorArch(out.arch) && transform) {
-    // The transform's settings are attributes, not tensors: they travel beside the weights
-    // (an SSD's fixed size is its min_size too).
-    if (const auto size = transform->attr("min_size");
-        size && !size->items.empty() && size->items[0]->kind == Kind::kInt)
-      out.image_size = static_cast<int>(size->items[0]->i);
-  }
   collect(top, "", out.state);
   return out;
 }

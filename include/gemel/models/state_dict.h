@@ -19,7 +19,6 @@ struct WeightsFile {
   StateDict state;
   std::string module_class;  // the pickled module's class; "" for a state_dict
   std::string arch;          // the gemel arch of that module (resnet50, fasterrcnn:vgg16, ...)
-  int image_size = 0;        // a pickled detector's transform min_size; 0 when unknown
 };
 
 // Reads a torch.save(state_dict) or torch.save(model) file. Throws InputError naming the file

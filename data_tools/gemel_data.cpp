@@ -9,6 +9,7 @@
 #include "gemel/cli/options.h"
 #include "gemel/cli/run_main.h"
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
 #include "gemel/data/loader.h"
@@ -388,7 +389,10 @@ int dispatch(const std::string& command, const Args& args, const dist::World& wo
   if (command == "verify") return runVerify(args);
   if (command == "bench") return runBench(args);
   if (command == "version") return cli::runVersion(args, world);
-  throw UsageError("'" + command + "' is not a gemel-data command; run 'gemel-data --help'");
+  throw UsageError("'" + command + "' is not a gemel-data command" +
+                   didYouMean(command, {"import", "imagefolder", "yolo", "video", "fashion-mnist",
+                                        "demo", "street", "info", "verify", "bench", "version"}) +
+                   "; run 'gemel-data --help'");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "gemel/cli/commands.h"
 #include "gemel/cli/run_main.h"
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/core/log.h"
 
 namespace {
@@ -42,8 +43,11 @@ int dispatch(const std::string& command, const gemel::cli::Args& args,
   if (command == "bench-sync") return gemel::cli::runBenchSync(args, world);
   if (command == "bench") return gemel::cli::runBench(args, world);
   if (command == "version") return gemel::cli::runVersion(args, world);
-  throw gemel::UsageError("'" + command +
-                          "' is not a gemel command; run 'gemel --help' for the list");
+  throw gemel::UsageError(
+      "'" + command + "' is not a gemel command" +
+      gemel::didYouMean(command, {"inspect", "train", "merge", "eval", "export", "profile",
+                                  "simulate", "report", "bench", "bench-sync", "version"}) +
+      "; run 'gemel --help' for the list");
 }
 
 }  // namespace

@@ -22,9 +22,9 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
   }
   const auto arch = spec.substr(0, colon);
   GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isTorchvisionDetectorArch(arch), UsageError,
-                     "--arch '{}': '{}' is not a zoo arch; expected one of: {} (optionally "
+                     "--arch '{}': '{}' is not a zoo arch{}; expected one of: {} (optionally "
                      "followed by :num_classes)",
-                     spec, arch, models::knownArchList());
+                     spec, arch, didYouMean(arch, models::archNames()), models::knownArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
   const auto n = parseInt(count).value_or(0);
@@ -53,7 +53,9 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
       "help,h", "show this help");
   try {
     po::command_line_parser parser(args);
-    parser.options(desc);
+    // No guessing: a prefix (--result, --epoch) is an unknown option, not a silent match.
+    parser.options(desc).style(po::command_line_style::default_style &
+                               ~po::command_line_style::allow_guessing);
     if (positional) parser.positional(*positional);
     po::store(parser.run(), vm);
     if (vm.count("help")) {
@@ -62,6 +64,11 @@ bool parseCommandLine(const std::string& command, const std::string& synopsis,
       return false;
     }
     po::notify(vm);
+  } catch (const po::unknown_option& e) {
+    std::vector<std::string> names;
+    for (const auto& o : desc.options()) names.push_back("--" + o->long_name());
+    throw UsageError(std::string(e.what()) + didYouMean(e.get_option_name(), names) + "; run '" +
+                     program + " " + command + " --help' for the options");
   } catch (const po::error& e) {
     throw UsageError(std::string(e.what()) + "; run '" + program + " " + command +
                      " --help' for the options");

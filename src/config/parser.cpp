@@ -9,6 +9,7 @@
 
 #include "gemel/config/validator.h"
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/models/archs.h"
 
 namespace fs = std::filesystem;
@@ -76,7 +77,9 @@ class Reader {
       if (known.count(name)) continue;
       std::string list;
       for (const auto* k : allowed) list += std::string(list.empty() ? "" : ", ") + k;
-      problem(kv.first, join(path, name), "unknown key; expected one of: " + list);
+      problem(kv.first, join(path, name),
+              "unknown key" + didYouMean(name, {allowed.begin(), allowed.end()}) +
+                  "; expected one of: " + list);
     }
   }
 

@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "gemel/core/format.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/darknet_cfg.h"
 
@@ -82,8 +83,9 @@ void checkArch(Checker& c, const TaskConfig& t, const std::string& path) {
     c.add(path + ".arch", "missing; expected one of: " + models::knownArchList());
   } else if (t.arch != models::kTorchScriptArch && !models::isZooArch(t.arch) &&
              !models::isTorchvisionDetectorArch(t.arch)) {
-    c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch; expected one of: " +
-                              models::knownArchList());
+    c.add(path + ".arch", "got '" + t.arch + "', which is not a known arch" +
+                              didYouMean(t.arch, models::archNames()) +
+                              "; expected one of: " + models::knownArchList());
   }
 }
 

@@ -76,6 +76,17 @@ std::string knownArchList() {
          ssdArchList() + ", " + kTorchScriptArch;
 }
 
+std::vector<std::string> archNames() {
+  auto out = zooArchs();
+  for (const auto& a :
+       {"yolov3", "yolov3-tiny", "fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
+        "fasterrcnn_mobilenet_v3_large_320_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
+        kTorchScriptArch})
+    out.push_back(a);
+  for (const auto& b : fasterRcnnBackbones()) out.push_back("fasterrcnn:" + b);
+  return out;
+}
+
 std::string headPrefix(const std::string& arch) {
   if (arch.rfind("resnet", 0) == 0) return "fc.";
   if (arch.rfind("vgg", 0) == 0) return "classifier.6.";

@@ -80,8 +80,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "name: w\ntasks:\n  - {name: a, arch: resnet51, num_classes: 2}\n",
                  "@",
                  3,
-                 {"w.yaml:3: tasks[0].arch: got 'resnet51', which is not a known arch; expected "
-                  "one of: resnet18, resnet34"}},
+                 {"w.yaml:3: tasks[0].arch: got 'resnet51', which is not a known arch (did you "
+                  "mean 'resnet50'?); expected one of: resnet18, resnet34"}},
         BadInput{"DuplicateTaskNames",
                  "name: w\ntasks:\n  - {name: a, arch: resnet18, num_classes: 2}\n  - {name: a, "
                  "arch: vgg11, num_classes: 2}\n",
@@ -104,7 +104,8 @@ INSTANTIATE_TEST_SUITE_P(
                  "name: w\ntasks:\n  - {name: a, arch: resnet18, num_class: 2}\n",
                  "@",
                  3,
-                 {"tasks[0].num_class: unknown key; expected one of: name, arch",
+                 {"tasks[0].num_class: unknown key (did you mean 'num_classes'?); expected one "
+                  "of: name, arch",
                   "tasks[0].num_classes: missing"}},
         BadInput{"WrongType",
                  "name: w\ndefaults:\n  batch_size: lots\ntasks:\n  - {name: a, arch: resnet18, "
@@ -169,8 +170,18 @@ INSTANTIATE_TEST_SUITE_P(
                  "",
                  "inspect --arhc vgg11",
                  2,
-                 {"unrecognised option '--arhc'", "gemel inspect --help"}},
-        BadInput{"UnknownCommand", "", "merg", 2, {"'merg' is not a gemel command"}}),
+                 {"unrecognised option '--arhc' (did you mean '--arch'?)", "gemel inspect --help"}},
+        // Boost's guessing is off: a prefix of an option is not that option.
+        BadInput{"OptionPrefix",
+                 "",
+                 "eval --result r.h5",
+                 2,
+                 {"unrecognised option '--result' (did you mean '--results'?)"}},
+        BadInput{"UnknownCommand",
+                 "",
+                 "merg",
+                 2,
+                 {"'merg' is not a gemel command (did you mean 'merge'?)"}}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(Cli, SkipHeadLoadsWeightsWithAnotherHead) {

@@ -110,8 +110,8 @@ tasks:
   EXPECT_NE(msg.find("w.yaml:3: defaults.accuracy_target: got 1.5; expected a fraction in (0, 1]"),
             std::string::npos)
       << msg;
-  EXPECT_NE(msg.find("w.yaml:6: tasks[0].arch: got 'resnet5', which is not a known arch; expected "
-                     "one of: resnet18"),
+  EXPECT_NE(msg.find("w.yaml:6: tasks[0].arch: got 'resnet5', which is not a known arch (did you "
+                     "mean 'resnet50'?); expected one of: resnet18"),
             std::string::npos)
       << msg;
   EXPECT_NE(msg.find("w.yaml:8: tasks[1].name: duplicate task name 'a_resnet18'"),

@@ -41,3 +41,23 @@ TEST(ParseInt, WholeNumbersOnly) {
 
 }  // namespace
 }  // namespace gemel
+
+namespace gemel {
+namespace {
+
+// A mistyped name gets the nearest candidate when it is near enough, and nothing otherwise.
+TEST(Format, DidYouMeanSuggestsTheNearestNameOnly) {
+  const std::vector<std::string> archs = {"resnet18", "resnet50", "vgg16", "mobilenet_v3_large",
+                                          "inception_v3"};
+  EXPECT_EQ(closestMatch("resnet5", archs), "resnet50");   // one deleted
+  EXPECT_EQ(closestMatch("rsenet18", archs), "resnet18");  // two swapped: one edit
+  EXPECT_EQ(closestMatch("mobilenet_v3_lrage", archs), "mobilenet_v3_large");
+  EXPECT_EQ(closestMatch("vgg16", archs), "");    // exact: nothing to suggest
+  EXPECT_EQ(closestMatch("alexnet", archs), "");  // nothing near
+  EXPECT_EQ(closestMatch("vg", archs), "");       // short: one edit at most
+  EXPECT_EQ(didYouMean("mrege", {"merge", "eval"}), " (did you mean 'merge'?)");
+  EXPECT_EQ(didYouMean("zzz", {"merge", "eval"}), "");
+}
+
+}  // namespace
+}  // namespace gemel

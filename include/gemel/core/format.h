@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace gemel {
 namespace detail {
@@ -40,6 +41,13 @@ std::string formatBytes(int64_t bytes);
 
 // 0.61234, 3 -> "0.612": fixed notation with `digits` decimals.
 std::string formatFixed(double value, int digits);
+
+// The candidate nearest to a mistyped `word` (fewest single-character edits, a swap of two
+// neighbours counting as one), when it is near enough to be what was meant: at most one edit in
+// words of up to 4 characters, two up to 8, else three. "" when none is.
+std::string closestMatch(std::string_view word, const std::vector<std::string>& candidates);
+// " (did you mean 'X'?)" for closestMatch's X, or "".
+std::string didYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
 // "42" -> 42, "-3" -> -3; anything else (empty, "4x", " 4", out of int's range) -> nullopt.
 std::optional<int> parseInt(std::string_view text);

@@ -32,6 +32,9 @@ std::vector<double> ssdDefaultStd(const std::string& arch);
 bool isTorchvisionDetectorArch(const std::string& arch);
 // Zoo archs, the Faster R-CNNs, the SSDs, and "torchscript".
 std::string knownArchList();
+// Every arch name a task can give, spelled out (fasterrcnn:<backbone> once per backbone; not
+// darknet:<cfg>): what a mistyped arch is matched against.
+std::vector<std::string> archNames();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);
 // A second classifier layer with num_classes outputs that loads and skips with the head

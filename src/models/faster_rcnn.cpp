@@ -245,12 +245,6 @@ Tensor smoothL1Sum(const Tensor& input, const Tensor& target) {
 }
 
 // resize_boxes: boxes scaled from `from` to `to` (height, width), ratios in float32.
-Tensor resizeBoxes(const Tensor& boxes, Size2 from, Size2 to) {
-  const float rh = static_cast<float>(to[0]) / static_cast<float>(from[0]);
-  const float rw = static_cast<float>(to[1]) / static_cast<float>(from[1]);
-  const auto b = boxes.unbind(1);
-  return torch::stack({b[0] * rw, b[1] * rh, b[2] * rw, b[3] * rh}, 1);
-}
 
 }  // namespace
 
@@ -299,7 +293,7 @@ struct FasterRcnn::Impl {
       sizes.push_back({x.size(1), x.size(2)});
       if (targets) {
         const auto& t = (*targets)[i];
-        resized_targets.push_back({resizeBoxes(t.boxes, original[i], sizes[i]), t.labels});
+        resized_targets.push_back({ops::resizeBoxes(t.boxes, original[i], sizes[i]), t.labels});
       }
       resized.push_back(x);
     }
@@ -620,7 +614,7 @@ RcnnOutput FasterRcnn::forward(const std::vector<Tensor>& images,
   m.boxes(maps, std::move(proposals), sizes, t, out);
   if (!training) {
     for (std::size_t i = 0; i < out.detections.size(); ++i)
-      out.detections[i].boxes = resizeBoxes(out.detections[i].boxes, sizes[i], original[i]);
+      out.detections[i].boxes = ops::resizeBoxes(out.detections[i].boxes, sizes[i], original[i]);
   }
   return out;
 }

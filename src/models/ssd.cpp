@@ -301,13 +301,6 @@ class SsdNet : public NetImpl {
   DefaultBoxes boxes;
 };
 
-Tensor resizeBoxes(const Tensor& b, Size2 from, Size2 to) {
-  const float rh = static_cast<float>(to[0]) / static_cast<float>(from[0]);
-  const float rw = static_cast<float>(to[1]) / static_cast<float>(from[1]);
-  const auto c = b.unbind(1);
-  return torch::stack({c[0] * rw, c[1] * rh, c[2] * rw, c[3] * rh}, 1);
-}
-
 // The zoo model of an SSD's module tree, whose forward runs the detector.
 class SsdModel final : public ZooModel {
  public:
@@ -351,11 +344,11 @@ class SsdModel final : public ZooModel {
                          "SSD: {} images and {} targets", n, targets->size());
       std::vector<BoxTargets> scaled;
       for (const auto& t : *targets)
-        scaled.push_back({resizeBoxes(t.boxes, original, resized), t.labels});
+        scaled.push_back({ops::resizeBoxes(t.boxes, original, resized), t.labels});
       losses(scaled, cls_logits, regression, anchors, out);
     } else {
       postprocess(cls_logits, regression, anchors, out);
-      for (auto& d : out.detections) d.boxes = resizeBoxes(d.boxes, resized, original);
+      for (auto& d : out.detections) d.boxes = ops::resizeBoxes(d.boxes, resized, original);
     }
     return out;
   }

@@ -30,6 +30,14 @@ torch::Tensor clipBoxesToImage(const torch::Tensor& boxes, int64_t height, int64
   return torch::stack({x, y}, boxes.dim()).reshape(boxes.sizes());
 }
 
+torch::Tensor resizeBoxes(const torch::Tensor& boxes, std::array<int64_t, 2> from,
+                          std::array<int64_t, 2> to) {
+  const float rh = static_cast<float>(to[0]) / static_cast<float>(from[0]);
+  const float rw = static_cast<float>(to[1]) / static_cast<float>(from[1]);
+  const auto b = boxes.unbind(1);
+  return torch::stack({b[0] * rw, b[1] * rh, b[2] * rw, b[3] * rh}, 1);
+}
+
 torch::Tensor removeSmallBoxes(const torch::Tensor& boxes, double min_size) {
   const auto ws = boxes.select(-1, 2) - boxes.select(-1, 0);
   const auto hs = boxes.select(-1, 3) - boxes.select(-1, 1);

@@ -179,11 +179,8 @@ def gradients_and_spread(model, losses, images, targets, io):
             io[f"spread.grad.{name}"] = (p.grad - grads[name]).norm()
 
 
-def make(arch, num_classes, out_dir):
-    model = build(arch, num_classes, *sizes(arch))
-    g = torch.Generator().manual_seed(1)
-    images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
-    targets, io = scene(num_classes, images, model, out_dir)
+def record_detections(model, images, io):
+    """The eval-mode detections of `images` into io: det_boxes<i>, det_scores<i>, det_labels<i>."""
     model.eval()
     with torch.no_grad():
         detections = model(images)
@@ -191,6 +188,14 @@ def make(arch, num_classes, out_dir):
         io[f"det_boxes{i}"] = d["boxes"]
         io[f"det_scores{i}"] = d["scores"]
         io[f"det_labels{i}"] = d["labels"]
+
+
+def make(arch, num_classes, out_dir):
+    model = build(arch, num_classes, *sizes(arch))
+    g = torch.Generator().manual_seed(1)
+    images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
+    targets, io = scene(num_classes, images, model, out_dir)
+    record_detections(model, images, io)
     losses = train_losses(model, images, targets, io)
     gradients_and_spread(model, losses, images, targets, io)
     torch.save(io, f"{out_dir}/py_io.pt")

@@ -64,13 +64,7 @@ def make(arch, num_classes, out_dir):
         io[f"image{i}"] = image
         io[f"boxes{i}"] = target["boxes"]
         io[f"labels{i}"] = target["labels"]
-    model.eval()
-    with torch.no_grad():
-        detections = model(images)
-    for i, d in enumerate(detections):
-        io[f"det_boxes{i}"] = d["boxes"]
-        io[f"det_scores{i}"] = d["scores"]
-        io[f"det_labels{i}"] = d["labels"]
+    rcnn_ref.record_detections(model, images, io)
     model.train()
     losses = model(images, targets)
     for name, value in losses.items():

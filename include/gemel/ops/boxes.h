@@ -15,6 +15,10 @@ namespace gemel::ops {
 torch::Tensor boxIou(const torch::Tensor& a, const torch::Tensor& b);
 // Coordinates clamped to [0, width] and [0, height].
 torch::Tensor clipBoxesToImage(const torch::Tensor& boxes, int64_t height, int64_t width);
+// Boxes of an image of size `from` (height, width) scaled to one of size `to`, as torchvision's
+// transform's resize_boxes computes it (float ratios).
+torch::Tensor resizeBoxes(const torch::Tensor& boxes, std::array<int64_t, 2> from,
+                          std::array<int64_t, 2> to);
 // Indices of the boxes whose sides are both at least min_size.
 torch::Tensor removeSmallBoxes(const torch::Tensor& boxes, double min_size);
 

@@ -71,3 +71,7 @@ endif()
 set(GEMEL_GENERATED_DIR "${PROJECT_BINARY_DIR}/generated")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/build_config.h.in"
                "${GEMEL_GENERATED_DIR}/gemel/build_config.h" @ONLY)
+set(GEMEL_HAVE_CUDA_RUNTIME ${GEMEL_TORCH_CUDA})
+set(GEMEL_HAVE_CUDA_KERNELS ${GEMEL_TORCH_CUDA})
+configure_file("${PROJECT_SOURCE_DIR}/cmake/features.h.in"
+               "${GEMEL_GENERATED_DIR}/gemel/features.h" @ONLY)

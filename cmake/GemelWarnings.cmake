@@ -3,6 +3,11 @@
 add_library(gemel_warnings INTERFACE)
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
   target_compile_options(gemel_warnings INTERFACE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    # A unity translation unit includes the .cpp files, and GCC then reads a class with a
+    # member of an anonymous-namespace type (a pimpl's) as if it were in a header.
+    target_compile_options(gemel_warnings INTERFACE -Wno-subobject-linkage)
+  endif()
   if(GEMEL_WERROR)
     target_compile_options(gemel_warnings INTERFACE -Werror)
   endif()

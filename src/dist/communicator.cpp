@@ -1,4 +1,5 @@
 #include "gemel/dist/communicator.h"
+#include "gemel/features.h"
 
 #include <torch/torch.h>
 

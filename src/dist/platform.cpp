@@ -1,4 +1,5 @@
 #include "gemel/dist/platform.h"
+#include "gemel/features.h"
 
 #include "mpi_check.h"
 

@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <torch/torch.h>
 #include <unistd.h>
+#include "gemel/features.h"
 
 #include <algorithm>
 #include <chrono>

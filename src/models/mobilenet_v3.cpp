@@ -65,9 +65,9 @@ struct BlockConfig {
   int64_t stride;
 };
 
-class InvertedResidualImpl : public nn::Module {
+class V3InvertedResidualImpl : public nn::Module {
  public:
-  InvertedResidualImpl(const BlockConfig& c, int64_t dilation, const BatchNormSpec& norm)
+  V3InvertedResidualImpl(const BlockConfig& c, int64_t dilation, const BatchNormSpec& norm)
       : residual_(c.stride == 1 && c.in == c.out) {
     if (c.expanded != c.in) block_->push_back(convBnAct(c.in, c.expanded, 1, 1, 1, 1, c.act, norm));
     block_->push_back(convBnAct(c.expanded, c.expanded, c.kernel, dilation > 1 ? 1 : c.stride,
@@ -88,7 +88,7 @@ class InvertedResidualImpl : public nn::Module {
   bool residual_;
   Seq block_;
 };
-TORCH_MODULE(InvertedResidual);
+TORCH_MODULE(V3InvertedResidual);
 
 constexpr Act RE = Act::kRelu;
 constexpr Act HS = Act::kHardswish;
@@ -185,18 +185,18 @@ Seq makeMobileNetV3Features(const std::string& arch, bool reduced_tail, bool dil
   features->push_back(convBnAct(3, blocks.front().in, 3, 2, 1, 1, HS, norm));
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const bool in_tail = i + tail >= blocks.size();
-    features->push_back(InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1, norm));
+    features->push_back(V3InvertedResidual(blocks[i], dilated && in_tail ? 2 : 1, norm));
   }
   features->push_back(convBnAct(blocks.back().out, 6 * blocks.back().out, 1, 1, 1, 1, HS, norm));
   return features;
 }
 
 namespace {
-// A module of the features' own types (Seq, InvertedResidual, SqueezeExcitation), typed.
+// A module of the features' own types (Seq, V3InvertedResidual, SqueezeExcitation), typed.
 nn::AnyModule typed(const std::shared_ptr<nn::Module>& m) {
   if (auto s = std::dynamic_pointer_cast<SeqImpl>(m)) return nn::AnyModule(Seq(s));
-  if (auto b = std::dynamic_pointer_cast<InvertedResidualImpl>(m))
-    return nn::AnyModule(InvertedResidual(b));
+  if (auto b = std::dynamic_pointer_cast<V3InvertedResidualImpl>(m))
+    return nn::AnyModule(V3InvertedResidual(b));
   if (auto se = std::dynamic_pointer_cast<SqueezeExcitationImpl>(m))
     return nn::AnyModule(SqueezeExcitation(se));
   GEMEL_ASSERT(false, "unexpected MobileNetV3 module {}", m->name());
@@ -246,7 +246,7 @@ Seq makeSsdliteMobileNetV3Body(const BatchNormSpec& norm) {
   // block, features[13]) after its expansion layer; Sequential slices keep their keys.
   const std::size_t c4 = 13;
   const auto children = features->named_children();
-  const auto c4_block = children[c4].value()->as<InvertedResidualImpl>()->block();
+  const auto c4_block = children[c4].value()->as<V3InvertedResidualImpl>()->block();
   const auto c4_parts = c4_block->named_children();
   Seq first, second, rest_of_c4;
   for (std::size_t i = 0; i < c4; ++i) append(first, children[i].key(), children[i].value());

@@ -1,6 +1,7 @@
 // roi_align, nms and batched_nms (roi_ops.h): CPU kernels here, CUDA kernels in
 // roi_ops_cuda.cu, one autograd Function over both.
 #include "gemel/ops/roi_ops.h"
+#include "gemel/features.h"
 
 #include <torch/torch.h>
 

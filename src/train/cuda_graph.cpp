@@ -1,4 +1,5 @@
 #include "gemel/train/cuda_graph.h"
+#include "gemel/features.h"
 
 #include <torch/torch.h>
 

@@ -1,4 +1,5 @@
 #include "gemel/train/task.h"
+#include "gemel/features.h"
 
 #include <torch/torch.h>
 

@@ -17,6 +17,7 @@
 #include "gemel/config/parser.h"
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
+#include "opencv_samples.h"
 #include "test_support.h"
 
 namespace gemel::data {
@@ -29,9 +30,10 @@ using gemel::testing::shellQuote;
 using gemel::testing::TempDir;
 using gemel::testing::writeText;
 
-const std::string kOpenCVData = "/usr/share/doc/opencv-doc/examples/data";
-const std::string kDigits = kOpenCVData + "/digits.png";
-const std::string kVideo = kOpenCVData + "/vtest.avi";
+using gemel::testing::digitCell;
+using gemel::testing::kDigitsSheet;
+using gemel::testing::kOpenCVData;
+using gemel::testing::kStreetVideo;
 
 CommandResult gemelData(const std::string& args) {
   return run(shellQuote(GEMEL_DATA_BINARY) + " " + args);
@@ -39,14 +41,8 @@ CommandResult gemelData(const std::string& args) {
 
 // The real inputs are a CI dependency (opencv-doc): fail, do not skip, when they are missing.
 void requireSources() {
-  ASSERT_TRUE(fs::exists(kDigits)) << kDigits << " missing: install opencv-doc";
-  ASSERT_TRUE(fs::exists(kVideo)) << kVideo << " missing: install opencv-doc";
-}
-
-// digits.png: 50 rows x 100 columns of 20x20 cells; rows 5d..5d+4 hold digit d.
-cv::Mat digit(const cv::Mat& sheet, int d, int k) {
-  const int row = 5 * d + k / 100, col = k % 100;
-  return sheet(cv::Rect(col * 20, row * 20, 20, 20)).clone();
+  ASSERT_TRUE(fs::exists(kDigitsSheet)) << kDigitsSheet << " missing: install opencv-doc";
+  ASSERT_TRUE(fs::exists(kStreetVideo)) << kStreetVideo << " missing: install opencv-doc";
 }
 
 std::vector<uint8_t> rgbBytes(const cv::Mat& bgr, int height, int width) {
@@ -71,7 +67,7 @@ std::vector<uint8_t> stored(const DatasetReader& r, const std::string& split, in
 
 TEST(ImageFolder, DigitsRoundTrip) {
   requireSources();
-  const cv::Mat sheet = cv::imread(kDigits, cv::IMREAD_GRAYSCALE);
+  const cv::Mat sheet = cv::imread(kDigitsSheet, cv::IMREAD_GRAYSCALE);
   ASSERT_EQ(sheet.cols, 2000);
   TempDir dir;
   const fs::path root = dir.file("digits_CL");
@@ -83,7 +79,7 @@ TEST(ImageFolder, DigitsRoundTrip) {
       for (int k = 0; k < n; ++k) {
         const int index = split == "train" ? k : 100 + k;
         cv::imwrite((root / split / std::to_string(d) / format("{}.png", index)).string(),
-                    digit(sheet, d, index));
+                    digitCell(sheet, d, index));
       }
     }
   }
@@ -108,7 +104,7 @@ TEST(ImageFolder, DigitsRoundTrip) {
         const int label = static_cast<int>(i / per), k = static_cast<int>(i % per);
         const int d = std::vector<int>{1, 3, 7}[label];
         ASSERT_EQ(reader.labels(split)[i], label) << split << " " << i;
-        const cv::Mat expect = digit(sheet, d, split == "train" ? k : 100 + k);
+        const cv::Mat expect = digitCell(sheet, d, split == "train" ? k : 100 + k);
         const auto got = stored(reader, split, i);
         ASSERT_EQ(std::memcmp(got.data(), expect.data, got.size()), 0) << split << " image " << i;
       }
@@ -123,7 +119,7 @@ TEST(ImageFolder, DigitsRoundTrip) {
   const DatasetReader reader(rgb);
   EXPECT_EQ(reader.info().height, 32);
   EXPECT_EQ(reader.info().channels, 3);
-  EXPECT_EQ(stored(reader, "val", 4), rgbBytes(digit(sheet, 3, 101), 32, 32));
+  EXPECT_EQ(stored(reader, "val", 4), rgbBytes(digitCell(sheet, 3, 101), 32, 32));
 
   // An undecodable image: one error naming it; the old dataset at the target is kept.
   writeText((root / "val" / "7" / "broken.png").string(), "this is not a PNG");
@@ -146,7 +142,7 @@ TEST(ImageFolder, DigitsRoundTrip) {
 
 // Reads frames 0..last of vtest.avi as OpenCV decodes them.
 std::vector<cv::Mat> videoFrames(int last) {
-  cv::VideoCapture cap(kVideo);
+  cv::VideoCapture cap(kStreetVideo);
   std::vector<cv::Mat> frames;
   cv::Mat f;
   for (int i = 0; i <= last && cap.read(f); ++i) frames.push_back(f.clone());
@@ -238,9 +234,9 @@ TEST(Video, ClassifiedFramesAtStride) {
   for (int f = 0; f < 795; f += 5) csv += format("{},{}\n", f, f < 400 ? "early" : "late");
   writeText(dir.file("labels.csv"), csv);
   const auto out = dir.file("video.h5");
-  auto r =
-      gemelData(format("video --video {} --labels {} --stride 10 --size 64 --out {}",
-                       shellQuote(kVideo), shellQuote(dir.file("labels.csv")), shellQuote(out)));
+  auto r = gemelData(format("video --video {} --labels {} --stride 10 --size 64 --out {}",
+                            shellQuote(kStreetVideo), shellQuote(dir.file("labels.csv")),
+                            shellQuote(out)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const DatasetReader reader(out);
   reader.verify();
@@ -261,7 +257,7 @@ TEST(Video, ClassifiedFramesAtStride) {
 
   // A label past the end of the video.
   writeText(dir.file("late.csv"), "0,a\n5000,b\n");
-  r = gemelData(format("video --video {} --labels {} --out {}", shellQuote(kVideo),
+  r = gemelData(format("video --video {} --labels {} --out {}", shellQuote(kStreetVideo),
                        shellQuote(dir.file("late.csv")), shellQuote(dir.file("late.h5"))));
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("frame 5000 is labelled but the video ends after 795 frames"),
@@ -290,7 +286,7 @@ TEST(Video, DetectedFramesFromYoloFolder) {
   auto r =
       gemelData(format("video --video {} --annotations {} --classes person,bag --stride 25 "
                        "--val-fraction 0.25 --out {}",
-                       shellQuote(kVideo), shellQuote(dir.file("ann")), shellQuote(out)));
+                       shellQuote(kStreetVideo), shellQuote(dir.file("ann")), shellQuote(out)));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const DatasetReader reader(out);
   reader.verify();

@@ -13,6 +13,7 @@
 #include "cli_support.h"
 #include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
+#include "opencv_samples.h"
 #include "test_support.h"
 
 namespace gemel::data {
@@ -26,12 +27,8 @@ using gemel::testing::shellQuote;
 using gemel::testing::TempDir;
 using gemel::testing::writeText;
 
-const std::string kDigits = "/usr/share/doc/opencv-doc/examples/data/digits.png";
-
-// digits.png: 50 rows x 100 columns of 20x20 cells; rows 5d..5d+4 hold digit d.
-cv::Mat digit(const cv::Mat& sheet, int d, int k) {
-  return sheet(cv::Rect((k % 100) * 20, (5 * d + k / 100) * 20, 20, 20)).clone();
-}
+using gemel::testing::digitCell;
+using gemel::testing::kDigitsSheet;
 
 // <root>/<name>_CL/{train,val}/<digit>/<k>.png
 void imageFolder(const cv::Mat& sheet, const fs::path& root, const std::string& name,
@@ -42,7 +39,7 @@ void imageFolder(const cv::Mat& sheet, const fs::path& root, const std::string& 
       fs::create_directories(dir);
       for (int k = 0; k < n; ++k) {
         const int index = split == "train" ? k : 300 + k;
-        cv::imwrite((dir / format("{}.png", index)).string(), digit(sheet, d, index));
+        cv::imwrite((dir / format("{}.png", index)).string(), digitCell(sheet, d, index));
       }
     }
   }
@@ -64,7 +61,7 @@ void yoloFolder(const cv::Mat& sheet, const fs::path& root, const std::string& n
         const int x = 48 * j + static_cast<int>(rng() % (49 - side));  // in its half
         const int y = static_cast<int>(rng() % (97 - side));
         cv::Mat patch;
-        cv::resize(digit(sheet, cls == 0 ? 2 : 9, static_cast<int>(rng() % 400)), patch,
+        cv::resize(digitCell(sheet, cls == 0 ? 2 : 9, static_cast<int>(rng() % 400)), patch,
                    cv::Size(side, side));
         patch.copyTo(canvas(cv::Rect(x, y, side, side)));
         lines += format("{} {} {} {} {}\n", cls, (x + side / 2.0) / 96, (y + side / 2.0) / 96,
@@ -78,8 +75,8 @@ void yoloFolder(const cv::Mat& sheet, const fs::path& root, const std::string& n
 }
 
 TEST(ImportCli, AnOriginalToolWorkloadTrainsAndMergesAfterOneCommand) {
-  ASSERT_TRUE(fs::exists(kDigits)) << kDigits << " missing: install opencv-doc";
-  const cv::Mat sheet = cv::imread(kDigits, cv::IMREAD_GRAYSCALE);
+  ASSERT_TRUE(fs::exists(kDigitsSheet)) << kDigitsSheet << " missing: install opencv-doc";
+  const cv::Mat sheet = cv::imread(kDigitsSheet, cv::IMREAD_GRAYSCALE);
   TempDir dir;
   const fs::path datasets =
       fs::path(dir.path()) / "gemel_nsdi23" / "dataset_formation" / "datasets";

@@ -7,6 +7,7 @@
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
+#include "state_dict_support.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -16,22 +17,15 @@ using gemel::testing::run;
 using gemel::testing::shellQuote;
 using gemel::testing::TempDir;
 
-const std::string kReference = std::string(GEMEL_SOURCE_DIR) + "/tests/models/torchvision_ref.py";
+using gemel::testing::kTorchvisionRef;
+using gemel::testing::stateEntry;
 
 std::string python(const std::string& args) {
-  return shellQuote(GEMEL_PYTHON) + " " + shellQuote(kReference) + " " + args;
+  return shellQuote(GEMEL_PYTHON) + " " + shellQuote(kTorchvisionRef) + " " + args;
 }
 
 double relErr(const torch::Tensor& a, const torch::Tensor& b) {
   return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
-}
-
-torch::Tensor entry(const StateDict& state, const std::string& name) {
-  for (const auto& kv : state) {
-    if (kv.first == name) return kv.second;
-  }
-  ADD_FAILURE() << "no entry " << name;
-  return {};
 }
 
 class TorchvisionParity : public ::testing::TestWithParam<std::string> {};
@@ -50,12 +44,12 @@ TEST_P(TorchvisionParity, WeightsAndOutputsMatchBothWays) {
   model->loadWeightsFile(dir.file("py_weights.pt"), /*skip_head=*/false);
   model->train(false);
   const auto io = readStateDict(dir.file("py_io.pt"));
-  const auto input = entry(io, "input");
-  const auto expected = entry(io, "output");
+  const auto input = stateEntry(io, "input");
+  const auto expected = stateEntry(io, "output");
   const auto output = model->forward(input).logits;
   ASSERT_EQ(output.sizes(), expected.sizes());
   EXPECT_LE(relErr(output, expected), 1e-4) << arch;
-  EXPECT_EQ(model->parameterCount(), entry(io, "num_params").item<int64_t>()) << arch;
+  EXPECT_EQ(model->parameterCount(), stateEntry(io, "num_params").item<int64_t>()) << arch;
 
   // gemel -> Python: a freshly initialised gemel model
   torch::manual_seed(7);
@@ -95,10 +89,10 @@ TEST_P(SmallMapGradients, MatchTorchvision) {
   model->loadWeightsFile(dir.file("py_weights.pt"), /*skip_head=*/false);
   model->train(false);
   const auto ref = readStateDict(dir.file("py_grads.pt"));
-  const auto loss = torch::nn::functional::cross_entropy(model->forward(entry(ref, "input")).logits,
-                                                         entry(ref, "labels"));
+  const auto loss = torch::nn::functional::cross_entropy(
+      model->forward(stateEntry(ref, "input")).logits, stateEntry(ref, "labels"));
   loss.backward();
-  EXPECT_LE(relErr(loss, entry(ref, "loss")), 1e-5) << arch;
+  EXPECT_LE(relErr(loss, stateEntry(ref, "loss")), 1e-5) << arch;
   int compared = 0;
   for (const auto& [name, p] : model->namedParameters()) {
     if (!hasEntry(ref, "grad." + name)) {
@@ -106,7 +100,7 @@ TEST_P(SmallMapGradients, MatchTorchvision) {
       continue;
     }
     ASSERT_TRUE(p.grad().defined()) << name;
-    EXPECT_LE(relErr(p.grad(), entry(ref, "grad." + name)), 1e-4) << arch << " " << name;
+    EXPECT_LE(relErr(p.grad(), stateEntry(ref, "grad." + name)), 1e-4) << arch << " " << name;
     ++compared;
   }
   EXPECT_GT(compared, 10);

@@ -9,6 +9,7 @@
 #include "gemel/core/error.h"
 #include "gemel/models/archs.h"
 #include "gemel/models/zoo.h"
+#include "state_dict_support.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -18,21 +19,14 @@ using gemel::testing::run;
 using gemel::testing::shellQuote;
 using gemel::testing::TempDir;
 
-const std::string kReference = std::string(GEMEL_SOURCE_DIR) + "/tests/models/torchvision_ref.py";
+using gemel::testing::kTorchvisionRef;
+using gemel::testing::stateEntry;
 
 void pickleModel(const std::string& arch, int num_classes, const TempDir& dir) {
   const auto made =
-      run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(kReference) + " pickle " + shellQuote(arch) +
-          " " + std::to_string(num_classes) + " " + shellQuote(dir.path()));
+      run(shellQuote(GEMEL_PYTHON) + " " + shellQuote(kTorchvisionRef) + " pickle " +
+          shellQuote(arch) + " " + std::to_string(num_classes) + " " + shellQuote(dir.path()));
   ASSERT_EQ(made.exit_code, 0) << made.output;
-}
-
-torch::Tensor entry(const StateDict& state, const std::string& name) {
-  for (const auto& kv : state) {
-    if (kv.first == name) return kv.second;
-  }
-  ADD_FAILURE() << "no entry " << name;
-  return torch::zeros({1});
 }
 
 std::string errorOf(const std::function<void()>& f) {
@@ -80,8 +74,8 @@ TEST_P(PickledModel, ReadsAsItsStateDictAndArch) {
   model->train(false);
   torch::NoGradGuard no_grad;
   const auto io = readStateDict(dir.file("py_io.pt"));
-  const auto out = model->forward(entry(io, "input")).logits;
-  const auto ref = entry(io, "output");
+  const auto out = model->forward(stateEntry(io, "input")).logits;
+  const auto ref = stateEntry(io, "output");
   ASSERT_EQ(out.sizes(), ref.sizes());
   EXPECT_LE(((out - ref).abs().max() / ref.abs().max()).item<double>(), 1e-4) << c.arch;
 

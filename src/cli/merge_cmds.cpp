@@ -64,6 +64,18 @@ config::Workload loadForTraining(const po::variables_map& vm) {
   return w;
 }
 
+// One process on a machine with several GPUs trains on the first only: said once, with the
+// way to use them all.
+void noteIdleGpus(const dist::World& world, const torch::Device& device) {
+  if (world.size() > 1 || !device.is_cuda()) return;
+  const auto gpus = torch::cuda::device_count();
+  if (gpus > 1)
+    log::warn("train",
+              "this machine has {} GPUs and this single process uses {} only; to train on all "
+              "of them, run it under MPI with one rank per GPU: launch/gemel-mpirun -np {} ...",
+              gpus, device.str(), gpus);
+}
+
 void addWorkloadOptions(po::options_description& desc) {
   desc.add_options()("config", po::value<std::string>()->required(), "workload YAML file")(
       "datasets-dir", po::value<std::string>(), "override the workload's datasets_dir")(
@@ -141,6 +153,24 @@ void keepWhereItStarted(config::TaskConfig& task) {
   task.weights_backbone.clear();
 }
 
+// gemel train's starting step: --lr when given; else search.lr (the merge's fine-tuning step)
+// for a task that starts from its weights, and kScratchLr for one that starts from scratch or
+// from a backbone only (its heads are new: torchvision's detection recipes train those at the
+// from-scratch step too).
+constexpr double kScratchLr = 0.02;
+double trainingStep(const config::TaskConfig& task, const config::SearchConfig& search,
+                    const po::variables_map& vm) {
+  if (vm.count("lr")) return vm["lr"].as<double>();
+  const bool from_weights = !task.weights.empty();
+  const double lr = from_weights ? search.lr : kScratchLr;
+  log::info("train", "task '{}': starts from {}: lr {}{}", task.name,
+            from_weights                     ? "its weights"
+            : !task.weights_backbone.empty() ? "a backbone"
+                                             : "scratch",
+            lr, from_weights ? " (search.lr, the fine-tuning step)" : "");
+  return lr;
+}
+
 int runTrainCmd(const Args& args, const dist::World& world) {
   po::options_description desc("train options");
   addWorkloadOptions(desc);
@@ -148,8 +178,9 @@ int runTrainCmd(const Args& args, const dist::World& world) {
                      "output directory (default: <config dir>/trained)")(
       "epochs", po::value<double>()->default_value(6), "epochs per task")(
       "lr", po::value<double>(),
-      "starting step size and ceiling (default: the workload's search.lr); a run that diverges "
-      "or does not learn starts again at a quarter of it");
+      "starting step size and ceiling (default: the workload's search.lr for a task that starts "
+      "from its weights, 0.02 for one that starts from scratch or a backbone); a run that "
+      "diverges or does not learn starts again at a quarter of it");
   po::variables_map vm;
   if (!parseCommandLine("train", "--config FILE [--out DIR] [--epochs N]", desc, args, vm))
     return 0;
@@ -166,6 +197,7 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     requireWritableDirectory(existing.string(), "give --out a writable directory");
   }
   const auto device = train::defaultDevice();
+  noteIdleGpus(world, device);
   torch::manual_seed(static_cast<uint64_t>(w.search.seed));
   const auto start = std::chrono::steady_clock::now();
   int arch_width = 12;  // wider for long arch names, not for a darknet cfg's path
@@ -183,13 +215,14 @@ int runTrainCmd(const Args& args, const dist::World& world) {
     // val split: the val score, which sets the merge's target, is then not a lucky peak.
     rt.holdOut(kHoldOutEvery);
     auto o = train::TrainOptions::fromSearch(w.search);
-    if (vm.count("lr")) o.lr = vm["lr"].as<double>();
+    o.lr = trainingStep(task, w.search, vm);
     o.epochs = vm["epochs"].as<double>();
     o.seconds = 0;
     o.early_stop = false;
     o.adaptive = false;
     o.keep_best = true;
     o.warmup_epochs = 1;
+    o.cosine_decay = true;
     o.label = "train " + task.name;
     const auto result = trainWithBackoff(rt, o, task.kind == config::TaskKind::kClassification);
     const double held_out = result.scores[0];
@@ -249,6 +282,7 @@ int runMergeCmd(const Args& args, const dist::World& world) {
   const auto w = loadForTraining(vm);
   o.out_dir = vm["out"].as<std::string>();
   o.device = train::defaultDevice(world.localRank());
+  noteIdleGpus(world, o.device);
   o.max_trials = vm["max-trials"].as<int>() > 0 ? vm["max-trials"].as<int>() : w.search.max_trials;
   GEMEL_THROW_IF_NOT(vm["time-budget"].as<double>() >= 0, UsageError,
                      "--time-budget {}: expected seconds >= 0 (0: the workload's)",
@@ -275,6 +309,8 @@ int runMergeCmd(const Args& args, const dist::World& world) {
 int runEvalCmd(const Args& args, const dist::World& world) {
   po::options_description desc("eval options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
+      "datasets-dir", po::value<std::string>(),
+      "where the tasks' datasets are now, when they moved since the merge (the same file names)")(
       "json", po::bool_switch(), "print JSON instead of a table");
   addThreadsOption(desc);
   po::variables_map vm;
@@ -282,12 +318,26 @@ int runEvalCmd(const Args& args, const dist::World& world) {
   setupThreads(vm, world, vm["json"].as<bool>());
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
-  auto tasks = merge::loadMergedTasks(r, path, train::defaultDevice());
+  auto tasks =
+      merge::loadMergedTasks(r, path, train::defaultDevice(),
+                             vm.count("datasets-dir") ? vm["datasets-dir"].as<std::string>() : "");
   std::vector<double> acc;
   bool all_met = true;
+  const auto start = std::chrono::steady_clock::now();
   for (auto& t : tasks) {
+    const std::size_t i = acc.size();
+    const auto t0 = std::chrono::steady_clock::now();
+    log::info("eval", "scoring {}/{}: {} on {} val images", i + 1, tasks.size(), t->name(),
+              t->valSize());
     acc.push_back(t->score());
-    all_met = all_met && acc.back() >= r.tasks[acc.size() - 1].target;
+    all_met = all_met && acc.back() >= r.tasks[i].target;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log::info(
+        "eval", "{}: {} {} in {} s ({} s in all)", t->name(), r.tasks[i].metric,
+        formatFixed(acc.back(), 4), formatFixed(seconds, 1),
+        formatFixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                    0));
   }
   if (vm["json"].as<bool>()) {
     JsonWriter j;
@@ -342,8 +392,9 @@ int runExportCmd(const Args& args, const dist::World& world) {
       "task", po::value<std::string>(), "the task to export")(
       "all", po::bool_switch(),
       "export every task into --out (a directory), and the whole merged workload as "
-      "merged_workload.pt (each shared tensor once)")("out", po::value<std::string>()->required(),
-                                                      "output .pt (or directory with --all)");
+      "merged_workload.pt (each shared tensor once)")(
+      "out", po::value<std::string>()->required(),
+      "output .pt (with --task; an existing directory gets <task>.pt), or directory (with --all)");
   po::variables_map vm;
   if (!parseCommandLine("export", "--results FILE (--task NAME | --all) --out PATH", desc, args,
                         vm))
@@ -357,6 +408,11 @@ int runExportCmd(const Args& args, const dist::World& world) {
     requireWritableDirectory(out, "give --out a writable directory");
     for (const auto& t : r.tasks)
       jobs.emplace_back(t.name, (fs::path(out) / (t.name + ".pt")).string());
+  } else if (fs::is_directory(out)) {
+    // --out an existing directory: the task's file goes in it.
+    const auto task = vm["task"].as<std::string>();
+    requireWritableDirectory(out, "give --out a writable directory, or a file name");
+    jobs.emplace_back(task, (fs::path(out) / (task + ".pt")).string());
   } else {
     jobs.emplace_back(vm["task"].as<std::string>(), out);
   }

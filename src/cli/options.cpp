@@ -21,10 +21,15 @@ std::pair<std::string, int> parseArchSpec(const std::string& spec) {
       colon = std::string::npos;
   }
   const auto arch = spec.substr(0, colon);
+  GEMEL_THROW_IF_NOT(arch != models::kTorchScriptArch, UsageError,
+                     "--arch '{}': a TorchScript model is built from its file, not by name; give "
+                     "it with --config: a task with arch: torchscript and weights: FILE",
+                     spec);
   GEMEL_THROW_IF_NOT(models::isZooArch(arch) || models::isTorchvisionDetectorArch(arch), UsageError,
-                     "--arch '{}': '{}' is not a zoo arch{}; expected one of: {} (optionally "
-                     "followed by :num_classes)",
-                     spec, arch, didYouMean(arch, models::archNames()), models::knownArchList());
+                     "--arch '{}': '{}' is not an arch gemel builds{}; expected one of: {} "
+                     "(optionally followed by :num_classes)",
+                     spec, arch, didYouMean(arch, models::buildableArchNames()),
+                     models::buildableArchList());
   if (colon == std::string::npos) return {arch, 1000};
   const auto count = spec.substr(colon + 1);
   const auto n = parseInt(count).value_or(0);

@@ -4,8 +4,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/core/host_cache.h"
 #include "gemel/core/memory.h"
 #include "gemel/dist/cluster.h"
@@ -51,6 +53,16 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
   } catch (const c10::Error& e) {
     code = fail("internal error (LibTorch)", e.what_without_backtrace(),
                 static_cast<int>(ExitCode::kInternal));
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the file system cannot resolve: a dangling or looped symbolic link, a directory
+    // where a file belongs, a file where a directory belongs. The user's input, not a bug.
+    std::string paths = e.path1().string();
+    if (!e.path2().empty()) paths += ", " + e.path2().string();
+    const auto message = format(
+        "{}: {}; check this path (a dangling or looped symbolic link, or a directory where a "
+        "file belongs, or the other way round)",
+        paths.empty() ? "a path" : paths, e.code().message());
+    code = fail("error", message.c_str(), static_cast<int>(ExitCode::kInput));
   } catch (const std::exception& e) {
     code = fail("internal error", e.what(), static_cast<int>(ExitCode::kInternal));
   }

@@ -22,7 +22,8 @@ std::string dumpWorkload(const Workload& w) {
   out << YAML::Key << "defaults" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "accuracy_target" << YAML::Value << w.defaults.accuracy_target;
   out << YAML::Key << "batch_size" << YAML::Value << w.defaults.batch_size;
-  out << YAML::Key << "image_size" << YAML::Value << w.defaults.image_size;
+  if (w.defaults.image_size_set)
+    out << YAML::Key << "image_size" << YAML::Value << w.defaults.image_size;
   out << YAML::EndMap;
 
   const auto& s = w.search;
@@ -62,7 +63,9 @@ std::string dumpWorkload(const Workload& w) {
     if (t.unmerged_acc) out << YAML::Key << "unmerged_acc" << YAML::Value << *t.unmerged_acc;
     out << YAML::Key << "accuracy_target" << YAML::Value << t.accuracy_target;
     out << YAML::Key << "batch_size" << YAML::Value << t.batch_size;
-    out << YAML::Key << "image_size" << YAML::Value << t.image_size;
+    // (a classifier's size is its dataset's unless the workload gave one)
+    if (t.image_size_set || t.kind == TaskKind::kDetection)
+      out << YAML::Key << "image_size" << YAML::Value << t.image_size;
     if (!t.metric.empty()) out << YAML::Key << "metric" << YAML::Value << t.metric;
     if (t.frozen_batchnorm)
       out << YAML::Key << "frozen_batchnorm" << YAML::Value << *t.frozen_batchnorm;

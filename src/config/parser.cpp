@@ -154,7 +154,7 @@ void parseDefaults(Reader& r, const YAML::Node& node, Defaults& d) {
   r.checkKeys(node, "defaults", {"accuracy_target", "batch_size", "image_size"});
   r.read(node, "defaults", "accuracy_target", d.accuracy_target);
   r.read(node, "defaults", "batch_size", d.batch_size);
-  r.read(node, "defaults", "image_size", d.image_size);
+  if (r.read(node, "defaults", "image_size", d.image_size)) d.image_size_set = true;
 }
 
 void parseSearch(Reader& r, const YAML::Node& node, SearchConfig& s) {
@@ -203,6 +203,7 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   t.accuracy_target = w.defaults.accuracy_target;
   t.batch_size = w.defaults.batch_size;
   t.image_size = w.defaults.image_size;
+  t.image_size_set = w.defaults.image_size_set;
   t.precision = w.precision;
   t.channels_last = w.channels_last;
   if (!node.IsMap()) {
@@ -253,7 +254,7 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   if (r.read(node, path, "unmerged_acc", acc)) t.unmerged_acc = acc;
   r.read(node, path, "accuracy_target", t.accuracy_target);
   r.read(node, path, "batch_size", t.batch_size);
-  r.read(node, path, "image_size", t.image_size);
+  if (r.read(node, path, "image_size", t.image_size)) t.image_size_set = true;
   r.read(node, path, "metric", t.metric);
   bool frozen = false;
   if (r.read(node, path, "frozen_batchnorm", frozen)) t.frozen_batchnorm = frozen;

@@ -137,7 +137,9 @@ void checkTask(Checker& c, const TaskConfig& t, const std::string& path,
   const bool script = t.arch == models::kTorchScriptArch;
   const bool darknet = models::isDarknetArch(t.arch);
   const bool detector = darknet || models::isTorchvisionDetectorArch(t.arch);
-  if (t.kind == TaskKind::kDetection && !t.arch.empty() && !detector) {
+  const bool known = script || models::isZooArch(t.arch) || detector;
+  // (an unknown arch has had its one error above: no second guess at what kind it is)
+  if (t.kind == TaskKind::kDetection && known && !detector) {
     c.add(path + ".kind", "got 'detection', but arch '" + t.arch +
                               "' is a classification model; use kind: classification");
   }

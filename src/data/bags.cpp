@@ -71,8 +71,13 @@ Box paste(cv::Mat& image, const uint8_t* item, int side, int x, int y, const cv:
 }  // namespace
 
 std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
-                                     const std::string& video, int size, int64_t train_images,
-                                     int64_t val_images) {
+                                     const std::string& video, const BagsCameraOptions& options) {
+  const int size = options.size;
+  const int64_t train_images = options.train_images, val_images = options.val_images;
+  GEMEL_THROW_IF_NOT(options.item_min > 0 && options.item_min <= options.item_max &&
+                         options.item_max <= 1 && options.max_items >= 1,
+                     UsageError, "bags camera: item sizes [{}, {}] of the side and {} items",
+                     options.item_min, options.item_max, options.max_items);
   GEMEL_THROW_IF_NOT(fs::exists(video), InputError, "{}: missing; install Debian's opencv-doc",
                      video);
   cv::VideoCapture cap(video);
@@ -117,12 +122,14 @@ std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& 
     cv::cvtColor(rgb, rgb, cv::COLOR_BGR2RGB);
     const int s = p.split == "train" ? 0 : 1;
     std::vector<Box> boxes;
-    const int count = u(rng) < 0.1 ? 0 : 1 + static_cast<int>(u(rng) * 3);
+    const int count = u(rng) < 0.1 ? 0 : 1 + static_cast<int>(u(rng) * options.max_items);
     for (int k = 0; k < count; ++k) {
       const int cls = u(rng) < 0.5 ? 0 : 1;
       const auto& pool = items[s][cls];
       const int64_t item = pool[static_cast<std::size_t>(u(rng) * pool.size())];
-      const int item_side = static_cast<int>(size * (0.2 + 0.16 * u(rng)));
+      const int item_side =
+          std::min(size, static_cast<int>(size * (options.item_min +
+                                                  (options.item_max - options.item_min) * u(rng))));
       for (int attempt = 0; attempt < 10; ++attempt) {
         const int x = static_cast<int>(u(rng) * (size - item_side)),
                   y = static_cast<int>(u(rng) * (size - item_side));
@@ -151,10 +158,20 @@ std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& 
 #else  // !GEMEL_HAVE_OPENCV
 
 std::vector<int64_t> buildBagsCamera(const std::string&, const std::string&, const std::string&,
-                                     int, int64_t, int64_t) {
+                                     const BagsCameraOptions&) {
   throw UsageError("the bags camera needs OpenCV, and gemel was built without it");
 }
 
 #endif
+
+std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
+                                     const std::string& video, int size, int64_t train_images,
+                                     int64_t val_images) {
+  BagsCameraOptions o;
+  o.size = size;
+  o.train_images = train_images;
+  o.val_images = val_images;
+  return buildBagsCamera(out, fashion_dir, video, o);
+}
 
 }  // namespace gemel::data

@@ -231,6 +231,13 @@ void writeResults(const std::string& path, const Results& r) {
 }
 
 Results readResults(const std::string& path) {
+  if (std::filesystem::is_directory(path)) {
+    const auto inside = (std::filesystem::path(path) / "results.h5").string();
+    throw InputError(
+        format("{}: a directory, not a results file; give the results.h5 that 'gemel "
+               "merge' wrote{}",
+               path, std::filesystem::exists(inside) ? " (" + inside + ")" : ""));
+  }
   auto f = h5::File::open(path, false, kReadRemedy);
   const bool ours = f.hasAttr("/", "format") && f.attrString("/", "format") == kResultsFormat;
   GEMEL_THROW_IF_NOT(ours, InputError,

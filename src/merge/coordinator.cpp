@@ -76,6 +76,18 @@ void MergeCoordinator::logTargets() const {
 io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   const auto& catalog = runner_.catalog();
   const int n = runner_.tasks();
+  if (catalog.groups().empty()) {
+    // Said first: the scores below are then measured only to record the unmerged workload.
+    std::string archs;
+    for (const auto& t : w_.tasks)
+      archs += (archs.empty() ? "" : ", ") + t.name + " (" + t.arch + ")";
+    log::warn("merge",
+              "nothing to share: {}; the search has no trial to run, and results.h5 "
+              "records the workload unmerged",
+              n == 1
+                  ? "the workload has a single task, " + archs + ", and sharing needs two"
+                  : "no two of its models have a layer of the same shape and settings: " + archs);
+  }
   unmerged_.assign(n, 0);
   target_.assign(n, 0);
   // Unmerged scores: recorded (resume), given, or measured (replicas each on their shard).

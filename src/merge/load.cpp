@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 // (materialize): each shared layer is one tensor in every model that uses it.
 std::vector<std::unique_ptr<train::TaskRuntime>> loadMergedTasks(const io::Results& r,
                                                                  const std::string& path,
-                                                                 const torch::Device& device) {
+                                                                 const torch::Device& device,
+                                                                 const std::string& datasets_dir) {
   std::vector<std::unique_ptr<train::TaskRuntime>> out;
   for (std::size_t i = 0; i < r.tasks.size(); ++i) {
     const auto& t = r.tasks[i];
@@ -27,7 +28,10 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadMergedTasks(const io::Resul
     c.name = t.name;
     c.arch = t.arch;
     c.num_classes = t.num_classes;
-    c.dataset = t.dataset;
+    // --datasets-dir: the datasets moved with (or without) the results; same file names.
+    c.dataset = datasets_dir.empty()
+                    ? t.dataset
+                    : (fs::path(datasets_dir) / fs::path(t.dataset).filename()).string();
     c.weights = t.arch == "torchscript" ? t.source : "";
     c.transforms.mean = t.mean;
     c.transforms.std = t.std;
@@ -41,8 +45,11 @@ std::vector<std::unique_ptr<train::TaskRuntime>> loadMergedTasks(const io::Resul
     c.precision = t.precision;
     c.channels_last = t.channels_last ? "on" : "off";
     GEMEL_THROW_IF_NOT(fs::exists(c.dataset), InputError,
-                       "task '{}': its dataset {} (recorded in the results) is missing", c.name,
-                       c.dataset);
+                       "task '{}': its dataset {} ({}) is missing; if the datasets moved, give "
+                       "--datasets-dir with the directory that now holds {}",
+                       c.name, c.dataset,
+                       datasets_dir.empty() ? "recorded in " + path : "under --datasets-dir",
+                       fs::path(t.dataset).filename().string());
     try {
       out.push_back(std::make_unique<train::TaskRuntime>(c, static_cast<int>(i), device, 0));
     } catch (const ConfigError& e) {

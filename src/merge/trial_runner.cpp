@@ -6,6 +6,8 @@
 #include <map>
 
 #include "gemel/core/error.h"
+#include "gemel/core/log.h"
+#include "gemel/data/dataset.h"
 #include "gemel/dist/grad_sync.h"
 #include "gemel/dist/state_transfer.h"
 #include "gemel/dist/wire.h"
@@ -70,7 +72,18 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
                        train::makeObjective(workload_.tasks[t]), false});
   }
   train::WorldSync sync(world_);
-  return train::JointTrainer(unknown, {}, sync).validateAll();
+  train::JointTrainer trainer(unknown, {}, sync);
+  auto scores = trainer.validateAll();
+  // Every val image scored once, whatever the replicas: the unmerged score sets the target.
+  for (std::size_t k = 0; k < tasks.size(); ++k) {
+    const auto& t = workload_.tasks[static_cast<std::size_t>(tasks[k])];
+    const int64_t expected = data::DatasetReader(t.dataset).size("val");
+    const int64_t scored = trainer.scoredImages()[k];
+    log::info("merge", "{}: scored {} of {} val images", t.name, scored, expected);
+    GEMEL_ASSERT(scored == expected, "task {}: {} val images scored, but its val split has {}",
+                 t.name, scored, expected);
+  }
+  return scores;
 }
 
 // Every rank set the plan needs a communicator for, in one global order.

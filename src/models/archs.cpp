@@ -69,21 +69,28 @@ bool isFasterRcnnArch(const std::string& arch) {
                                                  arch.substr(prefix.size())) != backbones.end();
 }
 
-std::string knownArchList() {
+std::string buildableArchList() {
   std::string out;
   for (const auto& a : zooArchs()) out += a + ", ";
   return out + "yolov3, yolov3-tiny, darknet:<path to a .cfg>, " + fasterRcnnArchList() + ", " +
-         ssdArchList() + ", " + kTorchScriptArch;
+         ssdArchList();
 }
 
-std::vector<std::string> archNames() {
+std::string knownArchList() { return buildableArchList() + ", " + kTorchScriptArch; }
+
+std::vector<std::string> buildableArchNames() {
   auto out = zooArchs();
   for (const auto& a :
        {"yolov3", "yolov3-tiny", "fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn",
-        "fasterrcnn_mobilenet_v3_large_320_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
-        kTorchScriptArch})
+        "fasterrcnn_mobilenet_v3_large_320_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large"})
     out.push_back(a);
   for (const auto& b : fasterRcnnBackbones()) out.push_back("fasterrcnn:" + b);
+  return out;
+}
+
+std::vector<std::string> archNames() {
+  auto out = buildableArchNames();
+  out.push_back(kTorchScriptArch);
   return out;
 }
 

@@ -199,7 +199,9 @@ ZooModel::ZooModel(const std::string& arch, std::shared_ptr<NetImpl> net)
     : Model(arch), net_(std::move(net)) {}
 
 ModelOutput ZooModel::forward(const torch::Tensor& images, const std::vector<BoxTargets>*) {
-  return {net_->forward(images)};
+  ModelOutput out;
+  out.logits = net_->forward(images);
+  return out;
 }
 void ZooModel::train(bool on) {
   net_->train(on);

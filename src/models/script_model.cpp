@@ -60,7 +60,9 @@ ModelOutput ScriptModel::forward(const torch::Tensor& images, const std::vector<
                      "{}: the TorchScript module's forward returned {}, not a tensor of logits; "
                      "a classification module must return [N, num_classes]",
                      path_, out.tagKind());
-  return {out.toTensor()};
+  ModelOutput result;
+  result.logits = out.toTensor();
+  return result;
 }
 
 void ScriptModel::train(bool on) { module_.train(on); }

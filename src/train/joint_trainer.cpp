@@ -75,7 +75,8 @@ std::vector<double> JointTrainer::validateAll() {
     size += static_cast<std::size_t>(objectiveOf(t).stateSize());
     records = records || objectiveOf(t).recordSize() > 0;
   }
-  std::vector<int64_t> counts(size, 0), packed;
+  // (then each task's scored images)
+  std::vector<int64_t> counts(size + tasks_.size(), 0), packed;
   std::vector<MetricState> states(tasks_.size());
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     states[i] = objectiveOf(tasks_[i]).emptyState();
@@ -83,6 +84,7 @@ std::vector<double> JointTrainer::validateAll() {
     const auto local = tasks_[i].local->validate(tasks_[i].validate_on);
     std::copy(local.counts.begin(), local.counts.end(),
               counts.begin() + static_cast<std::ptrdiff_t>(offset[i]));
+    counts[size + i] = local.images;
     if (!local.records.empty()) {
       packed.push_back(static_cast<int64_t>(i));
       packed.push_back(static_cast<int64_t>(local.records.size()));
@@ -103,8 +105,10 @@ std::vector<double> JointTrainer::validateAll() {
     }
   }
   std::vector<double> out;
+  scored_images_.assign(counts.begin() + static_cast<std::ptrdiff_t>(size), counts.end());
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     auto& s = states[i];
+    s.images = scored_images_[i];
     std::copy(counts.begin() + static_cast<std::ptrdiff_t>(offset[i]),
               counts.begin() + static_cast<std::ptrdiff_t>(offset[i] + s.counts.size()),
               s.counts.begin());
@@ -220,9 +224,16 @@ TrialResult JointTrainer::run() {
       active[i] = !r.dropped[i];
       weights[i] = run.weight[i] * tasks_[i].loss_scale;
     }
-    if (options_.warmup_epochs > 0) {
+    if (options_.warmup_epochs > 0 || options_.cosine_decay) {
       const double ramp = options_.warmup_epochs * static_cast<double>(run.steps_per_epoch);
-      run.step->setLr(options_.lr * std::min(1.0, static_cast<double>(r.steps + 1) / ramp));
+      double lr = options_.lr;
+      if (r.steps + 1 < ramp) {
+        lr *= static_cast<double>(r.steps + 1) / ramp;
+      } else if (options_.cosine_decay && run.budget > ramp) {
+        const double done = (static_cast<double>(r.steps) - ramp) / (run.budget - ramp);
+        lr *= 0.5 * (1 + std::cos(M_PI * std::min(1.0, done)));
+      }
+      run.step->setLr(lr);
     }
     const auto total = run.step->forward(active, weights);
     const int64_t step = r.steps + 1;

@@ -35,6 +35,16 @@ TaskRuntime::TaskRuntime(const config::TaskConfig& task, int index, const torch:
   GEMEL_THROW_IF_NOT(static_cast<int>(info.classes.size()) == task.num_classes, ConfigError,
                      "task '{}': num_classes is {} but dataset {} has {} classes; make them agree",
                      task.name, task.num_classes, task.dataset, info.classes.size());
+  // A classifier takes its dataset's images as they are: an image_size the workload gives must
+  // be theirs (a silently ignored size would mislead about what the model sees).
+  GEMEL_THROW_IF_NOT(
+      detection || !task.image_size_set ||
+          (info.height == task.image_size && info.width == task.image_size),
+      ConfigError,
+      "task '{}': image_size is {} but its dataset {} holds {}x{} images, which a classifier "
+      "takes as they are; set image_size: {} (or leave it out), or convert the dataset at {} px",
+      task.name, task.image_size, task.dataset, info.height, info.width, info.height,
+      task.image_size);
   GEMEL_THROW_IF_NOT(data_->hasSplit("val") && data_->size("val") > 0, InputError,
                      "{}: no val images; validation needs them: rebuild it with gemel-data with a "
                      "val split",
@@ -81,6 +91,7 @@ void TaskRuntime::holdOut(int every) {
   held_out_ = std::make_unique<data::ShardedLoader>(data_, o);
 }
 
+int64_t TaskRuntime::valSize() const { return data_->size("val"); }
 int64_t TaskRuntime::heldOutSize() const { return held_out_ ? held_out_->shardSize() : 0; }
 
 // A staged batch: its tensors already on the device (copied on `stream`), and the event the
@@ -228,6 +239,7 @@ MetricState TaskRuntime::validate(EvalSplit split) {
   while (auto batch = loader.next()) {
     const auto x = objective_->prepare(*batch, nullptr, device_);
     objective_->accumulate(run(x), *batch, state);
+    state.images += static_cast<int64_t>(batch->indices.size());
   }
   return state;
 }

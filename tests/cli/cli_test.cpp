@@ -26,6 +26,8 @@ class Cli : public ::testing::Test {
     std::filesystem::copy_file(dir_->file("r18_2.pt"), dir_->file("cut.pt"));
     std::filesystem::resize_file(dir_->file("cut.pt"),
                                  std::filesystem::file_size(dir_->file("cut.pt")) / 2);
+    std::filesystem::create_symlink(dir_->file("loop"), dir_->file("loop"));
+    std::filesystem::create_directory(dir_->file("a_dir"));
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -58,6 +60,12 @@ TEST_P(CliBadInput, GivesOneClearErrorAndItsExitCode) {
   const auto& c = GetParam();
   std::string args = c.args;
   if (args == "@") args = config();
+  // @loop: a symbolic link to itself; @dir: a directory.
+  for (const auto& [mark, path] : {std::pair<std::string, std::string>{"@loop", dir_->file("loop")},
+                                   {"@dir", dir_->file("a_dir")}}) {
+    const auto at = args.find(mark);
+    if (at != std::string::npos) args.replace(at, mark.size(), shellQuote(path));
+  }
   const auto r = gemel(args, c.yaml);
   EXPECT_EQ(r.exit_code, c.exit_code) << r.output;
   for (const char* s : c.says)
@@ -163,8 +171,29 @@ INSTANTIATE_TEST_SUITE_P(
                  "inspect --arch resnet50:zero",
                  2,
                  {"--arch 'resnet50:zero'", "ARCH[:N]"}},
+        BadInput{"UnknownArchSpec",
+                 "",
+                 "inspect --arch alexnet",
+                 2,
+                 {"'alexnet' is not an arch gemel builds"}},
+        // torchscript is a file, not a name: said so, and not listed as a name to give.
+        BadInput{"TorchScriptArchSpec",
+                 "",
+                 "inspect --arch torchscript",
+                 2,
+                 {"a TorchScript model is built from its file, not by name", "arch: torchscript"}},
+        // A mistyped detector arch: one error, the arch's, and no guess that it classifies.
+        BadInput{"MistypedDetectorArch",
+                 "name: w\ntasks:\n  - {name: a, arch: 'fasterrcnn:resnt18', kind: detection, "
+                 "num_classes: 2, image_size: 64}\n",
+                 "@",
+                 3,
+                 {"which is not a known arch (did you mean 'fasterrcnn:resnet18'?)",
+                  "1 problem in workload"}},
+        // A path the file system cannot resolve is the user's input, not an internal error.
+        BadInput{"LoopedSymlinkConfig", "", "inspect --config @loop", 4, {"check this path"}},
         BadInput{
-            "UnknownArchSpec", "", "inspect --arch alexnet", 2, {"'alexnet' is not a zoo arch"}},
+            "ResultsDirectory", "", "eval --results @dir", 4, {"a directory, not a results file"}},
         BadInput{"ConfigAndArch", "", "inspect --arch vgg11 --config x.yaml", 2, {"not both"}},
         BadInput{"UnknownOption",
                  "",

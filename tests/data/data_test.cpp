@@ -7,6 +7,7 @@
 
 #include "augment_reference.h"
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/data/dataset.h"
 #include "gemel/data/loader.h"
 #include "gemel/data/shard.h"
@@ -131,6 +132,42 @@ TEST_F(FashionSubset, LoaderShardsCoverTheSplitWithCorrectLabels) {
       EXPECT_EQ(batches, loader.batchesPerEpoch());
     }
     for (int i = 0; i < 600; ++i) ASSERT_EQ(hits[i], 1) << "world " << world << " index " << i;
+  }
+}
+
+// gemel train chooses its epoch on a tenth of the train split held out from training: over an
+// epoch, on one or two ranks, the training loader and the held-out loader read disjoint
+// examples that together cover the split, and the held-out ones are every tenth.
+TEST_F(FashionSubset, HeldOutExamplesNeverReachTraining) {
+  auto reader = std::make_shared<const DatasetReader>(dir_->file("tops.h5"));
+  for (int world = 1; world <= 2; ++world) {
+    std::vector<int> trained(600, 0), held(600, 0);
+    for (int rank = 0; rank < world; ++rank) {
+      for (const bool held_out : {false, true}) {
+        LoaderOptions o;
+        o.batch_size = 32;
+        o.rank = rank;
+        o.world_size = world;
+        o.holdout_every = 10;
+        o.held_out = held_out;
+        ShardedLoader loader(reader, o);
+        for (int epoch = 0; epoch < 2; ++epoch) {
+          loader.startEpoch(epoch);
+          while (auto batch = loader.next()) {
+            for (const auto index : batch->indices) ++(held_out ? held : trained)[index];
+          }
+        }
+      }
+    }
+    int64_t held_count = 0;
+    for (int i = 0; i < 600; ++i) {
+      SCOPED_TRACE(format("world {} index {}", world, i));
+      ASSERT_TRUE(trained[i] == 0 || held[i] == 0) << "index " << i << " is in both";
+      ASSERT_EQ(trained[i] + held[i], 2) << "read " << trained[i] + held[i] << " times in 2 epochs";
+      EXPECT_EQ(held[i] > 0, i % 10 == 9);
+      held_count += held[i] > 0;
+    }
+    EXPECT_EQ(held_count, 60);
   }
 }
 

@@ -29,6 +29,26 @@ Results sample() {
   t.std = {0.25, 0.25, 0.25};
   t.params.emplace_back("fc.bias", torch::tensor({0.5f, -0.5f}));
   r.tasks.push_back(t);
+  // A second task with every field away from its default, so that a writer that drops one is
+  // caught (the reader would fall back to the default).
+  TaskRecord d;
+  d.name = "bags_yolov3tiny";
+  d.arch = "yolov3-tiny";
+  d.source = "/weights/bags.pt";
+  d.dataset = "/data/bags_yolov3tiny_OD.h5";
+  d.num_classes = 3;
+  d.metric = "map";
+  d.kind = "detection";
+  d.image_size = 160;
+  d.precision = "bf16";
+  d.channels_last = true;
+  d.unmerged_score = 0.61;
+  d.target = 0.58;
+  d.final_score = 0.6;
+  d.mean = {0.1, 0.2, 0.3};
+  d.std = {0.4, 0.5, 0.6};
+  d.params.emplace_back("module_list.15.conv_15.bias", torch::tensor({1.5f, 2.5f, -3.0f}));
+  r.tasks.push_back(d);
   TrialRecord trial;
   trial.number = 1;
   trial.label = "group 0 (1 layer x 2 models)";
@@ -62,8 +82,8 @@ Results sample() {
   shared.tensors.emplace_back("weight", torch::arange(12, torch::kFloat).view({2, 2, 3}));
   r.shared.push_back(shared);
   r.plan_json = "[[1,0,[0,2]]]";
-  r.streams = {{17, 34}};
-  r.total_bytes = 100;
+  r.streams = {{17, 34}, {5, 9}};
+  r.total_bytes = 123456789;
   r.possible_savings = 60;
   r.achieved_savings = 40;
   r.timeline.emplace_back(0.0, 100);
@@ -78,6 +98,33 @@ TEST(Results, EveryRecordedFieldReadsBack) {
   const auto written = sample();
   writeResults(path, written);
   const auto back = readResults(path);
+  ASSERT_EQ(back.tasks.size(), written.tasks.size());
+  for (std::size_t i = 0; i < written.tasks.size(); ++i) {
+    const auto &w = written.tasks[i], &b = back.tasks[i];
+    SCOPED_TRACE(w.name);
+    EXPECT_EQ(b.name, w.name);
+    EXPECT_EQ(b.arch, w.arch);
+    EXPECT_EQ(b.source, w.source);
+    EXPECT_EQ(b.dataset, w.dataset);
+    EXPECT_EQ(b.num_classes, w.num_classes);
+    EXPECT_EQ(b.metric, w.metric);
+    EXPECT_EQ(b.kind, w.kind);
+    EXPECT_EQ(b.image_size, w.image_size);
+    EXPECT_EQ(b.precision, w.precision);
+    EXPECT_EQ(b.channels_last, w.channels_last);
+    EXPECT_DOUBLE_EQ(b.unmerged_score, w.unmerged_score);
+    EXPECT_DOUBLE_EQ(b.target, w.target);
+    EXPECT_DOUBLE_EQ(b.final_score, w.final_score);
+    EXPECT_EQ(b.mean, w.mean);
+    EXPECT_EQ(b.std, w.std);
+    ASSERT_EQ(b.params.size(), w.params.size());
+    for (std::size_t k = 0; k < w.params.size(); ++k) {
+      EXPECT_EQ(b.params[k].first, w.params[k].first);
+      EXPECT_TRUE(torch::equal(b.params[k].second, w.params[k].second));
+    }
+  }
+  EXPECT_EQ(back.workload_path, written.workload_path);
+  EXPECT_EQ(back.total_bytes, written.total_bytes);
   ASSERT_EQ(back.trials.size(), written.trials.size());
   for (std::size_t i = 0; i < written.trials.size(); ++i) {
     const auto &w = written.trials[i], &b = back.trials[i];
@@ -118,7 +165,7 @@ TEST(Results, RoundTripsAndReadsVersionOneFiles) {
   const auto path = dir.file("results.h5");
   writeResults(path, sample());
   const auto back = readResults(path);
-  ASSERT_EQ(back.tasks.size(), 1u);
+  ASSERT_EQ(back.tasks.size(), 2u);
   EXPECT_EQ(back.tasks[0].metric, "top1");
   EXPECT_DOUBLE_EQ(back.tasks[0].unmerged_score, 0.9);
   EXPECT_DOUBLE_EQ(back.tasks[0].target, 0.855);
@@ -131,14 +178,14 @@ TEST(Results, RoundTripsAndReadsVersionOneFiles) {
   const auto r = run(shellQuote(GEMEL_PYTHON) + " -c " + shellQuote(R"PY(
 import sys, h5py
 with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
-    t = f["tasks/cars_resnet18"]
-    assert t.attrs["metric"] == "top1", t.attrs["metric"]
+    assert f["tasks/cars_resnet18"].attrs["metric"] == "top1"
     assert f.attrs["version"] == 2
     f.attrs["version"] = 1
-    for new, old in (("unmerged_score", "unmerged_acc"), ("final_score", "final_acc")):
-        t.attrs[old] = t.attrs[new]
-        del t.attrs[new]
-    del t.attrs["metric"]
+    for t in f["tasks"].values():
+        for new, old in (("unmerged_score", "unmerged_acc"), ("final_score", "final_acc")):
+            t.attrs[old] = t.attrs[new]
+            del t.attrs[new]
+        del t.attrs["metric"]
     for g in f["search/trials"].values():
         g.attrs["accuracy"] = g.attrs["scores"]
         del g.attrs["scores"]

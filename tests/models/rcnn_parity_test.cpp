@@ -316,8 +316,9 @@ TEST(Rcnn, FineTuningTheCocoLayoutFreezesWhatTorchvisionFreezes) {
   EXPECT_TRUE(mine.count("backbone.body.layer2.0.conv1.weight"));
   // The frozen statistics took no update from the training forward.
   for (const auto& [name, t] : model->namedBuffers()) {
-    if (name.rfind("backbone.body.", 0) == 0 && name.find("running_") != std::string::npos)
+    if (name.rfind("backbone.body.", 0) == 0 && name.find("running_") != std::string::npos) {
       EXPECT_TRUE(torch::equal(t, before.at(name))) << name;
+    }
   }
   std::set<std::string> layers;
   for (const auto& l : model->layers()) layers.insert(l.module);

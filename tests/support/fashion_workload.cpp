@@ -39,7 +39,7 @@ std::string writeTrainedTrio(const std::string& dir, const std::string& gemel_bi
              {"bags_b_resnet18", {8, 1, 3}},
              {"tops_c_resnet18", {0, 2, 6}}};
   writeFashionWorkload(dir, "trio.yaml", w);
-  const auto r = run(shellQuote(gemel_binary) + " train --epochs 3 --config " +
+  const auto r = run(shellQuote(gemel_binary) + " train --epochs 3 --lr 0.01 --config " +
                      shellQuote(dir + "/trio.yaml") + " --out " + shellQuote(dir + "/trained"));
   if (r.exit_code != 0) throw std::runtime_error("gemel train failed:\n" + r.output);
   return dir + "/trained/trio.trained.yaml";

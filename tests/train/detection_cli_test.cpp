@@ -48,10 +48,16 @@ void expectReplicasGatherTheUnmergedScore(const TempDir& dir, const std::string&
                       shellQuote(dir.file("remeasure.yaml")), shellQuote(dir.file("mpi3"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find(detector + " (replica 2/2)"), std::string::npos) << r.output;
+  // Every val image scored once over the two replicas.
+  const auto val = data::DatasetReader(dir.file(detector + "_OD.h5")).size("val");
+  EXPECT_NE(r.output.find(format("{}: scored {} of {} val images", detector, val, val)),
+            std::string::npos)
+      << r.output;
   r = gemel(format("eval --results {} --json", shellQuote(dir.file("mpi3/results.h5"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto json = r.output.substr(r.output.find('{'));
-  EXPECT_NEAR(jsonNumber(json, detector, "unmerged_score"), single, 1e-3) << r.output;
+  // The same images and weights; only the reduction order over ranks differs.
+  EXPECT_NEAR(jsonNumber(json, detector, "unmerged_score"), single, 1e-2 * single) << r.output;
 }
 
 TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
@@ -59,8 +65,17 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
     GTEST_SKIP() << "needs OpenCV and opencv-doc's vtest.avi";
   }
   TempDir dir;
+  // Objects a third to a half of the 96 px side: yolov3-tiny's anchors and strides see them, and
+  // it learns them in a few epochs (the demo's camera at 96 px).
+  data::BagsCameraOptions camera;
+  camera.size = 96;
+  camera.train_images = 500;
+  camera.val_images = 100;
+  camera.item_min = 0.3;
+  camera.item_max = 0.5;
+  camera.max_items = 2;
   data::buildBagsCamera(dir.file("bags_yolov3tiny_OD.h5"), data::kFashionMnistDir,
-                        std::string(data::kOpenCVDataDir) + "/vtest.avi", 64, 320, 80);
+                        std::string(data::kOpenCVDataDir) + "/vtest.avi", camera);
   testing::FashionWorkload w;
   // fp32: pytorchyolo scores the export in fp32, and gemel eval scores in the precision the
   // merge trained in, so the two mAPs agree to 1e-4 only when that is fp32 too (bf16 autocast
@@ -75,12 +90,9 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   const auto yaml = testing::writeFashionWorkload(dir, "mixed.yaml", w);
   testing::writeText(yaml, testing::readText(yaml) +
                                "  - {name: bags_yolov3tiny, arch: yolov3-tiny, kind: detection, "
-                               "num_classes: 2, image_size: 64, batch_size: 16, transforms: "
+                               "num_classes: 2, image_size: 96, batch_size: 16, transforms: "
                                "{mean: [0, 0, 0], std: [1, 1, 1], scale_jitter: 0.1}}\n");
-  // 20 epochs: after 12 the detector's val mAP@0.5 was 0.011 to 0.029 depending on the thread
-  // count and the build's rounding, and 8 merge steps could take it under 0.01; after 20 it was
-  // 0.038 to 0.077.
-  auto r = gemel(format("train --config {} --epochs 20 --out {}", shellQuote(yaml),
+  auto r = gemel(format("train --config {} --epochs 12 --out {}", shellQuote(yaml),
                         shellQuote(dir.file("trained"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
@@ -95,11 +107,8 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   const auto json = r.output.substr(r.output.find('{'));
   EXPECT_NE(json.find("\"metric\":\"map50\""), std::string::npos) << json;
   const double map50 = jsonNumber(json, "bags_yolov3tiny", "score");
-  // It learned, and the merge kept its target. Unmerged, 20 epochs measured 0.0215 with the
-  // weights chosen on held-out training data (0.038 to 0.077 when gemel train still chose them
-  // on this val set: the lucky peak that choice picked). The floor allows for other CPUs'
-  // rounding (12 epochs once ranged 0.011 to 0.029 over thread counts).
-  EXPECT_GT(jsonNumber(json, "bags_yolov3tiny", "unmerged_score"), 0.012) << json;
+  // It detects (chance is about 0), and the merge kept its target.
+  EXPECT_GE(jsonNumber(json, "bags_yolov3tiny", "unmerged_score"), 0.3) << json;
   EXPECT_GE(map50, jsonNumber(json, "bags_yolov3tiny", "target")) << json;
 
   r = gemel(format("export --results {} --task bags_yolov3tiny --out {}", shellQuote(results),
@@ -116,6 +125,8 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.output, m, std::regex("\"map50\": ([0-9.eE+-]+)"))) << r.output;
   EXPECT_NEAR(std::stod(m[1]), map50, 1e-4) << r.output;
+  // The export detects too: the merged detector is held to half its unmerged score here.
+  EXPECT_GT(std::stod(m[1]), 0.15) << r.output;
   std::printf("gemel eval mAP@0.5 %.6f; pytorchyolo + pycocotools on the export: %s\n", map50,
               r.output.c_str());
 

@@ -61,6 +61,31 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
   EXPECT_NEAR(std::stod(m[1]), val, 1e-4) << trained;
 }
 
+// No --lr: a task from scratch starts at the from-scratch step, one that starts from its
+// weights at search.lr, the fine-tuning step.
+TEST(TrainCli, PicksItsStepFromWhereTheTaskStarts) {
+  TempDir dir;
+  testing::FashionWorkload w;
+  w.header = "name: steps\ndefaults: {batch_size: 32}\nsearch: {lr: 0.003}\n";
+  w.tasks = {{"shoes_a_resnet18", {1, 8, 9}}};
+  w.max_train = 128;
+  w.max_val = 32;
+  const auto yaml = testing::writeFashionWorkload(dir, "steps.yaml", w);
+  auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
+                        shellQuote(dir.file("first"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("task 'shoes_a_resnet18': starts from scratch: lr 0.02"),
+            std::string::npos)
+      << r.output;
+  r = gemel(format("train --config {} --epochs 1 --out {}",
+                   shellQuote(dir.file("first/steps.trained.yaml")),
+                   shellQuote(dir.file("second"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("task 'shoes_a_resnet18': starts from its weights: lr 0.003"),
+            std::string::npos)
+      << r.output;
+}
+
 // gemel train of one resnet18 on 320 Fashion-MNIST images (trousers, bags, ankle boots) for
 // `epochs` epochs, starting at step size `lr`.
 testing::CommandResult trainAt(const TempDir& dir, double lr, int epochs) {
@@ -113,6 +138,7 @@ TEST(TrainCli, AStalledRunStartsAgainAtAQuarterOfTheStepUntilItLearns) {
 TEST(TrainCli, ARunThatDoesNotLearnStartsAgainThenKeepsItsBest) {
   TempDir dir;
   testing::FashionWorkload w;
+  // (search.lr is the merge's fine-tuning step: a task from scratch starts at 0.02)
   w.header = "name: flat\ndefaults: {batch_size: 32}\nsearch: {lr: 0.01}\n";
   w.tasks = {{"flat_resnet18", {1, 8}}};
   w.size = 32;
@@ -131,8 +157,8 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
                    shellQuote(dir.file("trained"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* step :
-       {"at lr 0.01; starting again at lr 0.0025", "at lr 0.0025; starting again at lr 0.000625",
-        "at lr 0.000625; starting again at lr 0.00015625"}) {
+       {"at lr 0.02; starting again at lr 0.005", "at lr 0.005; starting again at lr 0.00125",
+        "at lr 0.00125; starting again at lr 0.0003125"}) {
     EXPECT_NE(r.output.find(std::string("it did not learn (held-out 0.5000 against 0.5000 "
                                         "untrained) ") +
                             step),
@@ -140,7 +166,7 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
         << step << "\n"
         << r.output;
   }
-  EXPECT_NE(r.output.find("at every step size down to 0.00015625; keeping its best run"),
+  EXPECT_NE(r.output.find("at every step size down to 0.0003125; keeping its best run"),
             std::string::npos)
       << r.output;
   EXPECT_TRUE(std::filesystem::exists(dir.file("trained/flat.trained.yaml"))) << r.output;

@@ -37,6 +37,9 @@ struct TaskConfig {
   double accuracy_target = 0.95;  // fraction of unmerged accuracy to keep
   int batch_size = 32;
   int image_size = 224;
+  // Whether the workload gives image_size (the task or defaults): a classifier takes its
+  // dataset's images as they are, so a given size must agree with them (train/task.cpp).
+  bool image_size_set = false;
   Transforms transforms;
   // The score: top1 (classification); map50 (mAP@0.5, the detection default) or map
   // (COCO mAP@[.5:.95]). Empty: the kind's default.
@@ -80,6 +83,7 @@ struct Defaults {
   double accuracy_target = 0.95;
   int batch_size = 32;
   int image_size = 224;
+  bool image_size_set = false;  // given in the file
 };
 
 // Where each key came from, for error messages: "tasks[1].arch" -> line (1-based).

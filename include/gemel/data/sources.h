@@ -103,8 +103,18 @@ std::vector<std::string> readClassNames(const std::string& path);
 
 // A detection camera: Fashion-MNIST items (bags and sneakers) placed on frames of opencv-doc's
 // vtest.avi, with their exact boxes. Train takes the first 80% of the frames and Fashion-MNIST's
-// train items, val the rest and its test items. `size`: the square image side.
+// train items, val the rest and its test items. `size`: the square image side; each item's
+// side is a uniform share of it in [item_min, item_max] (a detector sees objects at the scales
+// of its anchors), and an image holds 0 (one in ten) to max_items items.
 // Returns images per split {train, val}.
+struct BagsCameraOptions {
+  int size = 128;
+  int64_t train_images = 900, val_images = 300;
+  double item_min = 0.2, item_max = 0.36;
+  int max_items = 3;
+};
+std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
+                                     const std::string& video, const BagsCameraOptions& options);
 std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
                                      const std::string& video, int size, int64_t train_images,
                                      int64_t val_images);

@@ -14,8 +14,8 @@
 
 namespace gemel::merge {
 
-std::vector<std::unique_ptr<train::TaskRuntime>> loadMergedTasks(const io::Results& results,
-                                                                 const std::string& path,
-                                                                 const torch::Device& device);
+std::vector<std::unique_ptr<train::TaskRuntime>> loadMergedTasks(
+    const io::Results& results, const std::string& path, const torch::Device& device,
+    const std::string& datasets_dir = "");
 
 }  // namespace gemel::merge

@@ -32,9 +32,13 @@ std::vector<double> ssdDefaultStd(const std::string& arch);
 bool isTorchvisionDetectorArch(const std::string& arch);
 // Zoo archs, the Faster R-CNNs, the SSDs, and "torchscript".
 std::string knownArchList();
+// The same without "torchscript": the archs gemel builds by name (inspect --arch).
+std::string buildableArchList();
 // Every arch name a task can give, spelled out (fasterrcnn:<backbone> once per backbone; not
-// darknet:<cfg>): what a mistyped arch is matched against.
+// darknet:<cfg>): what a mistyped arch is matched against. buildableArchNames: without
+// "torchscript".
 std::vector<std::string> archNames();
+std::vector<std::string> buildableArchNames();
 // The parameter-name prefix of the final classifier layer ("fc.", "classifier.6.", ...).
 std::string headPrefix(const std::string& arch);
 // A second classifier layer with num_classes outputs that loads and skips with the head

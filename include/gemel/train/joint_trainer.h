@@ -40,6 +40,9 @@ struct TrainOptions {
   // > 0: the step size rises linearly from lr / steps to lr over this many epochs (training
   // from scratch: the first steps of an untrained network are the ones that diverge).
   double warmup_epochs = 0;
+  // Training from scratch (gemel train): after the warm-up, the step follows a half cosine from
+  // lr down to 0 at the step budget, so the last epochs settle instead of jumping about.
+  bool cosine_decay = false;
   // Independent training (gemel train; tasks that share nothing): each task ends with the
   // weights of its best validation, not its last.
   bool keep_best = false;
@@ -111,6 +114,8 @@ class JointTrainer {
   ~JointTrainer();
   // Scores of every task: each task's metric state summed over ranks, then scored.
   std::vector<double> validateAll();
+  // The images each task's last validateAll scored, over every rank and replica.
+  const std::vector<int64_t>& scoredImages() const { return scored_images_; }
   TrialResult run();
 
  private:
@@ -128,6 +133,7 @@ class JointTrainer {
   std::vector<TrialTask> tasks_;
   TrainOptions options_;
   RankSync& sync_;
+  std::vector<int64_t> scored_images_;
 };
 
 // Every trainable parameter of the models, each tensor once (tied tensors are one TensorImpl).

@@ -28,6 +28,7 @@ namespace gemel::train {
 struct MetricState {
   std::vector<int64_t> counts;
   std::vector<int64_t> records;
+  int64_t images = 0;  // the images scored (TaskRuntime::validate)
 };
 
 class Objective {

@@ -79,6 +79,7 @@ class TaskRuntime final : public Trainable {
   // validate(EvalSplit::kHeldOut) then scores. Call before training.
   void holdOut(int every);
   int64_t heldOutSize() const;
+  int64_t valSize() const;  // images in the val split (all ranks')
   // validate() scored, for one process that holds the whole val split.
   double score() { return objective_->score(validate()); }
 

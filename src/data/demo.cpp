@@ -3,7 +3,7 @@
 // yolov3-tiny detection camera finding Fashion-MNIST bags and sneakers on vtest.avi's frames.
 // On a 2-core box gemel train's ten epochs bring every classifier above 0.9 top-1 and the
 // detector to about 0.6 mAP@0.5 in about 80 s. (A Faster R-CNN from scratch needs far longer
-// to detect anything: configs/examples/rcnn_street.yaml, docs/detectors.md.)
+// to detect: docs/detectors.md has its figures on this camera.)
 #include <filesystem>
 #include <fstream>
 

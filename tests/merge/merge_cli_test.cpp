@@ -261,5 +261,26 @@ TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
   EXPECT_EQ(fs::last_write_time(dir.file("part/results.h5")), before);
 }
 
+// A workload whose models can share nothing gets one line that says so and why, before the
+// merge measures anything, and still a results.h5 with the workload unmerged.
+TEST(MergeCli, SaysWhenThereIsNothingToShare) {
+  TempDir dir;
+  testing::FashionWorkload w;
+  w.header = "name: alone\ndefaults: {batch_size: 32}\n";
+  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}};
+  w.max_train = 64;
+  w.max_val = 32;
+  const auto yaml = testing::writeFashionWorkload(dir, "alone.yaml", w);
+  const auto r =
+      gemel(format("merge --config {} --out {}", shellQuote(yaml), shellQuote(dir.file("out"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto said = r.output.find("nothing to share: the workload has a single task");
+  ASSERT_NE(said, std::string::npos) << r.output;
+  const auto measured = r.output.find("unmerged top1");
+  ASSERT_NE(measured, std::string::npos) << r.output;
+  EXPECT_LT(said, measured) << "said after measuring\n" << r.output;
+  EXPECT_TRUE(fs::exists(dir.file("out/results.h5")));
+}
+
 }  // namespace
 }  // namespace gemel

@@ -57,6 +57,13 @@ config::TaskConfig detectorTask(const std::string& name, const std::string& arch
 
 class RcnnParity : public ::testing::TestWithParam<std::string> {};
 
+// torchvision's own fp32 error recorded under `key` (0 when the fp64 run did not keep the same
+// detections, and the fixed tolerance applies).
+double fpError(const std::map<std::string, torch::Tensor>& io, const std::string& key) {
+  const auto it = io.find(key);
+  return it == io.end() ? 0.0 : it->second.item<double>();
+}
+
 TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
   const auto arch = GetParam();
   TempDir dir;
@@ -91,7 +98,14 @@ TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
     const auto n = std::to_string(i);
     const auto& d = eval.detections[i];
     ASSERT_EQ(d.boxes.sizes(), io.at("det_boxes" + n).sizes()) << "image " << i;
-    EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), 1e-5) << i;
+    // Something to compare: the scene's score layers make the untrained model detect.
+    EXPECT_GT(d.boxes.size(0), 0) << "image " << i;
+    // 1e-5 for scores and 1e-3 for boxes, or 4x torchvision's own fp32 error against fp64 on
+    // this machine (rcnn_ref.py float_errors), whichever is larger: a CPU that rounds float
+    // sums differently moves torchvision's results as much as gemel's.
+    const double score_tol = std::max(1e-5, 4 * fpError(io, "fperr.scores" + n));
+    const double box_tol = std::max(1e-3, 4 * fpError(io, "fperr.boxes" + n));
+    EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), score_tol) << i;
     EXPECT_TRUE(torch::equal(d.labels, io.at("det_labels" + n))) << i;
     // Detections of exactly equal score (proposals whose pooled features are equal, as over
     // dead regions of an untrained backbone) come in whatever order torchvision's unstable sort
@@ -106,7 +120,7 @@ TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
         ++tied;
         continue;
       }
-      EXPECT_LE((d.boxes[k] - ref_boxes[k]).abs().max().item<double>(), 1e-3)
+      EXPECT_LE((d.boxes[k] - ref_boxes[k]).abs().max().item<double>(), box_tol)
           << "image " << i << ": detection " << k << " " << d.boxes[k] << " torchvision "
           << ref_boxes[k];
     }
@@ -125,11 +139,13 @@ TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
     names.push_back(name);
     const double want = io.at(name).item<double>();
     // 1e-4, or twice what torchvision's own loss moves when its images move by 1e-6
-    // (rcnn_ref.py loss_spread), whichever is larger.
+    // (rcnn_ref.py loss_spread), or 4x torchvision's own fp32 error against fp64, whichever is
+    // larger.
     const double spread = io.at("spread." + name).item<double>();
+    const double fp = fpError(io, "fperr." + name);
     EXPECT_NEAR(value.item<double>(), want,
-                std::max(1e-4 * std::max(1.0, std::abs(want)), 2 * spread))
-        << name << " (torchvision's own spread " << spread << ")";
+                std::max({1e-4 * std::max(1.0, std::abs(want)), 2 * spread, 4 * fp}))
+        << name << " (torchvision's own spread " << spread << ", fp32 error " << fp << ")";
   }
   EXPECT_EQ(names, (std::vector<std::string>{"loss_classifier", "loss_box_reg", "loss_objectness",
                                              "loss_rpn_box_reg"}));

@@ -9,7 +9,10 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
                               loss_objectness, loss_rpn_box_reg) after torch.manual_seed(SEED),
                               every parameter's gradient of their sum (grad.<name>), and how
                               far each loss and gradient moves when the images move by 1e-6
-                              (spread.<loss>, spread.grad.<name>: torchvision's own rounding)
+                              (spread.<loss>, spread.grad.<name>: torchvision's own rounding);
+                              and torchvision's own fp32 error against the same model in fp64
+                              (fperr.scores<i>, fperr.boxes<i>, fperr.<loss>), which scales the
+                              test's tolerances to this machine's float arithmetic
 
   check ARCH NUM_CLASSES DIR  DIR/cpp_weights.pt (written by gemel) loads into the torchvision
                               model with strict load_state_dict, and equals DIR/py_weights.pt
@@ -47,6 +50,7 @@ resnet101, vgg16, mobilenet_v2). Images are small (MIN_SIZE, MAX_SIZE) to keep t
 short. The two score layers are redrawn (spread_scores) so that the untrained model's scores
 are spread out, not near-ties whose order is rounding.
 """
+import copy
 import json
 import sys
 
@@ -190,14 +194,50 @@ def record_detections(model, images, io):
         io[f"det_labels{i}"] = d["labels"]
 
 
+def float_errors(model, images, targets, io):
+    """torchvision's own fp32 error on this machine: the model's eval detections and train
+    losses (as record_detections and train_losses take them, in that order) in fp64, against
+    the fp32 ones in io, as fperr.scores<i>, fperr.boxes<i> (the largest difference over the
+    detections both keep) and fperr.<loss>. The test asks
+    gemel's fp32 results to be within a small factor of this, so that a CPU whose float sums
+    round differently (AVX2 against AVX-512) moves the bound with it."""
+    model = model.double()
+    images = [image.double() for image in images]
+    targets = [{"boxes": t["boxes"].double(), "labels": t["labels"]} for t in targets]
+    model.eval()
+    with torch.no_grad():
+        detections = model(images)
+    for i, d in enumerate(detections):
+        # Each fp32 detection against the fp64 one of its class that overlaps it most (near
+        # ties may come in another order, or one side may keep a box the other drops): the
+        # largest differences over the pairs that are the same detection (IoU above 0.999).
+        boxes32, scores32 = io[f"det_boxes{i}"].double(), io[f"det_scores{i}"].double()
+        labels32 = io[f"det_labels{i}"]
+        if boxes32.shape[0] == 0 or d["boxes"].shape[0] == 0:
+            continue
+        iou = torchvision.ops.box_iou(boxes32, d["boxes"])
+        iou[labels32[:, None] != d["labels"][None, :]] = 0
+        best, at = iou.max(dim=1)
+        pairs = best > 0.999
+        if pairs.any():
+            io[f"fperr.scores{i}"] = (scores32[pairs] - d["scores"][at[pairs]]).abs().max()
+            io[f"fperr.boxes{i}"] = (boxes32[pairs] - d["boxes"][at[pairs]]).abs().max()
+    model.train()
+    torch.manual_seed(SEED)
+    for name, value in model(images, targets).items():
+        io[f"fperr.{name}"] = (value.detach() - io[name].double()).abs()
+
+
 def make(arch, num_classes, out_dir):
     model = build(arch, num_classes, *sizes(arch))
     g = torch.Generator().manual_seed(1)
     images = [torch.rand(3, 100, 120, generator=g), torch.rand(3, 90, 140, generator=g)]
     targets, io = scene(num_classes, images, model, out_dir)
+    in_fp64 = copy.deepcopy(model)  # before the train-mode pass moves BatchNorm's statistics
     record_detections(model, images, io)
     losses = train_losses(model, images, targets, io)
     gradients_and_spread(model, losses, images, targets, io)
+    float_errors(in_fp64, images, targets, io)
     torch.save(io, f"{out_dir}/py_io.pt")
 
 

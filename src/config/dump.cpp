@@ -72,6 +72,11 @@ std::string dumpWorkload(const Workload& w) {
     if (t.trainable_backbone_layers)
       out << YAML::Key << "trainable_backbone_layers" << YAML::Value
           << *t.trainable_backbone_layers;
+    if (!t.sampling.empty()) {
+      out << YAML::Key << "sampling" << YAML::Value << YAML::BeginMap;
+      for (const auto& [key, value] : t.sampling) out << YAML::Key << key << YAML::Value << value;
+      out << YAML::EndMap;
+    }
     out << YAML::Key << "transforms" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "mean" << YAML::Value;
     emitNumbers(out, t.transforms.mean);

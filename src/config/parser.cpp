@@ -212,10 +212,11 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
     return t;
   }
   r.record(path, node);
-  r.checkKeys(node, path,
-              {"name", "arch", "kind", "num_classes", "weights", "weights_backbone", "skip_head",
-               "dataset", "unmerged_acc", "accuracy_target", "batch_size", "image_size",
-               "transforms", "metric", "frozen_batchnorm", "trainable_backbone_layers"});
+  r.checkKeys(
+      node, path,
+      {"name", "arch", "kind", "num_classes", "weights", "weights_backbone", "skip_head", "dataset",
+       "unmerged_acc", "accuracy_target", "batch_size", "image_size", "transforms", "metric",
+       "frozen_batchnorm", "trainable_backbone_layers", "sampling"});
   r.read(node, path, "name", t.name);
   r.read(node, path, "arch", t.arch);
   if (models::isSsdArch(t.arch)) {
@@ -261,6 +262,27 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   int trainable = 0;
   if (r.read(node, path, "trainable_backbone_layers", trainable))
     t.trainable_backbone_layers = trainable;
+  if (r.expectMap(node["sampling"], path + ".sampling")) {
+    const auto& sampling = node["sampling"];
+    for (const auto& kv : sampling) {
+      const auto key = kv.first.Scalar();
+      bool known = false;
+      std::vector<std::string> names;
+      for (const auto& [name, count] : samplingKeys()) {
+        names.push_back(name);
+        known = known || name == key;
+      }
+      if (!known) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        r.problem(kv.first, path + ".sampling." + key,
+                  "unknown key" + didYouMean(key, names) + "; expected one of: " + list);
+        continue;
+      }
+      double value = 0;
+      if (r.read(sampling, path + ".sampling", key, value)) t.sampling[key] = value;
+    }
+  }
   if (node["transforms"].IsDefined())
     parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
   if (!t.dataset_explicit && !t.name.empty()) {

@@ -113,6 +113,20 @@ void checkDetectorStart(Checker& c, const TaskConfig& t, const std::string& path
           "is set, but only arch fasterrcnn_resnet50_fpn has it (torchvision's FrozenBatchNorm2d "
           "body); remove the key");
   }
+  if (!t.sampling.empty() && !models::isFasterRcnnArch(t.arch)) {
+    c.add(path + ".sampling",
+          "is set, but arch '" + t.arch + "' is not a Faster R-CNN; remove the key");
+  }
+  for (const auto& [key, count] : samplingKeys()) {
+    const auto it = t.sampling.find(key);
+    if (it == t.sampling.end()) continue;
+    const double v = it->second;
+    if (count && (v < 1 || v != static_cast<double>(static_cast<int64_t>(v)))) {
+      c.add(path + ".sampling." + key, "got " + show(v) + "; expected a whole number >= 1");
+    } else if (!count && !(v > 0 && v <= 1)) {
+      c.add(path + ".sampling." + key, "got " + show(v) + "; expected a fraction in (0, 1]");
+    }
+  }
   if (t.trainable_backbone_layers) {
     if (!fpn) {
       c.add(path + ".trainable_backbone_layers",

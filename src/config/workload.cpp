@@ -12,6 +12,14 @@ std::string Workload::where(const std::string& key) const {
   return source_file + ":" + std::to_string(it->second);
 }
 
+const std::vector<std::pair<std::string, bool>>& samplingKeys() {
+  static const std::vector<std::pair<std::string, bool>> keys = {
+      {"rpn_batch_size_per_image", true}, {"rpn_positive_fraction", false},
+      {"rpn_pre_nms_top_n_train", true},  {"rpn_post_nms_top_n_train", true},
+      {"box_batch_size_per_image", true}, {"box_positive_fraction", false}};
+  return keys;
+}
+
 const TaskConfig* Workload::findTask(const std::string& task_name) const {
   for (const auto& t : tasks) {
     if (t.name == task_name) return &t;

@@ -634,6 +634,29 @@ RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
   return s;
 }
 
+RcnnSettings rcnnSettingsFor(const config::TaskConfig& task) {
+  auto s = rcnnSettingsFor(task.image_size, task.transforms.mean, task.transforms.std, task.arch);
+  for (const auto& [key, value] : task.sampling) {
+    const auto count = static_cast<int64_t>(value);
+    if (key == "rpn_batch_size_per_image")
+      s.rpn_batch_size_per_image = count;
+    else if (key == "rpn_positive_fraction")
+      s.rpn_positive_fraction = value;
+    else if (key == "rpn_pre_nms_top_n_train")
+      s.rpn_pre_nms_top_n_train = count;
+    else if (key == "rpn_post_nms_top_n_train")
+      s.rpn_post_nms_top_n_train = count;
+    else if (key == "box_batch_size_per_image")
+      s.box_batch_size_per_image = count;
+    else if (key == "box_positive_fraction")
+      s.box_positive_fraction = value;
+    else
+      GEMEL_ASSERT(false, "task {}: sampling key {} is not one of config::samplingKeys()",
+                   task.name, key);
+  }
+  return s;
+}
+
 namespace {
 
 // The zoo model of a Faster R-CNN's module tree (names, layers, sharing), whose forward runs

@@ -163,8 +163,10 @@ std::unique_ptr<Model> buildTaskModel(const config::TaskConfig& task) {
   // A Faster R-CNN task's num_classes counts its object classes; torchvision's model counts
   // the background too.
   const bool rcnn = isTorchvisionDetectorArch(task.arch);
-  auto model = createTaskModel(task.arch, task.num_classes, task.image_size, task.transforms.mean,
-                               task.transforms.std);
+  auto model = isFasterRcnnArch(task.arch) && !task.sampling.empty()
+                   ? makeFasterRcnnModel(task.arch, task.num_classes + 1, rcnnSettingsFor(task))
+                   : createTaskModel(task.arch, task.num_classes, task.image_size,
+                                     task.transforms.mean, task.transforms.std);
   if (!task.weights.empty()) {
     try {
       const auto& w = task.weights;

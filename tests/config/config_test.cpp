@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "gemel/config/dump.h"
@@ -226,6 +227,38 @@ TEST(Config, DetectorsNeedKindDetectionAndAStrideMultiple) {
   EXPECT_NE(unknown.find("fasterrcnn:<resnet18|resnet50|resnet101|vgg16|mobilenet_v2>"),
             std::string::npos)
       << unknown;
+}
+
+// A Faster R-CNN's training-time sampling: torchvision's keyword arguments by name, counts and
+// fractions checked, a mistyped key with its nearest name, other archs refused, kept by a dump.
+TEST(Config, SamplingIsAFasterRcnnsOwnAndChecked) {
+  TempDir dir;
+  writeText(dir.file("w.yaml"),
+            "name: demo\ntasks:\n  - {name: t, arch: 'fasterrcnn:resnet18', kind: detection, "
+            "num_classes: 2, image_size: 96, sampling: {box_batch_size_per_image: 64, "
+            "rpn_post_nms_top_n_train: 300, box_positive_fraction: 0.5}}\n");
+  const auto w = loadWorkload(dir.file("w.yaml"));
+  EXPECT_EQ(w.tasks[0].sampling,
+            (std::map<std::string, double>{{"box_batch_size_per_image", 64},
+                                           {"box_positive_fraction", 0.5},
+                                           {"rpn_post_nms_top_n_train", 300}}));
+  writeText(dir.file("dumped.yaml"), dumpWorkload(w));
+  EXPECT_EQ(loadWorkload(dir.file("dumped.yaml")).tasks[0].sampling, w.tasks[0].sampling);
+
+  const auto msg = loadError(
+      dir,
+      "name: demo\ntasks:\n  - {name: t, arch: 'fasterrcnn:resnet18', kind: detection, "
+      "num_classes: 2, sampling: {box_batch_size_per_img: 64, rpn_batch_size_per_image: 0.5, "
+      "rpn_positive_fraction: 2}}\n  - {name: u, arch: yolov3-tiny, kind: detection, "
+      "num_classes: 2, image_size: 64, sampling: {box_batch_size_per_image: 64}}\n");
+  for (const char* said :
+       {"tasks[0].sampling.box_batch_size_per_img: unknown key (did you mean "
+        "'box_batch_size_per_image'?)",
+        "tasks[0].sampling.rpn_batch_size_per_image: got 0.5; expected a whole number >= 1",
+        "tasks[0].sampling.rpn_positive_fraction: got 2; expected a fraction in (0, 1]",
+        "tasks[1].sampling: is set, but arch 'yolov3-tiny' is not a Faster R-CNN"}) {
+    EXPECT_NE(msg.find(said), std::string::npos) << said << "\n" << msg;
+  }
 }
 
 // torchvision's fine-tuning switches: fasterrcnn_resnet50_fpn only, 0 to 5 stages; unset means

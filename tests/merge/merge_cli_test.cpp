@@ -265,12 +265,9 @@ TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
 // merge measures anything, and still a results.h5 with the workload unmerged.
 TEST(MergeCli, SaysWhenThereIsNothingToShare) {
   TempDir dir;
-  testing::FashionWorkload w;
-  w.header = "name: alone\ndefaults: {batch_size: 32}\n";
-  w.tasks = {{"shoes_a_resnet18", {5, 7, 9}}};
-  w.max_train = 64;
-  w.max_val = 32;
-  const auto yaml = testing::writeFashionWorkload(dir, "alone.yaml", w);
+  const auto yaml =
+      testing::writeOneTaskWorkload(dir, "alone.yaml", "name: alone\ndefaults: {batch_size: 32}\n",
+                                    {"shoes_a_resnet18", {5, 7, 9}}, 64, 32);
   const auto r =
       gemel(format("merge --config {} --out {}", shellQuote(yaml), shellQuote(dir.file("out"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -57,6 +57,29 @@ config::TaskConfig detectorTask(const std::string& name, const std::string& arch
 
 class RcnnParity : public ::testing::TestWithParam<std::string> {};
 
+// A task's sampling keys set the training-time sampling of its model's settings, and only those.
+TEST(Rcnn, SamplingKeysSetTheModelsTrainingSampling) {
+  config::TaskConfig task;
+  task.name = "t";
+  task.arch = "fasterrcnn:resnet18";
+  task.image_size = 96;
+  task.sampling = {{"rpn_batch_size_per_image", 64},  {"rpn_positive_fraction", 0.25},
+                   {"rpn_pre_nms_top_n_train", 500},  {"rpn_post_nms_top_n_train", 300},
+                   {"box_batch_size_per_image", 128}, {"box_positive_fraction", 0.5}};
+  const auto s = rcnnSettingsFor(task);
+  const RcnnSettings defaults;
+  EXPECT_EQ(s.rpn_batch_size_per_image, 64);
+  EXPECT_DOUBLE_EQ(s.rpn_positive_fraction, 0.25);
+  EXPECT_EQ(s.rpn_pre_nms_top_n_train, 500);
+  EXPECT_EQ(s.rpn_post_nms_top_n_train, 300);
+  EXPECT_EQ(s.box_batch_size_per_image, 128);
+  EXPECT_DOUBLE_EQ(s.box_positive_fraction, 0.5);
+  // evaluation and the transform as without them
+  EXPECT_EQ(s.rpn_post_nms_top_n_test, defaults.rpn_post_nms_top_n_test);
+  EXPECT_EQ(s.box_detections_per_img, defaults.box_detections_per_img);
+  EXPECT_EQ(s.min_size, 96);
+}
+
 // torchvision's own fp32 error recorded under `key` (0 when the fp64 run did not keep the same
 // detections, and the fixed tolerance applies).
 double fpError(const std::map<std::string, torch::Tensor>& io, const std::string& key) {

@@ -31,6 +31,20 @@ inline std::string writeFashionWorkload(const TempDir& dir, const std::string& f
   return writeFashionWorkload(dir.path(), file, workload);
 }
 
+// A workload of one task: `header` (name, defaults, search), the task on its Fashion-MNIST
+// classes, `max_train` and `max_val` images of `size` px. Returns the YAML's path.
+inline std::string writeOneTaskWorkload(const TempDir& dir, const std::string& file,
+                                        const std::string& header, const FashionTask& task,
+                                        int64_t max_train, int64_t max_val, int size = 16) {
+  FashionWorkload w;
+  w.header = header;
+  w.tasks = {task};
+  w.max_train = max_train;
+  w.max_val = max_val;
+  w.size = size;
+  return writeFashionWorkload(dir, file, w);
+}
+
 // Three resnet18 camera tasks at 16x16 with a low target (every trial passes, so its weights
 // are kept), trained for three epochs at lr 0.01 by `gemel train` into dir/trained: what the
 // distributed tests merge. (At lr 0.05, or after one epoch, a task can end at its random

@@ -65,12 +65,9 @@ with h5py.File(sys.argv[1], "r+", libver=("v110", "latest")) as f:
 // weights at search.lr, the fine-tuning step.
 TEST(TrainCli, PicksItsStepFromWhereTheTaskStarts) {
   TempDir dir;
-  testing::FashionWorkload w;
-  w.header = "name: steps\ndefaults: {batch_size: 32}\nsearch: {lr: 0.003}\n";
-  w.tasks = {{"shoes_a_resnet18", {1, 8, 9}}};
-  w.max_train = 128;
-  w.max_val = 32;
-  const auto yaml = testing::writeFashionWorkload(dir, "steps.yaml", w);
+  const auto yaml = testing::writeOneTaskWorkload(
+      dir, "steps.yaml", "name: steps\ndefaults: {batch_size: 32}\nsearch: {lr: 0.003}\n",
+      {"shoes_a_resnet18", {1, 8, 9}}, 128, 32);
   auto r = gemel(format("train --config {} --epochs 1 --out {}", shellQuote(yaml),
                         shellQuote(dir.file("first"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -89,12 +86,9 @@ TEST(TrainCli, PicksItsStepFromWhereTheTaskStarts) {
 // gemel train of one resnet18 on 320 Fashion-MNIST images (trousers, bags, ankle boots) for
 // `epochs` epochs, starting at step size `lr`.
 testing::CommandResult trainAt(const TempDir& dir, double lr, int epochs) {
-  testing::FashionWorkload w;
-  w.header = "name: steep\ndefaults: {batch_size: 32}\n";
-  w.tasks = {{"shoes_a_resnet18", {1, 8, 9}}};
-  w.size = 32;
-  w.max_train = 320;
-  const auto yaml = testing::writeFashionWorkload(dir, "steep.yaml", w);
+  const auto yaml =
+      testing::writeOneTaskWorkload(dir, "steep.yaml", "name: steep\ndefaults: {batch_size: 32}\n",
+                                    {"shoes_a_resnet18", {1, 8, 9}}, 320, 96, 32);
   return gemel(format("train --config {} --epochs {} --lr {} --out {}", shellQuote(yaml), epochs,
                       lr, shellQuote(dir.file("trained"))));
 }

@@ -55,7 +55,16 @@ struct TaskConfig {
   // stages train, from layer4 down (unset: 3 with frozen BatchNorm, else all 5).
   std::optional<bool> frozen_batchnorm;
   std::optional<int> trainable_backbone_layers;
+  // A Faster R-CNN's training-time sampling, as torchvision's FasterRCNN keyword arguments of
+  // the same names (rpn_batch_size_per_image, rpn_positive_fraction, rpn_pre_nms_top_n_train,
+  // rpn_post_nms_top_n_train, box_batch_size_per_image, box_positive_fraction): fewer anchors,
+  // proposals and RoIs per image make a step cheaper. Only the keys given; the model's
+  // defaults (torchvision's) for the rest. Evaluation is not affected.
+  std::map<std::string, double> sampling;
 };
+
+// The keys a task's `sampling` takes, and whether each is a count (else a fraction in (0, 1]).
+const std::vector<std::pair<std::string, bool>>& samplingKeys();
 
 struct SearchConfig {
   std::string strategy = "greedy";  // greedy | all | manual

@@ -25,6 +25,7 @@
 
 #include <torch/types.h>
 
+#include "gemel/config/workload.h"
 #include "gemel/models/archs.h"  // isFasterRcnnArch
 #include "gemel/models/model.h"
 
@@ -67,6 +68,8 @@ using RcnnOutput = ModelOutput;
 // its _320_ variant's max_size of twice min_size and 150 RPN proposals in eval.
 RcnnSettings rcnnSettingsFor(int image_size, const std::vector<double>& mean,
                              const std::vector<double>& std, const std::string& arch = "");
+// A task's: the above, with its `sampling` keys (torchvision's training-time sampling).
+RcnnSettings rcnnSettingsFor(const config::TaskConfig& task);
 
 // A Faster R-CNN as a Model: forward takes images [N, 3, H, W] in [0, 1] and, in training mode,
 // each image's BoxTargets; it returns the four losses (training) or the detections (eval).

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <initializer_list>
 #include <set>
@@ -197,6 +198,25 @@ void parseTransforms(Reader& r, const YAML::Node& node, const std::string& path,
   r.read(node, path, "scale_jitter", t.scale_jitter);
 }
 
+// A Faster R-CNN task's `sampling`: torchvision's training-time keywords, by name.
+void parseSampling(Reader& r, const YAML::Node& sampling, const std::string& path, TaskConfig& t) {
+  if (!r.expectMap(sampling, path)) return;
+  std::vector<std::string> names;
+  for (const auto& [name, count] : samplingKeys()) names.push_back(name);
+  for (const auto& kv : sampling) {
+    const auto key = kv.first.Scalar();
+    if (std::find(names.begin(), names.end(), key) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      r.problem(kv.first, path + "." + key,
+                "unknown key" + didYouMean(key, names) + "; expected one of: " + list);
+      continue;
+    }
+    double value = 0;
+    if (r.read(sampling, path, key, value)) t.sampling[key] = value;
+  }
+}
+
 TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
                      const Workload& w) {
   TaskConfig t;
@@ -262,27 +282,7 @@ TaskConfig parseTask(Reader& r, const YAML::Node& node, const std::string& path,
   int trainable = 0;
   if (r.read(node, path, "trainable_backbone_layers", trainable))
     t.trainable_backbone_layers = trainable;
-  if (r.expectMap(node["sampling"], path + ".sampling")) {
-    const auto& sampling = node["sampling"];
-    for (const auto& kv : sampling) {
-      const auto key = kv.first.Scalar();
-      bool known = false;
-      std::vector<std::string> names;
-      for (const auto& [name, count] : samplingKeys()) {
-        names.push_back(name);
-        known = known || name == key;
-      }
-      if (!known) {
-        std::string list;
-        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-        r.problem(kv.first, path + ".sampling." + key,
-                  "unknown key" + didYouMean(key, names) + "; expected one of: " + list);
-        continue;
-      }
-      double value = 0;
-      if (r.read(sampling, path + ".sampling", key, value)) t.sampling[key] = value;
-    }
-  }
+  parseSampling(r, node["sampling"], path + ".sampling", t);
   if (node["transforms"].IsDefined())
     parseTransforms(r, node["transforms"], path + ".transforms", t.transforms);
   if (!t.dataset_explicit && !t.name.empty()) {

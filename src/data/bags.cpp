@@ -68,6 +68,42 @@ Box paste(cv::Mat& image, const uint8_t* item, int side, int x, int y, const cv:
   return {0, float(x + x1), float(y + y1), float(x + x2 + 1), float(y + y2 + 1)};
 }
 
+// Up to options.max_items items (none in one image of ten), each of a random class and size,
+// pasted where it overlaps no earlier one by more than 0.2 IoU; their boxes.
+std::vector<Box> placeItems(cv::Mat& rgb, const FashionMnistSplit& source,
+                            const std::array<std::vector<int64_t>, 2>& items,
+                            const BagsCameraOptions& options, std::mt19937_64& rng,
+                            std::uniform_real_distribution<double>& u) {
+  const int size = options.size;
+  std::vector<Box> boxes;
+  const int count = u(rng) < 0.1 ? 0 : 1 + static_cast<int>(u(rng) * options.max_items);
+  for (int k = 0; k < count; ++k) {
+    const int cls = u(rng) < 0.5 ? 0 : 1;
+    const auto& pool = items[cls];
+    const int64_t item = pool[static_cast<std::size_t>(u(rng) * pool.size())];
+    const int item_side =
+        std::min(size, static_cast<int>(size * (options.item_min +
+                                                (options.item_max - options.item_min) * u(rng))));
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const int x = static_cast<int>(u(rng) * (size - item_side)),
+                y = static_cast<int>(u(rng) * (size - item_side));
+      const Box where{0, float(x), float(y), float(x + item_side), float(y + item_side)};
+      if (std::any_of(boxes.begin(), boxes.end(),
+                      [&](const Box& b) { return overlap(b, where) > 0.2; }))
+        continue;
+      const cv::Vec3f colour(float(60 + 195 * u(rng)), float(60 + 195 * u(rng)),
+                             float(60 + 195 * u(rng)));
+      auto box = paste(rgb, &source.images[item * 28 * 28], item_side, x, y, colour);
+      if (box.x2 > box.x1) {
+        box.cls = float(cls);
+        boxes.push_back(box);
+      }
+      break;
+    }
+  }
+  return boxes;
+}
+
 }  // namespace
 
 std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& fashion_dir,
@@ -121,32 +157,7 @@ std::vector<int64_t> buildBagsCamera(const std::string& out, const std::string& 
                cv::INTER_AREA);
     cv::cvtColor(rgb, rgb, cv::COLOR_BGR2RGB);
     const int s = p.split == "train" ? 0 : 1;
-    std::vector<Box> boxes;
-    const int count = u(rng) < 0.1 ? 0 : 1 + static_cast<int>(u(rng) * options.max_items);
-    for (int k = 0; k < count; ++k) {
-      const int cls = u(rng) < 0.5 ? 0 : 1;
-      const auto& pool = items[s][cls];
-      const int64_t item = pool[static_cast<std::size_t>(u(rng) * pool.size())];
-      const int item_side =
-          std::min(size, static_cast<int>(size * (options.item_min +
-                                                  (options.item_max - options.item_min) * u(rng))));
-      for (int attempt = 0; attempt < 10; ++attempt) {
-        const int x = static_cast<int>(u(rng) * (size - item_side)),
-                  y = static_cast<int>(u(rng) * (size - item_side));
-        const Box where{0, float(x), float(y), float(x + item_side), float(y + item_side)};
-        if (std::any_of(boxes.begin(), boxes.end(),
-                        [&](const Box& b) { return overlap(b, where) > 0.2; }))
-          continue;
-        const cv::Vec3f colour(float(60 + 195 * u(rng)), float(60 + 195 * u(rng)),
-                               float(60 + 195 * u(rng)));
-        auto box = paste(rgb, &sources[s].images[item * 28 * 28], item_side, x, y, colour);
-        if (box.x2 > box.x1) {
-          box.cls = float(cls);
-          boxes.push_back(box);
-        }
-        break;
-      }
-    }
+    const auto boxes = placeItems(rgb, sources[s], items[s], options, rng, u);
     GEMEL_ASSERT(rgb.isContinuous(), "resized frame is not contiguous");
     writer.addDetected(p.split, rgb.data, boxes);
   }

@@ -138,4 +138,21 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& input) {
   return torch::conv2d(input, weight, bias, /*stride=*/1, **padding, o.dilation(), o.groups());
 }
 
+void initialiseKaimingFanOut(torch::nn::Module& net) {
+  namespace nn = torch::nn;
+  torch::NoGradGuard no_grad;
+  for (auto& m : net.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+      if (c->bias.defined()) nn::init::zeros_(c->bias);
+    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(bn->weight);
+      nn::init::zeros_(bn->bias);
+    } else if (auto* l = m->as<nn::Linear>()) {
+      nn::init::normal_(l->weight, 0.0, 0.01);
+      nn::init::zeros_(l->bias);
+    }
+  }
+}
+
 }  // namespace gemel::models

@@ -60,17 +60,7 @@ class MobileNetV2Impl : public NetImpl {
     classifier_->push_back(nn::Linear(1280, num_classes));
     register_module("classifier", classifier_);
 
-    for (auto& m : modules(/*include_self=*/false)) {
-      if (auto* c = m->as<nn::Conv2d>()) {
-        nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut);
-      } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
-        nn::init::ones_(bn->weight);
-        nn::init::zeros_(bn->bias);
-      } else if (auto* l = m->as<nn::Linear>()) {
-        nn::init::normal_(l->weight, 0.0, 0.01);
-        nn::init::zeros_(l->bias);
-      }
-    }
+    initialiseKaimingFanOut(*this);
   }
 
   torch::Tensor forward(torch::Tensor x) override {

@@ -128,23 +128,6 @@ std::vector<BlockConfig> settings(const std::string& arch, bool reduced_tail) {
           {96 / r, 5, 576 / r, 96 / r, true, HS, 1}};
 }
 
-// MobileNetV3's init: Kaiming-normal (fan out) convs, BatchNorm 1 and 0, normal(0, 0.01) Linear.
-void initialise(nn::Module& net) {
-  torch::NoGradGuard no_grad;
-  for (auto& m : net.modules(/*include_self=*/false)) {
-    if (auto* c = m->as<nn::Conv2d>()) {
-      nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut);
-      if (c->bias.defined()) nn::init::zeros_(c->bias);
-    } else if (auto* bn = m->as<nn::BatchNorm2d>()) {
-      nn::init::ones_(bn->weight);
-      nn::init::zeros_(bn->bias);
-    } else if (auto* l = m->as<nn::Linear>()) {
-      nn::init::normal_(l->weight, 0.0, 0.01);
-      nn::init::zeros_(l->bias);
-    }
-  }
-}
-
 class MobileNetV3Impl : public NetImpl {
  public:
   MobileNetV3Impl(const std::string& arch, int num_classes) {
@@ -159,7 +142,7 @@ class MobileNetV3Impl : public NetImpl {
     classifier_->push_back(nn::Linear(last_channel, num_classes));
     register_module("classifier", classifier_);
 
-    initialise(*this);
+    initialiseKaimingFanOut(*this);
   }
 
   torch::Tensor forward(torch::Tensor x) override {
@@ -217,7 +200,7 @@ class MobileNetV3FpnBodyImpl : public ResNetBodyImpl {
       register_module(kv.key(), kv.value());
       layers_.push_back(typed(kv.value()));
     }
-    initialise(*this);
+    initialiseKaimingFanOut(*this);
   }
   std::vector<torch::Tensor> stages(torch::Tensor x) override {
     std::vector<torch::Tensor> out;

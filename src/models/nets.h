@@ -51,6 +51,11 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
 };
 TORCH_MODULE(Conv2d);
 
+// The default initialisation torchvision's VGG, MobileNetV2 and MobileNetV3 share, over every
+// submodule of `net`: convolutions Kaiming-normal (fan out, gain sqrt 2) with zero biases,
+// BatchNorm weight 1 and bias 0, Linear normal(0, 0.01) with zero bias.
+void initialiseKaimingFanOut(torch::nn::Module& net);
+
 std::shared_ptr<NetImpl> makeResNet(const std::string& arch, int num_classes);
 
 // A ResNet without its pooling and classifier (conv1, bn1, layer1..4 as torchvision names

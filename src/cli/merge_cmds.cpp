@@ -30,6 +30,7 @@
 #include "gemel/models/archs.h"
 #include "gemel/models/darknet_cfg.h"
 #include "gemel/models/zoo.h"
+#include "gemel/train/detection.h"
 #include "gemel/train/joint_trainer.h"
 #include "gemel/train/task.h"
 
@@ -311,13 +312,24 @@ int runEvalCmd(const Args& args, const dist::World& world) {
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
       "datasets-dir", po::value<std::string>(),
       "where the tasks' datasets are now, when they moved since the merge (the same file names)")(
-      "json", po::bool_switch(), "print JSON instead of a table");
+      "json", po::bool_switch(), "print JSON instead of a table")(
+      "detections", po::value<std::string>(),
+      "also write each detection task's val detections to DIR/<task>.json, as a COCO results "
+      "file (image_id: the val image's index, category_id: the class from 0, bbox: x, y, w, h "
+      "in the image's pixels)");
   addThreadsOption(desc);
   po::variables_map vm;
-  if (!parseCommandLine("eval", "--results FILE [--json]", desc, args, vm)) return 0;
+  if (!parseCommandLine("eval", "--results FILE [--json] [--detections DIR]", desc, args, vm)) {
+    return 0;
+  }
   setupThreads(vm, world, vm["json"].as<bool>());
   const auto path = vm["results"].as<std::string>();
   const auto r = io::readResults(path);
+  const std::string detections_dir =
+      vm.count("detections") ? vm["detections"].as<std::string>() : "";
+  if (!detections_dir.empty()) {
+    requireWritableDirectory(detections_dir, "pass another --detections directory");
+  }
   auto tasks =
       merge::loadMergedTasks(r, path, train::defaultDevice(),
                              vm.count("datasets-dir") ? vm["datasets-dir"].as<std::string>() : "");
@@ -329,7 +341,15 @@ int runEvalCmd(const Args& args, const dist::World& world) {
     const auto t0 = std::chrono::steady_clock::now();
     log::info("eval", "scoring {}/{}: {} on {} val images", i + 1, tasks.size(), t->name(),
               t->valSize());
-    acc.push_back(t->score());
+    const auto state = t->validate();
+    acc.push_back(t->objective().score(state));
+    if (!detections_dir.empty() && t->objective().recordSize() > 0) {
+      const auto file = (fs::path(detections_dir) / (t->name() + ".json")).string();
+      const auto found = train::cocoDetections(state.records);
+      train::writeCocoResults(file, found);
+      log::info("eval", "{}: {} detections on {} val images -> {}", t->name(), found.size(),
+                state.images, file);
+    }
     all_met = all_met && acc.back() >= r.tasks[i].target;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

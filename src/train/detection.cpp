@@ -7,8 +7,11 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <tuple>
 
 #include "gemel/core/error.h"
+#include "gemel/core/files.h"
+#include "gemel/core/json.h"
 #include "gemel/ops/roi_ops.h"
 
 namespace gemel::train {
@@ -313,10 +316,54 @@ void cocoRecords(const torch::Tensor& detections, const std::vector<data::Box>& 
         gt_taken[t][m] = 1;
         matches |= int64_t(1) << t;
       }
-      records.insert(records.end(), {c, image, static_cast<int64_t>(r),
-                                     scoreBits(static_cast<double>(det[4])), matches});
+      records.insert(records.end(),
+                     {c, image, static_cast<int64_t>(r), scoreBits(static_cast<double>(det[4])),
+                      matches, scoreBits(dx), scoreBits(dy), scoreBits(dw), scoreBits(dh)});
     }
   }
+}
+
+std::vector<CocoDetection> cocoDetections(const std::vector<int64_t>& records) {
+  GEMEL_ASSERT(records.size() % kCocoRecordSize == 0, "detection records of the wrong size");
+  std::vector<CocoDetection> out(records.size() / kCocoRecordSize);
+  std::vector<int64_t> rank(out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const int64_t* r = records.data() + i * kCocoRecordSize;
+    out[i].category = r[0];
+    out[i].image = r[1];
+    rank[i] = r[2];
+    out[i].score = scoreOf(r[3]);
+    for (int k = 0; k < 4; ++k) out[i].bbox[k] = scoreOf(r[5 + k]);
+  }
+  // (image, class, rank by score): the ranks' order of arrival does not show.
+  std::vector<std::size_t> order(out.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return std::tie(out[a].image, out[a].category, rank[a]) <
+           std::tie(out[b].image, out[b].category, rank[b]);
+  });
+  std::vector<CocoDetection> sorted;
+  sorted.reserve(out.size());
+  for (const auto i : order) sorted.push_back(out[i]);
+  return sorted;
+}
+
+void writeCocoResults(const std::string& path, const std::vector<CocoDetection>& detections) {
+  JsonWriter j;
+  j.beginArray();
+  for (const auto& d : detections) {
+    j.beginObject();
+    j.key("image_id").value(d.image);
+    j.key("category_id").value(d.category);
+    j.key("score").value(d.score);
+    j.key("bbox").beginArray();
+    for (const double v : d.bbox) j.value(v);
+    j.endArray();
+    j.endObject();
+  }
+  j.endArray();
+  const auto text = j.str() + "\n";
+  writeFileAtomic(path, text.data(), text.size());
 }
 
 CocoAp cocoScore(const std::vector<int64_t>& records, const int64_t* gt_counts,

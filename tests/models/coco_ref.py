@@ -37,3 +37,21 @@ def ground_truth(images, classes, boxes):
 def detections_of(rows):
     return [{"image_id": int(r[0]), "category_id": int(r[1]), "score": r[2],
              "bbox": [r[3], r[4], r[5] - r[3], r[6] - r[4]]} for r in rows]
+
+
+def compare_with_gemel(rows, images, gemel_path, gt):
+    """The reference's detections (rows) against the ones `gemel eval --detections` wrote for
+    the same images (a COCO results file): detections per image, the images whose counts
+    differ, and pycocotools' mAP@0.5 of gemel's own file (it must read it as it is)."""
+    import json
+    from collections import Counter
+
+    with open(gemel_path) as f:
+        theirs = json.load(f)
+    ours = Counter(int(r[0]) for r in rows)
+    gemel = Counter(int(d["image_id"]) for d in theirs)
+    differ = [[i, ours[i], gemel[i]] for i in images if ours[i] != gemel[i]]
+    unknown = sorted(set(gemel) - set(images))
+    return {"gemel_detections": len(theirs), "count_differs": len(differ) + len(unknown),
+            "first_differing": differ[:5], "unknown_images": unknown[:5],
+            "gemel_file_map50": coco_eval(gt, theirs)[1]}

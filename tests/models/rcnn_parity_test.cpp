@@ -13,6 +13,7 @@
 #include "gemel/models/faster_rcnn.h"
 #include "gemel/models/state_dict.h"
 #include "gemel/models/zoo.h"
+#include "state_dict_support.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -80,13 +81,6 @@ TEST(Rcnn, SamplingKeysSetTheModelsTrainingSampling) {
   EXPECT_EQ(s.min_size, 96);
 }
 
-// torchvision's own fp32 error recorded under `key` (0 when the fp64 run did not keep the same
-// detections, and the fixed tolerance applies).
-double fpError(const std::map<std::string, torch::Tensor>& io, const std::string& key) {
-  const auto it = io.find(key);
-  return it == io.end() ? 0.0 : it->second.item<double>();
-}
-
 TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
   const auto arch = GetParam();
   TempDir dir;
@@ -126,8 +120,8 @@ TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
     // 1e-5 for scores and 1e-3 for boxes, or 4x torchvision's own fp32 error against fp64 on
     // this machine (rcnn_ref.py float_errors), whichever is larger: a CPU that rounds float
     // sums differently moves torchvision's results as much as gemel's.
-    const double score_tol = std::max(1e-5, 4 * fpError(io, "fperr.scores" + n));
-    const double box_tol = std::max(1e-3, 4 * fpError(io, "fperr.boxes" + n));
+    const double score_tol = std::max(1e-5, 4 * testing::referenceFloatError(io, "scores" + n));
+    const double box_tol = std::max(1e-3, 4 * testing::referenceFloatError(io, "boxes" + n));
     EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), score_tol) << i;
     EXPECT_TRUE(torch::equal(d.labels, io.at("det_labels" + n))) << i;
     // Detections of exactly equal score (proposals whose pooled features are equal, as over
@@ -165,7 +159,7 @@ TEST_P(RcnnParity, NamesDetectionsAndLossesMatchTorchvision) {
     // (rcnn_ref.py loss_spread), or 4x torchvision's own fp32 error against fp64, whichever is
     // larger.
     const double spread = io.at("spread." + name).item<double>();
-    const double fp = fpError(io, "fperr." + name);
+    const double fp = testing::referenceFloatError(io, name);
     EXPECT_NEAR(value.item<double>(), want,
                 std::max({1e-4 * std::max(1.0, std::abs(want)), 2 * spread, 4 * fp}))
         << name << " (torchvision's own spread " << spread << ", fp32 error " << fp << ")";

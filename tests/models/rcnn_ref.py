@@ -31,13 +31,15 @@ with the pinned torch and torchvision wheels (CMake's GEMEL_PYTHON).
   frozen_check NUM_CLASSES DIR DIR/cpp_weights.pt loads strictly into that layout and into
                               fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)
 
-  score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA
+  score ARCH NUM_CLASSES MIN_SIZE MAX_SIZE MODEL DATA [GEMEL_DETECTIONS]
                               a detector exported by gemel (MODEL, a state_dict for
                               NUM_CLASSES with the background) in torchvision's model with that
                               transform (an SSD arch: torchvision's SSD at the fixed size
                               MIN_SIZE, tests/models/ssd_ref.py), on DATA (a .pt: val images in [0, 1], their dataset
                               indices and boxes): torchvision's detections, pycocotools' mAP@0.5
-                              and mAP@[.5:.95], printed as JSON
+                              and mAP@[.5:.95], printed as JSON; with GEMEL_DETECTIONS (what
+                              `gemel eval --detections` wrote for this model), also how many
+                              images have a different number of detections there
 
   classifier NAME DIR          torchvision's NAME classifier (resnet50, resnet18, vgg16,
                               mobilenet_v2), its BatchNorm statistics redrawn -> DIR/NAME.pt
@@ -318,8 +320,8 @@ def classifier(name, out_dir):
     torch.save(model.state_dict(), f"{out_dir}/{name}.pt")
 
 
-def score(arch, num_classes, min_size, max_size, model_path, data_path):
-    from coco_ref import coco_eval, detections_of, ground_truth
+def score(arch, num_classes, min_size, max_size, model_path, data_path, gemel_detections=None):
+    from coco_ref import coco_eval, compare_with_gemel, detections_of, ground_truth
 
     data = torch.load(data_path)
     transform = {"image_mean": data["mean"].tolist(), "image_std": data["std"].tolist()}
@@ -343,13 +345,16 @@ def score(arch, num_classes, min_size, max_size, model_path, data_path):
     images = [int(i) for i in index]
     gt = ground_truth(images, int(data["classes"]), data["boxes"].tolist())
     m, m50 = coco_eval(gt, detections_of(rows))
-    print(json.dumps({"map": m, "map50": m50, "images": len(images), "detections": len(rows)}))
+    out = {"map": m, "map50": m50, "images": len(images), "detections": len(rows)}
+    if gemel_detections:
+        out.update(compare_with_gemel(rows, images, gemel_detections, gt))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "score":
+    if len(sys.argv) in (8, 9) and sys.argv[1] == "score":
         score(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6],
-              sys.argv[7])
+              sys.argv[7], *sys.argv[8:])
         sys.exit(0)
     if len(sys.argv) == 4 and sys.argv[1] == "classifier":
         classifier(sys.argv[2], sys.argv[3])

@@ -10,6 +10,7 @@
 #include "gemel/core/error.h"
 #include "gemel/models/ssd.h"
 #include "gemel/models/state_dict.h"
+#include "state_dict_support.h"
 #include "test_support.h"
 
 namespace gemel::models {
@@ -62,9 +63,13 @@ TEST_P(SsdParity, NamesDetectionsLossesAndGradientsMatchTorchvision) {
     const auto& d = eval.detections[i];
     ASSERT_GT(d.boxes.size(0), 0) << "image " << i << ": no detections";
     ASSERT_EQ(d.boxes.sizes(), io.at("det_boxes" + n).sizes()) << "image " << i;
-    EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), 1e-5) << i;
+    // 1e-5 for scores and 1e-3 for boxes, or 4x torchvision's own fp32 error against fp64 on
+    // this machine (rcnn_ref.py float_errors), whichever is larger.
+    const double score_tol = std::max(1e-5, 4 * testing::referenceFloatError(io, "scores" + n));
+    const double box_tol = std::max(1e-3, 4 * testing::referenceFloatError(io, "boxes" + n));
+    EXPECT_LE((d.scores - io.at("det_scores" + n)).abs().max().item<double>(), score_tol) << i;
     EXPECT_TRUE(torch::equal(d.labels, io.at("det_labels" + n))) << i;
-    EXPECT_LE((d.boxes - io.at("det_boxes" + n)).abs().max().item<double>(), 1e-3) << i;
+    EXPECT_LE((d.boxes - io.at("det_boxes" + n)).abs().max().item<double>(), box_tol) << i;
   }
 
   model->train(true);
@@ -77,7 +82,9 @@ TEST_P(SsdParity, NamesDetectionsLossesAndGradientsMatchTorchvision) {
   for (const auto& [name, value] : train.losses) {
     const double want = io.at(name).item<double>();
     EXPECT_GT(want, 0) << name;
-    EXPECT_NEAR(value.item<double>(), want, 1e-4 * std::max(1.0, std::abs(want))) << name;
+    const double fp = testing::referenceFloatError(io, name);
+    EXPECT_NEAR(value.item<double>(), want, std::max(1e-4 * std::max(1.0, std::abs(want)), 4 * fp))
+        << name << " (torchvision's own fp32 error " << fp << ")";
   }
   // Gradients with BatchNorm frozen on its running statistics (ssd_ref.py says why).
   model->freeze({}, "backbone.");

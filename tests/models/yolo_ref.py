@@ -13,10 +13,13 @@ script computes the reference and compares.
                        gradients must be as close to its fp32 ones as PyTorch's are
   coco DIR             DIR/coco.json (ground truth, detections and gemel's mAP): pycocotools'
                        COCOeval on the same, compared with gemel's mAP@[.5:.95] and mAP@0.5
-  score CFG MODEL DATA a model exported by gemel (its .cfg and .pt) in pytorchyolo, on DATA
+  score CFG MODEL DATA [GEMEL_DETECTIONS]
+                       a model exported by gemel (its .cfg and .pt) in pytorchyolo, on DATA
                        (a .pt: val images as gemel feeds them, their dataset indices and
                        boxes): pytorchyolo's detections and NMS, pycocotools' mAP@0.5 and
-                       mAP@[.5:.95], printed as JSON
+                       mAP@[.5:.95], printed as JSON; with GEMEL_DETECTIONS (what `gemel eval
+                       --detections` wrote for this model), also how many images have a
+                       different number of detections there
 
 Exit status 0 on success, 1 with a message on stderr on any mismatch.
 """
@@ -33,7 +36,7 @@ from pytorchyolo.models import Darknet  # noqa: E402
 from pytorchyolo.utils.loss import compute_loss  # noqa: E402
 from pytorchyolo.utils.utils import non_max_suppression  # noqa: E402
 
-from coco_ref import coco_eval, detections_of, ground_truth  # noqa: E402
+from coco_ref import coco_eval, compare_with_gemel, detections_of, ground_truth  # noqa: E402
 
 TOLERANCE = 1e-4  # max |a - b| / max |b|
 GRAD_TOLERANCE = 1e-4  # the same, per parameter's gradient
@@ -176,7 +179,7 @@ def coco(d):
         fail("mAP differs from pycocotools' by more than 1e-4")
 
 
-def score(cfg, model_path, data_path):
+def score(cfg, model_path, data_path, gemel_detections=None):
     data = torch.load(data_path)
     model = Darknet(cfg)
     model.load_state_dict(torch.load(model_path))
@@ -194,7 +197,10 @@ def score(cfg, model_path, data_path):
     images = [int(i) for i in index]
     gt = ground_truth(images, int(data["classes"]), data["boxes"].tolist())
     m, m50 = coco_eval(gt, detections_of(rows))
-    print(json.dumps({"map": m, "map50": m50, "images": len(images), "detections": len(rows)}))
+    out = {"map": m, "map50": m50, "images": len(images), "detections": len(rows)}
+    if gemel_detections:
+        out.update(compare_with_gemel(rows, images, gemel_detections, gt))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
@@ -203,7 +209,7 @@ if __name__ == "__main__":
         names(sys.argv[2], sys.argv[3])
     elif cmd in ("run", "coco", "bf16") and len(sys.argv) == 3:
         {"run": run, "coco": coco, "bf16": bf16}[cmd](sys.argv[2])
-    elif cmd == "score" and len(sys.argv) == 5:
-        score(*sys.argv[2:5])
+    elif cmd == "score" and len(sys.argv) in (5, 6):
+        score(*sys.argv[2:])
     else:
         fail(__doc__)

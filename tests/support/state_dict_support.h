@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
 #include <string>
 
 #include "gemel/models/state_dict.h"
@@ -20,6 +21,16 @@ inline torch::Tensor stateEntry(const models::StateDict& state, const std::strin
   }
   ADD_FAILURE() << "no entry " << name;
   return torch::zeros({1});
+}
+
+// torchvision's own fp32 error against fp64 that a reference script measured on this machine
+// (rcnn_ref.py float_errors: io["fperr.<what>"]), or 0 when it recorded none. Parity
+// tolerances take the larger of a fixed bound and a small multiple of it, so that a CPU whose
+// float sums round differently moves the bound with torchvision's own results.
+inline double referenceFloatError(const std::map<std::string, torch::Tensor>& io,
+                                  const std::string& what) {
+  const auto it = io.find("fperr." + what);
+  return it == io.end() ? 0.0 : it->second.item<double>();
 }
 
 }  // namespace gemel::testing

@@ -57,7 +57,8 @@ std::vector<torch::Tensor> nonMaxSuppression(const torch::Tensor& decoded,
 //     matches them, appended to `records` (kCocoRecordSize int64 per detection);
 //     `gt_counts[c]` gains the image's ground-truth boxes of class c;
 //   cocoScore: AP from the records of every image (in any order) and the summed counts.
-inline constexpr int kCocoRecordSize = 5;  // class, image, rank in image, score bits, matches
+// class, image, rank in image, score bits, matches, then the box x, y, w, h (double bits)
+inline constexpr int kCocoRecordSize = 9;
 inline constexpr int kCocoThresholds = 10;
 void cocoRecords(const torch::Tensor& detections, const std::vector<data::Box>& truth,
                  int64_t image, int64_t num_classes, std::vector<int64_t>& records,
@@ -67,6 +68,17 @@ struct CocoAp {
   double map50 = 0;  // mAP@0.5
   int classes = 0;   // with ground truth (the ones averaged)
 };
+// One detection as pycocotools' loadRes takes it: dataset index as image_id, the class (from
+// 0) as category_id, bbox as (x, y, w, h) in source pixels.
+struct CocoDetection {
+  int64_t image = 0, category = 0;
+  double score = 0;
+  double bbox[4] = {0, 0, 0, 0};
+};
+// The detections in `records`, ordered by image, then class, then score (best first).
+std::vector<CocoDetection> cocoDetections(const std::vector<int64_t>& records);
+// `detections` as a COCO results file (a JSON list) at `path`, written whole or not at all.
+void writeCocoResults(const std::string& path, const std::vector<CocoDetection>& detections);
 CocoAp cocoScore(const std::vector<int64_t>& records, const int64_t* gt_counts,
                  int64_t num_classes);
 

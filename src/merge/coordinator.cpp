@@ -44,6 +44,16 @@ double MergeCoordinator::elapsed() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
 }
 
+bool MergeCoordinator::roomFor(int validations, int steps) const {
+  if (o_.time_budget <= 0 || o_.fixed_steps > 0) return true;
+  std::string answer;
+  if (control_.lead()) {
+    const double need = validations * validation_seconds_ + steps * step_seconds_;
+    answer = elapsed() + need <= o_.time_budget ? "1" : "0";
+  }
+  return control_.share(answer) == "1";
+}
+
 // Each target against what its val set can tell: the binomial standard error of a score
 // measured on n images, sqrt(p (1 - p) / n), against what the target lets the task lose. When
 // two standard errors exceed that margin, chance alone moves scores across the target.
@@ -135,11 +145,18 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
     if (text.empty()) break;
     runTrial(dist::wire::unpackTrial(text));
   }
-  // Final: the accepted models, validated once more.
+  // Final: the accepted models, validated once more, when the time budget holds it; else
+  // each task keeps the score its last decision validated on these same weights.
   runner_.apply(accepted_, From::kAccepted, accepted_);
-  std::set<int> all;
-  for (int t = 0; t < n; ++t) all.insert(t);
-  score_ = runner_.validate(accepted_, all, {});
+  if (roomFor(1, 0)) {
+    std::set<int> all;
+    for (int t = 0; t < n; ++t) all.insert(t);
+    score_ = runner_.validate(accepted_, all, {});
+  } else {
+    log::info("merge",
+              "the time budget holds no final validation: the scores are the ones "
+              "measured when each task's weights were decided");
+  }
   record("done");
   printReport();
   return results_;
@@ -163,6 +180,13 @@ void MergeCoordinator::printReport() const {
       formatFixed(elapsed(), 0), results_.trials.size(), decisions.empty() ? "none" : decisions,
       end_reason_);
   log::info("merge", "{}", line);
+  if (o_.time_budget > 0 && o_.fixed_steps <= 0) {
+    // What the budget may be overrun by: one step and one validation.
+    log::info("merge",
+              "time budget {} s: search took {} s; a step took {} s, a validation at most {} s",
+              formatFixed(o_.time_budget, 0), formatFixed(elapsed(), 2),
+              formatFixed(step_seconds_, 3), formatFixed(validation_seconds_, 3));
+  }
   if (o_.print_table) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
@@ -229,6 +253,15 @@ std::string MergeCoordinator::proposeNext() {
     end_reason_ = format("the time budget ({} s) is spent", formatFixed(o_.time_budget, 0));
     return "";
   }
+  // A trial validates before it trains: one that cannot even do that within the budget is
+  // not started.
+  if (o_.time_budget > 0 && o_.fixed_steps <= 0 &&
+      elapsed() + validation_seconds_ > o_.time_budget) {
+    end_reason_ = format("the time budget ({} s) is spent: the {} s left hold no validation ({} s)",
+                         formatFixed(o_.time_budget, 0), formatFixed(o_.time_budget - elapsed(), 0),
+                         formatFixed(validation_seconds_, 0));
+    return "";
+  }
   auto next = planner_->next();
   if (!next) {
     end_reason_ =
@@ -258,12 +291,17 @@ train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
     to.seconds *= kSecondPassBudget;
   }
   capToBudget(to);
+  if (o_.time_budget > 0) {
+    to.deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                               std::chrono::duration<double>(o_.time_budget));
+  }
   to.warmup_epochs = kTrialWarmupEpochs;
   to.max_steps = o_.max_steps_per_trial;
   if (o_.fixed_steps > 0) {
     to.max_steps = o_.fixed_steps;
     to.epochs = 1e9;
     to.seconds = 0;
+    to.deadline.reset();
     to.early_stop = false;
     to.adaptive = false;
   }
@@ -298,6 +336,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
                                                   : (static_cast<int>(candidates.size()) + 1) / 2;
     runner_.apply(trial_plan, From::kAccepted, accepted_, rank);
     outcome = runner_.train(trial_plan, options, {candidates.begin(), candidates.end()});
+    noteTimes(outcome);
     int fallen = 0;
     const auto why = collapse(involved_set, outcome, fallen);
     if (why.empty() || !retried(backoffs)) break;
@@ -368,9 +407,14 @@ io::TrialRecord MergeCoordinator::trialRecord(const Trial& trial, const std::set
   return rec;
 }
 
+// A retry validates, steps and validates again: it is tried only when that fits the budget.
 bool MergeCoordinator::retried(int backoffs) const {
-  const bool time_left = o_.time_budget <= 0 || elapsed() < o_.time_budget;
-  return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && time_left;
+  return o_.fixed_steps <= 0 && backoffs < kMaxBackoffs && roomFor(2, 1);
+}
+
+void MergeCoordinator::noteTimes(const train::TrialResult& outcome) {
+  validation_seconds_ = std::max(validation_seconds_, outcome.validation_seconds);
+  if (outcome.step_seconds > 0) step_seconds_ = outcome.step_seconds;
 }
 
 double MergeCoordinator::collapseFloor(int m) const {
@@ -498,11 +542,15 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
     for (const int m : missed) rank[m] = from_met ? 1 : 0;
     runner_.apply(tentative, From::kStaged, tentative, rank);
   };
+  if (!roomFor(1, 0)) {
+    log::info("merge", "{}: skipped, the time budget holds no validation", label);
+    return false;
+  }
   tie(true);
   double shortfall = validate("shared layers as the models that met left them");
   bool moved = false;  // does any model that missed share a tensor in the tentative plan?
   for (const int m : missed) moved = moved || check_set.count(m) > 0;
-  if (shortfall > 0 && moved) {
+  if (shortfall > 0 && moved && roomFor(1, 0)) {
     const auto from_met = check;
     const double before = validate((tie(false), "shared layers as before the trial"));
     if (before < shortfall) {
@@ -514,9 +562,11 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
   }
   // Recovery: every model of the tentative plan retrains jointly (the adaptive loss weights
   // favour the ones below target) for a fraction of a trial's budget, until all meet.
-  if (shortfall > 0 && w_.search.recovery_fraction > 0) {
+  // (It validates, steps, validates, and the check validates once more.)
+  if (shortfall > 0 && w_.search.recovery_fraction > 0 && roomFor(3, 1)) {
     const auto outcome = runner_.train(
         tentative, recoveryOptions(options, w_.search.recovery_fraction, label + " recovery"), {});
+    noteTimes(outcome);
     if (!outcome.nan_loss) shortfall = validate(format("after {} recovery steps", outcome.steps));
   }
   decision.checked.assign(check_set.begin(), check_set.end());

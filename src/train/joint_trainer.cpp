@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/train/cuda_graph.h"
 
@@ -125,6 +126,8 @@ struct JointTrainer::Run {
   int64_t steps_per_epoch = 1, budget = 0;
   std::vector<double> acc, start_acc, weight;
   int64_t next_validation = 0, last_validated = 0;
+  double step_seconds = 0;  // summed over the steps timed (validation excluded)
+  int64_t steps_timed = 0;
   // keep_best: per task, the best score validated and that moment's weights (this rank's).
   std::vector<double> best_score;
   std::vector<models::StateDict> best_state;
@@ -206,18 +209,48 @@ void JointTrainer::refreshWeights(Run& run) const {
   }
 }
 
+// validateAll, timed: the run's longest validation is what a deadline must leave room for.
+void JointTrainer::validateTimed(Run& run) {
+  const auto t0 = std::chrono::steady_clock::now();
+  run.acc = validateAll();
+  ++run.result.validations;
+  run.result.validation_seconds =
+      std::max(run.result.validation_seconds,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// Whether the next step and the validation after it would end past the deadline, agreed by
+// every rank (the latest clock decides). Steps are timed between validations; before the first
+// one, only the validation is counted.
+bool JointTrainer::pastDeadline(Run& run) {
+  if (!options_.deadline) return false;
+  const auto now = std::chrono::steady_clock::now();
+  const double step = run.steps_timed > 0 ? run.step_seconds / run.steps_timed : 0;
+  const double left = std::chrono::duration<double>(*options_.deadline - now).count();
+  const int64_t local = step + run.result.validation_seconds > left;
+  return sync_.max(local) != 0;
+}
+
 TrialResult JointTrainer::run() {
   Run run;
   prepare(run);
   auto& r = run.result;
-  run.acc = validateAll();
-  ++r.validations;
+  validateTimed(run);
   keepBest(run);
   run.start_acc = run.acc;
   refreshWeights(run);
   bool go_on = !(options_.early_stop && metAll(tasks_, run.acc, r.dropped, false));
   if (!go_on) r.ended = "every task meets its target before training";
   while (go_on && r.steps < run.budget) {
+    if (pastDeadline(run)) {
+      r.ended = "the time budget is spent";
+      log::info("train", "{}: {} after {} steps (a step takes {} s, a validation {} s)",
+                options_.label, r.ended, r.steps,
+                formatFixed(run.step_seconds / std::max<int64_t>(run.steps_timed, 1), 2),
+                formatFixed(r.validation_seconds, 1));
+      break;
+    }
+    const auto step_start = std::chrono::steady_clock::now();
     std::vector<bool> active(tasks_.size());
     std::vector<double> weights(tasks_.size());
     for (std::size_t i = 0; i < tasks_.size(); ++i) {
@@ -245,14 +278,17 @@ TrialResult JointTrainer::run() {
     }
     run.step->apply(total);
     ++r.steps;
+    run.step_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    ++run.steps_timed;
     if (!validating) continue;
     go_on = validateAndReschedule(run);
   }
   if (r.steps > run.last_validated && !r.nan_loss) {
-    run.acc = validateAll();
-    ++r.validations;
+    validateTimed(run);
     keepBest(run);
   }
+  r.step_seconds = run.steps_timed > 0 ? run.step_seconds / run.steps_timed : 0;
   if (options_.keep_best && !r.nan_loss) restoreBest(run);
   r.graphed_steps = run.step->graphedSteps();
   log::progress(
@@ -348,8 +384,7 @@ bool JointTrainer::validateAndReschedule(Run& run) {
   auto& r = run.result;
   const auto previous = run.acc;
   const double previous_epochs = double(run.last_validated) / run.steps_per_epoch;
-  run.acc = validateAll();
-  ++r.validations;
+  validateTimed(run);
   keepBest(run);
   run.last_validated = r.steps;
   const double epochs_done = double(r.steps) / run.steps_per_epoch;

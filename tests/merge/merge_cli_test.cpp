@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <regex>
 
@@ -11,6 +12,7 @@
 #include "fashion_workload.h"
 #include "gemel/core/format.h"
 #include "gemel/data/sources.h"
+#include "gemel/io/results.h"
 #include "test_support.h"
 
 namespace gemel {
@@ -259,6 +261,70 @@ TEST(MergeCli, ResumeEndsWhereAnUninterruptedMergeEnds) {
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_NE(r.output.find("was written for the tasks"), std::string::npos) << r.output;
   EXPECT_EQ(fs::last_write_time(dir.file("part/results.h5")), before);
+}
+
+// The search as users run it, without --fixed-steps: at a search.lr that collapses the shared
+// models it backs off (each retry at a quarter of the step), and a --time-budget ends it within
+// the budget plus one step and one validation. Then the same run, killed mid-search and
+// resumed, keeps what was recorded and ends within the same budget, counted over both runs.
+void expectAdaptiveSearch(const std::string& output, const io::Results& results, double lr,
+                          int budget) {
+  int backed_off = 0;
+  for (const auto& t : results.trials) {
+    backed_off += t.backoffs > 0;
+    // Every step the search takes is search.lr / 4^k: back-offs (this trial's, and the accepted
+    // trials' before it) and second passes each take a quarter.
+    const double used = t.lr > 0 ? t.lr : lr;
+    const double k = std::log(lr / used) / std::log(4.0);
+    EXPECT_NEAR(k, std::round(k), 1e-6) << "trial " << t.number << " lr " << used;
+    EXPECT_GE(std::round(k), t.backoffs) << "trial " << t.number;
+  }
+  EXPECT_GE(backed_off, 1) << output;
+  EXPECT_EQ(results.status, "done");
+  EXPECT_NE(output.find(format("ended: the time budget ({} s) is spent", budget)),
+            std::string::npos)
+      << output;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(output, m,
+                                std::regex("search took ([0-9.]+) s; a step took ([0-9.]+) s, "
+                                           "a validation at most ([0-9.]+) s")))
+      << output;
+  const double took = std::stod(m[1]), step = std::stod(m[2]), validation = std::stod(m[3]);
+  // (0.5 s: the bookkeeping between trials, results.h5 written after each)
+  EXPECT_LE(took, budget + step + validation + 0.5) << output;
+  std::printf("search took %.2f s against a %d s budget (a step %.3f s, a validation %.3f s)\n",
+              took, budget, step, validation);
+}
+
+TEST(MergeCli, AdaptiveSearchBacksOffAndEndsWithinItsTimeBudget) {
+  TempDir dir;
+  // Targets at 95% (the default) make every trial train; 100 epochs a trial outlast the budget.
+  const auto steep =
+      editedCopy(dir, editedCopy(dir, trainTiny(dir), "steep.yaml", "lr: 0.05", "lr: 3"),
+                 "steep.yaml", "epochs_per_trial: 1", "epochs_per_trial: 100");
+  writeText(steep, std::regex_replace(testing::readText(steep), std::regex("accuracy_target: 0.5"),
+                                      "accuracy_target: 0.95"));
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string merge = "OMP_NUM_THREADS=1 " + shellQuote(GEMEL_BINARY) + " merge --config " +
+                            shellQuote(steep) + " --threads 1 --time-budget 20 --max-trials 100";
+  auto r = run(merge + " --out " + shellQuote(dir.file("full")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  expectAdaptiveSearch(r.output, io::readResults(dir.file("full/results.h5")), 3, 20);
+
+  // Killed at its 40th training step (GEMEL_FAULT), then resumed.
+  r = run("GEMEL_FAULT=0:40:kill " + merge + " --out " + shellQuote(dir.file("part")));
+  ASSERT_NE(r.exit_code, 0) << "the fault did not kill the run\n" << r.output;
+  const auto killed = io::readResults(dir.file("part/results.h5"));
+  EXPECT_EQ(killed.status, "running");
+  r = run(merge + " --resume --out " + shellQuote(dir.file("part")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto resumed = io::readResults(dir.file("part/results.h5"));
+  ASSERT_GE(resumed.trials.size(), killed.trials.size());
+  for (std::size_t i = 0; i < killed.trials.size(); ++i) {
+    EXPECT_EQ(resumed.trials[i].label, killed.trials[i].label) << i;
+    EXPECT_EQ(resumed.trials[i].decision, killed.trials[i].decision) << i;
+  }
+  expectAdaptiveSearch(r.output, resumed, 3, 20);
 }
 
 // A workload whose models can share nothing gets one line that says so and why, before the

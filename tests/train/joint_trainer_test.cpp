@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
+#include <thread>
+
 #include "gemel/data/sources.h"
 #include "gemel/dist/grad_sync.h"
 #include "gemel/train/joint_trainer.h"
@@ -206,6 +209,57 @@ TEST(EarlyStop, ATaskDroppedBelowItsCollapseFloorEndsTheTrialAtOnce) {
   o.collapse_floor = {-1.0, -1.0, -1.0};  // dropped, but above its floor
   const auto above = trio.run(true, o);
   EXPECT_EQ(above.steps, o.max_steps) << above.ended;
+}
+
+// Slow steps and validations, as a Faster R-CNN at 224 px has on 2 cores (there a step and a
+// validation take about 60 s): each step's gradient reduction sleeps `step`, each validation's
+// sum sleeps `validation`.
+class SlowSync final : public ForwardingSync {
+ public:
+  SlowSync(double step, double validation)
+      : ForwardingSync(RankSync::local()), step_(step), validation_(validation) {}
+  void reduceGradients(const std::vector<torch::Tensor>& params) override {
+    std::this_thread::sleep_for(std::chrono::duration<double>(step_));
+    ForwardingSync::reduceGradients(params);
+  }
+  void sum(std::vector<int64_t>& values) override {
+    std::this_thread::sleep_for(std::chrono::duration<double>(validation_));
+    ForwardingSync::sum(values);
+  }
+
+ private:
+  double step_, validation_;
+};
+
+// A deadline (the search's time budget) ends a run that would train on for 20 epochs: no step
+// starts unless it and the validation after it fit, so the run ends by the deadline plus at
+// most one step and one validation. (A trainer that ignores the deadline runs its 100 steps
+// and 22 validations: 39.8 s.)
+TEST(EarlyStop, ADeadlineEndsTheRunWithinOneStepAndOneValidation) {
+  Trio trio;
+  auto o = Trio::defaults();
+  o.early_stop = false;
+  o.adaptive = false;
+  const double step = 0.2, validation = 0.3, budget = 2.5;
+  SlowSync slow(step, validation);
+  const auto start = std::chrono::steady_clock::now();
+  o.deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(budget));
+  std::vector<TrialTask> trial;
+  for (int t = 0; t < 2; ++t) {
+    trial.push_back({t, trio.tasks[t]->name(), 0.0, trio.tasks[t].get(), 1.0, nullptr, true});
+  }
+  const auto r = JointTrainer(trial, o, slow).run();
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.ended, "the time budget is spent");
+  EXPECT_GE(r.steps, 3);  // it trained while there was time
+  EXPECT_GE(r.validation_seconds, validation);
+  EXPECT_GE(r.step_seconds, step);
+  EXPECT_LE(took, budget + r.step_seconds + r.validation_seconds)
+      << r.steps << " steps, " << r.validations << " validations";
+  std::printf("deadline %.1f s: %ld steps, %d validations, ended after %.2f s\n", budget,
+              static_cast<long>(r.steps), r.validations, took);
 }
 
 TEST(EarlyStop, ATrialEndsWhenATaskItCannotDoWithoutIsDropped) {

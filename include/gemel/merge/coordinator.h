@@ -102,6 +102,11 @@ class MergeCoordinator {
   void printTable() const;
   void printReport() const;
   double elapsed() const;
+  // Whether what is left of the time budget holds `validations` validations and `steps` steps
+  // at the longest validation and the mean step measured so far (always, without a budget), as
+  // the lead sees it: every rank gets its answer, so every rank must ask.
+  bool roomFor(int validations, int steps) const;
+  void noteTimes(const train::TrialResult& outcome);  // validation_seconds_, step_seconds_
 
   const config::Workload& w_;
   const std::string workload_path_, results_path_;
@@ -114,6 +119,8 @@ class MergeCoordinator {
   SharingPlan accepted_;
   std::vector<double> unmerged_, target_, score_;
   double lr_scale_ = 1;  // kBackoff ^ (back-offs so far): the step that worked
+  // The longest validation and the latest mean step time of the trials so far (the lead's).
+  double validation_seconds_ = 0, step_seconds_ = 0;
   io::Results results_;
   std::string end_reason_;  // the lead's: why the search ended
 };

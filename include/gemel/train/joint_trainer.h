@@ -16,6 +16,8 @@
 // rank (`local`). Accuracy counts are summed over ranks and every stop decision is agreed on by
 // all ranks (RankSync), so all ranks take the same decisions at the same step. The step itself
 // is TrainStep (step.h).
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,8 +33,12 @@ struct TrainOptions {
   double lr = 0.01;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  double epochs = 4;               // budget: epochs of the largest task's shard
-  double seconds = 0;              // budget: wall seconds (0: none)
+  double epochs = 4;   // budget: epochs of the largest task's shard
+  double seconds = 0;  // budget: wall seconds (0: none)
+  // A hard end (a search's time budget): no step starts unless it and the validation after it
+  // fit before it, at the step and validation times this run measured (before the first step,
+  // the validation's alone). The end validation then finishes by about the deadline.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   bool early_stop = true;          // end once every task meets its target
   bool adaptive = true;            // loss weights, validation cadence, dropping
   int64_t max_steps = 0;           // hard cap (0: none), for tests and benchmarks
@@ -95,6 +101,8 @@ struct TrialResult {
   int validations = 0;
   double seconds = 0;
   double epochs = 0;
+  double validation_seconds = 0;  // the longest validation of the run
+  double step_seconds = 0;        // a training step's mean wall time (0: no step ran)
 };
 
 // JointTrainer: one trial's joint retraining, as a step and a schedule.
@@ -123,6 +131,8 @@ class JointTrainer {
   void prepare(Run& run);
   StepMode stepMode() const;
   bool agreeToGoOn(Run& run, double& loss);
+  void validateTimed(Run& run);
+  bool pastDeadline(Run& run);
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);
   std::string collapsed(const Run& run) const;

@@ -24,6 +24,7 @@ constexpr const char* kUsage =
     "  profile   measure load times, resident bytes and latency of the merged models on a device\n"
     "  simulate  run the edge scheduler on the profile: frames processed per memory budget\n"
     "  report    one HTML page with plots of the merge, the profile and the simulation\n"
+    "  summary   one table, CSV and HTML page over a sweep's workloads (slurm/sweep.sbatch)\n"
     "  bench       training images/s of one model on synthetic data (e.g. yolov3-tiny at 416)\n"
     "  bench-sync  (under mpirun) GradSync's bandwidth against a raw MPI_Allreduce\n"
     "  version   what this gemel was built with and what it finds at run time (--json)\n"
@@ -40,14 +41,15 @@ int dispatch(const std::string& command, const gemel::cli::Args& args,
   if (command == "profile") return gemel::cli::runProfile(args, world);
   if (command == "simulate") return gemel::cli::runSimulate(args, world);
   if (command == "report") return gemel::cli::runReport(args, world);
+  if (command == "summary") return gemel::cli::runSummary(args, world);
   if (command == "bench-sync") return gemel::cli::runBenchSync(args, world);
   if (command == "bench") return gemel::cli::runBench(args, world);
   if (command == "version") return gemel::cli::runVersion(args, world);
-  throw gemel::UsageError(
-      "'" + command + "' is not a gemel command" +
-      gemel::didYouMean(command, {"inspect", "train", "merge", "eval", "export", "profile",
-                                  "simulate", "report", "bench", "bench-sync", "version"}) +
-      "; run 'gemel --help' for the list");
+  throw gemel::UsageError("'" + command + "' is not a gemel command" +
+                          gemel::didYouMean(command, {"inspect", "train", "merge", "eval", "export",
+                                                      "profile", "simulate", "report", "summary",
+                                                      "bench", "bench-sync", "version"}) +
+                          "; run 'gemel --help' for the list");
 }
 
 }  // namespace

@@ -115,7 +115,7 @@ void writeTrial(h5::File& f, const TrialRecord& t) {
   if (t.lr > 0) f.setAttr(g, "lr", t.lr);
 }
 
-TaskRecord readTask(const h5::File& f, const std::string& name, bool v1) {
+TaskRecord readTask(const h5::File& f, const std::string& name, bool v1, bool tensors) {
   const auto g = "/tasks/" + name;
   const auto& path = f.path();
   TaskRecord t;
@@ -141,7 +141,7 @@ TaskRecord readTask(const h5::File& f, const std::string& name, bool v1) {
   t.final_score = f.attrDouble(g, v1 ? "final_acc" : "final_score");
   t.mean = f.attrDoubles(g, "mean");
   t.std = f.attrDoubles(g, "std");
-  for (const auto& p : f.children(g + "/params"))
+  for (const auto& p : tensors ? f.children(g + "/params") : std::vector<std::string>{})
     t.params.emplace_back(p, readTensor(f, g + "/params/" + p));
   return t;
 }
@@ -186,6 +186,8 @@ void writeResults(const std::string& path, const Results& r) {
     f.setAttr("/", "workload", r.workload_yaml);
     f.setAttr("/", "workload_path", r.workload_path);
     f.setAttr("/", "status", r.status);
+    if (!r.ended.empty()) f.setAttr("/", "ended", r.ended);
+    f.setAttr("/", "search_seconds", r.search_seconds);
     f.createGroup("/tasks");
     std::vector<std::string> order;
     for (const auto& t : r.tasks) order.push_back(t.name);
@@ -230,7 +232,7 @@ void writeResults(const std::string& path, const Results& r) {
   guard.release();
 }
 
-Results readResults(const std::string& path) {
+Results readResults(const std::string& path, bool tensors) {
   if (std::filesystem::is_directory(path)) {
     const auto inside = (std::filesystem::path(path) / "results.h5").string();
     throw InputError(
@@ -254,16 +256,19 @@ Results readResults(const std::string& path) {
   r.workload_yaml = f.attrString("/", "workload");
   r.workload_path = f.attrString("/", "workload_path");
   r.status = f.attrString("/", "status");
+  if (f.hasAttr("/", "ended")) r.ended = f.attrString("/", "ended");
+  if (f.hasAttr("/", "search_seconds")) r.search_seconds = f.attrDouble("/", "search_seconds");
   const auto names =
       f.hasAttr("/tasks", "order") ? f.attrStrings("/tasks", "order") : f.children("/tasks");
-  for (const auto& name : names) r.tasks.push_back(readTask(f, name, v1));
+  for (const auto& name : names) r.tasks.push_back(readTask(f, name, v1, tensors));
   for (const auto& id : f.children("/shared")) {
     const auto g = "/shared/" + id;
     SharedRecord s;
     s.id = id;
     s.signature = f.attrString(g, "signature");
     s.members = f.attrStrings(g, "members");
-    for (const auto& p : f.children(g)) s.tensors.emplace_back(p, readTensor(f, g + "/" + p));
+    for (const auto& p : tensors ? f.children(g) : std::vector<std::string>{})
+      s.tensors.emplace_back(p, readTensor(f, g + "/" + p));
     r.shared.push_back(std::move(s));
   }
   for (const auto& n : f.children("/search/trials")) r.trials.push_back(readTrial(f, n, v1));

@@ -587,6 +587,8 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
 
 void MergeCoordinator::record(const std::string& status) {
   results_.status = status;
+  results_.search_seconds = elapsed();
+  if (status == "done") results_.ended = end_reason_;
   runner_.record(results_, accepted_, {unmerged_, target_, score_});
 }
 

@@ -88,6 +88,8 @@ Results sample() {
   r.achieved_savings = 40;
   r.timeline.emplace_back(0.0, 100);
   r.timeline.emplace_back(12.5, 60);
+  r.ended = "the time budget (90 s) is spent";
+  r.search_seconds = 91.25;
   return r;
 }
 
@@ -125,6 +127,14 @@ TEST(Results, EveryRecordedFieldReadsBack) {
   }
   EXPECT_EQ(back.workload_path, written.workload_path);
   EXPECT_EQ(back.total_bytes, written.total_bytes);
+  EXPECT_EQ(back.ended, written.ended);
+  EXPECT_DOUBLE_EQ(back.search_seconds, written.search_seconds);
+  // Without the tensors (gemel summary): the same record, no weights.
+  const auto light = readResults(path, false);
+  EXPECT_EQ(light.trials.size(), written.trials.size());
+  EXPECT_EQ(light.ended, written.ended);
+  EXPECT_TRUE(light.tasks.at(0).params.empty());
+  EXPECT_TRUE(light.shared.at(0).tensors.empty());
   ASSERT_EQ(back.trials.size(), written.trials.size());
   for (std::size_t i = 0; i < written.trials.size(); ++i) {
     const auto &w = written.trials[i], &b = back.trials[i];

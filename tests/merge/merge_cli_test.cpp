@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 
@@ -325,6 +326,80 @@ TEST(MergeCli, AdaptiveSearchBacksOffAndEndsWithinItsTimeBudget) {
     EXPECT_EQ(resumed.trials[i].decision, killed.trials[i].decision) << i;
   }
   expectAdaptiveSearch(r.output, resumed, 3, 20);
+}
+
+// gemel summary over a sweep's output root as slurm/sweep.sbatch leaves it: a finished member
+// with its eval.json, one killed mid-search (status running), a directory without results.h5,
+// a corrupt results.h5, and a listed config the sweep never ran. Each row says so; the exit code
+// is 0 unless --require-complete; the CSV and the HTML page (with its plot) name every member.
+TEST(SweepSummary, SaysRowByRowWhatFinishedWasCutShortFailedOrIsMissing) {
+  TempDir dir;
+  const auto trained = shellQuote(trainTiny(dir));
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const auto root = dir.file("sweep");
+  auto r = gemel(format("merge --config {} --out {} --fixed-steps 2 --max-trials 1", trained,
+                        shellQuote(root + "/ok")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(format("{} eval --results {} --json > {}", shellQuote(GEMEL_BINARY),
+                 shellQuote(root + "/ok/results.h5"), shellQuote(root + "/ok/eval.json")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // Killed at its third step: trial 1 (2 steps) recorded, trial 2 in flight.
+  r =
+      run(format("GEMEL_FAULT=0:3:kill {} merge --config {} --out {} --fixed-steps 2 "
+                 "--max-trials 3",
+                 shellQuote(GEMEL_BINARY), trained, shellQuote(root + "/cut")));
+  ASSERT_NE(r.exit_code, 0) << r.output;
+  fs::create_directories(root + "/empty");
+  fs::create_directories(root + "/broken");
+  writeText(root + "/broken/results.h5", "not HDF5\n");
+  writeText(dir.file("list.txt"), "configs/ok.yaml\nconfigs/cut.yaml\nconfigs/never.yaml\n");
+
+  r = gemel(format("summary {} --list {}", shellQuote(root), shellQuote(dir.file("list.txt"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 of 5 workloads finished with every task at its target"),
+            std::string::npos)
+      << r.output;
+  const auto csv = testing::readText(root + "/summary.csv");
+  auto row = [&](const std::string& name) {
+    const auto at = csv.find("\n" + name + ",");
+    return at == std::string::npos ? std::string()
+                                   : csv.substr(at + 1, csv.find('\n', at + 1) - at - 1);
+  };
+  EXPECT_EQ(row("ok").rfind("ok,finished,2,", 0), 0u) << csv;
+  EXPECT_NE(row("ok").find(",yes,eval.json,1,0,0,0,1,"), std::string::npos) << csv;
+  EXPECT_NE(row("ok").find("--max-trials 1 reached"), std::string::npos) << csv;
+  EXPECT_EQ(row("cut").rfind("cut,cut short,2,", 0), 0u) << csv;
+  EXPECT_NE(row("cut").find("--resume"), std::string::npos) << csv;
+  EXPECT_EQ(row("empty").rfind("empty,missing,", 0), 0u) << csv;
+  EXPECT_EQ(row("broken").rfind("broken,failed,", 0), 0u) << csv;
+  EXPECT_NE(row("broken").find("broken/results.h5"), std::string::npos) << csv;
+  EXPECT_EQ(row("never").rfind("never,missing,", 0), 0u) << csv;
+  const auto page = testing::readText(root + "/summary.html");
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  for (const auto* name : {"ok", "cut", "empty", "broken", "never"}) {
+    EXPECT_NE(page.find(format(">{}</text>", name)), std::string::npos) << name;
+  }
+
+  r = gemel(format("summary {} --require-complete", shellQuote(root)));
+  EXPECT_EQ(r.exit_code, 5) << r.output;
+  r = gemel(format("summary {} --out {} --require-complete", shellQuote(root + "/ok/results.h5"),
+                   shellQuote(dir.file("one"))));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir.file("one/summary.html")));
+
+  // The page as a browser draws it (headless Chromium, where installed).
+  if (std::system("command -v chromium > /dev/null 2>&1") == 0) {
+    const auto png = dir.file("summary.png");
+    r =
+        run(format("chromium --headless --no-sandbox --disable-gpu --hide-scrollbars "
+                   "--window-size=1100,700 --screenshot={} file://{} 2>&1",
+                   shellQuote(png), shellQuote(root + "/summary.html")));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_TRUE(fs::exists(png)) << r.output;
+    EXPECT_GT(fs::file_size(png), 10000u) << "an empty page";
+    if (const char* keep = std::getenv("GEMEL_KEEP_SCREENSHOT"))
+      fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
+  }
 }
 
 // A workload whose models can share nothing gets one line that says so and why, before the

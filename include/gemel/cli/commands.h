@@ -22,6 +22,7 @@ int runBench(const Args& args, const dist::World& world);
 int runProfile(const Args& args, const dist::World& world);
 int runSimulate(const Args& args, const dist::World& world);
 int runReport(const Args& args, const dist::World& world);
+int runSummary(const Args& args, const dist::World& world);
 // gemel version / gemel-data version (and --version): build and platform report.
 int runVersion(const Args& args, const dist::World& world);
 

@@ -78,12 +78,18 @@ struct Results {
   std::vector<std::pair<int64_t, int64_t>> streams;
   int64_t total_bytes = 0, possible_savings = 0, achieved_savings = 0;
   std::vector<std::pair<double, int64_t>> timeline;
+  // Why the search ended ("" while it runs, and in files written before gemel recorded it),
+  // and its seconds so far (resumes included).
+  std::string ended;
+  double search_seconds = 0;
 };
 
 void writeResults(const std::string& path, const Results& results);
 // Reads everything; each shared tensor is read once (members refer to SharedRecord::tensors).
 // Throws InputError naming the file and object when it is not a complete gemel results file.
-Results readResults(const std::string& path);
+// `tensors` false leaves out the weights (tasks' params, shared tensors): what a summary
+// of many files needs, read in milliseconds.
+Results readResults(const std::string& path, bool tensors = true);
 
 // The full state_dict of one task: its private tensors plus the shared ones it uses, named as
 // the model names them.

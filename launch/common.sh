@@ -23,8 +23,10 @@ GEMEL_PACKAGES=(
   dataset-fashion-mnist opencv-doc
 )
 # Only the tests need these: headless Chromium renders `gemel report`'s page to a screenshot;
-# clang with its runtimes builds the sanitizer and libFuzzer build (build-fuzz/).
-GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev clang-format-14)
+# clang with its runtimes builds the sanitizer and libFuzzer build (build-fuzz/); Slurm and
+# munge make the one-node cluster the slurm-labelled test submits the sbatch scripts to.
+GEMEL_TEST_PACKAGES=(chromium clang-14 libclang-rt-14-dev clang-format-14
+                     slurmctld slurmd slurm-client munge)
 GEMEL_FUZZ_BUILD_DIR="${GEMEL_FUZZ_BUILD_DIR:-$GEMEL_ROOT/build-fuzz}"
 
 # The cores this process may run on. GNU nproc returns OMP_NUM_THREADS when it is set (and

@@ -95,13 +95,49 @@ def read_results(path):
                 "trained": strings(a["trained"]) if len(a["trained"]) else [],
                 "scores": [float(s) for s in np.atleast_1d(a["scores"])],
                 "saved": int(a["bytes_saved"]), "seconds": float(a["seconds"]),
+                "ranks": [int(x) for x in np.atleast_1d(a["ranks"])] if "ranks" in a else [],
             })
+        search = f["search"].attrs
+        busy = [float(x) for x in search.get("rank_busy_seconds", [])]
+        idle = [float(x) for x in search.get("rank_idle_seconds", [])]
         memory = {k: int(v) for k, v in f["memory"].attrs.items()}
         timeline = f["memory/timeline"][()] if "memory/timeline" in f else np.zeros((0, 2))
         status = text(f.attrs["status"])
     trials.sort(key=lambda t: t["number"])
     return {"tasks": tasks, "shared": shared, "trials": trials, "memory": memory,
-            "timeline": np.asarray(timeline, dtype=float).reshape(-1, 2), "status": status}
+            "timeline": np.asarray(timeline, dtype=float).reshape(-1, 2), "status": status,
+            "busy": busy, "idle": idle}
+
+
+def ranks_section(r):
+    """Per rank of the job: when it trained (a trial that held one of its tasks) and when it
+    waited, over the search; only for a job of several ranks."""
+    n = len(r["busy"])
+    if n < 2:
+        return ""
+    tl = r["timeline"]
+    ends = (list(tl[:, 0]) if len(tl) == len(r["trials"])
+            else list(np.cumsum([t["seconds"] for t in r["trials"]])))
+    fig, ax = plt.subplots(figsize=(12, 0.8 + 0.5 * n))
+    for t, end in zip(r["trials"], ends):
+        start = end - t["seconds"]
+        for rank in range(n):
+            on = rank in t["ranks"]
+            ax.broken_barh([(start / 60.0, t["seconds"] / 60.0)], (rank - 0.4, 0.8),
+                           color=decision_colour(t["decision"]) if on else "#eceff1",
+                           edgecolor="white", lw=0.5)
+    ax.set_yticks(range(n), [f"rank {k}" for k in range(n)])
+    ax.invert_yaxis()
+    ax.set_xlabel("search time (min)")
+    ax.set_title("what each rank did: trained in the trial (coloured by its decision) or waited (grey)")
+    rows = []
+    for k in range(n):
+        total = r["busy"][k] + r["idle"][k]
+        rows.append([f"rank {k}", f"{r['busy'][k]:.0f} s", f"{r['idle'][k]:.0f} s",
+                     f"{100.0 * r['busy'][k] / total:.0f}%" if total > 0 else "-"])
+    return ('<section id="ranks"><h2>Ranks</h2>'
+            + figure("ranks", "Each rank's trials over the search", fig)
+            + table(["rank", "busy", "idle", "busy share"], rows) + "</section>")
 
 
 def workload_section(r, path):
@@ -353,8 +389,8 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     r = read_results(args.results)
-    parts = [workload_section(r, args.results), timeline_section(r), scores_section(r),
-             sharing_section(r)]
+    parts = [workload_section(r, args.results), timeline_section(r), ranks_section(r),
+             scores_section(r), sharing_section(r)]
     if args.profile:
         parts.append(profile_section(args.profile))
     if args.simulation:

@@ -46,7 +46,7 @@ int runMain(const char* program, const char* usage, int argc, char** argv,
   int code = 0;
   try {
     // The one process-wide object: the MPI job (initialised only under an MPI launcher).
-    const dist::ClusterWorld world(dist::Cluster::init());
+    const dist::MpiWorld world(dist::Cluster::init());
     code = dispatch(command, args, world);
   } catch (const Error& e) {
     code = fail("error", e.what(), static_cast<int>(e.code()));

@@ -265,6 +265,15 @@ void File::setAttr(const std::string& object, const std::string& name,
   writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
 }
 
+void File::setAttr(const std::string& object, const std::string& name,
+                   const std::vector<int64_t>& values) {
+  const Lock lock;
+  auto obj = openObject(object);
+  const hsize_t n = values.size();
+  Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, H5T_STD_I64LE, space.id(), values.data());
+}
+
 std::vector<std::string> File::children(const std::string& group) const {
   const Lock lock;
   if (!exists(group)) fail(group, "missing group");
@@ -370,6 +379,17 @@ std::vector<double> File::attrDoubles(const std::string& object, const std::stri
     fail(object, "attribute '" + name + "' is not a list of numbers");
   std::vector<double> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
   if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, v.data()) < 0)
+    fail(object, "cannot read attribute '" + name + "'");
+  return v;
+}
+
+std::vector<int64_t> File::attrInts(const std::string& object, const std::string& name) const {
+  const Lock lock;
+  auto a = openAttr(*this, object, name, openObject(object));
+  if (H5Tget_class(a.type.id()) != H5T_INTEGER)
+    fail(object, "attribute '" + name + "' is not a list of integers");
+  std::vector<int64_t> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
+  if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_INT64, v.data()) < 0)
     fail(object, "cannot read attribute '" + name + "'");
   return v;
 }

@@ -75,12 +75,15 @@ class File {
                const std::vector<std::string>& values);
   void setAttr(const std::string& object, const std::string& name,
                const std::vector<double>& values);
+  void setAttr(const std::string& object, const std::string& name,
+               const std::vector<int64_t>& values);
   bool hasAttr(const std::string& object, const std::string& name) const;
   std::string attrString(const std::string& object, const std::string& name) const;
   int64_t attrInt(const std::string& object, const std::string& name) const;
   double attrDouble(const std::string& object, const std::string& name) const;
   std::vector<std::string> attrStrings(const std::string& object, const std::string& name) const;
   std::vector<double> attrDoubles(const std::string& object, const std::string& name) const;
+  std::vector<int64_t> attrInts(const std::string& object, const std::string& name) const;
   // Names of a group's members, sorted.
   std::vector<std::string> children(const std::string& group) const;
 

@@ -76,7 +76,7 @@ void CommunicatorCache::prepare(const std::vector<std::vector<int>>& rank_sets) 
       comms_[set] = std::make_unique<SingleCommunicator>();
       continue;
     }
-    MPI_Comm comm = splitWorld(set, world_.rank());
+    MPI_Comm comm = splitWorld(world_, set);
     if (comm == MPI_COMM_NULL) {
       comms_[set] = nullptr;
       continue;

@@ -1,5 +1,7 @@
 #include "mpi_communicator.h"
 
+#include "gemel/dist/world.h"
+
 #if __has_include(<mpi-ext.h>)
 #include <mpi-ext.h>
 #endif
@@ -43,11 +45,16 @@ bool mpiCudaAware() {
 
 }  // namespace
 
-MPI_Comm splitWorld(const std::vector<int>& ranks, int world_rank) {
-  const bool member = std::binary_search(ranks.begin(), ranks.end(), world_rank);
+MPI_Comm splitWorld(const World& world, const std::vector<int>& ranks) {
+  // From the World's own communicator, never MPI_COMM_WORLD behind its back: a rank group's
+  // gradients stay within the group.
+  const auto* mpi = dynamic_cast<const MpiWorld*>(&world);
+  GEMEL_ASSERT(mpi != nullptr, "an MPI communicator needs an MpiWorld; this World is another kind");
+  const bool member = std::binary_search(ranks.begin(), ranks.end(), world.rank());
   MPI_Comm comm = MPI_COMM_NULL;
   CollectiveScope watch("MPI_Comm_split");
-  GEMEL_MPI(MPI_Comm_split(MPI_COMM_WORLD, member ? 0 : MPI_UNDEFINED, world_rank, &comm));
+  GEMEL_MPI(MPI_Comm_split(MPI_Comm_f2c(mpi->fortranHandle()), member ? 0 : MPI_UNDEFINED,
+                           world.rank(), &comm));
   return comm;
 }
 

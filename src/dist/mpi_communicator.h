@@ -8,9 +8,9 @@
 
 namespace gemel::dist {
 
-// Collective over MPI_COMM_WORLD (every rank calls it): a communicator of the world ranks
-// `ranks` (sorted), MPI_COMM_NULL on ranks outside them.
-MPI_Comm splitWorld(const std::vector<int>& ranks, int world_rank);
+// Collective over `world` (every one of its ranks calls it; an MpiWorld: the job or a rank
+// group): a communicator of its ranks `ranks` (sorted), MPI_COMM_NULL on ranks outside them.
+MPI_Comm splitWorld(const World& world, const std::vector<int>& ranks);
 
 class MpiCommunicator final : public Communicator {
  public:

@@ -113,6 +113,7 @@ void writeTrial(h5::File& f, const TrialRecord& t) {
   f.setAttr(g, "seconds", t.seconds);
   if (t.backoffs > 0) f.setAttr(g, "backoffs", static_cast<int64_t>(t.backoffs));
   if (t.lr > 0) f.setAttr(g, "lr", t.lr);
+  if (!t.ranks.empty()) f.setAttr(g, "ranks", t.ranks);
 }
 
 TaskRecord readTask(const h5::File& f, const std::string& name, bool v1, bool tensors) {
@@ -170,6 +171,7 @@ TrialRecord readTrial(const h5::File& f, const std::string& n, bool v1) {
   t.steps = f.attrInt(g, "steps");
   if (f.hasAttr(g, "backoffs")) t.backoffs = static_cast<int>(f.attrInt(g, "backoffs"));
   if (f.hasAttr(g, "lr")) t.lr = f.attrDouble(g, "lr");
+  if (f.hasAttr(g, "ranks")) t.ranks = f.attrInts(g, "ranks");
   t.seconds = f.attrDouble(g, "seconds");
   return t;
 }
@@ -203,6 +205,10 @@ void writeResults(const std::string& path, const Results& r) {
     }
     f.createGroup("/search");
     f.createGroup("/search/trials");
+    if (!r.rank_busy_seconds.empty()) {
+      f.setAttr("/search", "rank_busy_seconds", r.rank_busy_seconds);
+      f.setAttr("/search", "rank_idle_seconds", r.rank_idle_seconds);
+    }
     for (const auto& t : r.trials) writeTrial(f, t);
     f.createGroup("/search/state");
     f.setAttr("/search/state", "plan", r.plan_json);
@@ -272,6 +278,10 @@ Results readResults(const std::string& path, bool tensors) {
     r.shared.push_back(std::move(s));
   }
   for (const auto& n : f.children("/search/trials")) r.trials.push_back(readTrial(f, n, v1));
+  if (f.hasAttr("/search", "rank_busy_seconds")) {
+    r.rank_busy_seconds = f.attrDoubles("/search", "rank_busy_seconds");
+    r.rank_idle_seconds = f.attrDoubles("/search", "rank_idle_seconds");
+  }
   r.plan_json = f.attrString("/search/state", "plan");
   if (f.exists("/search/state/streams")) {
     const auto streams = readTensor(f, "/search/state/streams");

@@ -1,6 +1,6 @@
 #include "gemel/merge/coordinator.h"
 
-#include "gemel/dist/wire.h"
+#include "gemel/merge/wire.h"
 
 #include <algorithm>
 #include <cmath>
@@ -143,7 +143,7 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
     if (control_.lead()) text = proposeNext();
     text = control_.share(text);
     if (text.empty()) break;
-    runTrial(dist::wire::unpackTrial(text));
+    runTrial(wire::unpackTrial(text));
   }
   // Final: the accepted models, validated once more, when the time budget holds it; else
   // each task keeps the score its last decision validated on these same weights.
@@ -180,6 +180,16 @@ void MergeCoordinator::printReport() const {
       formatFixed(elapsed(), 0), results_.trials.size(), decisions.empty() ? "none" : decisions,
       end_reason_);
   log::info("merge", "{}", line);
+  if (results_.rank_busy_seconds.size() > 1) {
+    // How much of the search each rank spent training (the rest it waited on other ranks).
+    std::string busy;
+    for (std::size_t r = 0; r < results_.rank_busy_seconds.size(); ++r) {
+      const double all = results_.rank_busy_seconds[r] + results_.rank_idle_seconds[r];
+      busy += format("{}r{} {}%", busy.empty() ? "" : ", ", r,
+                     formatFixed(all > 0 ? 100 * results_.rank_busy_seconds[r] / all : 0, 0));
+    }
+    log::info("merge", "ranks busy in trials: {}", busy);
+  }
   if (o_.time_budget > 0 && o_.fixed_steps <= 0) {
     // What the budget may be overrun by: one step and one validation.
     log::info("merge",
@@ -228,9 +238,9 @@ void MergeCoordinator::resume(const io::Results& previous) {
                        "{}: its trials do not lead to its recorded plan (/search/state); the "
                        "file was altered: merge into a new --out directory",
                        results_path_);
-    plan_text = dist::wire::pack(planner_->accepted());
+    plan_text = wire::pack(planner_->accepted());
   }
-  accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
+  accepted_ = wire::unpackPlan(control_.share(plan_text));
   for (int t = 0; t < runner_.tasks(); ++t) score_[t] = previous.tasks[t].final_score;
   for (const auto& rec : previous.trials) {
     if (rec.decision == "accepted") lr_scale_ *= std::pow(kBackoff, rec.backoffs);
@@ -272,7 +282,7 @@ std::string MergeCoordinator::proposeNext() {
     end_reason_ = format("--max-trials {} reached", o_.max_trials);
     return "";
   }
-  return dist::wire::pack(*next);
+  return wire::pack(*next);
 }
 
 // A trial's own time is capped by what is left of the search's budget.
@@ -362,9 +372,9 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   std::string plan_text;
   if (control_.lead()) {
     planner_->report(trial, decision.report_met);
-    plan_text = dist::wire::pack(planner_->accepted());
+    plan_text = wire::pack(planner_->accepted());
   }
-  accepted_ = dist::wire::unpackPlan(control_.share(plan_text));
+  accepted_ = wire::unpackPlan(control_.share(plan_text));
 
   const auto& catalog = runner_.catalog();
   const int64_t saved = accepted_.bytesSaved(catalog);
@@ -374,6 +384,7 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   rec.backoffs = backoffs;
   if (options.lr != w_.search.lr) rec.lr = options.lr;
   rec.seconds = elapsed() - trial_start;
+  for (const int r : runner_.ranksOf(involved_set)) rec.ranks.push_back(r);
   results_.trials.push_back(rec);
   runner_.apply(accepted_, From::kAccepted, accepted_);  // back to the accepted state
   record("running");
@@ -586,6 +597,18 @@ bool MergeCoordinator::checkPartial(const Trial& trial, const std::set<int>& met
 }
 
 void MergeCoordinator::record(const std::string& status) {
+  // Each rank's busy and idle trial seconds: busy in a trial that trained a task it holds.
+  const auto n = static_cast<std::size_t>(runner_.ranks());
+  results_.rank_busy_seconds.assign(n, 0.0);
+  results_.rank_idle_seconds.assign(n, 0.0);
+  for (const auto& t : results_.trials) {
+    std::vector<bool> busy(n, false);
+    for (const auto r : t.ranks) {
+      if (r >= 0 && static_cast<std::size_t>(r) < n) busy[static_cast<std::size_t>(r)] = true;
+    }
+    for (std::size_t r = 0; r < n; ++r)
+      (busy[r] ? results_.rank_busy_seconds : results_.rank_idle_seconds)[r] += t.seconds;
+  }
   results_.status = status;
   results_.search_seconds = elapsed();
   if (status == "done") results_.ended = end_reason_;

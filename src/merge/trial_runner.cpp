@@ -10,9 +10,9 @@
 #include "gemel/data/dataset.h"
 #include "gemel/dist/grad_sync.h"
 #include "gemel/dist/state_transfer.h"
-#include "gemel/dist/wire.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/model_layers.h"
+#include "gemel/merge/wire.h"
 
 namespace gemel::merge {
 
@@ -37,14 +37,16 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
   std::vector<CatalogModel> described;
   for (int t = 0; t < tasks(); ++t) {
     const int owner = placement.owner(t);
-    described.push_back(dist::wire::unpackCatalogModel(world.share(
-        world.rank() == owner ? dist::wire::pack(describeModel(w.tasks[t].name, *models_[t])) : "",
+    described.push_back(merge::wire::unpackCatalogModel(world.share(
+        world.rank() == owner ? merge::wire::pack(describeModel(w.tasks[t].name, *models_[t])) : "",
         owner)));
   }
   catalog_ = std::make_unique<LayerCatalog>(std::move(described));
 }
 
 TrialRunner::~TrialRunner() = default;
+
+int TrialRunner::ranks() const { return world_.size(); }
 
 std::vector<int> TrialRunner::ranksOf(const std::set<int>& tasks) const {
   std::set<int> ranks;
@@ -71,7 +73,7 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
     unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
                        train::makeObjective(workload_.tasks[t]), false});
   }
-  train::WorldSync sync(world_);
+  train::WorldSync sync(world_, nullptr, nullptr);  // measuring: nothing trains
   train::JointTrainer trainer(unknown, {}, sync);
   auto scores = trainer.validateAll();
   // Every val image scored once, whatever the replicas: the unmerged score sets the target.
@@ -134,7 +136,9 @@ void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& p
 // How the ranks of one plan's trial agree: counts and decisions over the World; gradients of
 // tensors held on several ranks, and buffers of replicated tasks, through GradSync.
 std::unique_ptr<train::WorldSync> TrialRunner::synchronisation(const SharingPlan& plan) {
-  if (placement_.worldSize() < 2) return std::make_unique<train::WorldSync>(world_);
+  if (placement_.worldSize() < 2) {
+    return std::make_unique<train::WorldSync>(world_, nullptr, nullptr);  // one rank holds all
+  }
   // Shared layers: (task, module) -> instance.
   std::map<std::pair<int, std::string>, SharingPlan::Key> shared;
   for (const auto& [key, members] : plan.instances()) {

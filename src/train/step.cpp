@@ -10,7 +10,7 @@
 namespace gemel::train {
 
 RankSync& RankSync::local() {
-  static RankSync single;
+  static LocalSync single;
   return single;
 }
 

@@ -18,6 +18,7 @@
 #include "gemel/dist/placement.h"
 #include "gemel/io/results.h"
 #include "test_support.h"
+#include "thread_ranks.h"
 
 namespace gemel {
 namespace {
@@ -70,8 +71,24 @@ TEST_F(DistWorkload, OneTwoAndThreeRanksAgree) {
     ASSERT_EQ(r.exit_code, 0) << "np " << np << "\n" << r.output;
     if (np > 1) {
       EXPECT_NE(r.output.find(format("placement on {} ranks", np)), std::string::npos) << r.output;
+      EXPECT_NE(r.output.find("ranks busy in trials: r0 "), std::string::npos) << r.output;
     }
     results.push_back(io::readResults(out + "/results.h5"));
+    // The record says which ranks each trial kept busy, and each rank's busy and idle seconds
+    // add up to the trials' seconds.
+    const auto& rec = results.back();
+    ASSERT_EQ(rec.rank_busy_seconds.size(), static_cast<std::size_t>(np));
+    ASSERT_EQ(rec.rank_idle_seconds.size(), static_cast<std::size_t>(np));
+    double trial_seconds = 0;
+    for (const auto& t : rec.trials) {
+      trial_seconds += t.seconds;
+      EXPECT_FALSE(t.ranks.empty()) << t.label;
+      for (const auto k : t.ranks) EXPECT_TRUE(k >= 0 && k < np) << t.label << ": rank " << k;
+    }
+    for (int k = 0; k < np; ++k) {
+      EXPECT_NEAR(rec.rank_busy_seconds[k] + rec.rank_idle_seconds[k], trial_seconds, 1e-6)
+          << "np " << np << " rank " << k;
+    }
   }
   const auto& base = results[0];
   ASSERT_FALSE(base.trials.empty());
@@ -159,6 +176,41 @@ TEST(CommErrors, NameTheCallFileLineHostRankAndTheErrorWithTheirOwnExitCode) {
         std::string(host) + ", rank 0 of 1: MPI is not initialised (MPI error ";
     EXPECT_NE(what.find(expect), std::string::npos) << what << "\nexpected: " << expect;
   }
+}
+
+// World::split as c10d's new_group: under mpirun -np 3, even and odd ranks form two groups
+// (ranked in reverse by their keys) whose sums and shares reach their own members only, a color
+// of -1 gives no group, and the whole world agrees after its groups did
+// (tests/dist/world_check.cpp checks each rank). The same with threads as ranks below.
+TEST(MpiWorld, SplitsIntoRankGroups) {
+  const auto r = run(mpirun(3) + shellQuote(GEMEL_WORLD_CHECK));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const auto* line :
+       {"rank 0 of 3: group rank 1 of 2, sum 2: ok", "rank 1 of 3: group rank 0 of 1, sum 1: ok",
+        "rank 2 of 3: group rank 0 of 2, sum 2: ok"}) {
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+  }
+}
+
+TEST(ThreadWorld, SplitsIntoRankGroupsAsMpiDoes) {
+  testing::ThreadRanks ranks(4);
+  std::vector<std::string> seen(4);
+  ranks.run([&](int rank) {
+    const testing::ThreadWorld world(ranks, rank);
+    const auto group = world.split(rank % 2, -rank);
+    std::vector<int64_t> v{rank};
+    group->sum(v);
+    const auto root = group->share(std::to_string(rank), 0);
+    // A second split: ranks 0 and 1 only.
+    const auto pair = world.split(rank < 2 ? 0 : -1, rank);
+    const int64_t pair_max = pair ? pair->max(rank) : -1;
+    seen[rank] =
+        format("{}/{} sum {} root {} pair {}", group->rank(), group->size(), v[0], root, pair_max);
+  });
+  EXPECT_EQ(seen[0], "1/2 sum 2 root 2 pair 1");
+  EXPECT_EQ(seen[1], "1/2 sum 4 root 3 pair 1");
+  EXPECT_EQ(seen[2], "0/2 sum 2 root 2 pair -1");
+  EXPECT_EQ(seen[3], "0/2 sum 4 root 3 pair -1");
 }
 
 TEST(BenchSync, ReducesCorrectlyAndReportsItsBandwidth) {

@@ -5,8 +5,8 @@
 #include <functional>
 
 #include "gemel/core/error.h"
-#include "gemel/dist/wire.h"
 #include "gemel/merge/planner.h"
+#include "gemel/merge/wire.h"
 #include "layer_fixtures.h"
 
 namespace gemel::merge {
@@ -215,9 +215,9 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
   plan.add(a);
   plan.add(b);
   EXPECT_EQ(plan.json(), "[[0,0,[0,1,2]],[0,2,[0,1,2]],[2,0,[1,2]]]");
-  EXPECT_EQ(dist::wire::unpackPlan(dist::wire::pack(plan)), plan);
+  EXPECT_EQ(merge::wire::unpackPlan(merge::wire::pack(plan)), plan);
   EXPECT_EQ(SharingPlan().json(), "[]");
-  EXPECT_TRUE(dist::wire::unpackPlan("").empty());
+  EXPECT_TRUE(merge::wire::unpackPlan("").empty());
   EXPECT_EQ(SharingPlan::fromJson(plan.json(), "r.h5"), plan);
   EXPECT_TRUE(SharingPlan::fromJson("[]", "r.h5").empty());
   for (const std::string bad :
@@ -231,7 +231,7 @@ TEST(SharingPlan, TextAndJsonFormsAgree) {
     }
   }
   const auto trial =
-      dist::wire::unpackTrial(dist::wire::pack(Trial{7, {a, b}, 123, "group 0, half"}));
+      merge::wire::unpackTrial(merge::wire::pack(Trial{7, {a, b}, 123, "group 0, half"}));
   EXPECT_EQ(trial.number, 7);
   EXPECT_EQ(trial.label, "group 0, half");
   EXPECT_EQ(trial.bytes_saved, 123);

@@ -51,6 +51,8 @@ class FakeExecutor final : public merge::TrialExecutor {
 
   int tasks() const override { return static_cast<int>(unmerged_.size()); }
   const merge::LayerCatalog& catalog() const override { return catalog_; }
+  int ranks() const override { return 1; }
+  std::vector<int> ranksOf(const std::set<int>&) const override { return {0}; }
   const std::vector<double>& current() const { return current_; }
   const std::vector<double>& acceptedScores() const { return accepted_; }
   const std::vector<double>& targets() const { return targets_; }

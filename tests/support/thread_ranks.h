@@ -3,6 +3,7 @@
 // Communicator per thread over shared slots, and the integer sums and maxima the trainer
 // agrees on. Every collective is two barriers: deposit, then read and write back, so every
 // rank computes the same sum in the same order (rank 0 first).
+#include <algorithm>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -65,6 +66,36 @@ class ThreadRanks {
 
   std::vector<torch::Tensor*>& slots() { return slots_; }
 
+  // World::split over these threads (collective): the group of the threads that pass the same
+  // color (>= 0), ranked by key then rank, and this thread's rank in it; nullptr for color < 0.
+  std::shared_ptr<ThreadRanks> split(int color, int key, int rank, int& group_rank) {
+    std::vector<int64_t> pairs(static_cast<std::size_t>(2 * n_), 0);
+    pairs[static_cast<std::size_t>(2 * rank)] = color;
+    pairs[static_cast<std::size_t>(2 * rank + 1)] = key;
+    sum(pairs, rank);
+    std::vector<std::pair<int64_t, int>> members;  // (key, rank) of this color
+    for (int r = 0; r < n_; ++r) {
+      if (pairs[static_cast<std::size_t>(2 * r)] == color) {
+        members.emplace_back(pairs[static_cast<std::size_t>(2 * r + 1)], r);
+      }
+    }
+    std::sort(members.begin(), members.end());
+    std::shared_ptr<ThreadRanks> group;
+    if (color >= 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto& made = groups_[{splits_, color}];
+      if (!made) made = std::make_shared<ThreadRanks>(static_cast<int>(members.size()));
+      group = made;
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        if (members[i].second == rank) group_rank = static_cast<int>(i);
+      }
+    }
+    barrier();
+    if (rank == 0) ++splits_;  // the next split's groups are new ones
+    barrier();
+    return group;
+  }
+
   // Root's text on every rank.
   std::string share(const std::string& text, int root, int rank) {
     if (texts_.empty()) texts_.assign(static_cast<std::size_t>(n_), nullptr);
@@ -95,6 +126,8 @@ class ThreadRanks {
   std::map<std::tuple<int, int, int>, std::vector<std::vector<char>>> mail_;
   std::vector<torch::Tensor*> slots_;
   std::vector<std::vector<int64_t>*> ints_;
+  std::map<std::pair<int64_t, int>, std::shared_ptr<ThreadRanks>> groups_;  // (split, color)
+  int64_t splits_ = 0;
   std::mutex mutex_;
   std::condition_variable cv_;
   int waiting_ = 0;
@@ -133,6 +166,15 @@ class ThreadCommunicator final : public dist::Communicator {
 class ThreadWorld final : public dist::World {
  public:
   ThreadWorld(ThreadRanks& group, int rank) : group_(group), rank_(rank) {}
+  // A group made by split, which this world keeps alive.
+  ThreadWorld(std::shared_ptr<ThreadRanks> group, int rank)
+      : owned_(std::move(group)), group_(*owned_), rank_(rank) {}
+  std::unique_ptr<dist::World> split(int color, int key) const override {
+    int group_rank = 0;
+    auto group = group_.split(color, key, rank_, group_rank);
+    if (!group) return nullptr;
+    return std::make_unique<ThreadWorld>(std::move(group), group_rank);
+  }
   int rank() const override { return rank_; }
   int size() const override { return group_.size(); }
   std::string share(std::string text, int root) const override {
@@ -148,6 +190,7 @@ class ThreadWorld final : public dist::World {
   }
 
  private:
+  std::shared_ptr<ThreadRanks> owned_;
   ThreadRanks& group_;
   int rank_;
 };

@@ -1,8 +1,9 @@
 #pragma once
-// Cluster: the MPI world this process belongs to, and the control-plane messages the merge
-// needs (broadcasts of trials and decisions, sums of accuracy counts, shipping weights to rank
-// 0). Only the dist module calls MPI. Without a launcher (mpirun, srun) the process is rank 0
-// of 1 and MPI is never initialised, so a laptop run needs no MPI runtime at all.
+// Cluster: the MPI job this process belongs to: MPI's start and end, this process's rank, and
+// ending the whole job after a fatal error. Its messages (broadcasts of trials and decisions,
+// sums of accuracy counts, weights shipped to rank 0) are MpiWorld's (world.h), over the job
+// or a group of its ranks. Only the dist module calls MPI. Without a launcher (mpirun, srun) the
+// process is rank 0 of 1 and MPI is never initialised, so a laptop run needs no MPI runtime at all.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,15 +29,7 @@ class Cluster {
   int localSize() const { return local_size_; }
   bool distributed() const { return size_ > 1; }
 
-  void barrier() const;
-  // Every rank gets root's string.
-  void broadcast(std::string& text, int root) const;
-  // Element-wise sums / maxima over all ranks, in place.
-  void sumInPlace(std::vector<int64_t>& values) const;
-  int64_t max(int64_t value) const;
-  // Point-to-point byte messages (weights shipped to rank 0).
-  void send(const std::vector<char>& bytes, int dest, int tag) const;
-  std::vector<char> receive(int source, int tag) const;
+  bool mpi() const { return mpi_; }  // MPI initialised (started by a launcher)
 
  private:
   Cluster() = default;

@@ -4,10 +4,16 @@
 // that rank's part of it is done (share, sum, concat and max are collectives over every rank;
 // send and receive pair one rank with another, matched by tag).
 //
-// Implementations: SingleWorld (one process: every call returns at once), ClusterWorld (the
-// MPI job, over dist::Cluster), and ThreadWorld in the tests (tests/support/thread_ranks.h). Code
-// that agrees between ranks takes a `const World&`; only main() touches the process-wide Cluster.
+// Implementations: SingleWorld (one process: every call returns at once), MpiWorld (the MPI
+// job, or a group of its ranks, over an MPI communicator of its own), and ThreadWorld in the
+// tests (tests/support/thread_ranks.h). Code that agrees between ranks takes a `const World&`;
+// only main() touches the process-wide Cluster.
+//
+// Rank groups: split(color, key), as c10d's new_group or MPI_Comm_split, makes the ranks that
+// pass the same color a World of their own, ranked by key (then by rank here). A group's calls
+// reach its members only, so groups can agree, each within itself, at the same time.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +40,10 @@ class World {
   virtual void send(const std::vector<char>& bytes, int dest, int tag) const = 0;
   virtual std::vector<char> receive(int source, int tag) const = 0;
 
+  // Collective over every rank of this World: this rank's group of the ranks that pass the
+  // same `color` (>= 0), ranked by `key`, then by rank; nullptr for a color < 0 (no group).
+  virtual std::unique_ptr<World> split(int color, int key) const = 0;
+
   // Every rank's values one after another, in rank order, on every rank (lengths may differ).
   void concat(std::vector<int64_t>& values) const;
   // Returns once every rank has called it.
@@ -50,24 +60,38 @@ class SingleWorld final : public World {
   int64_t max(int64_t value) const override { return value; }
   void send(const std::vector<char>&, int dest, int tag) const override;
   std::vector<char> receive(int source, int tag) const override;
+  std::unique_ptr<World> split(int color, int key) const override;
 };
 
-// The MPI job this process belongs to (rank 0 of 1 when not started by a launcher).
-class ClusterWorld final : public World {
+// The MPI job this process belongs to (rank 0 of 1, MPI untouched, when not started by a
+// launcher), or a group of its ranks (split). Each holds its own MPI communicator, freed with
+// it; its collectives are MPI's on that communicator.
+class MpiWorld final : public World {
  public:
-  explicit ClusterWorld(const Cluster& cluster) : cluster_(cluster) {}
-  int rank() const override;
-  int size() const override;
-  int localRank() const override;
-  int localSize() const override;
+  // The whole job (MPI_COMM_WORLD), once Cluster::init() ran.
+  explicit MpiWorld(const Cluster& cluster);
+  ~MpiWorld() override;
+  MpiWorld(const MpiWorld&) = delete;
+  MpiWorld& operator=(const MpiWorld&) = delete;
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int localRank() const override { return local_rank_; }
+  int localSize() const override { return local_size_; }
   std::string share(std::string text, int root) const override;
   void sum(std::vector<int64_t>& values) const override;
   int64_t max(int64_t value) const override;
   void send(const std::vector<char>& bytes, int dest, int tag) const override;
   std::vector<char> receive(int source, int tag) const override;
+  std::unique_ptr<World> split(int color, int key) const override;
+  // The communicator as MPI_Comm_c2f gives it (for the dist module's own communicators).
+  int fortranHandle() const { return handle_; }
 
  private:
-  const Cluster& cluster_;
+  MpiWorld() = default;
+  bool mpi_ = false;    // false: a process without a launcher (rank 0 of 1)
+  bool owned_ = false;  // a group's communicator, freed with it (not MPI_COMM_WORLD)
+  int handle_ = 0;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
 };
 
 }  // namespace gemel::dist

@@ -64,8 +64,9 @@ struct TrialRecord {
   int64_t bytes_saved = 0;  // accepted savings after this trial
   int64_t steps = 0;
   double seconds = 0;
-  int backoffs = 0;  // restarts at a smaller step after a collapse
-  double lr = 0;     // the step the trial ended with, when not the workload's search.lr
+  int backoffs = 0;            // restarts at a smaller step after a collapse
+  double lr = 0;               // the step the trial ended with, when not the workload's search.lr
+  std::vector<int64_t> ranks;  // the ranks that held a task the trial trained (job ranks)
 };
 
 struct Results {
@@ -82,6 +83,9 @@ struct Results {
   // and its seconds so far (resumes included).
   std::string ended;
   double search_seconds = 0;
+  // Per rank of the job: the trial seconds it held a task of the trial (busy), and the trial
+  // seconds it held none and waited (idle).
+  std::vector<double> rank_busy_seconds, rank_idle_seconds;
 };
 
 void writeResults(const std::string& path, const Results& results);

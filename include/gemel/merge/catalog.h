@@ -23,7 +23,7 @@ struct CatalogModel {
 };
 
 // (Ranks send their models' descriptions to the others, which build the same catalog:
-// dist/wire.h.)
+// merge/wire.h.)
 
 struct LayerRef {
   int model = 0;       // index into LayerCatalog::models()

@@ -26,6 +26,9 @@ class TrialExecutor {
   virtual ~TrialExecutor() = default;
   virtual int tasks() const = 0;
   virtual const LayerCatalog& catalog() const = 0;
+  // The ranks of the job, and those that hold one of `tasks` (sorted): a trial's busy ranks.
+  virtual int ranks() const = 0;
+  virtual std::vector<int> ranksOf(const std::set<int>& tasks) const = 0;
 
   // Scores of `tasks` as they are, untied (the unmerged models).
   virtual std::vector<double> measure(const std::vector<int>& tasks) = 0;

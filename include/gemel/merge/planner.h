@@ -58,7 +58,7 @@ class SharingPlan {
   std::set<int> models() const;
   // The plan with `trial` added (what a trial trains).
   SharingPlan with(const Trial& trial) const;
-  // (Its form between ranks: dist/wire.h.)
+  // (Its form between ranks: merge/wire.h.)
   // JSON form, for results.h5 (/search/state plan): [[group, instance, [models]], ...].
   std::string json() const;
   // Reads the JSON form back; throws InputError (naming `where`) when it is not one.

@@ -40,6 +40,8 @@ class TrialRunner final : public TrialExecutor {
 
   int tasks() const override { return static_cast<int>(local_.size()); }
   const LayerCatalog& catalog() const override { return *catalog_; }
+  int ranks() const override;
+  std::vector<int> ranksOf(const std::set<int>& tasks) const override;
   dist::Backend backend() const { return comms_.backend(); }
   // Wraps the RankSync of every train() (tests: a fault at a given step).
   using SyncWrapper = std::function<std::unique_ptr<train::RankSync>(train::RankSync&)>;
@@ -63,7 +65,6 @@ class TrialRunner final : public TrialExecutor {
   std::vector<train::TrialTask> trialTasks(const std::set<int>& tasks,
                                            const std::set<int>& candidates = {}) const;
   void prepareComms(const SharingPlan& plan);
-  std::vector<int> ranksOf(const std::set<int>& tasks) const;
 
   const config::Workload& workload_;
   const dist::Placement& placement_;

@@ -1,6 +1,6 @@
 #pragma once
 // RankSync: what the trainer needs from the other ranks of a job, and nothing more. Every rank
-// makes the same calls in the same order. The base class is one process: every call returns its
+// makes the same calls in the same order. LocalSync is one process: every call returns its
 // input. The merge's implementation (merge/trial_runner.cpp) agrees over a dist::World and
 // all-reduces gradients with GradSync; tests wrap it (a fault at step N, thread ranks).
 #include <cstdint>
@@ -21,19 +21,31 @@ class RankSync {
  public:
   virtual ~RankSync() = default;
   // Element-wise sums over every rank, in place.
-  virtual void sum(std::vector<int64_t>& values) { (void)values; }
+  virtual void sum(std::vector<int64_t>& values) = 0;
   // Every rank's values one after another, in rank order, on every rank (in place).
-  virtual void concat(std::vector<int64_t>& values) { (void)values; }
-  virtual int64_t max(int64_t value) { return value; }
+  virtual void concat(std::vector<int64_t>& values) = 0;
+  virtual int64_t max(int64_t value) = 0;
   // Once per step, after the backward: the gradients of `params` made equal on every rank
-  // that holds them (summed; the losses carry each replica's share).
-  virtual void reduceGradients(const std::vector<torch::Tensor>& params) { (void)params; }
+  // that holds them (summed; the losses carry each replica's share). Every implementation says
+  // what it does here: there is no default that would silently leave replicas apart.
+  virtual void reduceGradients(const std::vector<torch::Tensor>& params) = 0;
   // Before each validation: floating-point buffers (BatchNorm statistics) of replicated
   // tasks averaged over their replicas.
-  virtual void syncBuffers() {}
+  virtual void syncBuffers() = 0;
 
-  // The one-process instance.
+  // The one-process instance (LocalSync).
   static RankSync& local();
+};
+
+// One process: no other rank exists, so every call returns its input and no gradient or
+// buffer is held anywhere else.
+class LocalSync final : public RankSync {
+ public:
+  void sum(std::vector<int64_t>&) override {}
+  void concat(std::vector<int64_t>&) override {}
+  int64_t max(int64_t value) override { return value; }
+  void reduceGradients(const std::vector<torch::Tensor>&) override {}  // held here only
+  void syncBuffers() override {}
 };
 
 // A RankSync that passes every call on to another: derive from it to watch or alter one call
@@ -57,8 +69,10 @@ class ForwardingSync : public RankSync {
 // through GradSync (either may be null: nothing of that kind is held on several ranks).
 class WorldSync final : public RankSync {
  public:
-  explicit WorldSync(const dist::World& world, std::unique_ptr<dist::GradSync> grads = nullptr,
-                     std::unique_ptr<dist::GradSync> buffers = nullptr);
+  // `grads`, `buffers`: null only when no tensor of that kind is held on two ranks (said by
+  // the caller: there is no default).
+  WorldSync(const dist::World& world, std::unique_ptr<dist::GradSync> grads,
+            std::unique_ptr<dist::GradSync> buffers);
   ~WorldSync() override;
   void sum(std::vector<int64_t>& values) override { world_.sum(values); }
   void concat(std::vector<int64_t>& values) override { world_.concat(values); }

@@ -1,11 +1,11 @@
-#include "gemel/dist/wire.h"
+#include "gemel/merge/wire.h"
 
 #include <algorithm>
 #include <sstream>
 
 #include "gemel/core/error.h"
 
-namespace gemel::dist::wire {
+namespace gemel::merge::wire {
 namespace {
 
 std::vector<int> parseInts(const std::string& text) {
@@ -139,4 +139,4 @@ merge::Trial unpackTrial(const std::string& text) {
   return t;
 }
 
-}  // namespace gemel::dist::wire
+}  // namespace gemel::merge::wire

@@ -7,7 +7,7 @@
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/planner.h"
 
-namespace gemel::dist::wire {
+namespace gemel::merge::wire {
 
 // A model's shareable layers, described by the rank that holds it.
 std::string pack(const merge::CatalogModel& model);
@@ -21,4 +21,4 @@ merge::SharingPlan unpackPlan(const std::string& text);
 std::string pack(const merge::Trial& trial);
 merge::Trial unpackTrial(const std::string& text);
 
-}  // namespace gemel::dist::wire
+}  // namespace gemel::merge::wire

@@ -14,6 +14,7 @@
 #include "gemel/core/error.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
+#include "gemel/merge/trial_rules.h"
 #include "gemel/train/cuda_graph.h"
 
 namespace gemel::train {
@@ -358,25 +359,6 @@ void JointTrainer::restoreBest(Run& run) const {
   }
 }
 
-// Why the trial ends as collapsed ("" when it does not): end_after_collapses dropped tasks
-// below their collapse floors.
-std::string JointTrainer::collapsed(const Run& run) const {
-  if (options_.end_after_collapses <= 0) return "";
-  std::string fallen;
-  int count = 0;
-  for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    const auto index = static_cast<std::size_t>(tasks_[i].index);
-    if (!run.result.dropped[i] || index >= options_.collapse_floor.size() ||
-        run.acc[i] >= options_.collapse_floor[index])
-      continue;
-    ++count;
-    fallen += format("{}{} at {} (floor {})", fallen.empty() ? "" : ", ", tasks_[i].name,
-                     round4(run.acc[i]), round4(options_.collapse_floor[index]));
-  }
-  if (count < options_.end_after_collapses) return "";
-  return format("{} collapsed: {}", count == 1 ? "a task" : "tasks", fallen);
-}
-
 // Validates, then decides what comes next: drop tasks whose projected score misses their
 // target, end the trial when it cannot succeed or has succeeded, refresh the loss weights, and
 // schedule the next validation. Returns false when the trial should end.
@@ -397,59 +379,41 @@ bool JointTrainer::validateAndReschedule(Run& run) {
     steps_left = std::min(steps_left, std::max(0.0, options_.seconds - elapsed) * rate);
   }
   const double epochs_left = steps_left / run.steps_per_epoch;
-  double interval = 1.0;
-  for (std::size_t i = 0; i < tasks_.size() && options_.adaptive; ++i) {
-    const double acc = run.acc[i];
-    if (r.dropped[i] || acc >= tasks_[i].target) continue;
-    const double gap = tasks_[i].target - acc;
-    // The best lift per epoch seen: over the whole run, or since the last validation.
-    double lift = (acc - run.start_acc[i]) / std::max(epochs_done, 1e-9);
-    if (epochs_done > previous_epochs) {
-      lift = std::max(lift, (acc - previous[i]) / (epochs_done - previous_epochs));
-    }
-    // (Scores are fractions: no projection goes past 1.)
-    const double projected = std::min(1.0, acc + std::max(lift, 0.0) * epochs_left);
-    // Not on the first validation of the run: a trial's new sharing often costs accuracy at
-    // first, and the trend after that shock is what the projection must see.
-    const bool trend = r.validations >= 3;
-    if (trend && epochs_done >= options_.drop_after_epochs && projected < tasks_[i].target) {
-      r.dropped[i] = true;
-      log::info("train",
-                "{}: dropping task {}: {} against a target of {}; at its best lift of {} per "
-                "epoch it would reach {} in the {} epochs left",
-                options_.label, tasks_[i].name, round4(acc), round4(tasks_[i].target), round4(lift),
-                round4(projected), round4(epochs_left));
-      continue;
-    }
-    // A task not improving is looked at again soon: it may be dropped, or be recovering.
-    interval = std::min(interval, lift > 0 ? gap / lift : 0.25);
-  }
-  // Whether the trial has collapsed, can still succeed, or already has.
-  r.ended = collapsed(run);
-  int candidates = 0;
+  // The search's rules decide (merge/trial_rules.h); the trainer obeys.
+  std::vector<merge::TaskAtValidation> seen;
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
-    if (r.ended.empty() && r.dropped[i] && !tasks_[i].candidate) {
-      r.ended = format("task {} cannot reach its target, and the trial needs it", tasks_[i].name);
-    }
-    candidates += !r.dropped[i] && tasks_[i].candidate;
+    merge::TaskAtValidation t;
+    t.name = tasks_[i].name;
+    t.score = run.acc[i];
+    t.target = tasks_[i].target;
+    t.start_score = run.start_acc[i];
+    t.previous_score = previous[i];
+    t.candidate = tasks_[i].candidate;
+    t.dropped = r.dropped[i];
+    const auto index = static_cast<std::size_t>(tasks_[i].index);
+    if (index < options_.collapse_floor.size()) t.collapse_floor = options_.collapse_floor[index];
+    seen.push_back(t);
   }
-  if (r.ended.empty() && candidates < options_.min_candidates) {
-    r.ended = format("{} of the trial's models can still reach their targets, fewer than {}",
-                     candidates, options_.min_candidates);
+  merge::TrialRules rules;
+  rules.adaptive = options_.adaptive;
+  rules.early_stop = options_.early_stop;
+  rules.drop_after_epochs = options_.drop_after_epochs;
+  rules.min_candidates = options_.min_candidates;
+  rules.end_after_collapses = options_.end_after_collapses;
+  const auto verdict = merge::judgeValidation(
+      seen, {r.validations, epochs_done, previous_epochs, epochs_left}, rules);
+  for (const auto& note : verdict.notes) log::info("train", "{}: {}", options_.label, note);
+  for (std::size_t i = 0; i < tasks_.size(); ++i) {
+    r.dropped[i] = verdict.dropped[i];
   }
-  if (r.ended.empty() && std::all_of(r.dropped.begin(), r.dropped.end(), [](bool d) { return d; }))
-    r.ended = "no task can reach its target";
-  if (r.ended.empty() && options_.early_stop && metAll(tasks_, run.acc, r.dropped, true)) {
-    r.ended = "every remaining task meets its target";
-  }
+  r.ended = verdict.ended;
   if (!r.ended.empty()) {
     log::info("train", "{}: ends at step {}: {}", options_.label, r.steps, r.ended);
     return false;
   }
   refreshWeights(run);
   run.next_validation =
-      r.steps +
-      std::max<int64_t>(1, static_cast<int64_t>(std::max(interval, 0.25) * run.steps_per_epoch));
+      r.steps + std::max<int64_t>(1, static_cast<int64_t>(verdict.interval * run.steps_per_epoch));
   return true;
 }
 

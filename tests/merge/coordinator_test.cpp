@@ -390,6 +390,50 @@ TEST_F(Policy, ACollapseIsRetriedWithASmallerStepAndAccepted) {
   EXPECT_DOUBLE_EQ(second.trains[0].options.lr, lr * 0.25);
 }
 
+// The rules the trainer obeys in training (merge/trial_rules.h), driven here through scripted
+// validations: trial 1's C makes no progress, so at the third validation (1 epoch in) the rules
+// drop it; A and B then meet their targets and the trial ends early; the coordinator keeps the
+// group for A and B (partial 2/3). (A rule that never drops a candidate keeps C in, and the
+// trial runs to its last validation: dropped, ended and steps all differ.)
+TEST_F(Policy, TheRulesDropAHopelessCandidateAndTheTrialEndsPartial) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  fake.on_validations = [](const FakeExecutor::TrainCall& c) {
+    if (trialOf(c) != 1) return std::vector<std::map<int, double>>{{}, atTarget(c)};
+    return std::vector<std::map<int, double>>{{{0, 0.70}, {1, 0.80}, {2, 0.60}},
+                                              {{0, 0.74}, {1, 0.84}, {2, 0.60}},
+                                              {{0, 0.77}, {1, 0.86}, {2, 0.60}},
+                                              {{0, 0.78}, {1, 0.87}, {2, 0.60}}};
+  };
+  const auto r = run(fake);
+  EXPECT_EQ(trial(r, 1).dropped, (std::vector<std::string>{"C"}));
+  EXPECT_EQ(trial(r, 1).ended, "every remaining task meets its target");
+  EXPECT_EQ(trial(r, 1).steps, 10);  // ended at the third validation, not the fourth
+  EXPECT_EQ(trial(r, 1).decision, "partial 2/3");
+  EXPECT_EQ(trial(r, 1).checked, (std::vector<std::string>{"A", "B"}));
+}
+
+// C falls far below its collapse floor and stays there: the rules drop it at the third
+// validation and end the trial as collapsed; the coordinator retries the trial at a quarter of
+// the step, where everything meets its target.
+TEST_F(Policy, TheRulesEndACollapsedTrialAndTheSearchRetriesItAtASmallerStep) {
+  FakeExecutor fake(catalog(), kUnmerged);
+  const double lr = workload_.search.lr;
+  fake.on_validations = [lr](const FakeExecutor::TrainCall& c) {
+    if (trialOf(c) == 1 && c.options.lr >= lr) {
+      auto s = atTarget(c);
+      s[2] = 0.30;
+      return std::vector<std::map<int, double>>{{}, s, s, s};
+    }
+    return std::vector<std::map<int, double>>{{}, atTarget(c)};
+  };
+  const auto r = run(fake);
+  ASSERT_GE(fake.trains.size(), 2u);
+  EXPECT_EQ(trialOf(fake.trains[1]), 1);
+  EXPECT_DOUBLE_EQ(fake.trains[1].options.lr, lr * 0.25);
+  EXPECT_EQ(trial(r, 1).backoffs, 1);
+  EXPECT_EQ(trial(r, 1).decision, "accepted");
+}
+
 // A partial trial leaves the step: C collapses at the workload's step, then at a quarter of it
 // misses its target narrowly and is left out; trial 2 starts at the workload's step again.
 TEST_F(Policy, APartialTrialDoesNotShrinkTheNextTrialsStep) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gemel/merge/executor.h"
+#include "gemel/merge/trial_rules.h"
 
 namespace gemel::testing {
 
@@ -42,6 +43,13 @@ class FakeExecutor final : public merge::TrialExecutor {
         accepted_(unmerged),
         staged_(unmerged),
         unmerged_(std::move(unmerged)) {}
+
+  // Instead of on_train: the scores of each validation in training (the first one is the
+  // trial's start, then one per half epoch), judged by the search's own rules
+  // (merge::judgeValidation, as the trainer judges them): the trial ends where the rules end
+  // it, with their drops, their reason and the scores of its last validation.
+  using ValidationsScript = std::function<std::vector<std::map<int, double>>(const TrainCall&)>;
+  ValidationsScript on_validations;
 
   TrainScript on_train;
   ValidateScript on_validate;
@@ -81,6 +89,7 @@ class FakeExecutor final : public merge::TrialExecutor {
     trains.push_back(call);
     events.push_back({"train", plan, options.label, From::kAccepted, {}, plan.models()});
     train::TrialResult r;
+    if (on_validations) return judged(call, options, candidates);
     if (on_train) {
       for (const auto& [t, score] : on_train(call)) {
         if (std::isnan(score))
@@ -96,6 +105,59 @@ class FakeExecutor final : public merge::TrialExecutor {
     }
     r.steps = 10;
     if (r.nan_loss) r.ended = "the loss is not finite (NaN)";
+    return r;
+  }
+
+  train::TrialResult judged(const TrainCall& call, const train::TrainOptions& options,
+                            const std::set<int>& candidates) {
+    const auto models = call.plan.models();
+    const std::vector<int> order(models.begin(), models.end());
+    train::TrialResult r;
+    r.dropped.assign(order.size(), false);
+    merge::TrialRules rules;
+    rules.adaptive = options.adaptive;
+    rules.early_stop = options.early_stop;
+    rules.drop_after_epochs = options.drop_after_epochs;
+    rules.min_candidates = options.min_candidates;
+    rules.end_after_collapses = options.end_after_collapses;
+    std::vector<double> start, previous;
+    const auto validations = on_validations(call);
+    for (std::size_t k = 0; k < validations.size(); ++k) {
+      for (const auto& [t, score] : validations[k]) current_[t] = score;
+      ++r.validations;
+      if (k == 0) {
+        for (const int t : order) start.push_back(current_[t]);
+        previous = start;
+        continue;
+      }
+      std::vector<merge::TaskAtValidation> seen;
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        const int t = order[i];
+        merge::TaskAtValidation a;
+        a.name = std::to_string(t);
+        a.score = current_[t];
+        a.target = targets_[t];
+        a.start_score = start[i];
+        a.previous_score = previous[i];
+        a.candidate = candidates.count(t) > 0;
+        a.dropped = r.dropped[i];
+        if (static_cast<std::size_t>(t) < options.collapse_floor.size())
+          a.collapse_floor = options.collapse_floor[static_cast<std::size_t>(t)];
+        seen.push_back(a);
+        previous[i] = current_[t];
+      }
+      const double epochs = 0.5 * static_cast<double>(k);
+      const auto verdict = merge::judgeValidation(
+          seen, {r.validations, epochs, epochs - 0.5, options.epochs - epochs}, rules);
+      r.dropped = verdict.dropped;
+      r.ended = verdict.ended;
+      r.steps = 5 * static_cast<int64_t>(k);
+      if (!r.ended.empty()) break;
+    }
+    for (const int t : order) {
+      r.scores.push_back(current_[t]);
+      r.met.push_back(current_[t] >= targets_[t]);
+    }
     return r;
   }
 

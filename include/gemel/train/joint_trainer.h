@@ -135,7 +135,6 @@ class JointTrainer {
   bool pastDeadline(Run& run);
   void logProgress(Run& run, double loss);
   bool validateAndReschedule(Run& run);
-  std::string collapsed(const Run& run) const;
   void refreshWeights(Run& run) const;
   void keepBest(Run& run) const;
   void restoreBest(Run& run) const;

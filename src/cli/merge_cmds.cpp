@@ -307,6 +307,33 @@ int runMergeCmd(const Args& args, const dist::World& world) {
   return 0;
 }
 
+// gemel eval --json: the file, its status and bytes, and each task's scores against its target.
+void printEvalJson(const std::string& path, const io::Results& r, const std::vector<double>& acc,
+                   bool all_met) {
+  JsonWriter j;
+  j.beginObject();
+  j.key("results").value(path);
+  j.key("status").value(r.status);
+  j.key("total_bytes").value(r.total_bytes);
+  j.key("merged_bytes").value(r.total_bytes - r.achieved_savings);
+  j.key("saved_bytes").value(r.achieved_savings);
+  j.key("all_met").value(all_met);
+  j.key("tasks").beginArray();
+  for (std::size_t i = 0; i < r.tasks.size(); ++i) {
+    j.beginObject();
+    j.key("name").value(r.tasks[i].name);
+    j.key("metric").value(r.tasks[i].metric);
+    j.key("unmerged_score").value(r.tasks[i].unmerged_score);
+    j.key("target").value(r.tasks[i].target);
+    j.key("score").value(acc[i]);
+    j.key("met").value(acc[i] >= r.tasks[i].target);
+    j.endObject();
+  }
+  j.endArray();
+  j.endObject();
+  std::printf("%s\n", j.str().c_str());
+}
+
 int runEvalCmd(const Args& args, const dist::World& world) {
   po::options_description desc("eval options");
   desc.add_options()("results", po::value<std::string>()->required(), "results.h5 of gemel merge")(
@@ -360,28 +387,7 @@ int runEvalCmd(const Args& args, const dist::World& world) {
                     0));
   }
   if (vm["json"].as<bool>()) {
-    JsonWriter j;
-    j.beginObject();
-    j.key("results").value(path);
-    j.key("status").value(r.status);
-    j.key("total_bytes").value(r.total_bytes);
-    j.key("merged_bytes").value(r.total_bytes - r.achieved_savings);
-    j.key("saved_bytes").value(r.achieved_savings);
-    j.key("all_met").value(all_met);
-    j.key("tasks").beginArray();
-    for (std::size_t i = 0; i < r.tasks.size(); ++i) {
-      j.beginObject();
-      j.key("name").value(r.tasks[i].name);
-      j.key("metric").value(r.tasks[i].metric);
-      j.key("unmerged_score").value(r.tasks[i].unmerged_score);
-      j.key("target").value(r.tasks[i].target);
-      j.key("score").value(acc[i]);
-      j.key("met").value(acc[i] >= r.tasks[i].target);
-      j.endObject();
-    }
-    j.endArray();
-    j.endObject();
-    std::printf("%s\n", j.str().c_str());
+    printEvalJson(path, r, acc, all_met);
   } else {
     std::printf("%s (%s)\n", path.c_str(), r.status.c_str());
     merge::printSummary(r, acc);

@@ -262,25 +262,12 @@ std::string sweepCsv(const std::vector<SweepRow>& rows) {
   return out;
 }
 
-std::string sweepHtml(const std::vector<SweepRow>& rows, const std::string& title) {
-  std::map<std::string, int> by_state;
-  int complete = 0;
-  for (const auto& r : rows) {
-    by_state[sweepStateName(r.state)]++;
-    complete += r.complete();
-  }
-  std::string counts;
-  for (const auto& [state, n] : by_state)
-    counts += format("{}{} {}", counts.empty() ? "" : ", ", n, state);
+namespace {
+
+// The page's plot: per workload, the possible savings (grey) and the confirmed part (green when
+// every task is at target, else orange); a workload without figures names its state.
+std::string sweepPlot(const std::vector<SweepRow>& rows) {
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html(title)
-    << "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
-       "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px "
-       "7px;text-align:right}td.l,th.l{text-align:left}tr.bad td{background:#fdecea}"
-       "tr.warn td{background:#fff6e0}.note{color:#555;font-size:13px}</style></head><body>\n";
-  o << "<h1>" << html(title) << "</h1>\n<p>" << rows.size() << " workloads: " << html(counts)
-    << "; " << complete << " finished with every task at its target.</p>\n";
-  // The plot: per workload, the possible savings (grey) and the confirmed (coloured by state).
   int64_t most = 1;
   for (const auto& r : rows) most = std::max(most, r.possible);
   const int label_w = 200, bar_w = 460, row_h = 26, top = 30;
@@ -318,6 +305,30 @@ std::string sweepHtml(const std::vector<SweepRow>& rows, const std::string& titl
       << (r.state == SweepState::kFinished ? "" : " (cut short)") << "</text>\n";
   }
   o << "</svg></section>\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string sweepHtml(const std::vector<SweepRow>& rows, const std::string& title) {
+  std::map<std::string, int> by_state;
+  int complete = 0;
+  for (const auto& r : rows) {
+    by_state[sweepStateName(r.state)]++;
+    complete += r.complete();
+  }
+  std::string counts;
+  for (const auto& [state, n] : by_state)
+    counts += format("{}{} {}", counts.empty() ? "" : ", ", n, state);
+  std::ostringstream o;
+  o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << html(title)
+    << "</title>\n<style>body{font-family:sans-serif;margin:24px;color:#222}"
+       "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px "
+       "7px;text-align:right}td.l,th.l{text-align:left}tr.bad td{background:#fdecea}"
+       "tr.warn td{background:#fff6e0}.note{color:#555;font-size:13px}</style></head><body>\n";
+  o << "<h1>" << html(title) << "</h1>\n<p>" << rows.size() << " workloads: " << html(counts)
+    << "; " << complete << " finished with every task at its target.</p>\n";
+  o << sweepPlot(rows);
   o << "<section id=\"table\"><h2>Workloads</h2>\n<table><tr><th class=\"l\">workload</th>"
        "<th class=\"l\">state</th><th>tasks</th><th>possible</th><th>confirmed</th>"
        "<th>% of possible</th><th class=\"l\">every task at target</th>"

@@ -48,7 +48,7 @@ bool MergeCoordinator::roomFor(int validations, int steps) const {
   if (o_.time_budget <= 0 || o_.fixed_steps > 0) return true;
   std::string answer;
   if (control_.lead()) {
-    const double need = validations * validation_seconds_ + steps * step_seconds_;
+    const double need = validations * validation_seconds_ + steps * step_seconds_ + record_seconds_;
     answer = elapsed() + need <= o_.time_budget ? "1" : "0";
   }
   return control_.share(answer) == "1";
@@ -193,9 +193,11 @@ void MergeCoordinator::printReport() const {
   if (o_.time_budget > 0 && o_.fixed_steps <= 0) {
     // What the budget may be overrun by: one step and one validation.
     log::info("merge",
-              "time budget {} s: search took {} s; a step took {} s, a validation at most {} s",
+              "time budget {} s: search took {} s; a step took {} s, a validation at most {} s, "
+              "writing results.h5 at most {} s",
               formatFixed(o_.time_budget, 0), formatFixed(elapsed(), 2),
-              formatFixed(step_seconds_, 3), formatFixed(validation_seconds_, 3));
+              formatFixed(step_seconds_, 3), formatFixed(validation_seconds_, 3),
+              formatFixed(record_seconds_, 3));
   }
   if (o_.print_table) {
     std::printf("%s\n", line.c_str());
@@ -266,7 +268,7 @@ std::string MergeCoordinator::proposeNext() {
   // A trial validates before it trains: one that cannot even do that within the budget is
   // not started.
   if (o_.time_budget > 0 && o_.fixed_steps <= 0 &&
-      elapsed() + validation_seconds_ > o_.time_budget) {
+      elapsed() + validation_seconds_ + record_seconds_ > o_.time_budget) {
     end_reason_ = format("the time budget ({} s) is spent: the {} s left hold no validation ({} s)",
                          formatFixed(o_.time_budget, 0), formatFixed(o_.time_budget - elapsed(), 0),
                          formatFixed(validation_seconds_, 0));
@@ -302,8 +304,9 @@ train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
   }
   capToBudget(to);
   if (o_.time_budget > 0) {
+    // (less the time the trial's record takes after it)
     to.deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                               std::chrono::duration<double>(o_.time_budget));
+                               std::chrono::duration<double>(o_.time_budget - record_seconds_));
   }
   to.warmup_epochs = kTrialWarmupEpochs;
   to.max_steps = o_.max_steps_per_trial;
@@ -612,7 +615,12 @@ void MergeCoordinator::record(const std::string& status) {
   results_.status = status;
   results_.search_seconds = elapsed();
   if (status == "done") results_.ended = end_reason_;
+  const auto t0 = std::chrono::steady_clock::now();
   runner_.record(results_, accepted_, {unmerged_, target_, score_});
+  // Writing results.h5 follows every trial: the budget keeps room for it (the longest so far).
+  record_seconds_ =
+      std::max(record_seconds_,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
 void MergeCoordinator::printTable() const {

@@ -14,7 +14,6 @@
 #include "gemel/core/error.h"
 #include "gemel/core/format.h"
 #include "gemel/core/log.h"
-#include "gemel/merge/trial_rules.h"
 #include "gemel/train/cuda_graph.h"
 
 namespace gemel::train {
@@ -232,6 +231,16 @@ bool JointTrainer::pastDeadline(Run& run) {
   return sync_.max(local) != 0;
 }
 
+merge::TrialRules rulesOf(const TrainOptions& options) {
+  merge::TrialRules rules;
+  rules.adaptive = options.adaptive;
+  rules.early_stop = options.early_stop;
+  rules.drop_after_epochs = options.drop_after_epochs;
+  rules.min_candidates = options.min_candidates;
+  rules.end_after_collapses = options.end_after_collapses;
+  return rules;
+}
+
 TrialResult JointTrainer::run() {
   Run run;
   prepare(run);
@@ -394,14 +403,8 @@ bool JointTrainer::validateAndReschedule(Run& run) {
     if (index < options_.collapse_floor.size()) t.collapse_floor = options_.collapse_floor[index];
     seen.push_back(t);
   }
-  merge::TrialRules rules;
-  rules.adaptive = options_.adaptive;
-  rules.early_stop = options_.early_stop;
-  rules.drop_after_epochs = options_.drop_after_epochs;
-  rules.min_candidates = options_.min_candidates;
-  rules.end_after_collapses = options_.end_after_collapses;
   const auto verdict = merge::judgeValidation(
-      seen, {r.validations, epochs_done, previous_epochs, epochs_left}, rules);
+      seen, {r.validations, epochs_done, previous_epochs, epochs_left}, rulesOf(options_));
   for (const auto& note : verdict.notes) log::info("train", "{}: {}", options_.label, note);
   for (std::size_t i = 0; i < tasks_.size(); ++i) {
     r.dropped[i] = verdict.dropped[i];

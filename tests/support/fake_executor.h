@@ -12,6 +12,7 @@
 
 #include "gemel/merge/executor.h"
 #include "gemel/merge/trial_rules.h"
+#include "gemel/train/joint_trainer.h"
 
 namespace gemel::testing {
 
@@ -114,12 +115,7 @@ class FakeExecutor final : public merge::TrialExecutor {
     const std::vector<int> order(models.begin(), models.end());
     train::TrialResult r;
     r.dropped.assign(order.size(), false);
-    merge::TrialRules rules;
-    rules.adaptive = options.adaptive;
-    rules.early_stop = options.early_stop;
-    rules.drop_after_epochs = options.drop_after_epochs;
-    rules.min_candidates = options.min_candidates;
-    rules.end_after_collapses = options.end_after_collapses;
+    const auto rules = train::rulesOf(options);
     std::vector<double> start, previous;
     const auto validations = on_validations(call);
     for (std::size_t k = 0; k < validations.size(); ++k) {

@@ -93,13 +93,7 @@ TEST(DetectionCli, MixedWorkloadTrainsMergesEvaluatesAndExportsForPytorchyolo) {
   // Objects a third to a half of the 128 px side: yolov3-tiny's anchors and strides see them,
   // and it learns them in a few epochs (the demo's camera, with fewer images). At 96 px and 500
   // images, 12 epochs measured 0.255 to 0.34 over thread counts: too close to the floor.
-  data::BagsCameraOptions camera;
-  camera.size = 128;
-  camera.train_images = 700;
-  camera.val_images = 150;
-  camera.item_min = 0.3;
-  camera.item_max = 0.5;
-  camera.max_items = 2;
+  const data::BagsCameraOptions camera{128, 700, 150, 0.3, 0.5, 2};  // px, images, items
   data::buildBagsCamera(dir.file("bags_yolov3tiny_OD.h5"), data::kFashionMnistDir,
                         std::string(data::kOpenCVDataDir) + "/vtest.avi", camera);
   testing::FashionWorkload w;
@@ -181,13 +175,7 @@ TEST(RcnnCli, FasterRcnnBesideAClassifierMergesAndExportsForTorchvision) {
   // The second example's camera (configs/examples/rcnn_street.yaml) with half its images: one
   // item of 40-70% of the 96 px side, which ResNet-18's stride-32 map and torchvision's 32-512
   // px anchors see.
-  data::BagsCameraOptions camera;
-  camera.size = 96;
-  camera.train_images = 600;
-  camera.val_images = 150;
-  camera.item_min = 0.4;
-  camera.item_max = 0.7;
-  camera.max_items = 1;
+  const data::BagsCameraOptions camera{96, 600, 150, 0.4, 0.7, 1};  // px, images, items
   data::buildBagsCamera(dir.file("bags_rcnn_OD.h5"), data::kFashionMnistDir,
                         std::string(data::kOpenCVDataDir) + "/vtest.avi", camera);
   // First the classifier (bags, T-shirts, trousers and sneakers at 32 px).

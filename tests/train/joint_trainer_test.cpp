@@ -253,7 +253,7 @@ TEST(EarlyStop, ADeadlineEndsTheRunWithinOneStepAndOneValidation) {
   const double took =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(r.ended, "the time budget is spent");
-  EXPECT_GE(r.steps, 3);  // it trained while there was time
+  EXPECT_GE(r.steps, 1);  // it trained while there was time
   EXPECT_GE(r.validation_seconds, validation);
   EXPECT_GE(r.step_seconds, step);
   EXPECT_LE(took, budget + r.step_seconds + r.validation_seconds)

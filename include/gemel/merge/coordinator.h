@@ -121,6 +121,7 @@ class MergeCoordinator {
   double lr_scale_ = 1;  // kBackoff ^ (back-offs so far): the step that worked
   // The longest validation and the latest mean step time of the trials so far (the lead's).
   double validation_seconds_ = 0, step_seconds_ = 0;
+  double record_seconds_ = 0;  // the longest write of results.h5 so far (every rank's wait)
   io::Results results_;
   std::string end_reason_;  // the lead's: why the search ended
 };

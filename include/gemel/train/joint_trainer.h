@@ -23,6 +23,7 @@
 
 #include <torch/types.h>
 
+#include "gemel/merge/trial_rules.h"
 #include "gemel/train/step.h"
 #include "gemel/train/sync.h"
 #include "gemel/train/task.h"
@@ -89,6 +90,9 @@ struct TrialTask {
   // weights): the val split, or the held-out part of the train split (TaskRuntime::holdOut).
   EvalSplit validate_on = EvalSplit::kVal;
 };
+
+// The search's rules of a trial (merge/trial_rules.h), as `options` sets them.
+merge::TrialRules rulesOf(const TrainOptions& options);
 
 struct TrialResult {
   std::vector<double> scores;  // per task, in the order given, after the trial

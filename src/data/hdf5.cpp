@@ -256,22 +256,23 @@ void File::setAttr(const std::string& object, const std::string& name,
   writeAttr(*this, obj.id(), object, name, type.id(), space.id(), data.data());
 }
 
-void File::setAttr(const std::string& object, const std::string& name,
-                   const std::vector<double>& values) {
+void File::setListAttr(const std::string& object, const std::string& name, hid_t type,
+                       const void* data, std::size_t n) {
   const Lock lock;
   auto obj = openObject(object);
-  const hsize_t n = values.size();
-  Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
-  writeAttr(*this, obj.id(), object, name, H5T_NATIVE_DOUBLE, space.id(), values.data());
+  const hsize_t count = n;
+  Handle space(n > 0 ? H5Screate_simple(1, &count, nullptr) : H5Screate(H5S_NULL), H5Sclose);
+  writeAttr(*this, obj.id(), object, name, type, space.id(), data);
+}
+
+void File::setAttr(const std::string& object, const std::string& name,
+                   const std::vector<double>& values) {
+  setListAttr(object, name, H5T_NATIVE_DOUBLE, values.data(), values.size());
 }
 
 void File::setAttr(const std::string& object, const std::string& name,
                    const std::vector<int64_t>& values) {
-  const Lock lock;
-  auto obj = openObject(object);
-  const hsize_t n = values.size();
-  Handle space(n > 0 ? H5Screate_simple(1, &n, nullptr) : H5Screate(H5S_NULL), H5Sclose);
-  writeAttr(*this, obj.id(), object, name, H5T_STD_I64LE, space.id(), values.data());
+  setListAttr(object, name, H5T_STD_I64LE, values.data(), values.size());
 }
 
 std::vector<std::string> File::children(const std::string& group) const {
@@ -372,26 +373,25 @@ std::vector<std::string> File::attrStrings(const std::string& object,
   return out;
 }
 
-std::vector<double> File::attrDoubles(const std::string& object, const std::string& name) const {
+template <typename T>
+std::vector<T> File::listAttr(const std::string& object, const std::string& name, int type_class,
+                              hid_t memory_type, const char* what) const {
   const Lock lock;
   auto a = openAttr(*this, object, name, openObject(object));
-  if (H5Tget_class(a.type.id()) != H5T_FLOAT)
-    fail(object, "attribute '" + name + "' is not a list of numbers");
-  std::vector<double> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
-  if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_DOUBLE, v.data()) < 0)
+  if (H5Tget_class(a.type.id()) != static_cast<H5T_class_t>(type_class))
+    fail(object, "attribute '" + name + "' is not a list of " + what);
+  std::vector<T> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
+  if (!v.empty() && H5Aread(a.attr.id(), memory_type, v.data()) < 0)
     fail(object, "cannot read attribute '" + name + "'");
   return v;
 }
 
+std::vector<double> File::attrDoubles(const std::string& object, const std::string& name) const {
+  return listAttr<double>(object, name, H5T_FLOAT, H5T_NATIVE_DOUBLE, "numbers");
+}
+
 std::vector<int64_t> File::attrInts(const std::string& object, const std::string& name) const {
-  const Lock lock;
-  auto a = openAttr(*this, object, name, openObject(object));
-  if (H5Tget_class(a.type.id()) != H5T_INTEGER)
-    fail(object, "attribute '" + name + "' is not a list of integers");
-  std::vector<int64_t> v(static_cast<std::size_t>(H5Sget_simple_extent_npoints(a.space.id())));
-  if (!v.empty() && H5Aread(a.attr.id(), H5T_NATIVE_INT64, v.data()) < 0)
-    fail(object, "cannot read attribute '" + name + "'");
-  return v;
+  return listAttr<int64_t>(object, name, H5T_INTEGER, H5T_NATIVE_INT64, "integers");
 }
 
 // --- Dataset ---

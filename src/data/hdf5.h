@@ -96,6 +96,14 @@ class File {
  private:
   File(std::string path, Handle handle) : path_(std::move(path)), handle_(std::move(handle)) {}
   Handle openObject(const std::string& object) const;
+  // A one-dimensional numeric attribute, shared by setAttr and attrDoubles / attrInts of lists:
+  // written as `type`; read when its class is `type_class`, as `memory_type` (defined and used
+  // in hdf5.cpp only).
+  void setListAttr(const std::string& object, const std::string& name, hid_t type, const void* data,
+                   std::size_t n);
+  template <typename T>
+  std::vector<T> listAttr(const std::string& object, const std::string& name, int type_class,
+                          hid_t memory_type, const char* what) const;
   // For files opened to read: the link `object` is a hard link to an "OHDR" object header.
   void verifyHeader(const std::string& object) const;
   std::string path_;

@@ -268,6 +268,9 @@ int runMergeCmd(const Args& args, const dist::World& world) {
       "gradient all-reduce between ranks: auto, mpi, nccl or single")(
       "resume", po::bool_switch(),
       "go on from DIR/results.h5 of an interrupted (or finished) merge of the same workload")(
+      "parallel-trials", po::bool_switch(),
+      "under mpirun: run several trials at once, one per rank, each rank holding every task "
+      "(docs/distributed.md)")(
       "timeout", po::value<double>()->default_value(600),
       "under mpirun: end the job when one MPI call has waited this many seconds (a stopped or "
       "lost rank); 0: wait forever");
@@ -293,6 +296,7 @@ int runMergeCmd(const Args& args, const dist::World& world) {
   o.max_steps_per_trial = vm["max-steps"].as<int64_t>();
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();
+  o.parallel_trials = vm["parallel-trials"].as<bool>();
   // Heartbeats beside results.h5: every rank sees that directory.
   dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string(),
                       world);

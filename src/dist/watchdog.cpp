@@ -65,10 +65,11 @@ class Watchdog {
     fs::remove(beatPath(rank_), ec);
   }
 
-  bool arm(const char* what, const std::vector<int>* ranks) {
+  bool arm(const char* what, const std::vector<int>* ranks, bool patient) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!thread_.joinable() || armed_) return false;
     armed_ = true;
+    patient_ = patient;
     what_ = what;
     ranks_.clear();
     if (ranks) {
@@ -121,8 +122,20 @@ class Watchdog {
         next_beat = now + std::chrono::duration_cast<Clock::duration>(
                               std::chrono::duration<double>(kBeatSeconds));
       }
-      if (armed_ && std::chrono::duration<double>(now - since_).count() > timeout_) fire(now);
+      if (armed_ && std::chrono::duration<double>(now - since_).count() > timeout_ &&
+          (!patient_ || anyStale()))
+        fire(now);
     }
+  }
+
+  // Whether a rank the armed call waits on has stopped beating (or never beat).
+  bool anyStale() const {
+    for (const int r : ranks_) {
+      if (r == rank_) continue;
+      const double age = beatAge(r);
+      if (age < 0 || age > kStaleSeconds) return true;
+    }
+    return false;
   }
 
   [[noreturn]] void fire(Clock::time_point now) const {
@@ -169,6 +182,7 @@ class Watchdog {
   double timeout_ = 0;
   std::string dir_;
   bool armed_ = false;
+  bool patient_ = false;  // fires only on a stale rank, however long the wait
   const char* what_ = "";
   std::vector<int> ranks_;
   Clock::time_point since_;
@@ -187,8 +201,8 @@ void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir, con
 }
 
 // Armed only while the watchdog runs (a distributed job that asked for it).
-CollectiveScope::CollectiveScope(const char* what, const std::vector<int>* ranks)
-    : armed_(watchdog().arm(what, ranks)) {}
+CollectiveScope::CollectiveScope(const char* what, const std::vector<int>* ranks, bool patient)
+    : armed_(watchdog().arm(what, ranks, patient)) {}
 
 CollectiveScope::~CollectiveScope() {
   if (armed_) watchdog().disarm();

@@ -5,13 +5,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <sstream>
 
 #include "gemel/core/error.h"
 #include "gemel/core/files.h"
 #include "gemel/core/log.h"
+#include "gemel/dist/watchdog.h"
 #include "gemel/merge/record.h"
 #include "gemel/train/objective.h"
 
@@ -36,6 +40,8 @@ MergeCoordinator::MergeCoordinator(const config::Workload& w, const std::string&
       o_(o),
       runner_(runner),
       control_(control),
+      parallel_(o.parallel_trials && control.size() > 1),
+      trial_world_(&control),
       start_(std::chrono::steady_clock::now()) {}
 
 MergeCoordinator::~MergeCoordinator() = default;
@@ -47,11 +53,11 @@ double MergeCoordinator::elapsed() const {
 bool MergeCoordinator::roomFor(int validations, int steps) const {
   if (o_.time_budget <= 0 || o_.fixed_steps > 0) return true;
   std::string answer;
-  if (control_.lead()) {
+  if (trial_world_->lead()) {
     const double need = validations * validation_seconds_ + steps * step_seconds_ + record_seconds_;
     answer = elapsed() + need <= o_.time_budget ? "1" : "0";
   }
-  return control_.share(answer) == "1";
+  return trial_world_->share(answer) == "1";
 }
 
 // Each target against what its val set can tell: the binomial standard error of a score
@@ -135,15 +141,27 @@ io::Results MergeCoordinator::run(const std::optional<io::Results>& previous) {
   if (previous) resume(*previous);
   runner_.accept();
   if (previous) runner_.apply(accepted_, From::kAccepted, accepted_);
+  if (parallel_) {
+    busy_.assign(static_cast<std::size_t>(control_.size()), 0.0);
+    idle_ = busy_;
+    if (previous && previous->rank_busy_seconds.size() == busy_.size()) {
+      busy_ = previous->rank_busy_seconds;
+      idle_ = previous->rank_idle_seconds;
+    }
+  }
   record("running");
   printTable();
-  for (;;) {
-    // The lead proposes; everyone learns the trial ("" ends the search).
-    std::string text;
-    if (control_.lead()) text = proposeNext();
-    text = control_.share(text);
-    if (text.empty()) break;
-    runTrial(wire::unpackTrial(text));
+  if (parallel_) {
+    runParallel();
+  } else {
+    for (;;) {
+      // The lead proposes; everyone learns the trial ("" ends the search).
+      std::string text;
+      if (control_.lead()) text = proposeNext();
+      text = control_.share(text);
+      if (text.empty()) break;
+      runTrial(wire::unpackTrial(text));
+    }
   }
   // Final: the accepted models, validated once more, when the time budget holds it; else
   // each task keeps the score its last decision validated on these same weights.
@@ -260,7 +278,7 @@ void MergeCoordinator::resume(const io::Results& previous) {
 }
 
 // The lead's next trial as text, or "" with the reason the search ends.
-std::string MergeCoordinator::proposeNext() {
+std::string MergeCoordinator::proposeNext(bool take) {
   if (o_.time_budget > 0 && elapsed() >= o_.time_budget) {
     end_reason_ = format("the time budget ({} s) is spent", formatFixed(o_.time_budget, 0));
     return "";
@@ -274,7 +292,9 @@ std::string MergeCoordinator::proposeNext() {
                          formatFixed(validation_seconds_, 0));
     return "";
   }
-  auto next = planner_->next();
+  std::optional<Planner> copy;
+  if (!take) copy.emplace(*planner_);
+  auto next = take ? planner_->next() : copy->next();
   if (!next) {
     end_reason_ =
         o_.time_budget > 0 ? "nothing is left worth trying" : "every group has had its try";
@@ -323,10 +343,13 @@ train::TrainOptions MergeCoordinator::trialOptions(const Trial& trial) const {
   return to;
 }
 
-void MergeCoordinator::runTrial(const Trial& trial) {
-  const auto trial_start = elapsed();
+MergeCoordinator::Evaluation MergeCoordinator::evaluate(const Trial& trial) {
+  Evaluation e;
+  e.trial = trial;
+  e.start = elapsed();
   const auto trial_plan = accepted_.with(trial);
-  const auto involved_set = trial_plan.models();
+  e.involved = trial_plan.models();
+  const auto& involved_set = e.involved;
   // A new shared layer starts from the model with the least headroom above its target (the
   // others have room to adapt to it): members ranked by score / target.
   std::vector<int> order(runner_.tasks()), rank(runner_.tasks());
@@ -368,13 +391,23 @@ void MergeCoordinator::runTrial(const Trial& trial) {
               "accepted weights at lr {}",
               trial.number, why, options.lr);
   }
-  const auto decision = decide(trial, outcome, options);
-  if (decision.label == "accepted") lr_scale_ *= std::pow(kBackoff, backoffs);
+  e.decision = decide(trial, outcome, options);
+  e.changed = keptSome(e.decision.label);
+  e.outcome = outcome;
+  e.backoffs = backoffs;
+  e.lr = options.lr;
+  e.score = score_;
+  e.seconds = elapsed() - e.start;
+  return e;
+}
 
-  // The lead decides; everyone adopts its plan.
+// Every rank: the lead reports the trial to the Planner; everyone adopts its plan and records
+// the trial.
+void MergeCoordinator::commit(const Evaluation& e, double seconds, const std::vector<int>& ranks) {
+  if (e.decision.label == "accepted") lr_scale_ *= std::pow(kBackoff, e.backoffs);
   std::string plan_text;
   if (control_.lead()) {
-    planner_->report(trial, decision.report_met);
+    planner_->report(e.trial, e.decision.report_met);
     plan_text = wire::pack(planner_->accepted());
   }
   accepted_ = wire::unpackPlan(control_.share(plan_text));
@@ -382,16 +415,23 @@ void MergeCoordinator::runTrial(const Trial& trial) {
   const auto& catalog = runner_.catalog();
   const int64_t saved = accepted_.bytesSaved(catalog);
   results_.timeline.emplace_back(elapsed(), catalog.totalBytes() - saved);
-  auto rec = trialRecord(trial, involved_set, outcome, decision);
+  auto rec = trialRecord(e.trial, e.involved, e.outcome, e.decision);
   rec.bytes_saved = saved;
-  rec.backoffs = backoffs;
-  if (options.lr != w_.search.lr) rec.lr = options.lr;
-  rec.seconds = elapsed() - trial_start;
-  for (const int r : runner_.ranksOf(involved_set)) rec.ranks.push_back(r);
+  rec.backoffs = e.backoffs;
+  if (e.lr != w_.search.lr) rec.lr = e.lr;
+  rec.seconds = seconds;
+  rec.ranks.assign(ranks.begin(), ranks.end());
   results_.trials.push_back(rec);
+  if (control_.lead() && o_.print_table) printTrialRow(rec, target_, w_, catalog.totalBytes());
+}
+
+void MergeCoordinator::runTrial(const Trial& trial) {
+  const auto e = evaluate(trial);
+  std::vector<int> ranks;
+  for (const int r : runner_.ranksOf(e.involved)) ranks.push_back(r);
+  commit(e, elapsed() - e.start, ranks);
   runner_.apply(accepted_, From::kAccepted, accepted_);  // back to the accepted state
   record("running");
-  if (control_.lead() && o_.print_table) printTrialRow(rec, target_, w_, catalog.totalBytes());
 }
 
 // Why the trial collapsed ("" when it did not): a non-finite loss, or a task that ended further
@@ -604,7 +644,12 @@ void MergeCoordinator::record(const std::string& status) {
   const auto n = static_cast<std::size_t>(runner_.ranks());
   results_.rank_busy_seconds.assign(n, 0.0);
   results_.rank_idle_seconds.assign(n, 0.0);
+  if (parallel_) {  // measured wave by wave (runWave)
+    results_.rank_busy_seconds = busy_;
+    results_.rank_idle_seconds = idle_;
+  }
   for (const auto& t : results_.trials) {
+    if (parallel_) break;
     std::vector<bool> busy(n, false);
     for (const auto r : t.ranks) {
       if (r >= 0 && static_cast<std::size_t>(r) < n) busy[static_cast<std::size_t>(r)] = true;
@@ -616,11 +661,330 @@ void MergeCoordinator::record(const std::string& status) {
   results_.search_seconds = elapsed();
   if (status == "done") results_.ended = end_reason_;
   const auto t0 = std::chrono::steady_clock::now();
-  runner_.record(results_, accepted_, {unmerged_, target_, score_});
+  // In parallel mode each rank's executor holds every task: the lead alone writes.
+  if (!parallel_ || control_.lead())
+    runner_.record(results_, accepted_, {unmerged_, target_, score_});
   // Writing results.h5 follows every trial: the budget keeps room for it (the longest so far).
   record_seconds_ =
       std::max(record_seconds_,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// ---- Parallel trials ----------------------------------------------------------------------
+// A wave: the lead takes the next trial from the Planner and, for every other rank, a trial the
+// search would run after it, were the trials before accepted or rejected (breadth first, so
+// with 3 ranks: the next trial, and what follows it either way). Every rank runs its trial on
+// its own copy of every task, from the committed state. Then, on every rank, in plan order:
+//   - a trial the search would not run now (an earlier one went another way) is dropped, and
+//     so is every trial after it;
+//   - a trial on tasks no earlier commit of the wave changed commits as it was decided;
+//   - one whose tasks an earlier commit changed was trained from a stale state: if it took a
+//     new state, its result combined with the committed state is validated on its rank, and it
+//     commits only if every task meets its target; else (or if rejected) it runs again, first in
+//     the next wave.
+// The Planner learns the outcomes in plan order, and results.h5 is written after each wave: a
+// kill during a wave resumes at its start, which plans the same wave again.
+void MergeCoordinator::runParallel() {
+  runner_.settle();
+  log::info("merge",
+            "parallel trials: up to {} at once, one per rank, each rank holding all {} tasks",
+            control_.size(), runner_.tasks());
+  for (;;) {
+    std::string text;
+    if (control_.lead()) text = planWave();
+    text = control_.share(text);
+    if (text.empty()) break;
+    std::vector<Trial> wave;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      const auto end = std::min(text.find('\x1e', at), text.size());
+      wave.push_back(wire::unpackTrial(text.substr(at, end - at)));
+      at = end + 1;
+    }
+    runWave(wave);
+    runner_.apply(accepted_, From::kAccepted, accepted_);
+    record("running");
+  }
+  log::info("merge", "parallel trials: {} run ahead, {} of them kept ({} validated combined)",
+            speculated_, used_, combined_);
+}
+
+std::string MergeCoordinator::planWave() {
+  const auto first = proposeNext();
+  if (first.empty()) return "";
+  std::vector<std::string> wave{first};
+  struct Branch {
+    Planner planner;
+    Trial trial;
+  };
+  std::deque<Branch> frontier;
+  frontier.push_back({*planner_, wire::unpackTrial(first)});
+  const auto slots = static_cast<std::size_t>(control_.size());
+  while (wave.size() < slots && !frontier.empty()) {
+    Branch b = std::move(frontier.front());
+    frontier.pop_front();
+    for (const bool met : {true, false}) {
+      Planner p = b.planner;
+      const auto models = b.trial.models();
+      p.report(b.trial, met ? std::set<int>(models.begin(), models.end()) : std::set<int>{});
+      auto next = p.next();
+      if (!next || (o_.max_trials > 0 && next->number > o_.max_trials)) continue;
+      const auto packed = wire::pack(*next);
+      if (wave.size() < slots && std::find(wave.begin(), wave.end(), packed) == wave.end())
+        wave.push_back(packed);
+      frontier.push_back({std::move(p), std::move(*next)});
+    }
+  }
+  std::string text;
+  for (const auto& t : wave) text += (text.empty() ? "" : "\x1e") + t;
+  return text;
+}
+
+void MergeCoordinator::runWave(const std::vector<Trial>& wave) {
+  const int me = control_.rank();
+  const double wave_start = elapsed();
+  std::string mine;
+  if (me < static_cast<int>(wave.size())) {
+    const auto before = score_;
+    trial_world_ = &solo_;
+    const auto e = evaluate(wave[static_cast<std::size_t>(me)]);
+    trial_world_ = &control_;
+    score_ = before;  // the commits below take the scores, in plan order
+    runner_.hold();
+    mine = packEvaluation(e);
+  }
+  std::vector<Evaluation> evals;
+  {
+    // The ranks wait here for each other's trials, as long as they are alive.
+    dist::CollectiveScope wait("waiting for the wave's trials", nullptr, true);
+    for (std::size_t i = 0; i < wave.size(); ++i) {
+      evals.push_back(unpackEvaluation(
+          control_.share(me == static_cast<int>(i) ? mine : "", static_cast<int>(i)), wave[i]));
+    }
+  }
+  speculated_ += static_cast<int>(wave.size()) - 1;
+  std::vector<double> busy(static_cast<std::size_t>(control_.size()), 0.0);
+  std::set<int> changed;  // tasks whose committed state this wave's commits changed
+  for (std::size_t i = 0; i < wave.size(); ++i) busy[i] += evals[i].seconds;
+  for (std::size_t i = 0; i < wave.size(); ++i) {
+    auto& e = evals[i];
+    const int root = static_cast<int>(i);
+    if (i > 0) {
+      std::string same;
+      if (control_.lead()) same = proposeNext(false) == wire::pack(wave[i]) ? "1" : "0";
+      if (control_.share(same) != "1") break;  // the search went another way
+    }
+    bool stale = false;
+    for (const int t : e.involved) stale = stale || changed.count(t) > 0;
+    std::set<int> adopted = e.involved;
+    if (stale) {
+      const double t0 = elapsed();
+      const bool kept = e.changed && validateCombined(e, root, changed, adopted);
+      busy[i] += elapsed() - t0;
+      if (!kept) {
+        log::info("merge",
+                  "trial {} ({}) trained from a state the wave's earlier trials changed{}: "
+                  "it runs again",
+                  e.trial.number, e.trial.label,
+                  e.changed ? ", and its combination with them misses" : "");
+        break;
+      }
+      ++combined_;
+    } else if (e.changed) {
+      runner_.adopt(e.involved, root, control_);
+    }
+    if (control_.lead() && i > 0) planner_->next();  // the Planner hands out the trial it is
+    if (e.changed) {
+      for (const int t : adopted) {
+        score_[t] = e.score[t];
+        changed.insert(t);
+      }
+    }
+    if (i > 0) ++used_;
+    commit(e, e.seconds, {root});
+  }
+  const double wall = elapsed() - wave_start;
+  for (std::size_t r = 0; r < busy.size(); ++r) {
+    busy_[r] += busy[r];
+    idle_[r] += std::max(0.0, wall - busy[r]);
+  }
+}
+
+// On rank `root`, the plan the Planner would hold after the trial, tied from: the committed state
+// with the trial's result for the tasks no earlier commit changed, and for the tasks both
+// changed, the committed weights plus the trial's change to them (executor.h: stageGraft).
+// Shared tensors come from the tasks the earlier commits changed.
+bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<int>& changed,
+                                        std::set<int>& adopted) {
+  std::string plan_text;
+  if (control_.lead()) {
+    Planner probe = *planner_;
+    probe.next();  // the trial itself, as the Planner hands it out
+    probe.report(e.trial, e.decision.report_met);
+    plan_text = wire::pack(probe.accepted());
+  }
+  const auto combined = wire::unpackPlan(control_.share(plan_text));
+  std::set<int> from_result, with_delta, tasks = combined.models();
+  for (const int t : e.involved) {
+    tasks.insert(t);
+    (changed.count(t) ? with_delta : from_result).insert(t);
+  }
+  std::string verdict;
+  if (control_.rank() == root) {
+    runner_.stageGraft(from_result, with_delta);
+    std::vector<int> rank(static_cast<std::size_t>(runner_.tasks()), 1);
+    for (const int t : changed) rank[static_cast<std::size_t>(t)] = 0;
+    trial_world_ = &solo_;
+    bool met = false;
+    std::vector<double> scores;
+    auto all_met = [&] {
+      std::size_t k = 0;
+      bool all = true;
+      for (const int t : tasks) all = all && scores[k++] >= target_[static_cast<std::size_t>(t)];
+      return all;
+    };
+    if (roomFor(1, 0)) {
+      runner_.apply(combined, From::kStaged, accepted_, rank);
+      auto options = trialOptions(e.trial);
+      options.lr = e.lr;
+      options.label = format("trial {}: with the wave's earlier trials", e.trial.number);
+      scores = runner_.validate(combined, tasks, options);
+      met = all_met();
+      // As the partial check does: a short joint retraining of the combination, when it misses.
+      if (!met && w_.search.recovery_fraction > 0 && roomFor(3, 1)) {
+        const auto outcome = runner_.train(
+            combined,
+            recoveryOptions(options, w_.search.recovery_fraction, options.label + ", recovery"),
+            {});
+        noteTimes(outcome);
+        if (!outcome.nan_loss) {
+          scores = runner_.validate(combined, tasks, options);
+          met = all_met();
+        }
+      }
+    }
+    trial_world_ = &control_;
+    if (met) {
+      runner_.accept();
+      runner_.hold(false);
+    }
+    verdict = met ? "1" : "0";
+    for (const double v : scores) {
+      char value[64];
+      std::snprintf(value, sizeof value, " %a", v);
+      verdict += value;
+    }
+  }
+  verdict = control_.share(verdict, root);
+  std::istringstream in(verdict);
+  int met = 0;
+  in >> met;
+  std::string text;
+  for (const int t : tasks) {
+    std::string value;
+    in >> value;
+    if (value.empty()) break;
+    e.score[static_cast<std::size_t>(t)] = std::strtod(value.c_str(), nullptr);
+    text +=
+        format("{}{} {}/{}", text.empty() ? "" : ", ", w_.tasks[static_cast<std::size_t>(t)].name,
+               formatFixed(e.score[static_cast<std::size_t>(t)], 3),
+               formatFixed(target_[static_cast<std::size_t>(t)], 3));
+  }
+  log::info("merge", "trial {}: with the wave's earlier trials: {}{}", e.trial.number,
+            text.empty() ? "no time left to validate" : text, met ? "" : "; it misses");
+  if (!met) return false;
+  runner_.adopt(tasks, root, control_);
+  adopted = tasks;
+  return true;
+}
+
+namespace {
+
+std::string packDoubles(const std::vector<double>& values) {
+  std::string out;
+  for (const double v : values) {
+    char value[64];
+    std::snprintf(value, sizeof value, "%s%a", out.empty() ? "" : ",", v);
+    out += value;
+  }
+  return out;
+}
+
+std::vector<double> unpackDoubles(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(std::strtod(item.c_str(), nullptr));
+  }
+  return out;
+}
+
+template <typename Ints>
+std::string packInts(const Ints& values) {
+  std::string out;
+  for (const auto v : values)
+    out += (out.empty() ? "" : ",") + std::to_string(static_cast<int64_t>(v));
+  return out;
+}
+
+std::vector<int64_t> unpackInts(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) out.push_back(std::stoll(item));
+  }
+  return out;
+}
+
+}  // namespace
+
+// One field per line; numbers exactly (%a), so every rank commits the same values.
+std::string MergeCoordinator::packEvaluation(const Evaluation& e) const {
+  std::vector<double> seconds{e.lr, e.seconds};
+  std::string ended = e.outcome.ended;
+  std::replace(ended.begin(), ended.end(), '\n', ' ');
+  std::string label = e.decision.label;
+  return label + "\n" + packInts(e.decision.report_met) + "\n" + packInts(e.decision.checked) +
+         "\n" + packDoubles(e.decision.check_scores) + "\n" + packDoubles(e.outcome.scores) + "\n" +
+         packInts(e.outcome.met) + "\n" + packInts(e.outcome.dropped) + "\n" +
+         std::to_string(e.outcome.nan_loss ? 1 : 0) + "," + std::to_string(e.outcome.steps) + "," +
+         std::to_string(e.backoffs) + "," + std::to_string(e.changed ? 1 : 0) + "\n" +
+         packDoubles(seconds) + "\n" + packInts(e.involved) + "\n" + packDoubles(e.score) + "\n" +
+         ended;
+}
+
+MergeCoordinator::Evaluation MergeCoordinator::unpackEvaluation(const std::string& text,
+                                                                const Trial& trial) const {
+  std::vector<std::string> f;
+  std::stringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) f.push_back(line);
+  f.resize(12);
+  Evaluation e;
+  e.trial = trial;
+  e.decision.label = f[0];
+  for (const auto v : unpackInts(f[1])) e.decision.report_met.insert(static_cast<int>(v));
+  for (const auto v : unpackInts(f[2])) e.decision.checked.push_back(static_cast<int>(v));
+  e.decision.check_scores = unpackDoubles(f[3]);
+  e.outcome.scores = unpackDoubles(f[4]);
+  for (const auto v : unpackInts(f[5])) e.outcome.met.push_back(v != 0);
+  for (const auto v : unpackInts(f[6])) e.outcome.dropped.push_back(v != 0);
+  const auto flags = unpackInts(f[7]);
+  GEMEL_ASSERT(flags.size() == 4, "malformed trial evaluation from another rank");
+  e.outcome.nan_loss = flags[0] != 0;
+  e.outcome.steps = flags[1];
+  e.backoffs = static_cast<int>(flags[2]);
+  e.changed = flags[3] != 0;
+  const auto seconds = unpackDoubles(f[8]);
+  GEMEL_ASSERT(seconds.size() == 2, "malformed trial evaluation from another rank");
+  e.lr = seconds[0];
+  e.seconds = seconds[1];
+  for (const auto v : unpackInts(f[9])) e.involved.insert(static_cast<int>(v));
+  e.score = unpackDoubles(f[10]);
+  e.outcome.ended = f[11];
+  return e;
 }
 
 void MergeCoordinator::printTable() const {

@@ -121,15 +121,19 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
     costs.push_back(
         {t.name, dist::estimateTaskCost(t.arch, info.height, info.width, header.size("train"))});
   }
-  const dist::Placement placement(costs, world.size());
-  if (world.size() > 1)
+  // Parallel trials: every rank holds every task and trains its trial alone.
+  const bool parallel = o.parallel_trials && world.size() > 1;
+  const dist::Placement placement(costs, parallel ? 1 : world.size());
+  const dist::SingleWorld solo;
+  if (world.size() > 1 && !parallel)
     log::info("merge", "placement on {} ranks:\n{}", world.size(), placement.describe(costs));
   const auto results_path = (fs::path(o.out_dir) / "results.h5").string();
   auto fault = faultWrapper(o.fault, world.rank());
-  TrialRunner runner(w, placement, world, o.device, o.backend, results_path);
+  TrialRunner runner(w, placement, parallel ? static_cast<const dist::World&>(solo) : world,
+                     o.device, parallel ? dist::Backend::kSingle : o.backend, results_path);
   runner.wrapSync(std::move(fault));
   log::info("merge", "training on {}", o.device.str());
-  if (world.size() > 1) {
+  if (world.size() > 1 && !parallel) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(runner.backend()));
   }
   // --resume: every rank reads the last results (the lead replaces the file only after this).

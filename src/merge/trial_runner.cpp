@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <map>
+#include <sstream>
 
 #include "gemel/core/error.h"
+#include "gemel/core/format.h"
 #include "gemel/core/log.h"
 #include "gemel/data/dataset.h"
 #include "gemel/dist/grad_sync.h"
@@ -232,6 +234,105 @@ void TrialRunner::record(io::Results& results, const SharingPlan& accepted,
   if (input_sizes_.empty()) input_sizes_ = inputSizes(workload_);
   fillRecords(results, accepted, *catalog_, all, workload_, scores, input_sizes_);
   io::writeResults(results_path_, results);
+}
+
+TrialRunner::Streams TrialRunner::streams() const {
+  Streams out(local_.size(), {0, 0});
+  for (std::size_t t = 0; t < local_.size(); ++t) {
+    if (local_[t]) out[t] = {local_[t]->batchesTaken(), local_[t]->stepsTaken()};
+  }
+  return out;
+}
+
+void TrialRunner::seek(const Streams& streams) {
+  for (std::size_t t = 0; t < local_.size(); ++t) {
+    if (local_[t] &&
+        streams[t] != std::make_pair(local_[t]->batchesTaken(), local_[t]->stepsTaken()))
+      local_[t]->resumeStream(streams[t].first, streams[t].second);
+  }
+}
+
+void TrialRunner::settle() {
+  committed_ = accepted_;
+  committed_streams_ = streams();
+}
+
+void TrialRunner::hold(bool trained) {
+  result_ = accepted_;
+  if (trained) {
+    base_ = committed_;
+    result_streams_ = streams();
+  } else {
+    for (int t = 0; t < tasks(); ++t) {
+      if (!graft_from_.count(t)) result_streams_[t] = committed_streams_[t];
+    }
+  }
+  accepted_ = committed_;
+  seek(committed_streams_);
+}
+
+// Root packs each task's result (the weights wire format) behind a line "task batches steps
+// bytes"; every rank unpacks them onto the devices its own copies live on.
+void TrialRunner::adopt(const std::set<int>& tasks, int root, const dist::World& world) {
+  std::string text;
+  if (world.rank() == root) {
+    for (const int t : tasks) {
+      const auto bytes = dist::packState(result_[t]);
+      text += format("{} {} {} {}\n", t, result_streams_[t].first, result_streams_[t].second,
+                     bytes.size());
+      text.append(bytes.begin(), bytes.end());
+    }
+  }
+  text = world.share(text, root);
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto eol = text.find('\n', at);
+    GEMEL_ASSERT(eol != std::string::npos, "truncated weights message");
+    std::istringstream head(text.substr(at, eol - at));
+    int t = 0;
+    int64_t batches = 0, steps = 0;
+    std::size_t n = 0;
+    head >> t >> batches >> steps >> n;
+    at = eol + 1;
+    GEMEL_ASSERT(t >= 0 && t < static_cast<int>(local_.size()) && at + n <= text.size(),
+                 "malformed weights message");
+    auto state =
+        dist::unpackState(std::vector<char>(text.begin() + static_cast<std::ptrdiff_t>(at),
+                                            text.begin() + static_cast<std::ptrdiff_t>(at + n)));
+    at += n;
+    const auto& mine = committed_[t];
+    GEMEL_ASSERT(state.size() == mine.size(), "task {}: {} tensors sent, {} held", t, state.size(),
+                 mine.size());
+    for (std::size_t k = 0; k < state.size(); ++k)
+      state[k].second = state[k].second.to(mine[k].second.device());
+    committed_[t] = state;
+    accepted_[t] = state;
+    committed_streams_[t] = {batches, steps};
+  }
+  seek(committed_streams_);
+}
+
+void TrialRunner::stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) {
+  torch::NoGradGuard no_grad;
+  staged_ = accepted_;
+  graft_from_ = from_result;
+  graft_from_.insert(with_delta.begin(), with_delta.end());
+  for (const int t : from_result) staged_[t] = result_[t];
+  for (const int t : with_delta) {
+    auto state = accepted_[t];
+    for (std::size_t k = 0; k < state.size(); ++k) {
+      auto& tensor = state[k].second;
+      if (!torch::isFloatingType(tensor.scalar_type())) continue;  // counters: the committed
+      const auto& trained = result_[t][k].second;
+      auto sum = tensor + (trained - base_[t][k].second);
+      // A variance (BatchNorm's running_var) stays positive: no lower than either trial's.
+      const auto& name = state[k].first;
+      if (name.size() >= 11 && name.compare(name.size() - 11, 11, "running_var") == 0)
+        sum = torch::max(sum, torch::min(tensor, trained));
+      tensor = sum;
+    }
+    staged_[t] = std::move(state);
+  }
 }
 
 }  // namespace gemel::merge

@@ -4,6 +4,8 @@
 // staged states hold copies, so what the coordinator restores, stages and accepts shows up in
 // the scores it then sees. Every call is logged for the tests to check the order of events.
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
@@ -43,6 +45,9 @@ class FakeExecutor final : public merge::TrialExecutor {
         current_(unmerged),
         accepted_(unmerged),
         staged_(unmerged),
+        committed_(unmerged),
+        result_(unmerged),
+        base_(unmerged),
         unmerged_(std::move(unmerged)) {}
 
   // Instead of on_train: the scores of each validation in training (the first one is the
@@ -198,9 +203,57 @@ class FakeExecutor final : public merge::TrialExecutor {
     events.push_back({"record", accepted, results.status, From::kAccepted, {}, {}});
   }
 
+  // Parallel trials: the committed state and this rank's held result, as scores too.
+  void settle() override {
+    committed_ = accepted_;
+    events.push_back({"settle", {}, "", From::kAccepted, {}, {}});
+  }
+  void hold(bool trained = true) override {
+    if (trained) base_ = committed_;
+    result_ = accepted_;
+    accepted_ = committed_;
+    current_ = accepted_;
+    events.push_back({"hold", {}, "", From::kAccepted, {}, {}});
+  }
+  // Root's held scores of `tasks` travel as text: "task=score;..." (exact: %a).
+  void adopt(const std::set<int>& tasks, int root, const dist::World& world) override {
+    std::string text;
+    if (world.rank() == root) {
+      for (const int t : tasks) {
+        char value[64];
+        std::snprintf(value, sizeof value, "%a", result_[static_cast<std::size_t>(t)]);
+        text += std::to_string(t) + "=" + value + ";";
+      }
+    }
+    text = world.share(text, root);
+    std::size_t at = 0;
+    while (at < text.size()) {
+      const auto eq = text.find('=', at), end = text.find(';', at);
+      const auto t = static_cast<std::size_t>(std::stoi(text.substr(at, eq - at)));
+      committed_[t] = accepted_[t] =
+          std::strtod(text.substr(eq + 1, end - eq - 1).c_str(), nullptr);
+      at = end + 1;
+    }
+    adopted.push_back({root, tasks});
+    events.push_back({"adopt", {}, "", From::kAccepted, {root}, tasks});
+  }
+  // A delta-combined task's score: the committed one plus what the trial added to it.
+  void stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) override {
+    staged_ = accepted_;
+    for (const int t : from_result)
+      staged_[static_cast<std::size_t>(t)] = result_[static_cast<std::size_t>(t)];
+    for (const int t : with_delta) {
+      const auto k = static_cast<std::size_t>(t);
+      staged_[k] = accepted_[k] + result_[k] - base_[k];
+    }
+    events.push_back({"graft", {}, "", From::kStaged, {}, from_result});
+  }
+  std::vector<std::pair<int, std::set<int>>> adopted;  // (root, tasks) per adopt()
+  const std::vector<double>& committedScores() const { return committed_; }
+
  private:
   merge::LayerCatalog catalog_;
-  std::vector<double> current_, accepted_, staged_;
+  std::vector<double> current_, accepted_, staged_, committed_, result_, base_;
   std::vector<double> unmerged_, targets_;
 };
 

@@ -28,10 +28,13 @@ class World;
 void startWatchdog(double timeout_seconds, const std::string& heartbeat_dir, const World& world);
 
 // One blocking call, watched while the scope lives. `ranks`: the world ranks it waits on
-// (empty: the whole world). Scopes do not nest; an inner one is ignored.
+// (empty: the whole world). Scopes do not nest; an inner one is ignored. A `patient` scope
+// waits as long as the ranks it waits on are alive (their heartbeats fresh), and fires only
+// once one has stopped: a rank waiting for other ranks' trials to end (parallel trials).
 class CollectiveScope {
  public:
-  explicit CollectiveScope(const char* what, const std::vector<int>* ranks = nullptr);
+  explicit CollectiveScope(const char* what, const std::vector<int>* ranks = nullptr,
+                           bool patient = false);
   ~CollectiveScope();
   CollectiveScope(const CollectiveScope&) = delete;
   CollectiveScope& operator=(const CollectiveScope&) = delete;

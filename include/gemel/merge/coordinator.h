@@ -73,13 +73,42 @@ class MergeCoordinator {
     std::vector<int> checked;  // the partial check's tasks and scores, if there was one
     std::vector<double> check_scores;
   };
+  // What one trial's procedure found (train, back-offs, decision, partial check), from the
+  // state it started in; commit() takes it into the search.
+  struct Evaluation {
+    Trial trial;
+    std::set<int> involved;
+    Decision decision;
+    train::TrialResult outcome;
+    int backoffs = 0;
+    double lr = 0;              // the step it ended at
+    double start = 0;           // elapsed() when it started
+    double seconds = 0;         // its wall time
+    std::vector<double> score;  // every task's score after it, as its rank saw them
+    bool changed = false;       // it took a new state (accepted, partial)
+  };
+  Evaluation evaluate(const Trial& trial);
+  void commit(const Evaluation& e, double seconds, const std::vector<int>& ranks);
+  // Parallel trials (MergeOptions::parallel_trials, on more than one rank): every rank runs a
+  // trial of the wave the lead plans, and the wave commits in plan order (coordinator.cpp).
+  void runParallel();
+  std::string planWave();
+  void runWave(const std::vector<Trial>& wave);
+  // A trial that trained from a state the wave's earlier commits changed: its result with
+  // theirs, validated on rank `root`. True (and the committed state of `adopted` updated, its
+  // scores in e.score) if every task meets its target.
+  bool validateCombined(Evaluation& e, int root, const std::set<int>& changed,
+                        std::set<int>& adopted);
+  std::string packEvaluation(const Evaluation& e) const;
+  Evaluation unpackEvaluation(const std::string& text, const Trial& trial) const;
   void startFresh();
   void resume(const io::Results& previous);
   static constexpr double kBackoff = 0.25, kSecondPassLr = 0.25, kSecondPassBudget = 2;
   static constexpr int kMaxBackoffs = 2;
   static constexpr double kTrialWarmupEpochs = 0.25;
   static constexpr double kMinAllowance = 0.02;  // score a collapse must lose below target
-  std::string proposeNext();
+  // `take`: from the Planner; else what it would propose, leaving it as it is.
+  std::string proposeNext(bool take = true);
   void capToBudget(train::TrainOptions& to) const;
   // The score below which task m has collapsed: its target less the largest of what the target
   // lets it lose (unmerged score - target), its headroom now (score - target) and kMinAllowance.
@@ -114,7 +143,12 @@ class MergeCoordinator {
   using From = TrialExecutor::From;
   TrialExecutor& runner_;
   const dist::World& control_;
-  std::unique_ptr<Planner> planner_;  // the lead's
+  const bool parallel_;              // trials in parallel, each on one rank
+  dist::SingleWorld solo_;           // a trial's world in parallel mode
+  const dist::World* trial_world_;   // what a trial's procedure agrees over
+  std::vector<double> busy_, idle_;  // parallel: each rank's seconds in trials, and waiting
+  int speculated_ = 0, used_ = 0, combined_ = 0;  // parallel: trials run ahead, kept, combined
+  std::unique_ptr<Planner> planner_;              // the lead's
   std::chrono::steady_clock::time_point start_;
   SharingPlan accepted_;
   std::vector<double> unmerged_, target_, score_;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gemel/dist/world.h"
 #include "gemel/io/results.h"
 #include "gemel/merge/catalog.h"
 #include "gemel/merge/planner.h"
@@ -55,6 +56,26 @@ class TrialExecutor {
   // `results` (on the lead), which is then written out. A collective.
   virtual void record(io::Results& results, const SharingPlan& accepted,
                       const TaskScores& scores) = 0;
+
+  // Parallel trials (docs/distributed.md): every rank holds every task and runs its own
+  // trial, so the executor holds two more states besides accepted and staged:
+  //   committed  what every rank agrees on: the weights and data-stream positions of the
+  //              trials committed so far (settle() takes it from the accepted state);
+  //   result     this rank's last trial, as it left the accepted state (hold()).
+  virtual void settle() = 0;
+  // After this rank's trial: result := accepted (and the streams as the trial left them);
+  // accepted := committed, the streams back at the committed positions. `trained` false
+  // (after a combination was validated, see stageGraft): the result keeps the streams of the
+  // tasks it took from the trial, the others' are the committed ones.
+  virtual void hold(bool trained = true) = 0;
+  // A collective over `world`: the result of `tasks` on rank `root` becomes the committed
+  // and accepted state of those tasks on every rank, weights and data-stream positions.
+  virtual void adopt(const std::set<int>& tasks, int root, const dist::World& world) = 0;
+  // The combination of this rank's result with what was committed since its trial started
+  // (from the state `base`): staged := accepted (the committed state), with the tasks
+  // `from_result` at their result, and the tasks `with_delta` (trained by both) at committed +
+  // (result - base): both trials' changes, as task arithmetic adds fine-tunings.
+  virtual void stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) = 0;
 };
 
 }  // namespace gemel::merge

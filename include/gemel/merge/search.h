@@ -39,6 +39,9 @@ struct MergeOptions {
   // so the run goes on as if it had not stopped. Trial numbers (and max_trials) count on.
   bool resume = false;
   dist::Backend backend = dist::Backend::kAuto;
+  // Several trials at once, each on one rank that holds every task (docs/distributed.md);
+  // on one rank the search is the sequential one.
+  bool parallel_trials = false;
   // Fault injection for tests: "RANK:STEP" throws on that rank at its STEP-th training step of
   // the run (counted over the trials); "RANK:STEP:kill" kills the process instead, ":stop"
   // stops it. Also read from GEMEL_FAULT.

@@ -59,6 +59,10 @@ class TrialRunner final : public TrialExecutor {
   void stage(const std::set<int>& reverted) override;
   void restore(const io::Results& previous) override;
   void record(io::Results& results, const SharingPlan& accepted, const TaskScores& scores) override;
+  void settle() override;
+  void hold(bool trained = true) override;
+  void adopt(const std::set<int>& tasks, int root, const dist::World& world) override;
+  void stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) override;
 
  private:
   std::unique_ptr<train::WorldSync> synchronisation(const SharingPlan& plan);
@@ -77,6 +81,13 @@ class TrialRunner final : public TrialExecutor {
   dist::CommunicatorCache comms_;
   std::vector<double> targets_;
   Snapshot accepted_, staged_;  // per task; empty entries for tasks on other ranks
+  // Parallel trials (executor.h): every task is local.
+  using Streams = std::vector<std::pair<int64_t, int64_t>>;  // per task: batches, steps
+  Streams streams() const;
+  void seek(const Streams& streams);
+  Snapshot committed_, result_, base_;  // base: the committed state the held result started from
+  Streams committed_streams_, result_streams_;
+  std::set<int> graft_from_;  // the last stageGraft's tasks from the result
   SyncWrapper wrap_;
   std::vector<int> input_sizes_;  // the lead's, read once from the datasets
 };

@@ -27,13 +27,17 @@ class KillResume : public ::testing::Test {
   static void TearDownTestSuite() { delete trained_; }
   static std::string* trained_;
 
-  // Runs the same merge three ways on `np` ranks: uninterrupted, killed, resumed.
-  void killAndResume(int np) {
+  // Runs the same merge three ways on `np` ranks: uninterrupted, killed, resumed. `parallel`:
+  // with --parallel-trials, where the kill comes in the second wave (each rank trained 3 steps
+  // in the first, and at most 1 more in a combination's recovery), and the uninterrupted run is
+  // run twice, to show that it gives the same results each time.
+  void killAndResume(int np, bool parallel = false) {
     TempDir dir;
     const std::string launcher =
         np == 1 ? std::string() : testing::mpirunPrefix(np) + "-x OMP_NUM_THREADS=1 ";
     const std::string merge = launcher + shellQuote(GEMEL_BINARY) + " merge --config " +
-                              shellQuote(*trained_) + " --fixed-steps 3 --max-trials 3 --threads 1";
+                              shellQuote(*trained_) + " --fixed-steps 3 --threads 1" +
+                              (parallel ? " --max-trials 4 --parallel-trials" : " --max-trials 3");
     auto r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("full")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto full = io::readResults(dir.file("full/results.h5"));
@@ -45,9 +49,24 @@ class KillResume : public ::testing::Test {
             shellQuote(dir.file("part")));
     ASSERT_NE(r.exit_code, 0) << "the fault did not kill the run\n" << r.output;
     const auto part = io::readResults(dir.file("part/results.h5"));
-    ASSERT_EQ(part.trials.size(), 1u) << "killed in trial 2, after trial 1 was recorded";
+    if (parallel) {
+      ASSERT_GE(part.trials.size(), 1u)
+          << "killed in the second wave, after the first was recorded";
+      ASSERT_LT(part.trials.size(), full.trials.size());
+    } else {
+      ASSERT_EQ(part.trials.size(), 1u) << "killed in trial 2, after trial 1 was recorded";
+    }
     EXPECT_EQ(part.trials[0].label, full.trials[0].label);
     EXPECT_EQ(part.trials[0].decision, full.trials[0].decision);
+    if (parallel) {
+      r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("again")));
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+      r = run(shellQuote(GEMEL_PYTHON) + " " +
+              shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
+              shellQuote(dir.file("full/results.h5")) + " " +
+              shellQuote(dir.file("again/results.h5")) + format(" {}", full.trials.size()));
+      EXPECT_EQ(r.exit_code, 0) << "two runs of the same parallel job differ\n" << r.output;
+    }
 
     r = run("OMP_NUM_THREADS=1 " + merge + " --resume --out " + shellQuote(dir.file("part")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -63,6 +82,10 @@ std::string* KillResume::trained_ = nullptr;
 TEST_F(KillResume, OneProcessKilledMidTrialResumesToTheUninterruptedEnd) { killAndResume(1); }
 
 TEST_F(KillResume, OneOfTwoRanksKilledMidTrialResumesToTheUninterruptedEnd) { killAndResume(2); }
+
+TEST_F(KillResume, ParallelTrialsKilledMidWaveResumeToTheUninterruptedEnd) {
+  killAndResume(2, true);
+}
 
 }  // namespace
 }  // namespace gemel

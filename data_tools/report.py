@@ -96,6 +96,7 @@ def read_results(path):
                 "scores": [float(s) for s in np.atleast_1d(a["scores"])],
                 "saved": int(a["bytes_saved"]), "seconds": float(a["seconds"]),
                 "ranks": [int(x) for x in np.atleast_1d(a["ranks"])] if "ranks" in a else [],
+                "started": float(a["started"]) if "started" in a else None,
             })
         search = f["search"].attrs
         busy = [float(x) for x in search.get("rank_busy_seconds", [])]
@@ -110,8 +111,9 @@ def read_results(path):
 
 
 def ranks_section(r):
-    """Per rank of the job: when it trained (a trial that held one of its tasks) and when it
-    waited, over the search; only for a job of several ranks."""
+    """Per rank of the job: when it trained (a trial that held one of its tasks, or, with
+    --parallel-trials, the trial it ran) and when it waited, over the search; only for a job of
+    several ranks."""
     n = len(r["busy"])
     if n < 2:
         return ""
@@ -120,7 +122,8 @@ def ranks_section(r):
             else list(np.cumsum([t["seconds"] for t in r["trials"]])))
     fig, ax = plt.subplots(figsize=(12, 0.8 + 0.5 * n))
     for t, end in zip(r["trials"], ends):
-        start = end - t["seconds"]
+        # Parallel trials record when they started (trials of one wave overlap in time).
+        start = t["started"] if t["started"] is not None else end - t["seconds"]
         for rank in range(n):
             on = rank in t["ranks"]
             ax.broken_barh([(start / 60.0, t["seconds"] / 60.0)], (rank - 0.4, 0.8),

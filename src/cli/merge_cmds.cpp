@@ -271,6 +271,9 @@ int runMergeCmd(const Args& args, const dist::World& world) {
       "parallel-trials", po::bool_switch(),
       "under mpirun: run several trials at once, one per rank, each rank holding every task "
       "(docs/distributed.md)")(
+      "trial-ranks", po::value<int>()->default_value(0),
+      "with --parallel-trials: the most ranks one trial takes (0: one per task it trains); the "
+      "ranks it leaves run the trials the search may try next")(
       "timeout", po::value<double>()->default_value(600),
       "under mpirun: end the job when one MPI call has waited this many seconds (a stopped or "
       "lost rank); 0: wait forever");
@@ -297,6 +300,9 @@ int runMergeCmd(const Args& args, const dist::World& world) {
   o.fixed_steps = vm["fixed-steps"].as<int64_t>();
   o.resume = vm["resume"].as<bool>();
   o.parallel_trials = vm["parallel-trials"].as<bool>();
+  o.trial_ranks = vm["trial-ranks"].as<int>();
+  GEMEL_THROW_IF_NOT(o.trial_ranks >= 0, UsageError, "--trial-ranks {}: expected 0 or more",
+                     o.trial_ranks);
   // Heartbeats beside results.h5: every rank sees that directory.
   dist::startWatchdog(vm["timeout"].as<double>(), (fs::path(o.out_dir) / ".heartbeat").string(),
                       world);

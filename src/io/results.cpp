@@ -114,6 +114,7 @@ void writeTrial(h5::File& f, const TrialRecord& t) {
   if (t.backoffs > 0) f.setAttr(g, "backoffs", static_cast<int64_t>(t.backoffs));
   if (t.lr > 0) f.setAttr(g, "lr", t.lr);
   if (!t.ranks.empty()) f.setAttr(g, "ranks", t.ranks);
+  if (t.started >= 0) f.setAttr(g, "started", t.started);
 }
 
 TaskRecord readTask(const h5::File& f, const std::string& name, bool v1, bool tensors) {
@@ -172,6 +173,7 @@ TrialRecord readTrial(const h5::File& f, const std::string& n, bool v1) {
   if (f.hasAttr(g, "backoffs")) t.backoffs = static_cast<int>(f.attrInt(g, "backoffs"));
   if (f.hasAttr(g, "lr")) t.lr = f.attrDouble(g, "lr");
   if (f.hasAttr(g, "ranks")) t.ranks = f.attrInts(g, "ranks");
+  if (f.hasAttr(g, "started")) t.started = f.attrDouble(g, "started");
   t.seconds = f.attrDouble(g, "seconds");
   return t;
 }

@@ -687,21 +687,25 @@ void MergeCoordinator::record(const std::string& status) {
 void MergeCoordinator::runParallel() {
   runner_.settle();
   log::info("merge",
-            "parallel trials: up to {} at once, one per rank, each rank holding all {} tasks",
-            control_.size(), runner_.tasks());
+            "parallel trials on {} ranks, each holding all {} tasks: the next trial takes a "
+            "rank per task it trains{}; the ranks left run the trials the search may try next, "
+            "one each",
+            control_.size(), runner_.tasks(),
+            o_.trial_ranks > 0 ? format(" (at most {})", o_.trial_ranks) : "");
   for (;;) {
     std::string text;
     if (control_.lead()) text = planWave();
     text = control_.share(text);
     if (text.empty()) break;
     std::vector<Trial> wave;
-    std::size_t at = 0;
-    while (at < text.size()) {
+    std::size_t at = text.find('\x1e');
+    const int group = std::stoi(text.substr(0, at));
+    for (++at; at < text.size();) {
       const auto end = std::min(text.find('\x1e', at), text.size());
       wave.push_back(wire::unpackTrial(text.substr(at, end - at)));
       at = end + 1;
     }
-    runWave(wave);
+    runWave(wave, group);
     runner_.apply(accepted_, From::kAccepted, accepted_);
     record("running");
   }
@@ -713,13 +717,17 @@ std::string MergeCoordinator::planWave() {
   const auto first = proposeNext();
   if (first.empty()) return "";
   std::vector<std::string> wave{first};
+  // The next trial takes a rank per task it trains (at most trial_ranks); the others guess.
+  const int involved = static_cast<int>(accepted_.with(wire::unpackTrial(first)).models().size());
+  int group = std::min(std::max(1, involved), control_.size());
+  if (o_.trial_ranks > 0) group = std::min(group, o_.trial_ranks);
   struct Branch {
     Planner planner;
     Trial trial;
   };
   std::deque<Branch> frontier;
   frontier.push_back({*planner_, wire::unpackTrial(first)});
-  const auto slots = static_cast<std::size_t>(control_.size());
+  const auto slots = static_cast<std::size_t>(control_.size() - group + 1);
   while (wave.size() < slots && !frontier.empty()) {
     Branch b = std::move(frontier.front());
     frontier.pop_front();
@@ -735,40 +743,63 @@ std::string MergeCoordinator::planWave() {
       frontier.push_back({std::move(p), std::move(*next)});
     }
   }
-  std::string text;
-  for (const auto& t : wave) text += (text.empty() ? "" : "\x1e") + t;
+  std::string text = std::to_string(group);
+  for (const auto& t : wave) text += "\x1e" + t;
   return text;
 }
 
-void MergeCoordinator::runWave(const std::vector<Trial>& wave) {
+void MergeCoordinator::runWave(const std::vector<Trial>& wave, int group) {
   const int me = control_.rank();
   const double wave_start = elapsed();
+  // Trial 0 on ranks 0..group-1, trial i > 0 on rank group + i - 1.
+  auto ranksOf = [&](std::size_t i) {
+    std::vector<int> r;
+    if (i == 0) {
+      for (int k = 0; k < group; ++k) r.push_back(k);
+    } else {
+      r.push_back(group + static_cast<int>(i) - 1);
+    }
+    return r;
+  };
+  const int index = me < group                                       ? 0
+                    : me - group + 1 < static_cast<int>(wave.size()) ? me - group + 1
+                                                                     : -1;
+  const auto world = control_.split(index, me);
   std::string mine;
-  if (me < static_cast<int>(wave.size())) {
+  if (world) {
+    const auto& trial = wave[static_cast<std::size_t>(index)];
+    runner_.bind(*world, accepted_.with(trial).models());
     const auto before = score_;
-    trial_world_ = &solo_;
-    const auto e = evaluate(wave[static_cast<std::size_t>(me)]);
+    trial_world_ = world.get();
+    auto e = evaluate(trial);
     trial_world_ = &control_;
     score_ = before;  // the commits below take the scores, in plan order
+    const auto ranks = ranksOf(static_cast<std::size_t>(index));
+    for (const int t : e.involved)
+      e.holders[t] = ranks[static_cast<std::size_t>(runner_.holder(t))];
     runner_.hold();
-    mine = packEvaluation(e);
+    runner_.unbind();
+    if (world->lead()) mine = packEvaluation(e);
   }
   std::vector<Evaluation> evals;
   {
     // The ranks wait here for each other's trials, as long as they are alive.
     dist::CollectiveScope wait("waiting for the wave's trials", nullptr, true);
     for (std::size_t i = 0; i < wave.size(); ++i) {
-      evals.push_back(unpackEvaluation(
-          control_.share(me == static_cast<int>(i) ? mine : "", static_cast<int>(i)), wave[i]));
+      const int lead = ranksOf(i).front();
+      evals.push_back(unpackEvaluation(control_.share(me == lead ? mine : "", lead), wave[i]));
+      evals.back().ranks = ranksOf(i);
     }
   }
   speculated_ += static_cast<int>(wave.size()) - 1;
   std::vector<double> busy(static_cast<std::size_t>(control_.size()), 0.0);
   std::set<int> changed;  // tasks whose committed state this wave's commits changed
-  for (std::size_t i = 0; i < wave.size(); ++i) busy[i] += evals[i].seconds;
+  for (std::size_t i = 0; i < wave.size(); ++i) {
+    for (const int r : evals[i].ranks) busy[static_cast<std::size_t>(r)] += evals[i].seconds;
+  }
   for (std::size_t i = 0; i < wave.size(); ++i) {
     auto& e = evals[i];
-    const int root = static_cast<int>(i);
+    const int root = e.ranks.front();
     if (i > 0) {
       std::string same;
       if (control_.lead()) same = proposeNext(false) == wire::pack(wave[i]) ? "1" : "0";
@@ -780,7 +811,7 @@ void MergeCoordinator::runWave(const std::vector<Trial>& wave) {
     if (stale) {
       const double t0 = elapsed();
       const bool kept = e.changed && validateCombined(e, root, changed, adopted);
-      busy[i] += elapsed() - t0;
+      busy[static_cast<std::size_t>(root)] += elapsed() - t0;
       if (!kept) {
         log::info("merge",
                   "trial {} ({}) trained from a state the wave's earlier trials changed{}: "
@@ -791,7 +822,7 @@ void MergeCoordinator::runWave(const std::vector<Trial>& wave) {
       }
       ++combined_;
     } else if (e.changed) {
-      runner_.adopt(e.involved, root, control_);
+      runner_.adopt(e.holders, control_);
     }
     if (control_.lead() && i > 0) planner_->next();  // the Planner hands out the trial it is
     if (e.changed) {
@@ -801,7 +832,8 @@ void MergeCoordinator::runWave(const std::vector<Trial>& wave) {
       }
     }
     if (i > 0) ++used_;
-    commit(e, e.seconds, {root});
+    commit(e, e.seconds, e.ranks);
+    results_.trials.back().started = wave_start;
   }
   const double wall = elapsed() - wave_start;
   for (std::size_t r = 0; r < busy.size(); ++r) {
@@ -893,7 +925,9 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
   log::info("merge", "trial {}: with the wave's earlier trials: {}{}", e.trial.number,
             text.empty() ? "no time left to validate" : text, met ? "" : "; it misses");
   if (!met) return false;
-  runner_.adopt(tasks, root, control_);
+  std::map<int, int> roots;
+  for (const int t : tasks) roots[t] = root;
+  runner_.adopt(roots, control_);
   adopted = tasks;
   return true;
 }
@@ -945,14 +979,26 @@ std::string MergeCoordinator::packEvaluation(const Evaluation& e) const {
   std::vector<double> seconds{e.lr, e.seconds};
   std::string ended = e.outcome.ended;
   std::replace(ended.begin(), ended.end(), '\n', ' ');
-  std::string label = e.decision.label;
-  return label + "\n" + packInts(e.decision.report_met) + "\n" + packInts(e.decision.checked) +
-         "\n" + packDoubles(e.decision.check_scores) + "\n" + packDoubles(e.outcome.scores) + "\n" +
-         packInts(e.outcome.met) + "\n" + packInts(e.outcome.dropped) + "\n" +
-         std::to_string(e.outcome.nan_loss ? 1 : 0) + "," + std::to_string(e.outcome.steps) + "," +
-         std::to_string(e.backoffs) + "," + std::to_string(e.changed ? 1 : 0) + "\n" +
-         packDoubles(seconds) + "\n" + packInts(e.involved) + "\n" + packDoubles(e.score) + "\n" +
-         ended;
+  std::vector<int> holders;
+  for (const auto& [t, r] : e.holders) holders.insert(holders.end(), {t, r});
+  const std::vector<std::string> fields = {
+      e.decision.label,
+      packInts(e.decision.report_met),
+      packInts(e.decision.checked),
+      packDoubles(e.decision.check_scores),
+      packDoubles(e.outcome.scores),
+      packInts(e.outcome.met),
+      packInts(e.outcome.dropped),
+      packInts(std::vector<int64_t>{e.outcome.nan_loss ? 1 : 0, e.outcome.steps, e.backoffs,
+                                    e.changed ? 1 : 0}),
+      packDoubles(seconds),
+      packInts(e.involved),
+      packDoubles(e.score),
+      packInts(holders),
+      ended};
+  std::string text;
+  for (const auto& f : fields) text += f + "\n";
+  return text;
 }
 
 MergeCoordinator::Evaluation MergeCoordinator::unpackEvaluation(const std::string& text,
@@ -961,7 +1007,7 @@ MergeCoordinator::Evaluation MergeCoordinator::unpackEvaluation(const std::strin
   std::stringstream in(text);
   std::string line;
   while (std::getline(in, line)) f.push_back(line);
-  f.resize(12);
+  f.resize(13);
   Evaluation e;
   e.trial = trial;
   e.decision.label = f[0];
@@ -983,7 +1029,10 @@ MergeCoordinator::Evaluation MergeCoordinator::unpackEvaluation(const std::strin
   e.seconds = seconds[1];
   for (const auto v : unpackInts(f[9])) e.involved.insert(static_cast<int>(v));
   e.score = unpackDoubles(f[10]);
-  e.outcome.ended = f[11];
+  const auto pairs = unpackInts(f[11]);
+  for (std::size_t k = 0; k + 1 < pairs.size(); k += 2)
+    e.holders[static_cast<int>(pairs[k])] = static_cast<int>(pairs[k + 1]);
+  e.outcome.ended = f[12];
   return e;
 }
 

@@ -132,6 +132,7 @@ io::Results runMerge(const config::Workload& w, const std::string& workload_path
   TrialRunner runner(w, placement, parallel ? static_cast<const dist::World&>(solo) : world,
                      o.device, parallel ? dist::Backend::kSingle : o.backend, results_path);
   runner.wrapSync(std::move(fault));
+  if (parallel) runner.enableGroups(costs, o.backend);
   log::info("merge", "training on {}", o.device.str());
   if (world.size() > 1 && !parallel) {
     log::info("merge", "gradient synchronisation: {} backend", dist::toString(runner.backend()));

@@ -22,18 +22,25 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
                          const dist::World& world, const torch::Device& device,
                          dist::Backend backend, std::string results_path)
     : workload_(w),
-      placement_(placement),
-      world_(world),
+      placement_(&placement),
+      world_(&world),
+      home_placement_(placement),
+      home_world_(world),
+      device_(device),
       results_path_(std::move(results_path)),
       local_(w.tasks.size(), nullptr),
       models_(w.tasks.size(), nullptr),
-      comms_(world, dist::resolveBackend(backend, device, world), device),
+      held_(w.tasks.size(), nullptr),
+      home_comms_(std::make_unique<dist::CommunicatorCache>(
+          world, dist::resolveBackend(backend, device, world), device)),
+      comms_(home_comms_.get()),
       targets_(w.tasks.size(), 0) {
   for (const auto& slot : placement.slotsOf(world.rank())) {
     owned_.push_back(std::make_unique<train::TaskRuntime>(
         w.tasks[slot.task], slot.task, device, static_cast<uint64_t>(w.search.seed),
         train::Replica{slot.replica, slot.replicas}));
     local_[slot.task] = owned_.back().get();
+    held_[slot.task] = owned_.back().get();
     models_[slot.task] = &owned_.back()->model();
   }
   std::vector<CatalogModel> described;
@@ -48,12 +55,12 @@ TrialRunner::TrialRunner(const config::Workload& w, const dist::Placement& place
 
 TrialRunner::~TrialRunner() = default;
 
-int TrialRunner::ranks() const { return world_.size(); }
+int TrialRunner::ranks() const { return world_->size(); }
 
 std::vector<int> TrialRunner::ranksOf(const std::set<int>& tasks) const {
   std::set<int> ranks;
   for (const int t : tasks) {
-    ranks.insert(placement_.ranksOf(t).begin(), placement_.ranksOf(t).end());
+    ranks.insert(placement_->ranksOf(t).begin(), placement_->ranksOf(t).end());
   }
   return {ranks.begin(), ranks.end()};
 }
@@ -63,7 +70,7 @@ std::vector<train::TrialTask> TrialRunner::trialTasks(const std::set<int>& tasks
   std::vector<train::TrialTask> out;
   for (const int t : tasks) {
     out.push_back({t, workload_.tasks[t].name, targets_[t], local_[t],
-                   1.0 / static_cast<double>(placement_.ranksOf(t).size()),
+                   1.0 / static_cast<double>(placement_->ranksOf(t).size()),
                    train::makeObjective(workload_.tasks[t]), candidates.count(t) > 0});
   }
   return out;
@@ -75,7 +82,7 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
     unknown.push_back({t, workload_.tasks[t].name, 0, local_[t], 1.0,
                        train::makeObjective(workload_.tasks[t]), false});
   }
-  train::WorldSync sync(world_, nullptr, nullptr);  // measuring: nothing trains
+  train::WorldSync sync(*world_, nullptr, nullptr);  // measuring: nothing trains
   train::JointTrainer trainer(unknown, {}, sync);
   auto scores = trainer.validateAll();
   // Every val image scored once, whatever the replicas: the unmerged score sets the target.
@@ -94,13 +101,13 @@ std::vector<double> TrialRunner::measure(const std::vector<int>& tasks) {
 void TrialRunner::prepareComms(const SharingPlan& plan) {
   std::set<std::vector<int>> sets;
   for (int t = 0; t < tasks(); ++t) {
-    if (placement_.ranksOf(t).size() >= 2) sets.insert(placement_.ranksOf(t));
+    if (placement_->ranksOf(t).size() >= 2) sets.insert(placement_->ranksOf(t));
   }
   for (const auto& [key, members] : plan.instances()) {
     const auto r = ranksOf(members);
     if (r.size() >= 2) sets.insert(r);
   }
-  comms_.prepare({sets.begin(), sets.end()});
+  comms_->prepare({sets.begin(), sets.end()});
 }
 
 void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& previous,
@@ -111,11 +118,11 @@ void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& p
   torch::NoGradGuard no_grad;
   for (const auto& [key, members] : plan.instances()) {
     const auto ranks = ranksOf(members);
-    auto* comm = ranks.size() >= 2 ? comms_.get(ranks) : nullptr;
+    auto* comm = ranks.size() >= 2 ? comms_->get(ranks) : nullptr;
     if (!comm) continue;
     const int source = sources.at(key);
     const int root = static_cast<int>(
-        std::find(ranks.begin(), ranks.end(), placement_.owner(source)) - ranks.begin());
+        std::find(ranks.begin(), ranks.end(), placement_->owner(source)) - ranks.begin());
     int holder = -1;
     for (const int m : members) {
       if (holder < 0 && models_[m]) holder = m;
@@ -138,8 +145,8 @@ void TrialRunner::apply(const SharingPlan& plan, From from, const SharingPlan& p
 // How the ranks of one plan's trial agree: counts and decisions over the World; gradients of
 // tensors held on several ranks, and buffers of replicated tasks, through GradSync.
 std::unique_ptr<train::WorldSync> TrialRunner::synchronisation(const SharingPlan& plan) {
-  if (placement_.worldSize() < 2) {
-    return std::make_unique<train::WorldSync>(world_, nullptr, nullptr);  // one rank holds all
+  if (placement_->worldSize() < 2) {
+    return std::make_unique<train::WorldSync>(*world_, nullptr, nullptr);  // one rank holds all
   }
   // Shared layers: (task, module) -> instance.
   std::map<std::pair<int, std::string>, SharingPlan::Key> shared;
@@ -163,20 +170,20 @@ std::unique_ptr<train::WorldSync> TrialRunner::synchronisation(const SharingPlan
         e.ranks = ranksOf(plan.instances().at(it->second));
       } else {
         e.key = format("p:{}:{}", t, name);
-        e.ranks = placement_.ranksOf(t);
+        e.ranks = placement_->ranksOf(t);
       }
       if (e.ranks.size() >= 2 && seen.insert(e.key).second) grad_entries.push_back(e);
     }
-    if (placement_.ranksOf(t).size() >= 2) {
+    if (placement_->ranksOf(t).size() >= 2) {
       for (const auto& [name, tensor] : models_[t]->namedBuffers()) {
         if (torch::isFloatingType(tensor.scalar_type()))
-          buffer_entries.push_back({format("b:{}:{}", t, name), tensor, placement_.ranksOf(t)});
+          buffer_entries.push_back({format("b:{}:{}", t, name), tensor, placement_->ranksOf(t)});
       }
     }
   }
   return std::make_unique<train::WorldSync>(
-      world_, std::make_unique<dist::GradSync>(comms_, grad_entries, int64_t(25) << 20, true),
-      std::make_unique<dist::GradSync>(comms_, buffer_entries));
+      *world_, std::make_unique<dist::GradSync>(*comms_, grad_entries, int64_t(25) << 20, true),
+      std::make_unique<dist::GradSync>(*comms_, buffer_entries));
 }
 
 train::TrialResult TrialRunner::train(const SharingPlan& plan, const train::TrainOptions& options,
@@ -196,7 +203,14 @@ std::vector<double> TrialRunner::validate(const SharingPlan& plan, const std::se
   return checker.validateAll();
 }
 
-void TrialRunner::accept() { accepted_ = takeSnapshot(models_); }
+// A task this rank does not train keeps its entry (bound to a group: the committed state).
+void TrialRunner::accept() {
+  auto now = takeSnapshot(models_);
+  if (accepted_.size() != now.size()) accepted_.resize(now.size());
+  for (std::size_t t = 0; t < now.size(); ++t) {
+    if (models_[t]) accepted_[t] = std::move(now[t]);
+  }
+}
 
 void TrialRunner::stage(const std::set<int>& reverted) {
   staged_ = takeSnapshot(models_);
@@ -219,16 +233,16 @@ void TrialRunner::record(io::Results& results, const SharingPlan& accepted,
                          const TaskScores& scores) {
   const int n = tasks();
   std::vector<int> owners(n);
-  for (int t = 0; t < n; ++t) owners[t] = placement_.owner(t);
-  const auto all = dist::gatherStates(world_, accepted_, owners);
+  for (int t = 0; t < n; ++t) owners[t] = placement_->owner(t);
+  const auto all = dist::gatherStates(*world_, accepted_, owners);
   std::vector<int64_t> streams(2 * n, 0);
   for (int t = 0; t < n; ++t) {
-    if (world_.rank() != owners[t]) continue;
+    if (world_->rank() != owners[t]) continue;
     streams[2 * t] = local_[t]->batchesTaken();
     streams[2 * t + 1] = local_[t]->stepsTaken();
   }
-  world_.sum(streams);
-  if (!world_.lead()) return;
+  world_->sum(streams);
+  if (!world_->lead()) return;
   results.streams.clear();
   for (int t = 0; t < n; ++t) results.streams.emplace_back(streams[2 * t], streams[2 * t + 1]);
   if (input_sizes_.empty()) input_sizes_ = inputSizes(workload_);
@@ -237,9 +251,9 @@ void TrialRunner::record(io::Results& results, const SharingPlan& accepted,
 }
 
 TrialRunner::Streams TrialRunner::streams() const {
-  Streams out(local_.size(), {0, 0});
-  for (std::size_t t = 0; t < local_.size(); ++t) {
-    if (local_[t]) out[t] = {local_[t]->batchesTaken(), local_[t]->stepsTaken()};
+  Streams out(held_.size(), {0, 0});
+  for (std::size_t t = 0; t < held_.size(); ++t) {
+    if (held_[t]) out[t] = {held_[t]->batchesTaken(), held_[t]->stepsTaken()};
   }
   return out;
 }
@@ -271,46 +285,90 @@ void TrialRunner::hold(bool trained) {
   seek(committed_streams_);
 }
 
-// Root packs each task's result (the weights wire format) behind a line "task batches steps
-// bytes"; every rank unpacks them onto the devices its own copies live on.
-void TrialRunner::adopt(const std::set<int>& tasks, int root, const dist::World& world) {
-  std::string text;
-  if (world.rank() == root) {
-    for (const int t : tasks) {
-      const auto bytes = dist::packState(result_[t]);
-      text += format("{} {} {} {}\n", t, result_streams_[t].first, result_streams_[t].second,
-                     bytes.size());
-      text.append(bytes.begin(), bytes.end());
+// Each root packs its tasks' results (the weights wire format) behind a line "task batches
+// steps bytes"; every rank unpacks them onto the devices its own copies live on.
+void TrialRunner::adopt(const std::map<int, int>& roots, const dist::World& world) {
+  std::map<int, std::vector<int>> by_root;
+  for (const auto& [t, root] : roots) by_root[root].push_back(t);
+  for (const auto& [root, tasks] : by_root) {
+    std::string text;
+    if (world.rank() == root) {
+      for (const int t : tasks) {
+        const auto bytes = dist::packState(result_[t]);
+        text += format("{} {} {} {}\n", t, result_streams_[t].first, result_streams_[t].second,
+                       bytes.size());
+        text.append(bytes.begin(), bytes.end());
+      }
     }
-  }
-  text = world.share(text, root);
-  std::size_t at = 0;
-  while (at < text.size()) {
-    const auto eol = text.find('\n', at);
-    GEMEL_ASSERT(eol != std::string::npos, "truncated weights message");
-    std::istringstream head(text.substr(at, eol - at));
-    int t = 0;
-    int64_t batches = 0, steps = 0;
-    std::size_t n = 0;
-    head >> t >> batches >> steps >> n;
-    at = eol + 1;
-    GEMEL_ASSERT(t >= 0 && t < static_cast<int>(local_.size()) && at + n <= text.size(),
-                 "malformed weights message");
-    auto state =
-        dist::unpackState(std::vector<char>(text.begin() + static_cast<std::ptrdiff_t>(at),
-                                            text.begin() + static_cast<std::ptrdiff_t>(at + n)));
-    at += n;
-    const auto& mine = committed_[t];
-    GEMEL_ASSERT(state.size() == mine.size(), "task {}: {} tensors sent, {} held", t, state.size(),
-                 mine.size());
-    for (std::size_t k = 0; k < state.size(); ++k)
-      state[k].second = state[k].second.to(mine[k].second.device());
-    committed_[t] = state;
-    accepted_[t] = state;
-    committed_streams_[t] = {batches, steps};
+    text = world.share(text, root);
+    std::size_t at = 0;
+    while (at < text.size()) {
+      const auto eol = text.find('\n', at);
+      GEMEL_ASSERT(eol != std::string::npos, "truncated weights message");
+      std::istringstream head(text.substr(at, eol - at));
+      int t = 0;
+      int64_t batches = 0, steps = 0;
+      std::size_t n = 0;
+      head >> t >> batches >> steps >> n;
+      at = eol + 1;
+      GEMEL_ASSERT(t >= 0 && t < static_cast<int>(held_.size()) && at + n <= text.size(),
+                   "malformed weights message");
+      auto state =
+          dist::unpackState(std::vector<char>(text.begin() + static_cast<std::ptrdiff_t>(at),
+                                              text.begin() + static_cast<std::ptrdiff_t>(at + n)));
+      at += n;
+      const auto& mine = committed_[t];
+      GEMEL_ASSERT(state.size() == mine.size(), "task {}: {} tensors sent, {} held", t,
+                   state.size(), mine.size());
+      for (std::size_t k = 0; k < state.size(); ++k)
+        state[k].second = state[k].second.to(mine[k].second.device());
+      committed_[t] = state;
+      accepted_[t] = state;
+      committed_streams_[t] = {batches, steps};
+    }
   }
   seek(committed_streams_);
 }
+
+void TrialRunner::enableGroups(std::vector<dist::TaskCost> costs, dist::Backend backend) {
+  costs_ = std::move(costs);
+  group_backend_ = backend;
+}
+
+void TrialRunner::bind(const dist::World& group, const std::set<int>& tasks) {
+  GEMEL_ASSERT(costs_.size() == held_.size(), "bind() needs enableGroups() first");
+  auto costs = costs_;
+  for (std::size_t t = 0; t < costs.size(); ++t) {
+    if (!tasks.count(static_cast<int>(t))) costs[t].cost = 0;  // placed, never trained
+  }
+  GEMEL_ASSERT(group.size() <= static_cast<int>(tasks.size()), "a group of {} ranks for {} tasks",
+               group.size(), tasks.size());
+  group_placement_ = std::make_unique<dist::Placement>(costs, group.size());
+  placement_ = group_placement_.get();
+  world_ = &group;
+  std::fill(local_.begin(), local_.end(), nullptr);
+  std::fill(models_.begin(), models_.end(), nullptr);
+  for (const auto& slot : placement_->slotsOf(group.rank())) {
+    local_[slot.task] = held_[slot.task];
+    models_[slot.task] = &held_[slot.task]->model();
+  }
+  group_comms_ = std::make_unique<dist::CommunicatorCache>(
+      group, dist::resolveBackend(group_backend_, device_, group), device_);
+  comms_ = group_comms_.get();
+}
+
+void TrialRunner::unbind() {
+  placement_ = &home_placement_;
+  world_ = &home_world_;
+  comms_ = home_comms_.get();
+  group_comms_.reset();
+  for (std::size_t t = 0; t < held_.size(); ++t) {
+    local_[t] = held_[t];
+    models_[t] = held_[t] ? &held_[t]->model() : nullptr;
+  }
+}
+
+int TrialRunner::holder(int task) const { return placement_->owner(task); }
 
 void TrialRunner::stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) {
   torch::NoGradGuard no_grad;

@@ -27,17 +27,17 @@ class KillResume : public ::testing::Test {
   static void TearDownTestSuite() { delete trained_; }
   static std::string* trained_;
 
-  // Runs the same merge three ways on `np` ranks: uninterrupted, killed, resumed. `parallel`:
-  // with --parallel-trials, where the kill comes in the second wave (each rank trained 3 steps
-  // in the first, and at most 1 more in a combination's recovery), and the uninterrupted run is
-  // run twice, to show that it gives the same results each time.
-  void killAndResume(int np, bool parallel = false) {
+  // Runs the same merge three ways on `np` ranks: uninterrupted, killed, resumed. `parallel`
+  // (gemel merge options): with --parallel-trials, where the kill comes in the second wave
+  // (each rank trained 3 steps in the first, and at most 1 more in a combination's recovery),
+  // and the uninterrupted run is run twice, to show that it gives the same results each time.
+  void killAndResume(int np, const std::string& parallel = "") {
     TempDir dir;
     const std::string launcher =
         np == 1 ? std::string() : testing::mpirunPrefix(np) + "-x OMP_NUM_THREADS=1 ";
     const std::string merge = launcher + shellQuote(GEMEL_BINARY) + " merge --config " +
                               shellQuote(*trained_) + " --fixed-steps 3 --threads 1" +
-                              (parallel ? " --max-trials 4 --parallel-trials" : " --max-trials 3");
+                              (parallel.empty() ? " --max-trials 3" : " --max-trials 4 " + parallel);
     auto r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("full")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto full = io::readResults(dir.file("full/results.h5"));
@@ -49,7 +49,7 @@ class KillResume : public ::testing::Test {
             shellQuote(dir.file("part")));
     ASSERT_NE(r.exit_code, 0) << "the fault did not kill the run\n" << r.output;
     const auto part = io::readResults(dir.file("part/results.h5"));
-    if (parallel) {
+    if (!parallel.empty()) {
       ASSERT_GE(part.trials.size(), 1u)
           << "killed in the second wave, after the first was recorded";
       ASSERT_LT(part.trials.size(), full.trials.size());
@@ -58,7 +58,7 @@ class KillResume : public ::testing::Test {
     }
     EXPECT_EQ(part.trials[0].label, full.trials[0].label);
     EXPECT_EQ(part.trials[0].decision, full.trials[0].decision);
-    if (parallel) {
+    if (!parallel.empty()) {
       r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("again")));
       ASSERT_EQ(r.exit_code, 0) << r.output;
       r = run(shellQuote(GEMEL_PYTHON) + " " +
@@ -83,8 +83,15 @@ TEST_F(KillResume, OneProcessKilledMidTrialResumesToTheUninterruptedEnd) { killA
 
 TEST_F(KillResume, OneOfTwoRanksKilledMidTrialResumesToTheUninterruptedEnd) { killAndResume(2); }
 
+// One trial per rank: rank 1 runs the trial after rank 0's, which is combined with it.
 TEST_F(KillResume, ParallelTrialsKilledMidWaveResumeToTheUninterruptedEnd) {
-  killAndResume(2, true);
+  killAndResume(2, "--parallel-trials --trial-ranks 1");
+}
+
+// Three ranks: the next trial on a group of two (its three tasks placed over them), the third
+// rank runs the trial after it.
+TEST_F(KillResume, ParallelTrialsOnRankGroupsKilledMidWaveResumeToTheUninterruptedEnd) {
+  killAndResume(3, "--parallel-trials --trial-ranks 2");
 }
 
 }  // namespace

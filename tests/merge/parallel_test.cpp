@@ -89,6 +89,7 @@ class Parallel : public ::testing::Test {
     options_.out_dir = dir_.path();
     options_.print_table = false;
     options_.parallel_trials = true;
+    options_.trial_ranks = 1;  // one rank per trial: the others guess (a test sets more)
   }
 
   // The search on `ranks` thread ranks; `script` sets up each rank's executor.
@@ -168,6 +169,31 @@ TEST_F(Parallel, TrialsOnDisjointTasksCommitAlone) {
   for (int t = 0; t < 4; ++t) EXPECT_DOUBLE_EQ(r.tasks[t].final_score, target(t) + 0.01);
   // The ranks' time: each was busy in its own trial.
   ASSERT_EQ(r.rank_busy_seconds.size(), 2u);
+}
+
+// On 3 ranks with trial_ranks 0: trial 1 trains A and B, so it takes ranks 0 and 1 (a group
+// of two, its tasks placed over them); rank 2 runs trial 2 (C, D), the trial after it were it
+// accepted.
+TEST_F(Parallel, TheNextTrialTakesARankPerTaskItTrainsAndTheRanksLeftGuess) {
+  use(disjoint(), {0.8, 0.9, 0.7, 0.6});
+  options_.trial_ranks = 0;
+  const auto ranks = run(3, [&](FakeExecutor& fake, int) {
+    fake.on_train = [&](const FakeExecutor::TrainCall& c) { return atTarget(c, 0.01); };
+  });
+  const auto& r = ranks[0].results;
+  ASSERT_EQ(r.trials.size(), 3u);
+  EXPECT_EQ(r.trials[0].ranks, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(r.trials[1].ranks, (std::vector<int64_t>{2}));
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_FALSE(ranks[k].fake->bound.empty());
+    EXPECT_EQ(ranks[k].fake->bound[0], std::make_pair(2, std::set<int>{0, 1})) << "rank " << k;
+  }
+  ASSERT_FALSE(ranks[2].fake->bound.empty());
+  EXPECT_EQ(ranks[2].fake->bound[0], std::make_pair(1, std::set<int>{2, 3}));
+  // Trial 3 (all four tasks) takes all three ranks: nothing is left to guess with.
+  EXPECT_EQ(r.trials[2].ranks, (std::vector<int64_t>{0, 1, 2}));
+  for (const auto& t : r.trials) EXPECT_EQ(t.decision, "accepted") << t.label;
+  EXPECT_EQ(r.achieved_savings, catalog_->savingsBytes());
 }
 
 // Trial 2 (group 1) ran on rank 1 beside trial 1 (group 0), which then committed new weights

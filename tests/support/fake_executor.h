@@ -215,28 +215,41 @@ class FakeExecutor final : public merge::TrialExecutor {
     current_ = accepted_;
     events.push_back({"hold", {}, "", From::kAccepted, {}, {}});
   }
-  // Root's held scores of `tasks` travel as text: "task=score;..." (exact: %a).
-  void adopt(const std::set<int>& tasks, int root, const dist::World& world) override {
-    std::string text;
-    if (world.rank() == root) {
-      for (const int t : tasks) {
-        char value[64];
-        std::snprintf(value, sizeof value, "%a", result_[static_cast<std::size_t>(t)]);
-        text += std::to_string(t) + "=" + value + ";";
+  // Each root's held scores travel as text: "task=score;..." (exact: %a).
+  void adopt(const std::map<int, int>& roots, const dist::World& world) override {
+    std::map<int, std::set<int>> by_root;
+    for (const auto& [t, root] : roots) by_root[root].insert(t);
+    for (const auto& [root, tasks] : by_root) {
+      std::string text;
+      if (world.rank() == root) {
+        for (const int t : tasks) {
+          char value[64];
+          std::snprintf(value, sizeof value, "%a", result_[static_cast<std::size_t>(t)]);
+          text += std::to_string(t) + "=" + value + ";";
+        }
       }
+      text = world.share(text, root);
+      std::size_t at = 0;
+      while (at < text.size()) {
+        const auto eq = text.find('=', at), end = text.find(';', at);
+        const auto t = static_cast<std::size_t>(std::stoi(text.substr(at, eq - at)));
+        committed_[t] = accepted_[t] =
+            std::strtod(text.substr(eq + 1, end - eq - 1).c_str(), nullptr);
+        at = end + 1;
+      }
+      adopted.push_back({root, tasks});
+      events.push_back({"adopt", {}, "", From::kAccepted, {root}, tasks});
     }
-    text = world.share(text, root);
-    std::size_t at = 0;
-    while (at < text.size()) {
-      const auto eq = text.find('=', at), end = text.find(';', at);
-      const auto t = static_cast<std::size_t>(std::stoi(text.substr(at, eq - at)));
-      committed_[t] = accepted_[t] =
-          std::strtod(text.substr(eq + 1, end - eq - 1).c_str(), nullptr);
-      at = end + 1;
-    }
-    adopted.push_back({root, tasks});
-    events.push_back({"adopt", {}, "", From::kAccepted, {root}, tasks});
   }
+  // A group: every member runs the trial's script alone (the scores are the "weights"), and
+  // group rank 0 holds every task.
+  void bind(const dist::World& group, const std::set<int>& tasks) override {
+    bound.push_back({group.size(), tasks});
+    events.push_back({"bind", {}, "", From::kAccepted, {group.rank(), group.size()}, tasks});
+  }
+  void unbind() override { events.push_back({"unbind", {}, "", From::kAccepted, {}, {}}); }
+  int holder(int) const override { return 0; }
+  std::vector<std::pair<int, std::set<int>>> bound;  // (group size, tasks) per bind()
   // A delta-combined task's score: the committed one plus what the trial added to it.
   void stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) override {
     staged_ = accepted_;

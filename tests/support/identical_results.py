@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Whether two results.h5 files are bit-identical but for timings: every dataset equal byte for
-byte, every attribute equal, except those that measure time (trial `seconds`, `search_seconds`,
+byte, every attribute equal, except those that measure time (trial `seconds` and `started`, `search_seconds`,
 `rank_busy_seconds` and `rank_idle_seconds`, the memory
 timeline's seconds column). For refactors that must not change behaviour: run the same merge
 with --fixed-steps before and after, and compare.
@@ -14,7 +14,7 @@ import sys
 import h5py
 import numpy as np
 
-TIMING_ATTRS = {"seconds", "search_seconds", "rank_busy_seconds", "rank_idle_seconds"}
+TIMING_ATTRS = {"seconds", "started", "search_seconds", "rank_busy_seconds", "rank_idle_seconds"}
 
 
 def items(f):

@@ -67,6 +67,9 @@ struct TrialRecord {
   int backoffs = 0;            // restarts at a smaller step after a collapse
   double lr = 0;               // the step the trial ended with, when not the workload's search.lr
   std::vector<int64_t> ranks;  // the ranks that held a task the trial trained (job ranks)
+  // Parallel trials: search seconds when it started (< 0: not recorded; a sequential search's
+  // trials follow one another).
+  double started = -1;
 };
 
 struct Results {

@@ -40,6 +40,7 @@
 // x the budget. A resumed run (--resume) replays the recorded outcomes through a fresh Planner
 // first.
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -81,11 +82,13 @@ class MergeCoordinator {
     Decision decision;
     train::TrialResult outcome;
     int backoffs = 0;
-    double lr = 0;              // the step it ended at
-    double start = 0;           // elapsed() when it started
-    double seconds = 0;         // its wall time
-    std::vector<double> score;  // every task's score after it, as its rank saw them
-    bool changed = false;       // it took a new state (accepted, partial)
+    double lr = 0;               // the step it ended at
+    double start = 0;            // elapsed() when it started
+    double seconds = 0;          // its wall time
+    std::vector<double> score;   // every task's score after it, as its rank saw them
+    bool changed = false;        // it took a new state (accepted, partial)
+    std::vector<int> ranks;      // the job ranks that ran it (parallel trials)
+    std::map<int, int> holders;  // task -> the job rank that holds its result
   };
   Evaluation evaluate(const Trial& trial);
   void commit(const Evaluation& e, double seconds, const std::vector<int>& ranks);
@@ -93,7 +96,8 @@ class MergeCoordinator {
   // trial of the wave the lead plans, and the wave commits in plan order (coordinator.cpp).
   void runParallel();
   std::string planWave();
-  void runWave(const std::vector<Trial>& wave);
+  // Trial 0 of the wave on ranks 0..group-1, the others one rank each after them.
+  void runWave(const std::vector<Trial>& wave, int group);
   // A trial that trained from a state the wave's earlier commits changed: its result with
   // theirs, validated on rank `root`. True (and the committed state of `adopted` updated, its
   // scores in e.score) if every task meets its target.

@@ -7,6 +7,7 @@
 //   staged    a candidate state for a partial check: the current weights, with the tasks that
 //             missed their targets put back at their accepted weights (stage()).
 // TrialRunner is the real executor (models, data, GradSync); the policy tests script a fake.
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -68,9 +69,16 @@ class TrialExecutor {
   // (after a combination was validated, see stageGraft): the result keeps the streams of the
   // tasks it took from the trial, the others' are the committed ones.
   virtual void hold(bool trained = true) = 0;
-  // A collective over `world`: the result of `tasks` on rank `root` becomes the committed
-  // and accepted state of those tasks on every rank, weights and data-stream positions.
-  virtual void adopt(const std::set<int>& tasks, int root, const dist::World& world) = 0;
+  // A collective over `world`: the result of each task on its rank (roots: task -> rank)
+  // becomes the committed and accepted state of the task on every rank, weights and
+  // data-stream positions.
+  virtual void adopt(const std::map<int, int>& roots, const dist::World& world) = 0;
+  // Makes this rank one of `group`, which trains `tasks` placed over its ranks (at most one
+  // rank per task); unbind() makes it this rank alone again, holding every task. holder(t):
+  // the group rank that trains task t.
+  virtual void bind(const dist::World& group, const std::set<int>& tasks) = 0;
+  virtual void unbind() = 0;
+  virtual int holder(int task) const = 0;
   // The combination of this rank's result with what was committed since its trial started
   // (from the state `base`): staged := accepted (the committed state), with the tasks
   // `from_result` at their result, and the tasks `with_delta` (trained by both) at committed +

@@ -42,6 +42,9 @@ struct MergeOptions {
   // Several trials at once, each on one rank that holds every task (docs/distributed.md);
   // on one rank the search is the sequential one.
   bool parallel_trials = false;
+  // With parallel_trials: the most ranks one trial takes (0: one per task it trains, up to
+  // the job's ranks); the ranks it leaves run the trials the search may try next.
+  int trial_ranks = 0;
   // Fault injection for tests: "RANK:STEP" throws on that rank at its STEP-th training step of
   // the run (counted over the trials); "RANK:STEP:kill" kills the process instead, ":stop"
   // stops it. Also read from GEMEL_FAULT.

@@ -10,6 +10,7 @@
 //   validate  score tasks, counts summed over ranks and replicas;
 //   record    gather the accepted weights on the lead, which writes results.h5.
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <vector>
@@ -38,11 +39,19 @@ class TrialRunner final : public TrialExecutor {
   TrialRunner(const TrialRunner&) = delete;
   TrialRunner& operator=(const TrialRunner&) = delete;
 
+  // Parallel trials: this runner was built on one rank's own World with every task placed on
+  // it; bind() can then make it one rank of a group that trains some tasks, placed over the
+  // group's ranks by `costs` (Placement), gradients synchronised over `backend`.
+  void enableGroups(std::vector<dist::TaskCost> costs, dist::Backend backend);
+  void bind(const dist::World& group, const std::set<int>& tasks) override;
+  void unbind() override;
+  int holder(int task) const override;
+
   int tasks() const override { return static_cast<int>(local_.size()); }
   const LayerCatalog& catalog() const override { return *catalog_; }
   int ranks() const override;
   std::vector<int> ranksOf(const std::set<int>& tasks) const override;
-  dist::Backend backend() const { return comms_.backend(); }
+  dist::Backend backend() const { return comms_->backend(); }
   // Wraps the RankSync of every train() (tests: a fault at a given step).
   using SyncWrapper = std::function<std::unique_ptr<train::RankSync>(train::RankSync&)>;
   void wrapSync(SyncWrapper wrap) { wrap_ = std::move(wrap); }
@@ -61,7 +70,7 @@ class TrialRunner final : public TrialExecutor {
   void record(io::Results& results, const SharingPlan& accepted, const TaskScores& scores) override;
   void settle() override;
   void hold(bool trained = true) override;
-  void adopt(const std::set<int>& tasks, int root, const dist::World& world) override;
+  void adopt(const std::map<int, int>& roots, const dist::World& world) override;
   void stageGraft(const std::set<int>& from_result, const std::set<int>& with_delta) override;
 
  private:
@@ -71,14 +80,22 @@ class TrialRunner final : public TrialExecutor {
   void prepareComms(const SharingPlan& plan);
 
   const config::Workload& workload_;
-  const dist::Placement& placement_;
-  const dist::World& world_;
+  const dist::Placement* placement_;  // the home placement, or the bound group's
+  const dist::World* world_;          // the home World, or the bound group
+  const dist::Placement& home_placement_;
+  const dist::World& home_world_;
+  const torch::Device device_;
   const std::string results_path_;
   std::vector<std::unique_ptr<train::TaskRuntime>> owned_;
-  std::vector<train::TaskRuntime*> local_;
+  std::vector<train::TaskRuntime*> local_;  // the tasks this rank trains (bound: of the group)
   std::vector<models::Model*> models_;
+  std::vector<train::TaskRuntime*> held_;  // every task this process holds
   std::unique_ptr<LayerCatalog> catalog_;
-  dist::CommunicatorCache comms_;
+  std::unique_ptr<dist::CommunicatorCache> home_comms_, group_comms_;
+  dist::CommunicatorCache* comms_;
+  std::vector<dist::TaskCost> costs_;  // enableGroups
+  dist::Backend group_backend_ = dist::Backend::kAuto;
+  std::unique_ptr<dist::Placement> group_placement_;
   std::vector<double> targets_;
   Snapshot accepted_, staged_;  // per task; empty entries for tasks on other ranks
   // Parallel trials (executor.h): every task is local.

@@ -35,9 +35,10 @@ class KillResume : public ::testing::Test {
     TempDir dir;
     const std::string launcher =
         np == 1 ? std::string() : testing::mpirunPrefix(np) + "-x OMP_NUM_THREADS=1 ";
-    const std::string merge = launcher + shellQuote(GEMEL_BINARY) + " merge --config " +
-                              shellQuote(*trained_) + " --fixed-steps 3 --threads 1" +
-                              (parallel.empty() ? " --max-trials 3" : " --max-trials 4 " + parallel);
+    const std::string merge =
+        launcher + shellQuote(GEMEL_BINARY) + " merge --config " + shellQuote(*trained_) +
+        " --fixed-steps 3 --threads 1" +
+        (parallel.empty() ? " --max-trials 3" : " --max-trials 4 " + parallel);
     auto r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("full")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto full = io::readResults(dir.file("full/results.h5"));

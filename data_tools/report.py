@@ -121,11 +121,17 @@ def ranks_section(r):
     ends = (list(tl[:, 0]) if len(tl) == len(r["trials"])
             else list(np.cumsum([t["seconds"] for t in r["trials"]])))
     fig, ax = plt.subplots(figsize=(12, 0.8 + 0.5 * n))
+    parallel = any(t["started"] is not None for t in r["trials"])
+    if parallel:  # trials of one wave overlap in time: waiting is what no trial covers
+        span = max([t["started"] + t["seconds"] for t in r["trials"]] + [0.0])
+        for rank in range(n):
+            ax.broken_barh([(0, span / 60.0)], (rank - 0.4, 0.8), color="#eceff1", lw=0)
     for t, end in zip(r["trials"], ends):
-        # Parallel trials record when they started (trials of one wave overlap in time).
         start = t["started"] if t["started"] is not None else end - t["seconds"]
         for rank in range(n):
             on = rank in t["ranks"]
+            if parallel and not on:
+                continue
             ax.broken_barh([(start / 60.0, t["seconds"] / 60.0)], (rank - 0.4, 0.8),
                            color=decision_colour(t["decision"]) if on else "#eceff1",
                            edgecolor="white", lw=0.5)

@@ -39,6 +39,11 @@
 // yet shared by all their models are tried again at kSecondPassLr x the step for kSecondPassBudget
 // x the budget. A resumed run (--resume) replays the recorded outcomes through a fresh Planner
 // first.
+// With MergeOptions::parallel_trials on several ranks, every rank holds every task and the search
+// runs in waves (runParallel): the next trial on a rank group of a rank per task it trains, each
+// rank left on a trial the search may try next; the wave commits in plan order, a trial that
+// trained from a state the wave's earlier commits changed only after its combination with them
+// validates (validateCombined). docs/distributed.md tells the whole rule.
 #include <chrono>
 #include <map>
 #include <memory>

@@ -900,23 +900,16 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
       runner_.accept();
       runner_.hold(false);
     }
-    verdict = met ? "1" : "0";
-    for (const double v : scores) {
-      char value[64];
-      std::snprintf(value, sizeof value, " %a", v);
-      verdict += value;
-    }
+    verdict = (met ? "1\n" : "0\n") + wire::packDoubles(scores);
   }
   verdict = control_.share(verdict, root);
-  std::istringstream in(verdict);
-  int met = 0;
-  in >> met;
+  const bool met = verdict[0] == '1';
+  const auto scores = wire::unpackDoubles(verdict.substr(2));
   std::string text;
+  std::size_t k = 0;
   for (const int t : tasks) {
-    std::string value;
-    in >> value;
-    if (value.empty()) break;
-    e.score[static_cast<std::size_t>(t)] = std::strtod(value.c_str(), nullptr);
+    if (k >= scores.size()) break;  // not validated: no time left
+    e.score[static_cast<std::size_t>(t)] = scores[k++];
     text +=
         format("{}{} {}/{}", text.empty() ? "" : ", ", w_.tasks[static_cast<std::size_t>(t)].name,
                formatFixed(e.score[static_cast<std::size_t>(t)], 3),
@@ -934,42 +927,9 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
 
 namespace {
 
-std::string packDoubles(const std::vector<double>& values) {
-  std::string out;
-  for (const double v : values) {
-    char value[64];
-    std::snprintf(value, sizeof value, "%s%a", out.empty() ? "" : ",", v);
-    out += value;
-  }
-  return out;
-}
-
-std::vector<double> unpackDoubles(const std::string& text) {
-  std::vector<double> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(std::strtod(item.c_str(), nullptr));
-  }
-  return out;
-}
-
 template <typename Ints>
 std::string packInts(const Ints& values) {
-  std::string out;
-  for (const auto v : values)
-    out += (out.empty() ? "" : ",") + std::to_string(static_cast<int64_t>(v));
-  return out;
-}
-
-std::vector<int64_t> unpackInts(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoll(item));
-  }
-  return out;
+  return wire::packInts(std::vector<int64_t>(values.begin(), values.end()));
 }
 
 }  // namespace
@@ -985,15 +945,15 @@ std::string MergeCoordinator::packEvaluation(const Evaluation& e) const {
       e.decision.label,
       packInts(e.decision.report_met),
       packInts(e.decision.checked),
-      packDoubles(e.decision.check_scores),
-      packDoubles(e.outcome.scores),
+      wire::packDoubles(e.decision.check_scores),
+      wire::packDoubles(e.outcome.scores),
       packInts(e.outcome.met),
       packInts(e.outcome.dropped),
       packInts(std::vector<int64_t>{e.outcome.nan_loss ? 1 : 0, e.outcome.steps, e.backoffs,
                                     e.changed ? 1 : 0}),
-      packDoubles(seconds),
+      wire::packDoubles(seconds),
       packInts(e.involved),
-      packDoubles(e.score),
+      wire::packDoubles(e.score),
       packInts(holders),
       ended};
   std::string text;
@@ -1011,25 +971,25 @@ MergeCoordinator::Evaluation MergeCoordinator::unpackEvaluation(const std::strin
   Evaluation e;
   e.trial = trial;
   e.decision.label = f[0];
-  for (const auto v : unpackInts(f[1])) e.decision.report_met.insert(static_cast<int>(v));
-  for (const auto v : unpackInts(f[2])) e.decision.checked.push_back(static_cast<int>(v));
-  e.decision.check_scores = unpackDoubles(f[3]);
-  e.outcome.scores = unpackDoubles(f[4]);
-  for (const auto v : unpackInts(f[5])) e.outcome.met.push_back(v != 0);
-  for (const auto v : unpackInts(f[6])) e.outcome.dropped.push_back(v != 0);
-  const auto flags = unpackInts(f[7]);
+  for (const auto v : wire::unpackInts(f[1])) e.decision.report_met.insert(static_cast<int>(v));
+  for (const auto v : wire::unpackInts(f[2])) e.decision.checked.push_back(static_cast<int>(v));
+  e.decision.check_scores = wire::unpackDoubles(f[3]);
+  e.outcome.scores = wire::unpackDoubles(f[4]);
+  for (const auto v : wire::unpackInts(f[5])) e.outcome.met.push_back(v != 0);
+  for (const auto v : wire::unpackInts(f[6])) e.outcome.dropped.push_back(v != 0);
+  const auto flags = wire::unpackInts(f[7]);
   GEMEL_ASSERT(flags.size() == 4, "malformed trial evaluation from another rank");
   e.outcome.nan_loss = flags[0] != 0;
   e.outcome.steps = flags[1];
   e.backoffs = static_cast<int>(flags[2]);
   e.changed = flags[3] != 0;
-  const auto seconds = unpackDoubles(f[8]);
+  const auto seconds = wire::unpackDoubles(f[8]);
   GEMEL_ASSERT(seconds.size() == 2, "malformed trial evaluation from another rank");
   e.lr = seconds[0];
   e.seconds = seconds[1];
-  for (const auto v : unpackInts(f[9])) e.involved.insert(static_cast<int>(v));
-  e.score = unpackDoubles(f[10]);
-  const auto pairs = unpackInts(f[11]);
+  for (const auto v : wire::unpackInts(f[9])) e.involved.insert(static_cast<int>(v));
+  e.score = wire::unpackDoubles(f[10]);
+  const auto pairs = wire::unpackInts(f[11]);
   for (std::size_t k = 0; k + 1 < pairs.size(); k += 2)
     e.holders[static_cast<int>(pairs[k])] = static_cast<int>(pairs[k + 1]);
   e.outcome.ended = f[12];

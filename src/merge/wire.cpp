@@ -1,6 +1,8 @@
 #include "gemel/merge/wire.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "gemel/core/error.h"
@@ -10,11 +12,7 @@ namespace {
 
 std::vector<int> parseInts(const std::string& text) {
   std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (!item.empty()) out.push_back(std::stoi(item));
-  }
+  for (const int64_t v : unpackInts(text)) out.push_back(static_cast<int>(v));
   return out;
 }
 
@@ -25,6 +23,42 @@ std::string joinInts(const std::vector<int>& values) {
 }
 
 }  // namespace
+
+std::string packInts(const std::vector<int64_t>& values) {
+  std::string out;
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + std::to_string(values[i]);
+  return out;
+}
+
+std::vector<int64_t> unpackInts(const std::string& text) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(std::stoll(item));
+  }
+  return out;
+}
+
+std::string packDoubles(const std::vector<double>& values) {
+  std::string out;
+  for (const double v : values) {
+    char value[64];
+    std::snprintf(value, sizeof value, "%s%a", out.empty() ? "" : ",", v);
+    out += value;
+  }
+  return out;
+}
+
+std::vector<double> unpackDoubles(const std::string& text) {
+  std::vector<double> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (!item.empty()) out.push_back(std::strtod(item.c_str(), nullptr));
+  }
+  return out;
+}
 
 // A model's shareable layers, as its owner describes them: "name\tarch\ttotal_bytes", then per
 // layer "module\tkind\thyper\tbytes\tparam=d0,d1;param=d0".

@@ -62,20 +62,23 @@ class KillResume : public ::testing::Test {
     if (!parallel.empty()) {
       r = run("OMP_NUM_THREADS=1 " + merge + " --out " + shellQuote(dir.file("again")));
       ASSERT_EQ(r.exit_code, 0) << r.output;
-      r = run(shellQuote(GEMEL_PYTHON) + " " +
-              shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
-              shellQuote(dir.file("full/results.h5")) + " " +
-              shellQuote(dir.file("again/results.h5")) + format(" {}", full.trials.size()));
+      r = sameResults(dir.file("full/results.h5"), dir.file("again/results.h5"),
+                      full.trials.size());
       EXPECT_EQ(r.exit_code, 0) << "two runs of the same parallel job differ\n" << r.output;
     }
 
     r = run("OMP_NUM_THREADS=1 " + merge + " --resume --out " + shellQuote(dir.file("part")));
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = run(shellQuote(GEMEL_PYTHON) + " " +
-            shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
-            shellQuote(dir.file("full/results.h5")) + " " +
-            shellQuote(dir.file("part/results.h5")) + format(" {}", full.trials.size()));
+    r = sameResults(dir.file("full/results.h5"), dir.file("part/results.h5"), full.trials.size());
     EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+
+  // tests/support/same_results.py: the same search, B finished, both holding `trials` trials.
+  static testing::CommandResult sameResults(const std::string& a, const std::string& b,
+                                            std::size_t trials) {
+    return run(shellQuote(GEMEL_PYTHON) + " " +
+               shellQuote(std::string(GEMEL_SOURCE_DIR) + "/tests/support/same_results.py") + " " +
+               shellQuote(a) + " " + shellQuote(b) + format(" {}", trials));
   }
 };
 std::string* KillResume::trained_ = nullptr;

@@ -119,6 +119,32 @@ class Parallel : public ::testing::Test {
   static bool combined(const std::string& label) {
     return label.find("with the wave's earlier trials") != std::string::npos;
   }
+  // Validations of a combination see every task `over` above its target.
+  FakeExecutor::ValidateScript combinationsAt(double over) const {
+    return [this, over](const FakeExecutor::Event& e) {
+      std::map<int, double> out;
+      if (combined(e.label)) {
+        for (const int t : e.tasks) out[t] = target(t) + over;
+      }
+      return out;
+    };
+  }
+  // The same search: trials, plan and final scores.
+  static void expectSameSearch(const io::Results& a, const io::Results& b) {
+    ASSERT_EQ(a.trials.size(), b.trials.size());
+    for (std::size_t i = 0; i < a.trials.size(); ++i) {
+      EXPECT_EQ(a.trials[i].number, static_cast<int>(i) + 1);
+      EXPECT_EQ(a.trials[i].label, b.trials[i].label);
+      EXPECT_EQ(a.trials[i].decision, b.trials[i].decision);
+      EXPECT_EQ(a.trials[i].scores, b.trials[i].scores);
+      EXPECT_EQ(a.trials[i].ranks, b.trials[i].ranks);
+      EXPECT_EQ(a.trials[i].bytes_saved, b.trials[i].bytes_saved);
+    }
+    EXPECT_EQ(a.plan_json, b.plan_json);
+    ASSERT_EQ(a.tasks.size(), b.tasks.size());
+    for (std::size_t t = 0; t < a.tasks.size(); ++t)
+      EXPECT_EQ(a.tasks[t].final_score, b.tasks[t].final_score);
+  }
   static std::vector<std::string> labels(const FakeExecutor& fake) {
     std::vector<std::string> out;
     for (const auto& c : fake.trains) out.push_back(c.options.label);
@@ -203,13 +229,7 @@ TEST_F(Parallel, OverlappingTrialsCommitOnlyAfterTheirCombinationIsValidated) {
   use(overlapping(), {0.8, 0.9, 0.7});
   const auto ranks = run(2, [&](FakeExecutor& fake, int) {
     fake.on_train = [&](const FakeExecutor::TrainCall& c) { return atTarget(c, 0.01); };
-    fake.on_validate = [&](const FakeExecutor::Event& e) {
-      std::map<int, double> out;
-      if (combined(e.label)) {
-        for (const int t : e.tasks) out[t] = target(t) + 0.005;
-      }
-      return out;
-    };
+    fake.on_validate = combinationsAt(0.005);
   });
   const auto& r = ranks[0].results;
   ASSERT_GE(r.trials.size(), 2u);
@@ -310,29 +330,12 @@ TEST_F(Parallel, DecisionsDoNotDependOnWhichRankFinishesFirst) {
           s[2] = target(2) - 0.05;  // C cannot take group 1: a partial trial
         return s;
       };
-      fake.on_validate = [&](const FakeExecutor::Event& e) {
-        std::map<int, double> out;
-        if (combined(e.label)) {
-          for (const int t : e.tasks) out[t] = target(t) + 0.003;
-        }
-        return out;
-      };
+      fake.on_validate = combinationsAt(0.003);
     });
   };
   const auto a = search(false), b = search(true);
-  const auto &ra = a[0].results, &rb = b[0].results;
-  ASSERT_EQ(ra.trials.size(), rb.trials.size());
-  ASSERT_GE(ra.trials.size(), 3u);
-  for (std::size_t i = 0; i < ra.trials.size(); ++i) {
-    EXPECT_EQ(ra.trials[i].number, static_cast<int>(i) + 1);
-    EXPECT_EQ(ra.trials[i].label, rb.trials[i].label);
-    EXPECT_EQ(ra.trials[i].decision, rb.trials[i].decision);
-    EXPECT_EQ(ra.trials[i].scores, rb.trials[i].scores);
-    EXPECT_EQ(ra.trials[i].ranks, rb.trials[i].ranks);
-    EXPECT_EQ(ra.trials[i].bytes_saved, rb.trials[i].bytes_saved);
-  }
-  EXPECT_EQ(ra.plan_json, rb.plan_json);
-  for (int t = 0; t < 3; ++t) EXPECT_EQ(ra.tasks[t].final_score, rb.tasks[t].final_score);
+  ASSERT_GE(a[0].results.trials.size(), 3u);
+  expectSameSearch(a[0].results, b[0].results);
   ASSERT_EQ(a[0].fake->records.size(), b[0].fake->records.size());
   for (std::size_t k = 0; k < a[0].fake->records.size(); ++k)
     EXPECT_EQ(a[0].fake->records[k].plan_json, b[0].fake->records[k].plan_json);
@@ -348,13 +351,7 @@ TEST_F(Parallel, ResumeWithTrialsInFlightEndsAsAnUninterruptedRun) {
       if (c.options.label.find("group 2") != std::string::npos) s[1] = target(1) - 0.1;
       return s;
     };
-    fake.on_validate = [&](const FakeExecutor::Event& e) {
-      std::map<int, double> out;
-      if (combined(e.label)) {
-        for (const int t : e.tasks) out[t] = target(t) + 0.004;
-      }
-      return out;
-    };
+    fake.on_validate = combinationsAt(0.004);
   };
   const auto whole = run(2, script);
   const auto& records = whole[0].fake->records;
@@ -363,16 +360,7 @@ TEST_F(Parallel, ResumeWithTrialsInFlightEndsAsAnUninterruptedRun) {
   const io::Results after_first_wave = records[1];
   ASSERT_GE(after_first_wave.trials.size(), 1u);
   const auto resumed = run(2, script, after_first_wave);
-  const auto &u = whole[0].results, &v = resumed[0].results;
-  ASSERT_EQ(u.trials.size(), v.trials.size());
-  for (std::size_t i = 0; i < u.trials.size(); ++i) {
-    EXPECT_EQ(u.trials[i].label, v.trials[i].label);
-    EXPECT_EQ(u.trials[i].decision, v.trials[i].decision);
-    EXPECT_EQ(u.trials[i].scores, v.trials[i].scores);
-    EXPECT_EQ(u.trials[i].ranks, v.trials[i].ranks);
-  }
-  EXPECT_EQ(u.plan_json, v.plan_json);
-  for (int t = 0; t < 3; ++t) EXPECT_EQ(u.tasks[t].final_score, v.tasks[t].final_score);
+  expectSameSearch(whole[0].results, resumed[0].results);
   // The resumed ranks began with the second wave's trials, as the uninterrupted ranks ran them.
   for (int r = 0; r < 2; ++r) {
     const auto& before = whole[r].fake->trains;

@@ -902,7 +902,11 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
     }
     verdict = (met ? "1\n" : "0\n") + wire::packDoubles(scores);
   }
-  verdict = control_.share(verdict, root);
+  {
+    // The other ranks wait here for the combination's validation and recovery on `root`.
+    dist::CollectiveScope wait("waiting for a combined validation", nullptr, true);
+    verdict = control_.share(verdict, root);
+  }
   const bool met = verdict[0] == '1';
   const auto scores = wire::unpackDoubles(verdict.substr(2));
   std::string text;

@@ -713,12 +713,16 @@ void MergeCoordinator::runParallel() {
             speculated_, used_, combined_);
 }
 
+std::set<int> MergeCoordinator::scope(const Trial& trial) const {
+  return accepted_.with(trial).connected(trial.models());
+}
+
 std::string MergeCoordinator::planWave() {
   const auto first = proposeNext();
   if (first.empty()) return "";
   std::vector<std::string> wave{first};
   // The next trial takes a rank per task it trains (at most trial_ranks); the others guess.
-  const int involved = static_cast<int>(accepted_.with(wire::unpackTrial(first)).models().size());
+  const int involved = static_cast<int>(scope(wire::unpackTrial(first)).size());
   int group = std::min(std::max(1, involved), control_.size());
   if (o_.trial_ranks > 0) group = std::min(group, o_.trial_ranks);
   struct Branch {
@@ -768,11 +772,15 @@ void MergeCoordinator::runWave(const std::vector<Trial>& wave, int group) {
   std::string mine;
   if (world) {
     const auto& trial = wave[static_cast<std::size_t>(index)];
+    // The trial sees the accepted plan of the tasks it can move, and trains only those.
+    const auto accepted = accepted_;
+    accepted_ = accepted.only(scope(trial));
     runner_.bind(*world, accepted_.with(trial).models());
     const auto before = score_;
     trial_world_ = world.get();
     auto e = evaluate(trial);
     trial_world_ = &control_;
+    accepted_ = accepted;
     score_ = before;  // the commits below take the scores, in plan order
     const auto ranks = ranksOf(static_cast<std::size_t>(index));
     for (const int t : e.involved)
@@ -856,7 +864,9 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
     plan_text = wire::pack(probe.accepted());
   }
   const auto combined = wire::unpackPlan(control_.share(plan_text));
-  std::set<int> from_result, with_delta, tasks = combined.models();
+  // The tasks whose weights the combination can move: those connected to the trial's.
+  std::set<int> from_result, with_delta,
+      tasks = combined.connected({e.involved.begin(), e.involved.end()});
   for (const int t : e.involved) {
     tasks.insert(t);
     (changed.count(t) ? with_delta : from_result).insert(t);
@@ -864,6 +874,7 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
   std::string verdict;
   if (control_.rank() == root) {
     runner_.stageGraft(from_result, with_delta);
+    const auto plan = combined.only(tasks);  // (tasks outside it keep their weights)
     std::vector<int> rank(static_cast<std::size_t>(runner_.tasks()), 1);
     for (const int t : changed) rank[static_cast<std::size_t>(t)] = 0;
     trial_world_ = &solo_;
@@ -876,21 +887,21 @@ bool MergeCoordinator::validateCombined(Evaluation& e, int root, const std::set<
       return all;
     };
     if (roomFor(1, 0)) {
-      runner_.apply(combined, From::kStaged, accepted_, rank);
+      runner_.apply(plan, From::kStaged, accepted_.only(tasks), rank);
       auto options = trialOptions(e.trial);
       options.lr = e.lr;
       options.label = format("trial {}: with the wave's earlier trials", e.trial.number);
-      scores = runner_.validate(combined, tasks, options);
+      scores = runner_.validate(plan, tasks, options);
       met = all_met();
       // As the partial check does: a short joint retraining of the combination, when it misses.
       if (!met && w_.search.recovery_fraction > 0 && roomFor(3, 1)) {
         const auto outcome = runner_.train(
-            combined,
+            plan,
             recoveryOptions(options, w_.search.recovery_fraction, options.label + ", recovery"),
             {});
         noteTimes(outcome);
         if (!outcome.nan_loss) {
-          scores = runner_.validate(combined, tasks, options);
+          scores = runner_.validate(plan, tasks, options);
           met = all_met();
         }
       }

@@ -46,6 +46,31 @@ SharingPlan SharingPlan::with(const Trial& trial) const {
   return out;
 }
 
+std::set<int> SharingPlan::connected(const std::vector<int>& models) const {
+  std::set<int> reached(models.begin(), models.end());
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& [key, members] : members_) {
+      if (members.size() < 2) continue;
+      bool touches = false;
+      for (const int m : members) touches = touches || reached.count(m) > 0;
+      if (!touches) continue;
+      for (const int m : members) grew = reached.insert(m).second || grew;
+    }
+  }
+  return reached;
+}
+
+SharingPlan SharingPlan::only(const std::set<int>& models) const {
+  SharingPlan out;
+  for (const auto& [key, members] : members_) {
+    bool inside = true;
+    for (const int m : members) inside = inside && models.count(m) > 0;
+    if (inside) out.members_[key] = members;
+  }
+  return out;
+}
+
 namespace {
 
 std::string joinInts(const std::vector<int>& values) {

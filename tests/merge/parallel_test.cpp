@@ -63,6 +63,23 @@ LayerCatalog disjoint() {
   return LayerCatalog(models);
 }
 
+// Two families that share nothing with each other: A and B share a 16x16 conv and a 2x2 one,
+// C and D an 8x8 conv.
+LayerCatalog families() {
+  std::vector<CatalogModel> models;
+  for (const std::string name : {"A", "B", "C", "D"}) {
+    std::vector<models::LayerInfo> layers;
+    if (name == "A" || name == "B") {
+      layers.push_back(testing::conv3x3("x", 16, 16));
+      layers.push_back(testing::conv3x3("w", 2, 2));
+    } else {
+      layers.push_back(testing::conv3x3("y", 8, 8));
+    }
+    models.push_back(model(name, layers));
+  }
+  return LayerCatalog(models);
+}
+
 struct Rank {
   std::unique_ptr<FakeExecutor> fake;
   io::Results results;
@@ -219,6 +236,29 @@ TEST_F(Parallel, TheNextTrialTakesARankPerTaskItTrainsAndTheRanksLeftGuess) {
   // Trial 3 (all four tasks) takes all three ranks: nothing is left to guess with.
   EXPECT_EQ(r.trials[2].ranks, (std::vector<int64_t>{0, 1, 2}));
   for (const auto& t : r.trials) EXPECT_EQ(t.decision, "accepted") << t.label;
+  EXPECT_EQ(r.achieved_savings, catalog_->savingsBytes());
+}
+
+// Trial 3 shares W between A and B. C and D share Y since trial 2, but nothing with A or B:
+// training A and B cannot move them, so trial 3 trains A and B alone (the sequential search
+// retrains every model that shares a layer), and commits beside a guess on C and D.
+TEST_F(Parallel, ATrialTrainsOnlyTheTasksItsLayersConnect) {
+  use(families(), {0.8, 0.9, 0.7, 0.6});
+  options_.trial_ranks = 0;
+  const auto ranks = run(2, [&](FakeExecutor& fake, int) {
+    fake.on_train = [&](const FakeExecutor::TrainCall& c) { return atTarget(c, 0.01); };
+  });
+  const auto& r = ranks[0].results;
+  ASSERT_EQ(r.trials.size(), 3u);
+  for (const auto& t : r.trials) EXPECT_EQ(t.decision, "accepted") << t.label;
+  EXPECT_EQ(r.trials[2].models, (std::vector<std::string>{"A", "B"}));
+  EXPECT_EQ(r.trials[2].trained, (std::vector<std::string>{"A", "B"}));
+  for (const auto& rank : ranks) {
+    for (const auto& c : rank.fake->trains) {
+      if (c.options.label.rfind("trial 3 (", 0) == 0)
+        EXPECT_EQ(c.plan.models(), (std::set<int>{0, 1})) << c.options.label;
+    }
+  }
   EXPECT_EQ(r.achieved_savings, catalog_->savingsBytes());
 }
 

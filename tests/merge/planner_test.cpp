@@ -208,6 +208,25 @@ TEST(Planner, AllSharesEverythingInOneTrialAndManualFollowsTheList) {
   EXPECT_THROW(parseStrategy("random"), ConfigError);
 }
 
+// Models 0-1 share through group 0, 1-2 through group 2 (so 0, 1, 2 are one component), 3-4
+// through group 1; model 5 shares nothing.
+TEST(SharingPlan, ConnectedFollowsSharedLayersTransitivelyAndOnlyKeepsThoseInstances) {
+  SharingPlan plan;
+  plan.add({0, {0}, {0, 1}});
+  plan.add({2, {1}, {1, 2}});
+  plan.add({1, {0, 3}, {3, 4}});
+  EXPECT_EQ(plan.connected({0}), (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(plan.connected({2}), (std::set<int>{0, 1, 2}));
+  EXPECT_EQ(plan.connected({4}), (std::set<int>{3, 4}));
+  EXPECT_EQ(plan.connected({5}), (std::set<int>{5}));
+  EXPECT_EQ(plan.connected({0, 3}), (std::set<int>{0, 1, 2, 3, 4}));
+  const auto part = plan.only({0, 1, 2});
+  EXPECT_EQ(part.instances().size(), 2u);
+  EXPECT_EQ(part.models(), (std::set<int>{0, 1, 2}));
+  EXPECT_TRUE(plan.only({0, 3}).empty());  // no instance lies wholly inside
+  EXPECT_EQ(plan.only({0, 1, 2, 3, 4}), plan);
+}
+
 TEST(SharingPlan, TextAndJsonFormsAgree) {
   TrialPart a{0, {0, 2}, {0, 1, 2}};
   TrialPart b{2, {0}, {1, 2}};

@@ -101,6 +101,10 @@ class MergeCoordinator {
   // trial of the wave the lead plans, and the wave commits in plan order (coordinator.cpp).
   void runParallel();
   std::string planWave();
+  // The tasks a trial can move in parallel mode: its models and every model that shares a
+  // layer with them, once it is added to the accepted plan (the sequential search retrains
+  // every model that shares any layer).
+  std::set<int> scope(const Trial& trial) const;
   // Trial 0 of the wave on ranks 0..group-1, the others one rank each after them.
   void runWave(const std::vector<Trial>& wave, int group);
   // A trial that trained from a state the wave's earlier commits changed: its result with

@@ -58,6 +58,11 @@ class SharingPlan {
   std::set<int> models() const;
   // The plan with `trial` added (what a trial trains).
   SharingPlan with(const Trial& trial) const;
+  // `models` and every model that shares a layer with one of them, transitively: the models
+  // whose weights training `models` can move.
+  std::set<int> connected(const std::vector<int>& models) const;
+  // The instances whose members are all among `models`.
+  SharingPlan only(const std::set<int>& models) const;
   // (Its form between ranks: merge/wire.h.)
   // JSON form, for results.h5 (/search/state plan): [[group, instance, [models]], ...].
   std::string json() const;

@@ -21,7 +21,13 @@ namespace gemel::testing {
 
 class ThreadRanks {
  public:
-  explicit ThreadRanks(int n) : n_(n), slots_(n, nullptr), ints_(n, nullptr) {}
+  // Every per-rank slot exists from the start: a thread must never size one while another
+  // reads it (a lazily sized slot raced in the first share of a group made by split).
+  explicit ThreadRanks(int n)
+      : n_(n),
+        texts_(static_cast<std::size_t>(n), nullptr),
+        slots_(n, nullptr),
+        ints_(n, nullptr) {}
   int size() const { return n_; }
 
   // Runs body(rank) on n threads and waits for them.
@@ -98,7 +104,6 @@ class ThreadRanks {
 
   // Root's text on every rank.
   std::string share(const std::string& text, int root, int rank) {
-    if (texts_.empty()) texts_.assign(static_cast<std::size_t>(n_), nullptr);
     texts_[static_cast<std::size_t>(rank)] = &text;
     barrier();
     std::string copy = *texts_[static_cast<std::size_t>(root)];
